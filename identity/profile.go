@@ -1,0 +1,212 @@
+package identity
+
+import (
+	"fmt"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/identity/pb"
+)
+
+// Limits on profile fields.
+const (
+	MaxNameBytes     = 64
+	MaxProfileRelays = 8
+)
+
+// SharingPolicy says who may share a user with others.
+type SharingPolicy int
+
+// The sharing policies.
+const (
+	// ShareByFriends lets any friend of the owner share them (the default).
+	ShareByFriends SharingPolicy = SharingPolicy(pb.SharingPolicy_SHARING_FRIENDS)
+	// ShareByNobody makes relays refuse any share that includes the owner.
+	ShareByNobody SharingPolicy = SharingPolicy(pb.SharingPolicy_SHARING_NOBODY)
+)
+
+// String returns "friends" or "nobody".
+func (p SharingPolicy) String() string {
+	switch p {
+	case ShareByFriends:
+		return "friends"
+	case ShareByNobody:
+		return "nobody"
+	}
+	return fmt.Sprintf("policy(%d)", int(p))
+}
+
+// ProfileInfo is what a user fills in; NewProfile signs it.
+type ProfileInfo struct {
+	Name   string
+	Relays []ma.Multiaddr
+	Seq    uint64
+	Policy SharingPolicy
+}
+
+// Profile is a verified profile: the owner's own signed statement of their
+// name, home relays and sharing policy.
+type Profile struct {
+	Owner    peer.ID
+	Name     string
+	Relays   []ma.Multiaddr
+	Seq      uint64
+	Policy   SharingPolicy
+	IssuedAt time.Time
+	Raw      []byte // exact SignedRecord bytes
+}
+
+// ValidateName checks a display name: 1 to MaxNameBytes bytes of UTF-8,
+// no control characters, not only spaces.
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("identity: name is empty")
+	case len(name) > MaxNameBytes:
+		return fmt.Errorf("identity: name is %d bytes, limit %d", len(name), MaxNameBytes)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("identity: name is not UTF-8")
+	}
+	blank := true
+	for _, r := range name {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return fmt.Errorf("identity: name contains control characters")
+		}
+		if !unicode.IsSpace(r) {
+			blank = false
+		}
+	}
+	if blank {
+		return fmt.Errorf("identity: name is blank")
+	}
+	return nil
+}
+
+// NewProfile signs info with key as of now.
+func NewProfile(key crypto.PrivKey, info ProfileInfo, now time.Time) ([]byte, error) {
+	if err := ValidateName(info.Name); err != nil {
+		return nil, err
+	}
+	if len(info.Relays) > MaxProfileRelays {
+		return nil, fmt.Errorf("identity: %d relays, limit %d", len(info.Relays), MaxProfileRelays)
+	}
+	if info.Policy != ShareByFriends && info.Policy != ShareByNobody {
+		return nil, fmt.Errorf("identity: unknown sharing policy %d", info.Policy)
+	}
+	owner, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("identity: profile: %w", err)
+	}
+	body := &pb.ProfileBody{
+		Owner:    []byte(owner),
+		Name:     info.Name,
+		Seq:      info.Seq,
+		Policy:   pb.SharingPolicy(info.Policy),
+		IssuedAt: unix(now),
+	}
+	for _, r := range info.Relays {
+		body.Relays = append(body.Relays, r.Bytes())
+	}
+	b, err := proto.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := sign(key, DomainProfile, b)
+	if err != nil {
+		return nil, err
+	}
+	return proto.Marshal(&pb.SignedRecord{Body: b, Signature: sig})
+}
+
+// Profile verifies a profile: well formed, signed by its owner, not issued
+// in the future.
+func (v *Verifier) Profile(raw []byte, now time.Time) (*Profile, error) {
+	k, cached, ok := v.lookup(kindProfile, raw)
+	var p *Profile
+	if ok {
+		p = cached.(*Profile)
+	} else {
+		var err error
+		if p, err = decodeProfile(raw); err != nil {
+			return nil, err
+		}
+		v.remember(k, p)
+	}
+	if err := v.checkWindow("profile", p.IssuedAt, time.Time{}, now); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func decodeProfile(raw []byte) (*Profile, error) {
+	const record = "profile"
+	if len(raw) == 0 {
+		return nil, fail(record, ReasonMissing, "no profile given")
+	}
+	if len(raw) > MaxRecordSize {
+		return nil, fail(record, ReasonMalformed, "%d bytes, limit %d", len(raw), MaxRecordSize)
+	}
+	var sr pb.SignedRecord
+	if err := proto.Unmarshal(raw, &sr); err != nil {
+		return nil, malformed(record, err, "")
+	}
+	var body pb.ProfileBody
+	if err := proto.Unmarshal(sr.Body, &body); err != nil {
+		return nil, malformed(record, err, "body")
+	}
+	owner, pub, err := parsePeer(body.Owner)
+	if err != nil {
+		return nil, malformed(record, err, "owner")
+	}
+	if err := ValidateName(body.Name); err != nil {
+		return nil, malformed(record, err, "")
+	}
+	if len(body.Relays) > MaxProfileRelays {
+		return nil, fail(record, ReasonMalformed, "%d relays, limit %d", len(body.Relays), MaxProfileRelays)
+	}
+	if body.Policy != pb.SharingPolicy_SHARING_FRIENDS && body.Policy != pb.SharingPolicy_SHARING_NOBODY {
+		return nil, fail(record, ReasonMalformed, "unknown sharing policy %d", body.Policy)
+	}
+	p := &Profile{
+		Owner:    owner,
+		Name:     body.Name,
+		Seq:      body.Seq,
+		Policy:   SharingPolicy(body.Policy),
+		IssuedAt: fromUnix(body.IssuedAt),
+		Raw:      raw,
+	}
+	for _, rb := range body.Relays {
+		a, err := ma.NewMultiaddrBytes(rb)
+		if err != nil {
+			return nil, malformed(record, err, "relay address")
+		}
+		p.Relays = append(p.Relays, a)
+	}
+	if !verifySig(pub, DomainProfile, sr.Body, sr.Signature) {
+		return nil, fail(record, ReasonBadSignature, "owner %s did not sign it", owner.ShortString())
+	}
+	return p, nil
+}
+
+// Shareable says whether subject may be shared, given their profile (nil
+// when none is known, which means the default: friends may share). It
+// returns a *VerifyError with ReasonOptedOut when the owner said nobody,
+// and ReasonWrongPair when the profile is someone else's.
+func (p *Profile) Shareable(subject peer.ID) error {
+	if p == nil {
+		return nil
+	}
+	if p.Owner != subject {
+		return fail("profile", ReasonWrongPair, "profile of %s given for %s", p.Owner.ShortString(), subject.ShortString())
+	}
+	if p.Policy == ShareByNobody {
+		return fail("profile", ReasonOptedOut, "%s (%s) does not allow being shared", p.Name, subject.ShortString())
+	}
+	return nil
+}
