@@ -14,7 +14,7 @@ import (
 )
 
 func asVerifyError(err error, ve **VerifyError) bool { return errors.As(err, ve) }
-func isErr(err, target error) bool                    { return errors.Is(err, target) }
+func isErr(err, target error) bool                   { return errors.Is(err, target) }
 
 func TestAttestationRoundTrip(t *testing.T) {
 	alice, bob := newUser(t), newUser(t)
