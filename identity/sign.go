@@ -99,3 +99,24 @@ func fromUnix(s int64) time.Time { return time.Unix(s, 0).UTC() }
 
 // digest is a SHA-256 hash.
 type digest = [sha256.Size]byte
+
+// SignBody signs body for domain with key, using the same layout as every
+// record in this package. Other packages use it for their own signed
+// messages (add requests), each with its own domain.
+func SignBody(key crypto.PrivKey, domain string, body []byte) ([]byte, error) {
+	return sign(key, domain, body)
+}
+
+// VerifyBody checks that signer signed body for domain. It returns a
+// *VerifyError (ReasonMalformed for a signer that is not an Ed25519 peer id,
+// ReasonBadSignature otherwise).
+func VerifyBody(record string, signer peer.ID, domain string, body, sig []byte) error {
+	pub, err := PublicKey(signer)
+	if err != nil {
+		return malformed(record, err, "signer")
+	}
+	if !verifySig(pub, domain, body, sig) {
+		return fail(record, ReasonBadSignature, "%s did not sign it", signer.ShortString())
+	}
+	return nil
+}

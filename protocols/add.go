@@ -1,0 +1,284 @@
+package protocols
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/protocols/pb"
+)
+
+// DomainAddRequest separates add request signatures from every other
+// signature a key makes.
+const DomainAddRequest = "kith/add-request/v1"
+
+// RequestID names an add request. A node derives it from what was picked,
+// so picking the same friend from the same share twice yields the same id
+// and nobody is asked twice.
+type RequestID [16]byte
+
+// NewRequestID returns a random request id.
+func NewRequestID() RequestID {
+	var id RequestID
+	if _, err := rand.Read(id[:]); err != nil {
+		panic("protocols: crypto/rand failed: " + err.Error())
+	}
+	return id
+}
+
+// String returns the id in hex.
+func (id RequestID) String() string { return hex.EncodeToString(id[:]) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (id RequestID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (id *RequestID) UnmarshalText(b []byte) error {
+	p, err := ParseRequestID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = p
+	return nil
+}
+
+// ParseRequestID parses the hex form of a request id.
+func ParseRequestID(s string) (RequestID, error) {
+	var id RequestID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("protocols: %q is not a request id", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+func requestIDFromBytes(b []byte) (RequestID, error) {
+	var id RequestID
+	if len(b) != len(id) {
+		return id, Errorf(pb.Status_BAD_REQUEST, "request id has %d bytes, want %d", len(b), len(id))
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// AddRequestSpec is what a requester asks; BuildAddRequest signs it.
+type AddRequestSpec struct {
+	ID           RequestID
+	To           peer.ID
+	Offer        []byte // identity.MakeOffer(requester, To, ...)
+	Introduction []byte // how the requester was introduced to To, or
+	Invite       []byte // To's invite
+	Message      string
+	FromName     string
+	CreatedAt    time.Time
+}
+
+// BuildAddRequest signs spec with the requester's key.
+func BuildAddRequest(key crypto.PrivKey, spec AddRequestSpec) (*pb.AddRequest, error) {
+	from, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("protocols: add request: %w", err)
+	}
+	body, err := proto.Marshal(&pb.AddRequestBody{
+		RequestId:    spec.ID[:],
+		To:           []byte(spec.To),
+		Offer:        spec.Offer,
+		Introduction: spec.Introduction,
+		Invite:       spec.Invite,
+		Message:      spec.Message,
+		FromName:     spec.FromName,
+		CreatedAt:    spec.CreatedAt.Unix(),
+		From:         []byte(from),
+	})
+	if err != nil {
+		return nil, err
+	}
+	sig, err := identity.SignBody(key, DomainAddRequest, body)
+	if err != nil {
+		return nil, err
+	}
+	m := &pb.AddRequest{Body: body, Signature: sig}
+	if _, err := DecodeAddRequest(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// UnverifiedAddRequest is an add request that decoded and follows the
+// structural rules; VerifyAddRequest checks its signatures.
+type UnverifiedAddRequest struct {
+	ID           RequestID
+	From, To     peer.ID
+	Offer        []byte
+	Introduction []byte
+	Invite       []byte
+	Message      string
+	FromName     string
+	CreatedAt    time.Time
+	Wire         *pb.AddRequest // exact body and signature, to forward untouched
+}
+
+// DecodeAddRequest checks an add request's structure. Errors are
+// *StatusError with BAD_REQUEST or TOO_LARGE.
+func DecodeAddRequest(m *pb.AddRequest) (*UnverifiedAddRequest, error) {
+	if m == nil || len(m.Body) == 0 {
+		return nil, Errorf(pb.Status_BAD_REQUEST, "empty add request")
+	}
+	if len(m.Body) > 3*identity.MaxRecordSize {
+		return nil, Errorf(pb.Status_TOO_LARGE, "add request of %d bytes", len(m.Body))
+	}
+	var b pb.AddRequestBody
+	if err := proto.Unmarshal(m.Body, &b); err != nil {
+		return nil, Errorf(pb.Status_BAD_REQUEST, "add request does not decode: %v", err)
+	}
+	id, err := requestIDFromBytes(b.RequestId)
+	if err != nil {
+		return nil, err
+	}
+	from, err := decodePeer("requester", b.From)
+	if err != nil {
+		return nil, err
+	}
+	to, err := decodePeer("recipient", b.To)
+	if err != nil {
+		return nil, err
+	}
+	if from == to {
+		return nil, Errorf(pb.Status_BAD_REQUEST, "an add request to oneself")
+	}
+	if len(b.Offer) == 0 {
+		return nil, Errorf(pb.Status_BAD_REQUEST, "add request without an offer")
+	}
+	if len(b.Introduction) == 0 && len(b.Invite) == 0 {
+		return nil, Errorf(pb.Status_BAD_REQUEST, "add request with neither an introduction nor an invite")
+	}
+	if err := checkText("message", b.Message, MaxMessageText); err != nil {
+		return nil, err
+	}
+	if err := checkText("requester name", b.FromName, identity.MaxNameBytes); err != nil {
+		return nil, err
+	}
+	return &UnverifiedAddRequest{
+		ID: id, From: from, To: to, Offer: b.Offer, Introduction: b.Introduction, Invite: b.Invite,
+		Message: b.Message, FromName: b.FromName, CreatedAt: time.Unix(b.CreatedAt, 0).UTC(), Wire: m,
+	}, nil
+}
+
+// AddRequest is a verified add request.
+type AddRequest struct {
+	*UnverifiedAddRequest
+	Offer        *identity.Attestation  // the requester's half, addressed to To
+	Introduction *identity.Introduction // nil when the request rests on an invite
+}
+
+// VerifyAddRequest checks the requester's signature, the offer (made by
+// From, to To) and, when present, the introduction (of From to To). A
+// request resting on an invite is returned with a nil Introduction: only
+// the invitee's node can check its own invite. Errors are
+// *identity.VerifyError.
+func VerifyAddRequest(v *identity.Verifier, u *UnverifiedAddRequest, now time.Time) (*AddRequest, error) {
+	if err := identity.VerifyBody("add request", u.From, DomainAddRequest, u.Wire.Body, u.Wire.Signature); err != nil {
+		return nil, err
+	}
+	offer, err := v.Offer(u.Offer, u.To, now)
+	if err != nil {
+		return nil, err
+	}
+	if offer.Requester != u.From {
+		return nil, &identity.VerifyError{Record: "offer", Reason: identity.ReasonWrongPair,
+			Detail: fmt.Sprintf("the offer is from %s, the request from %s", offer.Requester.ShortString(), u.From.ShortString())}
+	}
+	r := &AddRequest{UnverifiedAddRequest: u, Offer: offer}
+	if len(u.Introduction) > 0 {
+		in, err := v.IntroductionTo(u.Introduction, u.From, u.To, now)
+		if err != nil {
+			return nil, err
+		}
+		r.Introduction = in
+	}
+	return r, nil
+}
+
+// DecodeAddAnswer checks an answer's structure and returns its request id.
+func DecodeAddAnswer(m *pb.AddAnswer) (RequestID, error) {
+	if m == nil {
+		return RequestID{}, Errorf(pb.Status_BAD_REQUEST, "empty answer")
+	}
+	id, err := requestIDFromBytes(m.RequestId)
+	if err != nil {
+		return id, err
+	}
+	if len(m.Attestation) == 0 {
+		return id, Errorf(pb.Status_BAD_REQUEST, "answer without an attestation")
+	}
+	if len(m.Attestation) > identity.MaxRecordSize {
+		return id, Errorf(pb.Status_TOO_LARGE, "attestation of %d bytes", len(m.Attestation))
+	}
+	return id, nil
+}
+
+// DecodeAddMessage parses an add stream's message and checks the structure
+// of what it carries (each request of a combined one included, against
+// lim). It returns the message and its decoded requests.
+func DecodeAddMessage(frame []byte, lim Limits) (*pb.AddMessage, []*UnverifiedAddRequest, error) {
+	if len(frame) > MaxAddMessage {
+		return nil, nil, Errorf(pb.Status_TOO_LARGE, "add message of %d bytes, limit %d", len(frame), MaxAddMessage)
+	}
+	var m pb.AddMessage
+	if err := proto.Unmarshal(frame, &m); err != nil {
+		return nil, nil, Errorf(pb.Status_BAD_REQUEST, "add message does not decode: %v", err)
+	}
+	switch msg := m.Msg.(type) {
+	case *pb.AddMessage_Request:
+		u, err := DecodeAddRequest(msg.Request)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &m, []*UnverifiedAddRequest{u}, nil
+	case *pb.AddMessage_Answer:
+		if _, err := DecodeAddAnswer(msg.Answer); err != nil {
+			return nil, nil, err
+		}
+		return &m, nil, nil
+	case *pb.AddMessage_Combined:
+		reqs := msg.Combined.GetRequests()
+		if len(reqs) == 0 {
+			return nil, nil, Errorf(pb.Status_BAD_REQUEST, "combined request with no request")
+		}
+		if len(reqs) > lim.requests() {
+			return nil, nil, Errorf(pb.Status_TOO_LARGE, "%d requests, limit %d", len(reqs), lim.requests())
+		}
+		out := make([]*UnverifiedAddRequest, 0, len(reqs))
+		seen := make(map[RequestID]bool, len(reqs))
+		for _, r := range reqs {
+			u, err := DecodeAddRequest(r)
+			if err != nil {
+				return nil, nil, err
+			}
+			if seen[u.ID] {
+				return nil, nil, Errorf(pb.Status_BAD_REQUEST, "request %s appears twice", u.ID)
+			}
+			seen[u.ID] = true
+			if u.From != out0From(out, u.From) {
+				return nil, nil, Errorf(pb.Status_BAD_REQUEST, "a combined request mixes requesters")
+			}
+			out = append(out, u)
+		}
+		return &m, out, nil
+	}
+	return nil, nil, Errorf(pb.Status_BAD_REQUEST, "add message carries nothing")
+}
+
+func out0From(out []*UnverifiedAddRequest, def peer.ID) peer.ID {
+	if len(out) == 0 {
+		return def
+	}
+	return out[0].From
+}

@@ -1,0 +1,167 @@
+package protocols
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/protocols/pb"
+)
+
+// bobAsks builds Bob's request to the given item of a share Alice made.
+func bobAsks(t *testing.T, w *world, s *UnverifiedShare, to user) *pb.AddRequest {
+	t.Helper()
+	offer, err := identity.MakeOffer(w.bob.key, to.id, t0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intro, err := s.Introduction(w.bob.id, to.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := BuildAddRequest(w.bob.key, AddRequestSpec{
+		ID: NewRequestID(), To: to.id, Offer: offer, Introduction: intro,
+		Message: "Alice shared you with me", FromName: "Bob", CreatedAt: t0,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestAddRequestRoundTrip(t *testing.T) {
+	w := newWorld(t)
+	s, _ := BuildShare(w.alice.key, w.spec([]user{w.bob}, []user{w.carol, w.dave}))
+	req := bobAsks(t, w, s, w.carol)
+	frame, _ := proto.Marshal(&pb.AddMessage{Msg: &pb.AddMessage_Request{Request: req}})
+	_, reqs, err := DecodeAddMessage(frame, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := identity.NewVerifier()
+	got, err := VerifyAddRequest(v, reqs[0], t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.From != w.bob.id || got.To != w.carol.id || got.Introduction.Sharer != w.alice.id || got.Message != "Alice shared you with me" {
+		t.Fatalf("decoded %+v", got)
+	}
+	// Carol accepts: countersigning the offer makes the friendship.
+	att, err := v.Countersign(w.carol.key, got.UnverifiedAddRequest.Offer, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans, _ := proto.Marshal(&pb.AddMessage{Msg: &pb.AddMessage_Answer{Answer: &pb.AddAnswer{RequestId: got.ID[:], Attestation: att.Raw}}})
+	if _, _, err := DecodeAddMessage(ans, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Friendship(att.Raw, w.bob.id, w.carol.id, t0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerifyAddRequestFailures(t *testing.T) {
+	w := newWorld(t)
+	s, _ := BuildShare(w.alice.key, w.spec([]user{w.bob}, []user{w.carol, w.dave}))
+	good := bobAsks(t, w, s, w.carol)
+	var body pb.AddRequestBody
+	proto.Unmarshal(good.Body, &body)
+	resign := func(edit func(*pb.AddRequestBody), signer user) *pb.AddRequest {
+		b := proto.Clone(&body).(*pb.AddRequestBody)
+		edit(b)
+		br, _ := proto.Marshal(b)
+		sig, _ := identity.SignBody(signer.key, DomainAddRequest, br)
+		return &pb.AddRequest{Body: br, Signature: sig}
+	}
+	daveIntro, _ := s.Introduction(w.bob.id, w.dave.id)
+	malOffer, _ := identity.MakeOffer(w.mallory.key, w.carol.id, t0, 0)
+	// Mallory claims Alice introduced her to Carol: she can only reuse Bob's.
+	tests := []struct {
+		name string
+		req  *pb.AddRequest
+		now  time.Time
+		want identity.Reason
+	}{
+		{"valid", good, t0, identity.ReasonNone},
+		{"signed by someone else", resign(func(*pb.AddRequestBody) {}, w.mallory), t0, identity.ReasonBadSignature},
+		{"message changed in transit", func() *pb.AddRequest {
+			b := proto.Clone(&body).(*pb.AddRequestBody)
+			b.Message = "send money"
+			br, _ := proto.Marshal(b)
+			return &pb.AddRequest{Body: br, Signature: good.Signature}
+		}(), t0, identity.ReasonBadSignature},
+		{"introduction to another friend", resign(func(b *pb.AddRequestBody) { b.Introduction = daveIntro }, w.bob), t0, identity.ReasonWrongPair},
+		{"introduction claimed by someone it was not given to", resign(func(b *pb.AddRequestBody) {
+			b.From = []byte(w.mallory.id)
+			b.Offer = malOffer
+		}, w.mallory), t0, identity.ReasonWrongPair},
+		{"offer made by another requester", resign(func(b *pb.AddRequestBody) { b.Offer = malOffer }, w.bob), t0, identity.ReasonWrongPair},
+		{"introduction expired", good, t0.Add(DefaultShareValidity), identity.ReasonExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := DecodeAddRequest(tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = VerifyAddRequest(identity.NewVerifier(), u, tt.now)
+			if got := identity.ReasonOf(err); got != tt.want {
+				t.Fatalf("reason %v (%v), want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeAddMessageStructure(t *testing.T) {
+	w := newWorld(t)
+	s, _ := BuildShare(w.alice.key, w.spec([]user{w.bob}, []user{w.carol, w.dave}))
+	r1, r2 := bobAsks(t, w, s, w.carol), bobAsks(t, w, s, w.dave)
+	frame := func(m *pb.AddMessage) []byte { b, _ := proto.Marshal(m); return b }
+	combined := func(reqs ...*pb.AddRequest) []byte {
+		return frame(&pb.AddMessage{Msg: &pb.AddMessage_Combined{Combined: &pb.CombinedAdd{Requests: reqs}}})
+	}
+	other := func() *pb.AddRequest {
+		// A request by Erin, to be mixed into Bob's combined request.
+		offer, _ := identity.MakeOffer(w.erin.key, w.carol.id, t0, 0)
+		r, _ := BuildAddRequest(w.erin.key, AddRequestSpec{ID: NewRequestID(), To: w.carol.id, Offer: offer, Invite: []byte("x"), CreatedAt: t0})
+		return r
+	}()
+	tests := []struct {
+		name string
+		in   []byte
+		lim  Limits
+		want error
+		n    int
+	}{
+		{"combined", combined(r1, r2), Limits{}, nil, 2},
+		{"combined over the relay's limit", combined(r1, r2), Limits{RequestsPerAdd: 1}, ErrTooLarge, 0},
+		{"combined with a request twice", combined(r1, r1), Limits{}, ErrBadRequest, 0},
+		{"combined mixing requesters", combined(r1, other), Limits{}, ErrBadRequest, 0},
+		{"combined with nothing", combined(), Limits{}, ErrBadRequest, 0},
+		{"empty message", frame(&pb.AddMessage{}), Limits{}, ErrBadRequest, 0},
+		{"garbage", []byte{0xff, 0x01}, Limits{}, ErrBadRequest, 0},
+		{"oversized", make([]byte, MaxAddMessage+1), Limits{}, ErrTooLarge, 0},
+		{"answer without attestation", frame(&pb.AddMessage{Msg: &pb.AddMessage_Answer{Answer: &pb.AddAnswer{RequestId: make([]byte, 16)}}}), Limits{}, ErrBadRequest, 0},
+		{"request without offer", frame(&pb.AddMessage{Msg: &pb.AddMessage_Request{Request: func() *pb.AddRequest {
+			var b pb.AddRequestBody
+			proto.Unmarshal(r1.Body, &b)
+			b.Offer = nil
+			br, _ := proto.Marshal(&b)
+			return &pb.AddRequest{Body: br}
+		}()}}), Limits{}, ErrBadRequest, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, reqs, err := DecodeAddMessage(tt.in, tt.lim)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if len(reqs) != tt.n {
+				t.Fatalf("%d requests, want %d", len(reqs), tt.n)
+			}
+		})
+	}
+}

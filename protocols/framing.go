@@ -1,0 +1,90 @@
+package protocols
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Framing errors. ReadMsg returns io.EOF only when the stream ended cleanly
+// between two frames.
+var (
+	ErrFrameTooLarge = errors.New("protocols: frame exceeds the size limit")
+	ErrTruncated     = errors.New("protocols: stream ended inside a frame")
+	ErrUndecodable   = errors.New("protocols: frame is not a valid message")
+)
+
+// Reader reads uvarint-length-delimited protobuf frames, refusing any frame
+// longer than its limit before reading it.
+type Reader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+}
+
+// NewReader returns a Reader of frames at most max bytes long.
+func NewReader(r io.Reader, max int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 4096), max: max}
+}
+
+// ReadFrame returns the next frame's bytes. The slice is valid until the
+// next call.
+func (r *Reader) ReadFrame() ([]byte, error) {
+	n, err := binary.ReadUvarint(r.r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, ErrTruncated
+		}
+		return nil, fmt.Errorf("%w: length prefix: %w", ErrUndecodable, err)
+	}
+	if n > uint64(r.max) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, r.max)
+	}
+	if cap(r.buf) < int(n) {
+		r.buf = make([]byte, n)
+	}
+	b := r.buf[:n]
+	if _, err := io.ReadFull(r.r, b); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, ErrTruncated
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
+// ReadMsg reads the next frame into m.
+func (r *Reader) ReadMsg(m proto.Message) error {
+	b, err := r.ReadFrame()
+	if err != nil {
+		return err
+	}
+	if err := proto.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("%w: %w", ErrUndecodable, err)
+	}
+	return nil
+}
+
+// AppendFrame appends m as a frame to dst.
+func AppendFrame(dst []byte, m proto.Message) ([]byte, error) {
+	size := proto.Size(m)
+	dst = binary.AppendUvarint(dst, uint64(size))
+	return proto.MarshalOptions{}.MarshalAppend(dst, m)
+}
+
+// WriteMsg writes m as one frame, in one Write call.
+func WriteMsg(w io.Writer, m proto.Message) error {
+	b, err := AppendFrame(nil, m)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}

@@ -1,0 +1,66 @@
+package protocols
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/protocols/pb"
+)
+
+func TestFramingRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	msgs := []*pb.ShareResponse{
+		{Status: pb.Status_OK, Text: "one"},
+		{Status: pb.Status_REFUSED, Failures: []*pb.Failure{{Peer: []byte("x"), Reason: pb.Reason_EXPIRED}}},
+		{},
+	}
+	for _, m := range msgs {
+		if err := WriteMsg(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewReader(&buf, 1024)
+	for i, want := range msgs {
+		var got pb.ShareResponse
+		if err := r.ReadMsg(&got); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !proto.Equal(&got, want) {
+			t.Fatalf("frame %d: got %v, want %v", i, &got, want)
+		}
+	}
+	var m pb.ShareResponse
+	if err := r.ReadMsg(&m); err != io.EOF {
+		t.Fatalf("after last frame: %v, want io.EOF", err)
+	}
+}
+
+func TestFramingRefusals(t *testing.T) {
+	frame := func(n uint64, body []byte) []byte { return append(binary.AppendUvarint(nil, n), body...) }
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"announces more than the limit", frame(1<<20, nil), ErrFrameTooLarge},
+		{"announces 2^63", frame(1<<63, nil), ErrFrameTooLarge},
+		{"ends inside the body", frame(10, []byte("abc")), ErrTruncated},
+		{"ends inside the length", []byte{0x80}, ErrTruncated},
+		{"length overflows a varint", bytes.Repeat([]byte{0xff}, 11), ErrUndecodable},
+		{"body is not protobuf", frame(3, []byte{0xff, 0xff, 0xff}), ErrUndecodable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var m pb.ShareResponse
+			err := NewReader(bytes.NewReader(tt.in), 1024).ReadMsg(&m)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,75 @@
+package protocols
+
+import (
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// Protocol ids, one per exchange.
+const (
+	// ShareProtocol carries the uplink share command, node -> relay.
+	ShareProtocol protocol.ID = "/kith/share/1.0.0"
+	// InboxProtocol is the long-lived mailbox stream, node <-> relay.
+	InboxProtocol protocol.ID = "/kith/inbox/1.0.0"
+	// AddProtocol carries add requests and answers, node -> node directly or
+	// node -> relay (combined requests).
+	AddProtocol protocol.ID = "/kith/add/1.0.0"
+	// PresenceProtocol asks a relay which peers are online, node -> relay.
+	PresenceProtocol protocol.ID = "/kith/presence/1.0.0"
+	// RevokeProtocol hands revocations to a relay, node -> relay.
+	RevokeProtocol protocol.ID = "/kith/revoke/1.0.0"
+	// RevocationTopic is the gossipsub topic on which relays share
+	// revocations. Each message is the bare identity revocation bytes.
+	RevocationTopic = "/kith/revocations/1.0.0"
+)
+
+// Per-message size caps. A frame announcing more is refused before a byte of
+// it is read.
+const (
+	MaxShareMessage    = 256 << 10
+	MaxInboxMessage    = 320 << 10 // an inbox item carries a whole share
+	MaxAddMessage      = 256 << 10 // a combined request carries many requests
+	MaxPresenceMessage = 64 << 10
+	MaxRevokeMessage   = 64 << 10
+	MaxResponseMessage = 64 << 10
+)
+
+// Count limits that hold for every relay. A relay may configure lower
+// ones (see Limits).
+const (
+	MaxTargetsPerShare   = 16
+	MaxItemsPerShare     = 256
+	MaxRequestsPerAdd    = 64
+	MaxAsksPerPresence   = 256
+	MaxRevocationsPerMsg = 64
+	MaxMessageText       = 280 // bytes of free text in a share note or add request
+)
+
+// Deadlines for one request/response exchange. The inbox stream has no
+// overall deadline; each frame on it has FrameDeadline.
+const (
+	StreamDeadline = 30 * time.Second
+	FrameDeadline  = 60 * time.Second
+)
+
+// Limits are the count limits a relay enforces on shares and combined
+// requests. The zero value means the protocol maxima.
+type Limits struct {
+	TargetsPerShare int // default and ceiling MaxTargetsPerShare
+	ItemsPerShare   int // default and ceiling MaxItemsPerShare
+	RequestsPerAdd  int // default and ceiling MaxRequestsPerAdd
+}
+
+func (l Limits) targets() int { return capAt(l.TargetsPerShare, MaxTargetsPerShare) }
+func (l Limits) items() int   { return capAt(l.ItemsPerShare, MaxItemsPerShare) }
+func (l Limits) requests() int {
+	return capAt(l.RequestsPerAdd, MaxRequestsPerAdd)
+}
+
+func capAt(v, max int) int {
+	if v <= 0 || v > max {
+		return max
+	}
+	return v
+}
