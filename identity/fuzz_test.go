@@ -29,6 +29,7 @@ func seeds(tb testing.TB) map[string][][]byte {
 	intro, _ := MakeIntroduction(f.seal, alice.id, f.id, f.body, f.leaves, 0)
 	plainKey, _ := EncodeKeyFile(alice.key, nil, KDFParams{})
 	encKey, _ := EncodeKeyFile(alice.key, []byte("pw"), fastKDF)
+	invite, _ := NewInvite(bob.key, "Bob", nil, t0, time.Hour)
 	return map[string][][]byte{
 		"FuzzAttestation":  {att.Raw, offer, att.Raw[:len(att.Raw)/2]},
 		"FuzzRevocation":   {rev},
@@ -36,6 +37,7 @@ func seeds(tb testing.TB) map[string][][]byte {
 		"FuzzIntroduction": {intro},
 		"FuzzSeal":         {f.seal},
 		"FuzzKeyFile":      {plainKey, encKey},
+		"FuzzInvite":       {invite},
 	}
 }
 

@@ -82,11 +82,11 @@ func (SharingPolicy) EnumDescriptor() ([]byte, []int) {
 	return file_identity_pb_identity_proto_rawDescGZIP(), []int{0}
 }
 
-// SignedRecord is a body signed by one key: profiles, revocations and
-// share seals. The signer is named inside the body.
+// SignedRecord is a body signed by one key: profiles, revocations, share
+// seals and invites. The signer is named inside the body.
 type SignedRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Body          []byte                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`           // a marshalled ProfileBody, RevocationBody or SealBody
+	Body          []byte                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`           // a marshalled ProfileBody, RevocationBody, SealBody or InviteBody
 	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"` // Ed25519 over the domain-separated body bytes
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -598,6 +598,92 @@ func (x *Introduction) GetPath() [][]byte {
 	return nil
 }
 
+// InviteBody lets whoever holds it ask the inviter for friendship once
+// without an introduction: the anti-spam token of an invite link.
+type InviteBody struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Inviter       []byte                 `protobuf:"bytes,1,opt,name=inviter,proto3" json:"inviter,omitempty"` // peer id of the signer
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`       // the inviter's display name
+	Relays        [][]byte               `protobuf:"bytes,3,rep,name=relays,proto3" json:"relays,omitempty"`   // binary multiaddrs where the inviter is reachable
+	Token         []byte                 `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`     // 16 random bytes; the inviter may revoke it
+	IssuedAt      int64                  `protobuf:"varint,5,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	ExpiresAt     int64                  `protobuf:"varint,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InviteBody) Reset() {
+	*x = InviteBody{}
+	mi := &file_identity_pb_identity_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InviteBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InviteBody) ProtoMessage() {}
+
+func (x *InviteBody) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_pb_identity_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InviteBody.ProtoReflect.Descriptor instead.
+func (*InviteBody) Descriptor() ([]byte, []int) {
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *InviteBody) GetInviter() []byte {
+	if x != nil {
+		return x.Inviter
+	}
+	return nil
+}
+
+func (x *InviteBody) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *InviteBody) GetRelays() [][]byte {
+	if x != nil {
+		return x.Relays
+	}
+	return nil
+}
+
+func (x *InviteBody) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *InviteBody) GetIssuedAt() int64 {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return 0
+}
+
+func (x *InviteBody) GetExpiresAt() int64 {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return 0
+}
+
 var File_identity_pb_identity_proto protoreflect.FileDescriptor
 
 const file_identity_pb_identity_proto_rawDesc = "" +
@@ -643,7 +729,16 @@ const file_identity_pb_identity_proto_rawDesc = "" +
 	"\asubject\x18\x03 \x01(\fR\asubject\x12\x12\n" +
 	"\x04salt\x18\x04 \x01(\fR\x04salt\x12\x14\n" +
 	"\x05index\x18\x05 \x01(\rR\x05index\x12\x12\n" +
-	"\x04path\x18\x06 \x03(\fR\x04path*8\n" +
+	"\x04path\x18\x06 \x03(\fR\x04path\"\xa4\x01\n" +
+	"\n" +
+	"InviteBody\x12\x18\n" +
+	"\ainviter\x18\x01 \x01(\fR\ainviter\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06relays\x18\x03 \x03(\fR\x06relays\x12\x14\n" +
+	"\x05token\x18\x04 \x01(\fR\x05token\x12\x1b\n" +
+	"\tissued_at\x18\x05 \x01(\x03R\bissuedAt\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x06 \x01(\x03R\texpiresAt*8\n" +
 	"\rSharingPolicy\x12\x13\n" +
 	"\x0fSHARING_FRIENDS\x10\x00\x12\x12\n" +
 	"\x0eSHARING_NOBODY\x10\x01B%Z#github.com/kithnet/kith/identity/pbb\x06proto3"
@@ -661,7 +756,7 @@ func file_identity_pb_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_identity_pb_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_identity_pb_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_identity_pb_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_identity_pb_identity_proto_goTypes = []any{
 	(SharingPolicy)(0),        // 0: kith.identity.SharingPolicy
 	(*SignedRecord)(nil),      // 1: kith.identity.SignedRecord
@@ -671,6 +766,7 @@ var file_identity_pb_identity_proto_goTypes = []any{
 	(*RevocationBody)(nil),    // 5: kith.identity.RevocationBody
 	(*SealBody)(nil),          // 6: kith.identity.SealBody
 	(*Introduction)(nil),      // 7: kith.identity.Introduction
+	(*InviteBody)(nil),        // 8: kith.identity.InviteBody
 }
 var file_identity_pb_identity_proto_depIdxs = []int32{
 	0, // 0: kith.identity.ProfileBody.policy:type_name -> kith.identity.SharingPolicy
@@ -692,7 +788,7 @@ func file_identity_pb_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_identity_pb_identity_proto_rawDesc), len(file_identity_pb_identity_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
