@@ -47,6 +47,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 	for target, list := range seeds(t) {
 		dir := filepath.Join("testdata", "fuzz", target)
+		os.RemoveAll(dir) // seeds are made with fresh keys: replace, don't pile up
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
