@@ -1,0 +1,222 @@
+package rendezvous
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/kithnet/kith/protocols"
+)
+
+// Duration is a time.Duration written in JSON as a Go duration string
+// ("720h", "2s").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"90s\" or \"720h\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Rate is a per-peer token bucket: PerSecond tokens refill each second, up
+// to Burst.
+type Rate struct {
+	PerSecond float64 `json:"per_second"`
+	Burst     int     `json:"burst"`
+}
+
+// CircuitConfig sets the circuit relay v2 service that lets nodes behind
+// NAT be reached through the relay.
+type CircuitConfig struct {
+	// Enabled turns the service on. Default true.
+	Enabled bool `json:"enabled"`
+	// MaxReservations bounds reservations held at once. Default 4096.
+	MaxReservations int `json:"max_reservations"`
+	// MaxReservationsPerIP bounds reservations from one IP. Default 64
+	// (libp2p's default of 8 is too low for users behind one carrier NAT).
+	MaxReservationsPerIP int `json:"max_reservations_per_ip"`
+	// MaxCircuits bounds relayed connections per peer. Default 16.
+	MaxCircuits int `json:"max_circuits"`
+	// DurationLimit ends a relayed connection after this long. Default 2m:
+	// long enough to hole punch or to send a few requests.
+	DurationLimit Duration `json:"duration_limit"`
+	// DataLimit ends a relayed connection after this many bytes each way.
+	// Default 128 KiB.
+	DataLimit int64 `json:"data_limit"`
+}
+
+// Config is everything an operator can set. DefaultConfig documents every
+// default; a config file (JSON) overrides only the fields it names.
+type Config struct {
+	// TargetsPerShare bounds the targets of one share. Default and ceiling
+	// protocols.MaxTargetsPerShare (16).
+	TargetsPerShare int `json:"targets_per_share"`
+	// ItemsPerShare bounds the shared friends of one share. Default and
+	// ceiling protocols.MaxItemsPerShare (256).
+	ItemsPerShare int `json:"items_per_share"`
+	// RequestsPerAdd bounds the requests of one combined add request.
+	// Default and ceiling protocols.MaxRequestsPerAdd (64).
+	RequestsPerAdd int `json:"requests_per_add"`
+
+	// MailboxItems is the per-recipient quota of waiting items. Default
+	// 20000.
+	MailboxItems int `json:"mailbox_items"`
+	// MailboxBytes is the per-recipient quota of stored bytes. Default 64 MiB.
+	MailboxBytes int64 `json:"mailbox_bytes"`
+	// MailboxTTL is how long an undelivered item is kept, and how long an
+	// item id is remembered so that retries are not delivered twice.
+	// Default 30 days.
+	MailboxTTL Duration `json:"mailbox_ttl"`
+	// SweepInterval is how often expired items are dropped. Default 1m.
+	SweepInterval Duration `json:"sweep_interval"`
+
+	// RegistrationTTL is how long a login's registration (profile and
+	// addresses) is announced to presence queries after the node was last
+	// seen. Default 10m.
+	RegistrationTTL Duration `json:"registration_ttl"`
+	// InboxWindow is the default number of unacknowledged items in flight
+	// to one node; a node may ask for fewer or up to MaxInboxWindow. Default
+	// 64.
+	InboxWindow int `json:"inbox_window"`
+	// MaxInboxWindow caps what a node may ask for. Default 1024.
+	MaxInboxWindow int `json:"max_inbox_window"`
+	// DeliverWait is how long a share or request to an online recipient
+	// waits for the recipient's acknowledgement before the sender is told
+	// "stored" instead of "delivered". It is always stored first. Default
+	// 2s.
+	DeliverWait Duration `json:"deliver_wait"`
+
+	// ShareRate limits shares per sender. Default 50/s, burst 200.
+	ShareRate Rate `json:"share_rate"`
+	// AddRate limits add messages per sender. Default 50/s, burst 200.
+	AddRate Rate `json:"add_rate"`
+	// PresenceRate limits presence queries per asker. Default 20/s, burst 100.
+	PresenceRate Rate `json:"presence_rate"`
+	// RevokeRate limits revoke requests per sender. Default 10/s, burst 50.
+	RevokeRate Rate `json:"revoke_rate"`
+	// LoginRate limits logins per peer. Default 2/s, burst 10.
+	LoginRate Rate `json:"login_rate"`
+
+	// Circuit configures circuit relay v2.
+	Circuit CircuitConfig `json:"circuit"`
+
+	// Peers are other relays (multiaddrs ending in /p2p/<id>) to stay
+	// connected to, for revocation gossip. Default none.
+	Peers []string `json:"peers"`
+
+	// MaxConnections is the inbound connection limit given to the libp2p
+	// resource manager by kith-rendezvous. Default 20000.
+	MaxConnections int `json:"max_connections"`
+	// MaxStreamsPerPeer is the per-peer stream limit. Default 64.
+	MaxStreamsPerPeer int `json:"max_streams_per_peer"`
+	// MaxMemoryMiB is the resource manager's memory limit. Default 1024.
+	MaxMemoryMiB int64 `json:"max_memory_mib"`
+}
+
+// DefaultConfig returns the defaults, as documented on each field.
+func DefaultConfig() Config {
+	return Config{
+		TargetsPerShare: protocols.MaxTargetsPerShare,
+		ItemsPerShare:   protocols.MaxItemsPerShare,
+		RequestsPerAdd:  protocols.MaxRequestsPerAdd,
+		MailboxItems:    20000,
+		MailboxBytes:    64 << 20,
+		MailboxTTL:      Duration(30 * 24 * time.Hour),
+		SweepInterval:   Duration(time.Minute),
+		RegistrationTTL: Duration(10 * time.Minute),
+		InboxWindow:     64,
+		MaxInboxWindow:  1024,
+		DeliverWait:     Duration(2 * time.Second),
+		ShareRate:       Rate{50, 200},
+		AddRate:         Rate{50, 200},
+		PresenceRate:    Rate{20, 100},
+		RevokeRate:      Rate{10, 50},
+		LoginRate:       Rate{2, 10},
+		Circuit: CircuitConfig{
+			Enabled: true, MaxReservations: 4096, MaxReservationsPerIP: 64, MaxCircuits: 16,
+			DurationLimit: Duration(2 * time.Minute), DataLimit: 128 << 10,
+		},
+		MaxConnections:    20000,
+		MaxStreamsPerPeer: 64,
+		MaxMemoryMiB:      1024,
+	}
+}
+
+// LoadConfig reads a JSON config file over the defaults. Unknown fields
+// are an error, so a typo never silently keeps a default.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("rendezvous: config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("rendezvous: config %s: %w", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("rendezvous: config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate says exactly what is wrong with c.
+func (c *Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.TargetsPerShare >= 1 && c.TargetsPerShare <= protocols.MaxTargetsPerShare,
+		"targets_per_share must be 1..%d, not %d", protocols.MaxTargetsPerShare, c.TargetsPerShare)
+	check(c.ItemsPerShare >= 1 && c.ItemsPerShare <= protocols.MaxItemsPerShare,
+		"items_per_share must be 1..%d, not %d", protocols.MaxItemsPerShare, c.ItemsPerShare)
+	check(c.RequestsPerAdd >= 1 && c.RequestsPerAdd <= protocols.MaxRequestsPerAdd,
+		"requests_per_add must be 1..%d, not %d", protocols.MaxRequestsPerAdd, c.RequestsPerAdd)
+	check(c.MailboxItems >= 1, "mailbox_items must be positive, not %d", c.MailboxItems)
+	check(c.MailboxBytes >= protocols.MaxInboxMessage, "mailbox_bytes must be at least %d, not %d", protocols.MaxInboxMessage, c.MailboxBytes)
+	check(c.MailboxTTL.D() >= time.Minute, "mailbox_ttl must be at least 1m, not %s", c.MailboxTTL.D())
+	check(c.SweepInterval.D() >= time.Second, "sweep_interval must be at least 1s, not %s", c.SweepInterval.D())
+	check(c.RegistrationTTL.D() >= time.Second, "registration_ttl must be at least 1s, not %s", c.RegistrationTTL.D())
+	check(c.InboxWindow >= 1 && c.InboxWindow <= c.MaxInboxWindow, "inbox_window must be 1..max_inbox_window (%d), not %d", c.MaxInboxWindow, c.InboxWindow)
+	check(c.MaxInboxWindow >= 1 && c.MaxInboxWindow <= 4096, "max_inbox_window must be 1..4096, not %d", c.MaxInboxWindow)
+	check(c.DeliverWait.D() >= 0 && c.DeliverWait.D() <= time.Minute, "deliver_wait must be 0..1m, not %s", c.DeliverWait.D())
+	for name, r := range map[string]Rate{"share_rate": c.ShareRate, "add_rate": c.AddRate,
+		"presence_rate": c.PresenceRate, "revoke_rate": c.RevokeRate, "login_rate": c.LoginRate} {
+		check(r.PerSecond > 0 && r.Burst >= 1, "%s needs per_second > 0 and burst >= 1, not %+v", name, r)
+	}
+	if c.Circuit.Enabled {
+		check(c.Circuit.MaxReservations >= 1, "circuit.max_reservations must be positive")
+		check(c.Circuit.MaxReservationsPerIP >= 1, "circuit.max_reservations_per_ip must be positive")
+		check(c.Circuit.MaxCircuits >= 1, "circuit.max_circuits must be positive")
+		check(c.Circuit.DurationLimit.D() >= time.Second, "circuit.duration_limit must be at least 1s")
+		check(c.Circuit.DataLimit >= 1024, "circuit.data_limit must be at least 1024")
+	}
+	check(c.MaxConnections >= 16, "max_connections must be at least 16, not %d", c.MaxConnections)
+	check(c.MaxStreamsPerPeer >= 8, "max_streams_per_peer must be at least 8, not %d", c.MaxStreamsPerPeer)
+	check(c.MaxMemoryMiB >= 64, "max_memory_mib must be at least 64, not %d", c.MaxMemoryMiB)
+	return errors.Join(errs...)
+}
+
+func (c *Config) limits() protocols.Limits {
+	return protocols.Limits{TargetsPerShare: c.TargetsPerShare, ItemsPerShare: c.ItemsPerShare, RequestsPerAdd: c.RequestsPerAdd}
+}

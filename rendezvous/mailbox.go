@@ -1,0 +1,401 @@
+package rendezvous
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"sort"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/identity"
+	protopb "github.com/kithnet/kith/protocols/pb"
+	"github.com/kithnet/kith/rendezvous/pb"
+)
+
+// The mailbox model is the pure core of store-and-forward. It holds every
+// recipient's pending items (metadata only; payloads live in the
+// datastore), the item ids each recipient has seen, and which items rest on
+// which attestations. Each operation takes `now`, updates the model and
+// returns the datastore mutations that make the change durable; the store
+// writes them in one batch. Nothing here does I/O.
+
+// Quota bounds one recipient's mailbox.
+type Quota struct {
+	Items int   // pending items
+	Bytes int64 // stored bytes of pending items
+}
+
+// mutation is one datastore write the model asks for.
+type mutation struct {
+	key   ds.Key
+	value []byte
+	del   bool
+}
+
+type mailItem struct {
+	seq     uint64
+	id      string
+	size    int
+	expires time.Time
+	deps    []identity.AttestationID
+}
+
+type idRecord struct {
+	seq     uint64
+	state   pb.ItemState
+	kind    protopb.ItemKind
+	expires time.Time
+}
+
+type box struct {
+	nextSeq uint64     // the next seq to assign; seqs start at 1
+	items   []mailItem // pending, by ascending seq
+	bytes   int64
+	ids     map[string]idRecord
+}
+
+type depRef struct {
+	recipient peer.ID
+	id        string
+}
+
+// mailboxes is the model of every mailbox of one relay. It is not safe for
+// concurrent use; the store serialises access.
+type mailboxes struct {
+	boxes   map[peer.ID]*box
+	deps    map[identity.AttestationID]map[depRef]time.Time
+	quota   Quota
+	ttl     time.Duration
+	revoked func(identity.AttestationID) bool
+	total   int // pending items in all mailboxes
+}
+
+func newMailboxes(q Quota, ttl time.Duration, revoked func(identity.AttestationID) bool) *mailboxes {
+	if revoked == nil {
+		revoked = func(identity.AttestationID) bool { return false }
+	}
+	return &mailboxes{
+		boxes: map[peer.ID]*box{}, deps: map[identity.AttestationID]map[depRef]time.Time{},
+		quota: q, ttl: ttl, revoked: revoked,
+	}
+}
+
+func (m *mailboxes) box(r peer.ID) *box {
+	b := m.boxes[r]
+	if b == nil {
+		b = &box{nextSeq: 1, ids: map[string]idRecord{}}
+		m.boxes[r] = b
+	}
+	return b
+}
+
+// newItem is an item to store for a recipient.
+type newItem struct {
+	recipient peer.ID
+	id        string // stable id: share id, request id; retries are idempotent
+	kind      protopb.ItemKind
+	payload   []byte
+	from      peer.ID
+	deps      []identity.AttestationID
+	refused   []*protopb.Failure
+}
+
+// putOutcome says what put did.
+type putOutcome int
+
+const (
+	putStored       putOutcome = iota // stored now
+	putDupPending                     // the same id is already waiting
+	putDupDelivered                   // the same id was delivered and acknowledged
+	putWithdrawn                      // it rests on a revoked attestation
+	putOverQuota                      // the recipient's mailbox is full
+)
+
+type putResult struct {
+	outcome putOutcome
+	seq     uint64
+}
+
+// put stores it unless its id was seen, it rests on a revoked attestation,
+// or the mailbox is full.
+func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
+	b := m.box(it.recipient)
+	if rec, ok := b.ids[it.id]; ok && now.Before(rec.expires) {
+		switch rec.state {
+		case pb.ItemState_PENDING:
+			return putResult{putDupPending, rec.seq}, nil
+		case pb.ItemState_ACKED:
+			return putResult{putDupDelivered, rec.seq}, nil
+		default:
+			return putResult{putWithdrawn, rec.seq}, nil
+		}
+	}
+	for _, d := range it.deps {
+		if m.revoked(d) {
+			return putResult{outcome: putWithdrawn}, nil
+		}
+	}
+	expires := now.Add(m.ttl)
+	seq := b.nextSeq
+	itemBytes, _ := proto.Marshal(&protopb.InboxItem{
+		Seq: seq, Id: []byte(it.id), Kind: it.kind, Payload: it.payload,
+		From: []byte(it.from), StoredAt: now.Unix(), Refused: it.refused,
+	})
+	stored := &pb.StoredItem{Item: itemBytes, ExpiresAt: expires.Unix(), Id: []byte(it.id)}
+	for _, d := range it.deps {
+		stored.Deps = append(stored.Deps, d[:])
+	}
+	storedBytes, _ := proto.Marshal(stored)
+	if len(b.items) >= m.quota.Items || b.bytes+int64(len(storedBytes)) > m.quota.Bytes {
+		return putResult{outcome: putOverQuota}, nil
+	}
+	b.nextSeq++
+	rec := idRecord{seq: seq, state: pb.ItemState_PENDING, kind: it.kind, expires: expires}
+	b.items = append(b.items, mailItem{seq: seq, id: it.id, size: len(storedBytes), expires: expires, deps: it.deps})
+	b.bytes += int64(len(storedBytes))
+	b.ids[it.id] = rec
+	m.total++
+	muts := []mutation{
+		{key: mboxKey(it.recipient, seq), value: storedBytes},
+		{key: mboxIDKey(it.recipient, it.id), value: rec.marshal()},
+		{key: mboxMetaKey(it.recipient), value: mustMarshal(&pb.BoxMeta{NextSeq: b.nextSeq})},
+	}
+	for _, d := range it.deps {
+		refs := m.deps[d]
+		if refs == nil {
+			refs = map[depRef]time.Time{}
+			m.deps[d] = refs
+		}
+		refs[depRef{it.recipient, it.id}] = expires
+		muts = append(muts, mutation{key: depKey(d, it.recipient, it.id), value: binary.AppendUvarint(nil, uint64(expires.Unix()))})
+	}
+	return putResult{putStored, seq}, muts
+}
+
+func (r idRecord) marshal() []byte {
+	return mustMarshal(&pb.ItemRecord{Seq: r.seq, State: r.state, ExpiresAt: r.expires.Unix(), Kind: int32(r.kind)})
+}
+
+func mustMarshal(m proto.Message) []byte {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		panic("rendezvous: marshal: " + err.Error()) // only our own well-formed records
+	}
+	return b
+}
+
+func (b *box) find(seq uint64) int {
+	i := sort.Search(len(b.items), func(i int) bool { return b.items[i].seq >= seq })
+	if i < len(b.items) && b.items[i].seq == seq {
+		return i
+	}
+	return -1
+}
+
+func (m *mailboxes) removeAt(r peer.ID, b *box, i int, state pb.ItemState) []mutation {
+	it := b.items[i]
+	b.items = append(b.items[:i], b.items[i+1:]...)
+	b.bytes -= int64(it.size)
+	m.total--
+	rec := b.ids[it.id]
+	rec.state = state
+	b.ids[it.id] = rec
+	return []mutation{
+		{key: mboxKey(r, it.seq), del: true},
+		{key: mboxIDKey(r, it.id), value: rec.marshal()},
+	}
+}
+
+// ack removes the acknowledged items of r's mailbox. Unknown or already
+// acknowledged seqs are ignored: acks are idempotent.
+func (m *mailboxes) ack(r peer.ID, seqs []uint64) (acked []uint64, muts []mutation) {
+	b := m.boxes[r]
+	if b == nil {
+		return nil, nil
+	}
+	for _, seq := range seqs {
+		i := b.find(seq)
+		if i < 0 {
+			continue
+		}
+		muts = append(muts, m.removeAt(r, b, i, pb.ItemState_ACKED)...)
+		acked = append(acked, seq)
+	}
+	return acked, muts
+}
+
+// pending returns up to n seqs of r's mailbox after seq `after`.
+func (m *mailboxes) pending(r peer.ID, after uint64, n int) []uint64 {
+	b := m.boxes[r]
+	if b == nil {
+		return nil
+	}
+	i := sort.Search(len(b.items), func(i int) bool { return b.items[i].seq > after })
+	var out []uint64
+	for ; i < len(b.items) && len(out) < n; i++ {
+		out = append(out, b.items[i].seq)
+	}
+	return out
+}
+
+// depth returns the number of items waiting for r.
+func (m *mailboxes) depth(r peer.ID) int {
+	if b := m.boxes[r]; b != nil {
+		return len(b.items)
+	}
+	return 0
+}
+
+// state returns what the mailbox of r knows of item id.
+func (m *mailboxes) state(r peer.ID, id string) (idRecord, bool) {
+	if b := m.boxes[r]; b != nil {
+		rec, ok := b.ids[id]
+		return rec, ok
+	}
+	return idRecord{}, false
+}
+
+// withdrawalID names the notice that withdraws item id: stable, so a
+// revocation heard twice (from a node and from gossip) notifies once.
+func withdrawalID(id string, att identity.AttestationID) string {
+	h := sha256.New()
+	h.Write([]byte("kith/withdrawal/v1"))
+	h.Write([]byte(id))
+	h.Write(att[:])
+	return string(h.Sum(nil)[:16])
+}
+
+// withdraw applies a revocation to the items resting on its attestation:
+// an item still waiting is deleted unseen; one already delivered gets a
+// withdrawal notice queued behind it. It returns the recipients whose
+// mailboxes changed.
+func (m *mailboxes) withdraw(rev *identity.Revocation, now time.Time) (touched []peer.ID, muts []mutation) {
+	refs := m.deps[rev.AttestationID]
+	// Visit in a fixed order so the same revocation gives the same seqs.
+	ordered := make([]depRef, 0, len(refs))
+	for ref := range refs {
+		ordered = append(ordered, ref)
+	}
+	sort.Slice(ordered, func(i, j int) bool {
+		if ordered[i].recipient != ordered[j].recipient {
+			return ordered[i].recipient < ordered[j].recipient
+		}
+		return ordered[i].id < ordered[j].id
+	})
+	for _, ref := range ordered {
+		muts = append(muts, mutation{key: depKey(rev.AttestationID, ref.recipient, ref.id), del: true})
+		b := m.boxes[ref.recipient]
+		if b == nil {
+			continue
+		}
+		rec, ok := b.ids[ref.id]
+		if !ok {
+			continue
+		}
+		switch rec.state {
+		case pb.ItemState_PENDING:
+			if i := b.find(rec.seq); i >= 0 {
+				muts = append(muts, m.removeAt(ref.recipient, b, i, pb.ItemState_WITHDRAWN)...)
+				touched = append(touched, ref.recipient)
+			}
+		case pb.ItemState_ACKED:
+			payload := mustMarshal(&protopb.Withdrawal{ItemId: []byte(ref.id), ItemKind: rec.kind, Revocation: rev.Raw})
+			res, pm := m.put(newItem{
+				recipient: ref.recipient, id: withdrawalID(ref.id, rev.AttestationID),
+				kind: protopb.ItemKind_WITHDRAWAL, payload: payload, from: rev.Revoker,
+			}, now)
+			if res.outcome == putStored {
+				muts = append(muts, pm...)
+				touched = append(touched, ref.recipient)
+			}
+			rec.state = pb.ItemState_WITHDRAWN
+			b.ids[ref.id] = rec
+			muts = append(muts, mutation{key: mboxIDKey(ref.recipient, ref.id), value: rec.marshal()})
+		}
+	}
+	delete(m.deps, rev.AttestationID)
+	return touched, muts
+}
+
+// expire drops items, id records and dependencies past their expiry.
+func (m *mailboxes) expire(now time.Time) (dropped int, muts []mutation) {
+	for r, b := range m.boxes {
+		kept := b.items[:0]
+		for _, it := range b.items {
+			if now.Before(it.expires) {
+				kept = append(kept, it)
+				continue
+			}
+			b.bytes -= int64(it.size)
+			m.total--
+			dropped++
+			muts = append(muts, mutation{key: mboxKey(r, it.seq), del: true})
+		}
+		b.items = kept
+		for id, rec := range b.ids {
+			if !now.Before(rec.expires) {
+				delete(b.ids, id)
+				muts = append(muts, mutation{key: mboxIDKey(r, id), del: true})
+			}
+		}
+	}
+	for att, refs := range m.deps {
+		for ref, exp := range refs {
+			if !now.Before(exp) {
+				delete(refs, ref)
+				muts = append(muts, mutation{key: depKey(att, ref.recipient, ref.id), del: true})
+			}
+		}
+		if len(refs) == 0 {
+			delete(m.deps, att)
+		}
+	}
+	return dropped, muts
+}
+
+// The load functions rebuild the model from the datastore at start.
+
+func (m *mailboxes) loadMeta(r peer.ID, meta *pb.BoxMeta) {
+	b := m.box(r)
+	if meta.NextSeq > b.nextSeq {
+		b.nextSeq = meta.NextSeq
+	}
+}
+
+func (m *mailboxes) loadItem(r peer.ID, seq uint64, size int, st *pb.StoredItem) {
+	b := m.box(r)
+	it := mailItem{seq: seq, id: string(st.Id), size: size, expires: time.Unix(st.ExpiresAt, 0)}
+	for _, d := range st.Deps {
+		var a identity.AttestationID
+		copy(a[:], d)
+		it.deps = append(it.deps, a)
+	}
+	b.items = append(b.items, it)
+	b.bytes += int64(size)
+	if seq >= b.nextSeq {
+		b.nextSeq = seq + 1
+	}
+	m.total++
+}
+
+func (m *mailboxes) loadID(r peer.ID, id string, rec *pb.ItemRecord) {
+	m.box(r).ids[id] = idRecord{seq: rec.Seq, state: rec.State, kind: protopb.ItemKind(rec.Kind), expires: time.Unix(rec.ExpiresAt, 0)}
+}
+
+func (m *mailboxes) loadDep(att identity.AttestationID, r peer.ID, id string, expires time.Time) {
+	refs := m.deps[att]
+	if refs == nil {
+		refs = map[depRef]time.Time{}
+		m.deps[att] = refs
+	}
+	refs[depRef{r, id}] = expires
+}
+
+func (m *mailboxes) finishLoad() {
+	for _, b := range m.boxes {
+		sort.Slice(b.items, func(i, j int) bool { return b.items[i].seq < b.items[j].seq })
+	}
+}

@@ -1,0 +1,568 @@
+package rendezvous
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/rendezvous/pb"
+)
+
+// ErrClosed is returned for work submitted after the relay began closing.
+var ErrClosed = errors.New("rendezvous: closed")
+
+// maxGroup bounds how many operations share one datastore batch.
+const maxGroup = 256
+
+// store is the durable state of a relay: mailboxes, share records,
+// revocations and profiles in a go-datastore. Every change goes through one
+// committer goroutine that applies a group of operations to the model and
+// writes all their mutations in one atomic batch (one sync for the group),
+// then answers each operation. An operation is acknowledged only after its
+// batch committed.
+type store struct {
+	ds    ds.Batching
+	clock func() time.Time
+	log   *slog.Logger
+
+	mu       sync.Mutex // guards mb and profiles
+	mb       *mailboxes
+	profiles map[peer.ID]*identity.Profile
+	revoked  *identity.RevocationSet
+
+	ops    chan *op
+	quit   chan struct{}
+	done   chan struct{}
+	closed sync.Once
+	notify func(touched []peer.ID) // mailboxes that gained items
+	onDrop func(n int)             // expired items dropped
+	onSync func(d time.Duration, ops int)
+}
+
+// op is one unit of work for the committer. apply runs with the model
+// locked and records mutations in tx; it must leave the model unchanged
+// when it returns an error.
+type op struct {
+	apply func(tx *txn) error
+	err   error
+	done  chan struct{}
+}
+
+// txn collects a group's mutations and lets later operations in the group
+// read what earlier ones wrote.
+type txn struct {
+	s       *store
+	now     time.Time
+	muts    []mutation
+	pending map[ds.Key]*mutation
+	touched []peer.ID
+}
+
+func (tx *txn) add(ms ...mutation) {
+	for i := range ms {
+		tx.muts = append(tx.muts, ms[i])
+		m := ms[i]
+		tx.pending[m.key] = &m
+	}
+}
+
+// get reads key as it will be once the group commits.
+func (tx *txn) get(ctx context.Context, key ds.Key) ([]byte, error) {
+	if m, ok := tx.pending[key]; ok {
+		if m.del {
+			return nil, ds.ErrNotFound
+		}
+		return m.value, nil
+	}
+	return tx.s.ds.Get(ctx, key)
+}
+
+func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() time.Time, log *slog.Logger) (*store, error) {
+	s := &store{
+		ds: d, clock: clock, log: log,
+		profiles: map[peer.ID]*identity.Profile{},
+		revoked:  identity.NewRevocationSet(),
+		ops:      make(chan *op, 4*maxGroup),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		notify:   func([]peer.ID) {},
+		onDrop:   func(int) {},
+		onSync:   func(time.Duration, int) {},
+	}
+	s.mb = newMailboxes(Quota{Items: cfg.MailboxItems, Bytes: cfg.MailboxBytes}, cfg.MailboxTTL.D(), s.revoked.Revoked)
+	if err := s.load(ctx); err != nil {
+		return nil, err
+	}
+	go s.run()
+	return s, nil
+}
+
+// load rebuilds the model from the datastore.
+func (s *store) load(ctx context.Context) error {
+	verifier := identity.NewVerifier(identity.WithCacheSize(0))
+	mb := newMailboxes(s.mb.quota, s.mb.ttl, s.revoked.Revoked)
+	scan := func(prefix string, keysOnly bool, f func(rest []string, value []byte) error) error {
+		res, err := s.ds.Query(ctx, query.Query{Prefix: prefix, KeysOnly: keysOnly})
+		if err != nil {
+			return fmt.Errorf("rendezvous: load %s: %w", prefix, err)
+		}
+		defer res.Close()
+		for r := range res.Next() {
+			if r.Error != nil {
+				return fmt.Errorf("rendezvous: load %s: %w", prefix, r.Error)
+			}
+			if err := f(splitKey(r.Key, prefix), r.Value); err != nil {
+				// A record we cannot read is logged and skipped: one bad
+				// record must not keep the relay from serving everyone else.
+				s.log.Warn("skipping unreadable record", "key", r.Key, "err", err)
+			}
+		}
+		return nil
+	}
+	err := errors.Join(
+		scan(prefixRevoked, false, func(_ []string, v []byte) error {
+			r, err := verifier.Revocation(v)
+			if err != nil {
+				return err
+			}
+			s.revoked.Add(r)
+			return nil
+		}),
+		scan(prefixProfiles, false, func(_ []string, v []byte) error {
+			p, err := verifier.Profile(v, s.clock().Add(identity.DefaultClockSkew))
+			if err != nil {
+				return err
+			}
+			s.profiles[p.Owner] = p
+			return nil
+		}),
+		scan(prefixMboxMeta, false, func(k []string, v []byte) error {
+			r, err := parsePeerText(k[0])
+			if err != nil {
+				return err
+			}
+			var meta pb.BoxMeta
+			if err := proto.Unmarshal(v, &meta); err != nil {
+				return err
+			}
+			mb.loadMeta(r, &meta)
+			return nil
+		}),
+		scan(prefixMbox, false, func(k []string, v []byte) error {
+			if len(k) != 2 {
+				return fmt.Errorf("bad key")
+			}
+			r, err := parsePeerText(k[0])
+			if err != nil {
+				return err
+			}
+			seq, err := parseSeq(k[1])
+			if err != nil {
+				return err
+			}
+			var st pb.StoredItem
+			if err := proto.Unmarshal(v, &st); err != nil {
+				return err
+			}
+			mb.loadItem(r, seq, len(v), &st)
+			return nil
+		}),
+		scan(prefixMboxID, false, func(k []string, v []byte) error {
+			if len(k) != 2 {
+				return fmt.Errorf("bad key")
+			}
+			r, err := parsePeerText(k[0])
+			if err != nil {
+				return err
+			}
+			id, err := parseHexID(k[1])
+			if err != nil {
+				return err
+			}
+			var rec pb.ItemRecord
+			if err := proto.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			mb.loadID(r, id, &rec)
+			return nil
+		}),
+		scan(prefixDeps, false, func(k []string, v []byte) error {
+			if len(k) != 3 {
+				return fmt.Errorf("bad key")
+			}
+			att, err := identity.ParseAttestationID(k[0])
+			if err != nil {
+				return err
+			}
+			r, err := parsePeerText(k[1])
+			if err != nil {
+				return err
+			}
+			id, err := parseHexID(k[2])
+			if err != nil {
+				return err
+			}
+			exp, n := binary.Uvarint(v)
+			if n <= 0 {
+				return fmt.Errorf("bad expiry")
+			}
+			mb.loadDep(att, r, id, time.Unix(int64(exp), 0))
+			return nil
+		}),
+	)
+	if err != nil {
+		return err
+	}
+	mb.finishLoad()
+	s.mb = mb
+	return nil
+}
+
+// do submits an operation and waits until its batch is durable.
+func (s *store) do(ctx context.Context, apply func(tx *txn) error) error {
+	o := &op{apply: apply, done: make(chan struct{})}
+	select {
+	case <-s.quit:
+		return ErrClosed
+	default:
+	}
+	select {
+	case s.ops <- o:
+	case <-s.quit:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-o.done:
+		return o.err
+	case <-ctx.Done():
+		// The operation may still commit; callers retry with the same ids,
+		// which are idempotent.
+		return ctx.Err()
+	}
+}
+
+func (s *store) run() {
+	defer close(s.done)
+	for {
+		var first *op
+		select {
+		case first = <-s.ops:
+		case <-s.quit:
+			// Finish what was already queued, then stop.
+			for {
+				select {
+				case o := <-s.ops:
+					s.commit([]*op{o})
+				default:
+					return
+				}
+			}
+		}
+		group := []*op{first}
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case o := <-s.ops:
+				group = append(group, o)
+			default:
+				break drain
+			}
+		}
+		s.commit(group)
+	}
+}
+
+func (s *store) commit(group []*op) {
+	tx := &txn{s: s, now: s.clock(), pending: map[ds.Key]*mutation{}}
+	s.mu.Lock()
+	for _, o := range group {
+		o.err = o.apply(tx)
+	}
+	s.mu.Unlock()
+	if len(tx.muts) > 0 {
+		start := time.Now()
+		if err := s.write(tx.muts); err != nil {
+			s.log.Error("datastore commit failed; reloading state", "err", err, "ops", len(group))
+			s.mu.Lock()
+			if lerr := s.load(context.Background()); lerr != nil {
+				s.log.Error("reload failed", "err", lerr)
+			}
+			s.mu.Unlock()
+			for _, o := range group {
+				if o.err == nil {
+					o.err = fmt.Errorf("rendezvous: store: %w", err)
+				}
+			}
+			tx.touched = nil
+		} else {
+			s.onSync(time.Since(start), len(group))
+		}
+	}
+	if len(tx.touched) > 0 {
+		s.notify(tx.touched)
+	}
+	for _, o := range group {
+		close(o.done)
+	}
+}
+
+func (s *store) write(muts []mutation) error {
+	ctx := context.Background()
+	b, err := s.ds.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range muts {
+		if m.del {
+			err = b.Delete(ctx, m.key)
+		} else {
+			err = b.Put(ctx, m.key, m.value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return b.Commit(ctx)
+}
+
+// close stops the committer after it has finished queued work.
+func (s *store) close() {
+	s.closed.Do(func() { close(s.quit) })
+	<-s.done
+}
+
+// ---- operations
+
+// itemBytes returns the marshalled InboxItem stored for r at seq.
+func (s *store) itemBytes(ctx context.Context, r peer.ID, seq uint64) ([]byte, error) {
+	v, err := s.ds.Get(ctx, mboxKey(r, seq))
+	if err != nil {
+		return nil, err
+	}
+	var st pb.StoredItem
+	if err := proto.Unmarshal(v, &st); err != nil {
+		return nil, err
+	}
+	return st.Item, nil
+}
+
+// pending returns up to n seqs waiting for r after seq `after`.
+func (s *store) pending(r peer.ID, after uint64, n int) []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mb.pending(r, after, n)
+}
+
+// depth returns how many items wait for r, and for everyone.
+func (s *store) depth(r peer.ID) (mine, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mb.depth(r), s.mb.total
+}
+
+// itemState returns what r's mailbox knows of item id.
+func (s *store) itemState(r peer.ID, id string) (idRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mb.state(r, id)
+}
+
+// ack deletes acknowledged items durably.
+func (s *store) ack(ctx context.Context, r peer.ID, seqs []uint64) ([]uint64, error) {
+	var acked []uint64
+	err := s.do(ctx, func(tx *txn) error {
+		a, muts := s.mb.ack(r, seqs)
+		acked = a
+		tx.add(muts...)
+		return nil
+	})
+	return acked, err
+}
+
+// put stores items, each for its own recipient, in one batch.
+func (s *store) put(ctx context.Context, items []newItem) ([]putResult, error) {
+	res := make([]putResult, len(items))
+	err := s.do(ctx, func(tx *txn) error {
+		for i, it := range items {
+			r, muts := s.mb.put(it, tx.now)
+			res[i] = r
+			if r.outcome == putStored {
+				tx.add(muts...)
+				tx.touched = append(tx.touched, it.recipient)
+			}
+		}
+		return nil
+	})
+	return res, err
+}
+
+// errReplay is returned by acceptShare for a share id already used for
+// other bytes or by another sharer.
+var errReplay = errors.New("rendezvous: share id already used")
+
+// shareOutcome is what acceptShare did for each target.
+type shareOutcome struct {
+	retry   bool        // the same bytes were accepted before
+	results []putResult // per target, in order
+}
+
+// acceptShare records a share and stores it for each target, atomically;
+// a share id seen before is a replay unless it is the same sharer sending
+// the same bytes again (a retry), which is answered with what happened the
+// first time.
+func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identity.ShareID, items []newItem) (*shareOutcome, error) {
+	out := &shareOutcome{results: make([]putResult, len(items))}
+	err := s.do(ctx, func(tx *txn) error {
+		key := shareKey(id)
+		old, err := tx.get(ctx, key)
+		switch {
+		case err == nil:
+			var prev pb.ShareRecord
+			if perr := proto.Unmarshal(old, &prev); perr == nil && tx.now.Unix() < prev.ExpiresAt {
+				if !bytes.Equal(prev.Sharer, rec.Sharer) || !bytes.Equal(prev.BodyHash, rec.BodyHash) {
+					return errReplay
+				}
+				out.retry = true
+				for i, it := range items {
+					st, ok := s.mb.state(it.recipient, it.id)
+					switch {
+					case !ok:
+						out.results[i] = putResult{outcome: putOverQuota}
+					case st.state == pb.ItemState_PENDING:
+						out.results[i] = putResult{putDupPending, st.seq}
+					case st.state == pb.ItemState_ACKED:
+						out.results[i] = putResult{putDupDelivered, st.seq}
+					default:
+						out.results[i] = putResult{putWithdrawn, st.seq}
+					}
+				}
+				return nil
+			}
+		case !errors.Is(err, ds.ErrNotFound):
+			return err
+		}
+		tx.add(mutation{key: key, value: mustMarshal(rec)})
+		for i, it := range items {
+			r, muts := s.mb.put(it, tx.now)
+			out.results[i] = r
+			if r.outcome == putStored {
+				tx.add(muts...)
+				tx.touched = append(tx.touched, it.recipient)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// shareRecord returns the record of an accepted share, if the relay has one.
+func (s *store) shareRecord(ctx context.Context, id identity.ShareID) (*pb.ShareRecord, bool) {
+	v, err := s.ds.Get(ctx, shareKey(id))
+	if err != nil {
+		return nil, false
+	}
+	var rec pb.ShareRecord
+	if proto.Unmarshal(v, &rec) != nil {
+		return nil, false
+	}
+	return &rec, true
+}
+
+// revoke records a verified revocation and withdraws what rested on it.
+// It reports whether the revocation was new.
+func (s *store) revoke(ctx context.Context, r *identity.Revocation) (bool, error) {
+	fresh := false
+	err := s.do(ctx, func(tx *txn) error {
+		if s.revoked.Revoked(r.AttestationID) {
+			return nil
+		}
+		fresh = true
+		s.revoked.Add(r)
+		tx.add(mutation{key: revokedKey(r.AttestationID), value: r.Raw})
+		touched, muts := s.mb.withdraw(r, tx.now)
+		tx.add(muts...)
+		tx.touched = append(tx.touched, touched...)
+		return nil
+	})
+	return fresh, err
+}
+
+// putProfile keeps p if it is newer than the profile held for its owner.
+func (s *store) putProfile(ctx context.Context, p *identity.Profile) error {
+	return s.do(ctx, func(tx *txn) error {
+		if old := s.profiles[p.Owner]; old != nil && old.Seq > p.Seq {
+			return nil
+		}
+		s.profiles[p.Owner] = p
+		tx.add(mutation{key: profileKey(p.Owner), value: p.Raw})
+		return nil
+	})
+}
+
+// profile returns the newest profile held for p, or nil.
+func (s *store) profile(p peer.ID) *identity.Profile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.profiles[p]
+}
+
+// expire drops expired items and records.
+func (s *store) expire(ctx context.Context) error {
+	return s.do(ctx, func(tx *txn) error {
+		n, muts := s.mb.expire(tx.now)
+		tx.add(muts...)
+		if n > 0 {
+			s.onDrop(n)
+		}
+		return nil
+	})
+}
+
+// expireShares deletes share records whose seals have expired; a replay of
+// them is refused by the seal's own expiry.
+func (s *store) expireShares(ctx context.Context) error {
+	res, err := s.ds.Query(ctx, query.Query{Prefix: prefixShares})
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	now := s.clock().Unix()
+	var old []ds.Key
+	for r := range res.Next() {
+		if r.Error != nil {
+			return r.Error
+		}
+		var rec pb.ShareRecord
+		if proto.Unmarshal(r.Value, &rec) != nil || rec.ExpiresAt <= now {
+			old = append(old, ds.RawKey(r.Key))
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	return s.do(ctx, func(tx *txn) error {
+		for _, k := range old {
+			tx.add(mutation{key: k, del: true})
+		}
+		return nil
+	})
+}
+
+func bodyHash(raw []byte) []byte {
+	h := sha256.Sum256(raw)
+	return h[:]
+}
