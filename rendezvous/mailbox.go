@@ -35,11 +35,13 @@ type mutation struct {
 	del   bool
 }
 
+// Expiry times are Unix seconds, as stored.
+
 type mailItem struct {
 	seq     uint64
 	id      string
 	size    int
-	expires time.Time
+	expires int64
 	deps    []identity.AttestationID
 }
 
@@ -47,7 +49,7 @@ type idRecord struct {
 	seq     uint64
 	state   pb.ItemState
 	kind    protopb.ItemKind
-	expires time.Time
+	expires int64
 }
 
 type box struct {
@@ -66,7 +68,7 @@ type depRef struct {
 // concurrent use; the store serialises access.
 type mailboxes struct {
 	boxes   map[peer.ID]*box
-	deps    map[identity.AttestationID]map[depRef]time.Time
+	deps    map[identity.AttestationID]map[depRef]int64
 	quota   Quota
 	ttl     time.Duration
 	revoked func(identity.AttestationID) bool
@@ -78,7 +80,7 @@ func newMailboxes(q Quota, ttl time.Duration, revoked func(identity.AttestationI
 		revoked = func(identity.AttestationID) bool { return false }
 	}
 	return &mailboxes{
-		boxes: map[peer.ID]*box{}, deps: map[identity.AttestationID]map[depRef]time.Time{},
+		boxes: map[peer.ID]*box{}, deps: map[identity.AttestationID]map[depRef]int64{},
 		quota: q, ttl: ttl, revoked: revoked,
 	}
 }
@@ -123,7 +125,7 @@ type putResult struct {
 // or the mailbox is full.
 func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 	b := m.box(it.recipient)
-	if rec, ok := b.ids[it.id]; ok && now.Before(rec.expires) {
+	if rec, ok := b.ids[it.id]; ok && now.Unix() < rec.expires {
 		switch rec.state {
 		case pb.ItemState_PENDING:
 			return putResult{putDupPending, rec.seq}, nil
@@ -138,13 +140,13 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 			return putResult{outcome: putWithdrawn}, nil
 		}
 	}
-	expires := now.Add(m.ttl)
+	expires := now.Add(m.ttl).Unix()
 	seq := b.nextSeq
 	itemBytes, _ := proto.Marshal(&protopb.InboxItem{
 		Seq: seq, Id: []byte(it.id), Kind: it.kind, Payload: it.payload,
 		From: []byte(it.from), StoredAt: now.Unix(), Refused: it.refused,
 	})
-	stored := &pb.StoredItem{Item: itemBytes, ExpiresAt: expires.Unix(), Id: []byte(it.id)}
+	stored := &pb.StoredItem{Item: itemBytes, ExpiresAt: expires, Id: []byte(it.id)}
 	for _, d := range it.deps {
 		stored.Deps = append(stored.Deps, d[:])
 	}
@@ -166,17 +168,17 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 	for _, d := range it.deps {
 		refs := m.deps[d]
 		if refs == nil {
-			refs = map[depRef]time.Time{}
+			refs = map[depRef]int64{}
 			m.deps[d] = refs
 		}
 		refs[depRef{it.recipient, it.id}] = expires
-		muts = append(muts, mutation{key: depKey(d, it.recipient, it.id), value: binary.AppendUvarint(nil, uint64(expires.Unix()))})
+		muts = append(muts, mutation{key: depKey(d, it.recipient, it.id), value: binary.AppendUvarint(nil, uint64(expires))})
 	}
 	return putResult{putStored, seq}, muts
 }
 
 func (r idRecord) marshal() []byte {
-	return mustMarshal(&pb.ItemRecord{Seq: r.seq, State: r.state, ExpiresAt: r.expires.Unix(), Kind: int32(r.kind)})
+	return mustMarshal(&pb.ItemRecord{Seq: r.seq, State: r.state, ExpiresAt: r.expires, Kind: int32(r.kind)})
 }
 
 func mustMarshal(m proto.Message) []byte {
@@ -322,10 +324,11 @@ func (m *mailboxes) withdraw(rev *identity.Revocation, now time.Time) (touched [
 
 // expire drops items, id records and dependencies past their expiry.
 func (m *mailboxes) expire(now time.Time) (dropped int, muts []mutation) {
+	t := now.Unix()
 	for r, b := range m.boxes {
 		kept := b.items[:0]
 		for _, it := range b.items {
-			if now.Before(it.expires) {
+			if t < it.expires {
 				kept = append(kept, it)
 				continue
 			}
@@ -336,7 +339,7 @@ func (m *mailboxes) expire(now time.Time) (dropped int, muts []mutation) {
 		}
 		b.items = kept
 		for id, rec := range b.ids {
-			if !now.Before(rec.expires) {
+			if t >= rec.expires {
 				delete(b.ids, id)
 				muts = append(muts, mutation{key: mboxIDKey(r, id), del: true})
 			}
@@ -344,7 +347,7 @@ func (m *mailboxes) expire(now time.Time) (dropped int, muts []mutation) {
 	}
 	for att, refs := range m.deps {
 		for ref, exp := range refs {
-			if !now.Before(exp) {
+			if t >= exp {
 				delete(refs, ref)
 				muts = append(muts, mutation{key: depKey(att, ref.recipient, ref.id), del: true})
 			}
@@ -367,7 +370,7 @@ func (m *mailboxes) loadMeta(r peer.ID, meta *pb.BoxMeta) {
 
 func (m *mailboxes) loadItem(r peer.ID, seq uint64, size int, st *pb.StoredItem) {
 	b := m.box(r)
-	it := mailItem{seq: seq, id: string(st.Id), size: size, expires: time.Unix(st.ExpiresAt, 0)}
+	it := mailItem{seq: seq, id: string(st.Id), size: size, expires: st.ExpiresAt}
 	for _, d := range st.Deps {
 		var a identity.AttestationID
 		copy(a[:], d)
@@ -382,13 +385,13 @@ func (m *mailboxes) loadItem(r peer.ID, seq uint64, size int, st *pb.StoredItem)
 }
 
 func (m *mailboxes) loadID(r peer.ID, id string, rec *pb.ItemRecord) {
-	m.box(r).ids[id] = idRecord{seq: rec.Seq, state: rec.State, kind: protopb.ItemKind(rec.Kind), expires: time.Unix(rec.ExpiresAt, 0)}
+	m.box(r).ids[id] = idRecord{seq: rec.Seq, state: rec.State, kind: protopb.ItemKind(rec.Kind), expires: rec.ExpiresAt}
 }
 
-func (m *mailboxes) loadDep(att identity.AttestationID, r peer.ID, id string, expires time.Time) {
+func (m *mailboxes) loadDep(att identity.AttestationID, r peer.ID, id string, expires int64) {
 	refs := m.deps[att]
 	if refs == nil {
-		refs = map[depRef]time.Time{}
+		refs = map[depRef]int64{}
 		m.deps[att] = refs
 	}
 	refs[depRef{r, id}] = expires

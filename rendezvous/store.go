@@ -218,7 +218,7 @@ func (s *store) load(ctx context.Context) error {
 			if n <= 0 {
 				return fmt.Errorf("bad expiry")
 			}
-			mb.loadDep(att, r, id, time.Unix(int64(exp), 0))
+			mb.loadDep(att, r, id, int64(exp))
 			return nil
 		}),
 	)

@@ -1,0 +1,234 @@
+package rendezvous
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"testing"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/kithnet/kith/identity"
+	protopb "github.com/kithnet/kith/protocols/pb"
+	"github.com/kithnet/kith/rendezvous/pb"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func testPeer(tb testing.TB) peer.ID {
+	k, _ := identity.GenerateKey()
+	id, _ := peer.IDFromPrivateKey(k)
+	return id
+}
+
+func item(r peer.ID, id string, deps ...identity.AttestationID) newItem {
+	return newItem{recipient: r, id: id, kind: protopb.ItemKind_SHARE, payload: []byte("payload " + id), deps: deps}
+}
+
+func TestMailboxPutAckOrder(t *testing.T) {
+	bob := testPeer(t)
+	m := newMailboxes(Quota{Items: 100, Bytes: 1 << 20}, time.Hour, nil)
+	for i := range 5 {
+		res, muts := m.put(item(bob, fmt.Sprint("s", i)), t0)
+		if res.outcome != putStored || res.seq != uint64(i+1) || len(muts) == 0 {
+			t.Fatalf("put %d: %+v, %d mutations", i, res, len(muts))
+		}
+	}
+	if got := m.pending(bob, 0, 10); !reflect.DeepEqual(got, []uint64{1, 2, 3, 4, 5}) {
+		t.Fatalf("pending %v", got)
+	}
+	if got := m.pending(bob, 2, 2); !reflect.DeepEqual(got, []uint64{3, 4}) {
+		t.Fatalf("pending after 2 %v", got)
+	}
+	acked, _ := m.ack(bob, []uint64{2, 4, 99, 2})
+	if !reflect.DeepEqual(acked, []uint64{2, 4}) {
+		t.Fatalf("acked %v", acked)
+	}
+	if got := m.pending(bob, 0, 10); !reflect.DeepEqual(got, []uint64{1, 3, 5}) {
+		t.Fatalf("pending after acks %v", got)
+	}
+	// The same ids again: nothing is stored twice.
+	if res, _ := m.put(item(bob, "s1"), t0); res.outcome != putDupDelivered || res.seq != 2 {
+		t.Fatalf("retry of a delivered item: %+v", res)
+	}
+	if res, _ := m.put(item(bob, "s0"), t0); res.outcome != putDupPending || res.seq != 1 {
+		t.Fatalf("retry of a waiting item: %+v", res)
+	}
+	// Seqs never go back, even after everything is acknowledged.
+	m.ack(bob, []uint64{1, 3, 5})
+	if res, _ := m.put(item(bob, "s9"), t0); res.seq != 6 {
+		t.Fatalf("seq after drain %d, want 6", res.seq)
+	}
+	if m.depth(bob) != 1 || m.total != 1 {
+		t.Fatalf("depth %d total %d", m.depth(bob), m.total)
+	}
+}
+
+func TestMailboxQuota(t *testing.T) {
+	bob, carol := testPeer(t), testPeer(t)
+	m := newMailboxes(Quota{Items: 3, Bytes: 1 << 20}, time.Hour, nil)
+	for i := range 3 {
+		m.put(item(bob, fmt.Sprint(i)), t0)
+	}
+	if res, muts := m.put(item(bob, "x"), t0); res.outcome != putOverQuota || muts != nil {
+		t.Fatalf("over item quota: %+v", res)
+	}
+	if res, _ := m.put(item(carol, "x"), t0); res.outcome != putStored {
+		t.Fatalf("another mailbox is not affected: %+v", res)
+	}
+	m.ack(bob, []uint64{1})
+	if res, _ := m.put(item(bob, "x"), t0); res.outcome != putStored {
+		t.Fatalf("room after an ack: %+v", res)
+	}
+	small := newMailboxes(Quota{Items: 100, Bytes: 300}, time.Hour, nil)
+	big := item(bob, "big")
+	big.payload = make([]byte, 400)
+	if res, _ := small.put(big, t0); res.outcome != putOverQuota {
+		t.Fatalf("over byte quota: %+v", res)
+	}
+}
+
+func TestMailboxExpiry(t *testing.T) {
+	bob := testPeer(t)
+	att := identity.AttestationID{1}
+	m := newMailboxes(Quota{Items: 100, Bytes: 1 << 20}, time.Hour, nil)
+	m.put(item(bob, "a", att), t0)
+	m.put(item(bob, "b"), t0.Add(30*time.Minute))
+	n, muts := m.expire(t0.Add(time.Hour))
+	if n != 1 || len(muts) != 3 { // item a, its id record, its dependency
+		t.Fatalf("expired %d with %d mutations", n, len(muts))
+	}
+	if got := m.pending(bob, 0, 10); !reflect.DeepEqual(got, []uint64{2}) {
+		t.Fatalf("pending %v", got)
+	}
+	// Once its id is forgotten, an old id may be stored again.
+	if res, _ := m.put(item(bob, "a"), t0.Add(time.Hour)); res.outcome != putStored {
+		t.Fatalf("after expiry: %+v", res)
+	}
+}
+
+func TestMailboxWithdraw(t *testing.T) {
+	bob, erin := testPeer(t), testPeer(t)
+	att, other := identity.AttestationID{1}, identity.AttestationID{2}
+	revoked := map[identity.AttestationID]bool{}
+	m := newMailboxes(Quota{Items: 100, Bytes: 1 << 20}, time.Hour, func(a identity.AttestationID) bool { return revoked[a] })
+	m.put(item(bob, "waiting", att), t0)     // seq 1, not yet delivered
+	m.put(item(erin, "seen", att), t0)       // erin's seq 1, delivered below
+	m.put(item(bob, "unrelated", other), t0) // seq 2
+	m.ack(erin, []uint64{1})
+
+	rev := &identity.Revocation{AttestationID: att, Revoker: bob, Raw: []byte("revocation")}
+	revoked[att] = true
+	touched, _ := m.withdraw(rev, t0)
+	if len(touched) != 2 {
+		t.Fatalf("touched %v", touched)
+	}
+	if got := m.pending(bob, 0, 10); !reflect.DeepEqual(got, []uint64{2}) {
+		t.Fatalf("bob's waiting item was not withdrawn: %v", got)
+	}
+	if got := m.pending(erin, 0, 10); !reflect.DeepEqual(got, []uint64{2}) {
+		t.Fatalf("erin got no withdrawal notice: %v", got)
+	}
+	if rec, _ := m.state(bob, "waiting"); rec.state != 2 {
+		t.Fatalf("state %v", rec.state)
+	}
+	// A retry of the withdrawn item is not stored again, nor is anything
+	// new resting on the revoked attestation.
+	if res, _ := m.put(item(bob, "waiting", att), t0); res.outcome != putWithdrawn {
+		t.Fatalf("retry: %+v", res)
+	}
+	if res, _ := m.put(item(bob, "new", att), t0); res.outcome != putWithdrawn {
+		t.Fatalf("new item on a revoked attestation: %+v", res)
+	}
+	// Hearing the revocation again changes nothing.
+	if touched, muts := m.withdraw(rev, t0); len(touched) != 0 || len(muts) != 0 {
+		t.Fatalf("second withdraw: %v %d", touched, len(muts))
+	}
+}
+
+// TestStoreMatchesModel writes through the store, reopens it from the same
+// datastore, and checks the reloaded model equals the one that wrote.
+func TestStoreMatchesModel(t *testing.T) {
+	ctx := context.Background()
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	cfg := DefaultConfig()
+	clock := func() time.Time { return t0 }
+	s, err := openStore(ctx, d, &cfg, clock, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, erin := testPeer(t), testPeer(t)
+	att := identity.AttestationID{7}
+	var items []newItem
+	for i := range 20 {
+		items = append(items, item(bob, fmt.Sprint("b", i), att), item(erin, fmt.Sprint("e", i)))
+	}
+	if _, err := s.put(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ack(ctx, bob, []uint64{1, 2, 3, 10}); err != nil {
+		t.Fatal(err)
+	}
+	rev := realRevocation(t)
+	if _, err := s.put(ctx, []newItem{item(bob, "on-revoked", rev.AttestationID), item(erin, "seen", rev.AttestationID)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ack(ctx, erin, []uint64{21}); err != nil {
+		t.Fatal(err)
+	}
+	if fresh, err := s.revoke(ctx, rev); err != nil || !fresh {
+		t.Fatalf("revoke: %v %v", fresh, err)
+	}
+	s.close()
+
+	s2, err := openStore(ctx, d, &cfg, clock, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.close()
+	if !reflect.DeepEqual(s.mb.boxes, s2.mb.boxes) {
+		for p, b := range s.mb.boxes {
+			t.Logf("%s: before %+v\nafter %+v", p, b, s2.mb.boxes[p])
+		}
+		t.Fatal("reloaded mailboxes differ")
+	}
+	if !s2.revoked.Revoked(rev.AttestationID) {
+		t.Fatal("revocation not reloaded")
+	}
+	if rec, _ := s2.itemState(bob, "on-revoked"); rec.state != pb.ItemState_WITHDRAWN {
+		t.Fatalf("withdrawn item state after reload: %v", rec.state)
+	}
+	if got := s2.pending(erin, 20, 10); len(got) != 1 {
+		t.Fatalf("erin's withdrawal notice after reload: %v", got)
+	}
+	if !reflect.DeepEqual(s.mb.deps, s2.mb.deps) || s.mb.total != s2.mb.total {
+		t.Fatalf("reloaded deps or totals differ: %d vs %d", s.mb.total, s2.mb.total)
+	}
+}
+
+// realRevocation returns a verified revocation of a fresh friendship.
+func realRevocation(tb testing.TB) *identity.Revocation {
+	tb.Helper()
+	a, _ := identity.GenerateKey()
+	b, _ := identity.GenerateKey()
+	bid, _ := peer.IDFromPrivateKey(b)
+	offer, _ := identity.MakeOffer(a, bid, t0, 0)
+	v := identity.NewVerifier()
+	att, err := v.Countersign(b, offer, t0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	raw, err := identity.Revoke(a, att, t0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rev, err := v.Revocation(raw)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rev
+}
