@@ -302,6 +302,9 @@ type ShareVerdict struct {
 	Targets  []ShareTarget // targets whose attestation with the sharer holds
 	Items    []ShareItem   // items that may be shared
 	Failures []Failure     // every id that failed, with its reason
+	// Attestations names, for each valid target and item, the
+	// sharer<->peer attestation the verdict rests on.
+	Attestations map[peer.ID]identity.AttestationID
 }
 
 // Refused reports whether the share must not be forwarded at all: in
@@ -332,16 +335,19 @@ func VerifyShare(v *identity.Verifier, s *UnverifiedShare, now time.Time, profil
 		f := NewFailure(s.Sharer, pb.Role_SHARER, err)
 		return nil, &StatusError{Status: pb.Status_REFUSED, Text: "the share's seal does not verify", Failures: []Failure{f}}
 	}
-	verdict := &ShareVerdict{Seal: seal}
+	verdict := &ShareVerdict{Seal: seal, Attestations: map[peer.ID]identity.AttestationID{}}
 	for _, t := range s.Targets {
-		if _, err := v.Friendship(t.Attestation, s.Sharer, t.Peer, now); err != nil {
+		a, err := v.Friendship(t.Attestation, s.Sharer, t.Peer, now)
+		if err != nil {
 			verdict.Failures = append(verdict.Failures, NewFailure(t.Peer, pb.Role_TARGET, err))
 			continue
 		}
 		verdict.Targets = append(verdict.Targets, t)
+		verdict.Attestations[t.Peer] = a.ID
 	}
 	for _, it := range s.Items {
-		if _, err := v.Friendship(it.Attestation, s.Sharer, it.Peer, now); err != nil {
+		a, err := v.Friendship(it.Attestation, s.Sharer, it.Peer, now)
+		if err != nil {
 			verdict.Failures = append(verdict.Failures, NewFailure(it.Peer, pb.Role_ITEM, err))
 			continue
 		}
@@ -350,6 +356,7 @@ func VerifyShare(v *identity.Verifier, s *UnverifiedShare, now time.Time, profil
 			continue
 		}
 		verdict.Items = append(verdict.Items, it)
+		verdict.Attestations[it.Peer] = a.ID
 	}
 	return verdict, nil
 }

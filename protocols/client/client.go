@@ -1,0 +1,204 @@
+// Package client is the calling side of Kith's protocols: a node sending a
+// share, an add message, a presence query or revocations to a relay (or an
+// add message directly to another node), and a node's inbox session with
+// its relay. Each call opens one stream, writes one framed request, reads
+// one framed response within protocols.StreamDeadline, and returns the
+// response with its status as a Go error (a *protocols.StatusError for
+// anything but OK).
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/protocols"
+	"github.com/kithnet/kith/protocols/pb"
+)
+
+// roundTrip sends req on a new stream of proto to p and returns the
+// response frame.
+func roundTrip(ctx context.Context, h host.Host, p peer.ID, id protocol.ID, req proto.Message) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, protocols.StreamDeadline)
+	defer cancel()
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "kith"), p, id)
+	if err != nil {
+		return nil, fmt.Errorf("open %s to %s: %w", id, p.ShortString(), err)
+	}
+	defer s.Close()
+	deadline, _ := ctx.Deadline()
+	s.SetDeadline(deadline)
+	if err := protocols.WriteMsg(s, req); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("send %s: %w", id, err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("send %s: %w", id, err)
+	}
+	frame, err := protocols.NewReader(s, protocols.MaxResponseMessage).ReadFrame()
+	if err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("read %s response from %s: %w", id, p.ShortString(), err)
+	}
+	return append([]byte(nil), frame...), nil
+}
+
+// Share sends a sealed share (protocols.UnverifiedShare.Raw) to a relay.
+// The response is returned even when the status is a failure, so the
+// caller can show each target's delivery and each failing id.
+func Share(ctx context.Context, h host.Host, relay peer.ID, raw []byte) (*pb.ShareResponse, error) {
+	var m pb.Share
+	if err := proto.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("share: %w", err)
+	}
+	frame, err := roundTrip(ctx, h, relay, protocols.ShareProtocol, &m)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := protocols.DecodeShareResponse(frame)
+	if err != nil {
+		return nil, err
+	}
+	return resp, protocols.ResponseError(resp.Status, resp.Text, resp.Failures)
+}
+
+// Add sends an add message (one request, a combined request, or an
+// answer) to a relay or directly to a node.
+func Add(ctx context.Context, h host.Host, p peer.ID, m *pb.AddMessage) (*pb.AddResponse, error) {
+	frame, err := roundTrip(ctx, h, p, protocols.AddProtocol, m)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := protocols.DecodeAddResponse(frame)
+	if err != nil {
+		return nil, err
+	}
+	return resp, protocols.ResponseError(resp.Status, resp.Text, nil)
+}
+
+// Presence asks a relay about peers.
+func Presence(ctx context.Context, h host.Host, relay peer.ID, q *pb.PresenceQuery) (*pb.PresenceResponse, error) {
+	frame, err := roundTrip(ctx, h, relay, protocols.PresenceProtocol, q)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := protocols.DecodePresenceResponse(frame)
+	if err != nil {
+		return nil, err
+	}
+	return resp, protocols.ResponseError(resp.Status, resp.Text, nil)
+}
+
+// Revoke hands revocations to a relay.
+func Revoke(ctx context.Context, h host.Host, relay peer.ID, revocations [][]byte) (*pb.RevokeResponse, error) {
+	frame, err := roundTrip(ctx, h, relay, protocols.RevokeProtocol, &pb.RevokeRequest{Revocations: revocations})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := protocols.DecodeRevokeResponse(frame)
+	if err != nil {
+		return nil, err
+	}
+	return resp, protocols.ResponseError(resp.Status, resp.Text, resp.Failures)
+}
+
+// ErrInboxClosed is returned by Inbox.Next after Close.
+var ErrInboxClosed = errors.New("client: inbox closed")
+
+// Inbox is a node's open mailbox at a relay: items arrive with Next, and
+// each must be acknowledged with Ack once it is safely stored, or it is
+// sent again at the next login.
+type Inbox struct {
+	// Result is the relay's answer to the login.
+	Result *pb.LoginResult
+	s      network.Stream
+	rd     *protocols.Reader
+	wmu    sync.Mutex
+	once   sync.Once
+}
+
+// Login opens the inbox of the host's user at relay. profile is the
+// user's signed profile; peerRecord (optional) is a signed libp2p peer
+// record of the addresses to announce; window (0 for the relay's default)
+// bounds unacknowledged items in flight.
+func Login(ctx context.Context, h host.Host, relay peer.ID, profile, peerRecord []byte, window uint32) (*Inbox, error) {
+	ctx, cancel := context.WithTimeout(ctx, protocols.StreamDeadline)
+	defer cancel()
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "kith"), relay, protocols.InboxProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("open inbox at %s: %w", relay.ShortString(), err)
+	}
+	deadline, _ := ctx.Deadline()
+	s.SetDeadline(deadline)
+	login := &pb.InboxClient{Msg: &pb.InboxClient_Login{Login: &pb.Login{Profile: profile, PeerRecord: peerRecord, Window: window}}}
+	if err := protocols.WriteMsg(s, login); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	rd := protocols.NewReader(s, protocols.MaxInboxMessage)
+	frame, err := rd.ReadFrame()
+	if err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("login: %w", err)
+	}
+	m, err := protocols.DecodeInboxServer(frame)
+	if err != nil {
+		s.Reset()
+		return nil, err
+	}
+	res := m.GetResult()
+	if res == nil {
+		s.Reset()
+		return nil, fmt.Errorf("login: %w: the relay sent an item before the login result", protocols.ErrBadResponse)
+	}
+	if err := protocols.ResponseError(res.Status, res.Text, nil); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	s.SetDeadline(time.Time{})
+	return &Inbox{Result: res, s: s, rd: rd}, nil
+}
+
+// Next blocks until the relay pushes an item, the stream ends, or the
+// inbox is closed.
+func (in *Inbox) Next() (*pb.InboxItem, error) {
+	frame, err := in.rd.ReadFrame()
+	if err != nil {
+		return nil, err
+	}
+	m, err := protocols.DecodeInboxServer(frame)
+	if err != nil {
+		return nil, err
+	}
+	it := m.GetItem()
+	if it == nil {
+		return nil, fmt.Errorf("%w: a second login result", protocols.ErrBadResponse)
+	}
+	return it, nil
+}
+
+// Ack acknowledges items by seq: the relay deletes them.
+func (in *Inbox) Ack(seqs ...uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	in.wmu.Lock()
+	defer in.wmu.Unlock()
+	in.s.SetWriteDeadline(time.Now().Add(protocols.FrameDeadline))
+	return protocols.WriteMsg(in.s, &pb.InboxClient{Msg: &pb.InboxClient_Ack{Ack: &pb.Ack{Seqs: seqs}}})
+}
+
+// Close ends the session; unacknowledged items stay at the relay.
+func (in *Inbox) Close() error {
+	in.once.Do(func() { in.s.Reset() })
+	return nil
+}

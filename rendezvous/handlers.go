@@ -1,0 +1,526 @@
+package rendezvous
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/protocols"
+	"github.com/kithnet/kith/protocols/pb"
+	storepb "github.com/kithnet/kith/rendezvous/pb"
+)
+
+// serve runs one request/response exchange on st, the way every Kith
+// request protocol works: a service scope and a memory reservation for the
+// largest frame, a deadline, one frame read with a size cap, one response
+// written. The handler sees the frame or the framing error and returns
+// the response; it never sees the stream.
+func (r *Relay) serve(st network.Stream, max int, handle func(ctx context.Context, remote peer.ID, frame []byte, readErr error) proto.Message) {
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		st.Reset()
+		return
+	}
+	if err := st.Scope().ReserveMemory(max, network.ReservationPriorityAlways); err != nil {
+		st.Reset()
+		return
+	}
+	defer st.Scope().ReleaseMemory(max)
+	st.SetDeadline(time.Now().Add(protocols.StreamDeadline))
+	ctx, cancel := context.WithTimeout(r.ctx, protocols.StreamDeadline)
+	defer cancel()
+	frame, err := protocols.NewReader(st, max).ReadFrame()
+	resp := handle(ctx, st.Conn().RemotePeer(), frame, err)
+	if err := protocols.WriteMsg(st, resp); err != nil {
+		st.Reset()
+		return
+	}
+	st.Close()
+}
+
+// statusText returns the status of err and the words that explain it.
+func statusText(err error) (pb.Status, string) {
+	if errors.Is(err, ErrClosed) {
+		return pb.Status_UNAVAILABLE, "the relay is shutting down; retry"
+	}
+	s := protocols.StatusOf(err)
+	var se *protocols.StatusError
+	if errors.As(err, &se) {
+		return s, se.Text
+	}
+	if s == pb.Status_INTERNAL {
+		return s, "internal error"
+	}
+	return s, err.Error()
+}
+
+func outcomeLabel(s pb.Status) string {
+	switch s {
+	case pb.Status_OK:
+		return "accepted"
+	case pb.Status_STATUS_UNSPECIFIED:
+		return "unspecified"
+	}
+	return map[pb.Status]string{
+		pb.Status_BAD_REQUEST: "bad_request", pb.Status_TOO_LARGE: "too_large", pb.Status_UNAUTHORIZED: "unauthorized",
+		pb.Status_REFUSED: "refused", pb.Status_REPLAY: "replay", pb.Status_QUOTA_EXCEEDED: "quota_exceeded",
+		pb.Status_RATE_LIMITED: "rate_limited", pb.Status_NOT_FOUND: "not_found", pb.Status_UNAVAILABLE: "unavailable",
+		pb.Status_INTERNAL: "internal",
+	}[s]
+}
+
+// ---- share
+
+func (r *Relay) handleShare(st network.Stream) {
+	r.serve(st, protocols.MaxShareMessage, func(ctx context.Context, remote peer.ID, frame []byte, readErr error) proto.Message {
+		resp := r.acceptShare(ctx, remote, frame, readErr)
+		r.metrics.shares.WithLabelValues(outcomeLabel(resp.Status)).Inc()
+		for _, f := range resp.Failures {
+			r.metrics.shareFailures.WithLabelValues(protocols.ReasonText(f.Reason)).Inc()
+		}
+		return resp
+	})
+}
+
+// acceptShare is the patent's server check (step 104) and forward (105,
+// 106): the share must be sealed by the peer that sent it, every
+// attestation must hold, its id must be new; then it is stored for each
+// target and pushed to those online.
+func (r *Relay) acceptShare(ctx context.Context, remote peer.ID, raw []byte, readErr error) *pb.ShareResponse {
+	fail := func(err error) *pb.ShareResponse {
+		s, text := statusText(err)
+		resp := &pb.ShareResponse{Status: s, Text: text}
+		var se *protocols.StatusError
+		if errors.As(err, &se) {
+			for _, f := range se.Failures {
+				resp.Failures = append(resp.Failures, f.ToWire())
+			}
+		}
+		return resp
+	}
+	if readErr != nil {
+		return fail(readErr)
+	}
+	if !r.limits.allow("share", remote, r.cfg.ShareRate) {
+		return fail(protocols.Errorf(pb.Status_RATE_LIMITED, "too many shares; retry later"))
+	}
+	u, err := protocols.DecodeShare(raw, r.cfg.limits())
+	if err != nil {
+		return fail(err)
+	}
+	if u.Sharer != remote {
+		return fail(protocols.Errorf(pb.Status_UNAUTHORIZED, "the share is signed for %s but was sent by %s", u.Sharer, remote))
+	}
+	now := r.clock()
+	start := time.Now()
+	verdict, err := protocols.VerifyShare(r.verifier, u, now, r.store.profile)
+	r.metrics.verifySeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return fail(err)
+	}
+	resp := &pb.ShareResponse{ShareId: u.ID[:]}
+	for _, f := range verdict.Failures {
+		resp.Failures = append(resp.Failures, f.ToWire())
+	}
+	if verdict.Refused(u.Mode) {
+		resp.Status = pb.Status_REFUSED
+		resp.Text = fmt.Sprintf("the share was not sent: %d of the ids failed the friendship check", len(verdict.Failures))
+		for _, t := range u.Targets {
+			resp.Targets = append(resp.Targets, &pb.TargetResult{Peer: []byte(t.Peer), Delivery: pb.Delivery_NOT_SENT})
+		}
+		return resp
+	}
+
+	// What each stored copy rests on: the sharer's friendship with its
+	// target and with every item forwarded.
+	var itemDeps []identity.AttestationID
+	var refused []*pb.Failure
+	for _, it := range verdict.Items {
+		itemDeps = append(itemDeps, verdict.Attestations[it.Peer])
+	}
+	for _, f := range verdict.Failures {
+		if f.Role == pb.Role_ITEM {
+			refused = append(refused, f.ToWire())
+		}
+	}
+	rec := &storepb.ShareRecord{Sharer: []byte(u.Sharer), BodyHash: bodyHash(u.Raw), ExpiresAt: verdict.Seal.ExpiresAt.Unix()}
+	for p, a := range verdict.Attestations {
+		rec.Atts = append(rec.Atts, &storepb.PeerAttestation{Peer: []byte(p), AttestationId: a[:]})
+	}
+	items := make([]newItem, 0, len(verdict.Targets))
+	for _, t := range verdict.Targets {
+		rec.Targets = append(rec.Targets, []byte(t.Peer))
+		deps := append([]identity.AttestationID{verdict.Attestations[t.Peer]}, itemDeps...)
+		items = append(items, newItem{
+			recipient: t.Peer, id: string(u.ID[:]), kind: pb.ItemKind_SHARE,
+			payload: u.Raw, from: u.Sharer, deps: deps, refused: refused,
+		})
+	}
+	out, err := r.store.acceptShare(ctx, rec, u.ID, items)
+	if errors.Is(err, errReplay) {
+		return fail(protocols.Errorf(pb.Status_REPLAY, "share %s was already sent with other contents", u.ID))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	deliveries := r.deliveries(ctx, items, out.results)
+	reached := 0
+	full := 0
+	for i, t := range verdict.Targets {
+		d := deliveries[i]
+		resp.Targets = append(resp.Targets, &pb.TargetResult{Peer: []byte(t.Peer), Delivery: d})
+		switch out.results[i].outcome {
+		case putOverQuota:
+			full++
+			resp.Failures = append(resp.Failures, &pb.Failure{Peer: []byte(t.Peer), Role: pb.Role_TARGET, Reason: pb.Reason_MAILBOX_FULL})
+		case putWithdrawn:
+			resp.Failures = append(resp.Failures, &pb.Failure{Peer: []byte(t.Peer), Role: pb.Role_TARGET, Reason: pb.Reason_REVOKED,
+				Detail: "a friendship this share rests on was revoked"})
+		}
+		if d == pb.Delivery_DELIVERED || d == pb.Delivery_STORED {
+			reached++
+			if out.results[i].outcome == putStored {
+				r.metrics.stored.WithLabelValues("share").Inc()
+			}
+		}
+	}
+	for _, f := range verdict.Failures {
+		if f.Role == pb.Role_TARGET {
+			resp.Targets = append(resp.Targets, &pb.TargetResult{Peer: []byte(f.Peer), Delivery: pb.Delivery_NOT_SENT})
+		}
+	}
+	switch {
+	case reached > 0:
+		resp.Status = pb.Status_OK
+	case full > 0 && full == len(items):
+		resp.Status, resp.Text = pb.Status_QUOTA_EXCEEDED, "every target's mailbox is full"
+	default:
+		resp.Status, resp.Text = pb.Status_REFUSED, "no target could receive the share"
+	}
+	return resp
+}
+
+// deliveries turns store outcomes into what the sender is told, waiting
+// (in parallel, up to DeliverWait) for online recipients to acknowledge
+// what was just stored for them.
+func (r *Relay) deliveries(ctx context.Context, items []newItem, results []putResult) []pb.Delivery {
+	out := make([]pb.Delivery, len(items))
+	var wg sync.WaitGroup
+	for i := range items {
+		switch results[i].outcome {
+		case putDupDelivered:
+			out[i] = pb.Delivery_DELIVERED
+		case putDupPending:
+			out[i] = pb.Delivery_STORED
+		case putStored:
+			out[i] = pb.Delivery_STORED
+			if r.sessions.get(items[i].recipient) == nil {
+				continue
+			}
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				if r.sessions.waitAcked(ctx, items[i].recipient, items[i].id, results[i].seq, r.cfg.DeliverWait.D()) {
+					out[i] = pb.Delivery_DELIVERED
+				}
+			}(i)
+		default:
+			out[i] = pb.Delivery_NOT_SENT
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+// ---- add
+
+func (r *Relay) handleAdd(st network.Stream) {
+	r.serve(st, protocols.MaxAddMessage, func(ctx context.Context, remote peer.ID, frame []byte, readErr error) proto.Message {
+		return r.acceptAdd(ctx, remote, frame, readErr)
+	})
+}
+
+// acceptAdd fans a combined add request out (claim 5): each request is
+// verified (the requester's signature, its offer, and its introduction or
+// invite), then stored for its recipient and pushed if they are online. An
+// answer (the countersigned attestation) travels back the same way.
+func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, readErr error) *pb.AddResponse {
+	fail := func(err error) *pb.AddResponse {
+		s, text := statusText(err)
+		r.metrics.adds.WithLabelValues(outcomeLabel(s)).Inc()
+		return &pb.AddResponse{Status: s, Text: text}
+	}
+	if readErr != nil {
+		return fail(readErr)
+	}
+	if !r.limits.allow("add", remote, r.cfg.AddRate) {
+		return fail(protocols.Errorf(pb.Status_RATE_LIMITED, "too many add requests; retry later"))
+	}
+	m, reqs, err := protocols.DecodeAddMessage(frame, r.cfg.limits())
+	if err != nil {
+		return fail(err)
+	}
+	now := r.clock()
+	if ans := m.GetAnswer(); ans != nil {
+		return r.acceptAnswer(ctx, remote, ans, now)
+	}
+	resp := &pb.AddResponse{Status: pb.Status_OK}
+	var items []newItem
+	var slots []int // index in resp.Results of each item
+	for _, u := range reqs {
+		if u.From != remote {
+			return fail(protocols.Errorf(pb.Status_UNAUTHORIZED, "a request signed for %s was sent by %s", u.From, remote))
+		}
+		res := &pb.AddResult{RequestId: u.ID[:], To: []byte(u.To)}
+		resp.Results = append(resp.Results, res)
+		deps, err := r.verifyAdd(ctx, u, now)
+		if err != nil {
+			res.Delivery = pb.Delivery_NOT_SENT
+			res.Reason = protocols.WireReason(identity.ReasonOf(err))
+			res.Detail = err.Error()
+			r.metrics.adds.WithLabelValues("refused").Inc()
+			continue
+		}
+		payload, _ := proto.Marshal(u.Wire)
+		items = append(items, newItem{recipient: u.To, id: string(u.ID[:]), kind: pb.ItemKind_ADD_REQUEST, payload: payload, from: u.From, deps: deps})
+		slots = append(slots, len(resp.Results)-1)
+	}
+	if len(items) > 0 {
+		results, err := r.store.put(ctx, items)
+		if err != nil {
+			return fail(err)
+		}
+		ds := r.deliveries(ctx, items, results)
+		for i, slot := range slots {
+			res := resp.Results[slot]
+			res.Delivery = ds[i]
+			switch results[i].outcome {
+			case putOverQuota:
+				res.Reason = pb.Reason_MAILBOX_FULL
+				r.metrics.adds.WithLabelValues("quota_exceeded").Inc()
+			case putWithdrawn:
+				res.Reason = pb.Reason_REVOKED
+				r.metrics.adds.WithLabelValues("refused").Inc()
+			case putStored:
+				r.metrics.stored.WithLabelValues("add_request").Inc()
+				r.metrics.adds.WithLabelValues("accepted").Inc()
+			default:
+				r.metrics.adds.WithLabelValues("duplicate").Inc()
+			}
+		}
+	}
+	if len(items) == 0 {
+		resp.Status, resp.Text = pb.Status_REFUSED, "no request could be sent"
+	}
+	return resp
+}
+
+// verifyAdd checks one request and returns the attestations it rests on.
+func (r *Relay) verifyAdd(ctx context.Context, u *protocols.UnverifiedAddRequest, now time.Time) ([]identity.AttestationID, error) {
+	req, err := protocols.VerifyAddRequest(r.verifier, u, now)
+	if err != nil {
+		return nil, err
+	}
+	if req.Introduction == nil {
+		// No introduction: the recipient's own invite must vouch for it.
+		in, err := r.verifier.Invite(u.Invite, now)
+		if err != nil {
+			return nil, err
+		}
+		if in.Inviter != u.To {
+			return nil, &identity.VerifyError{Record: "invite", Reason: identity.ReasonWrongPair,
+				Detail: fmt.Sprintf("the invite is %s's, the request is to %s", in.Inviter.ShortString(), u.To.ShortString())}
+		}
+		return nil, nil
+	}
+	// An introduction made through a share this relay accepted rests on
+	// the sharer's friendships with both; revoking either withdraws it.
+	var deps []identity.AttestationID
+	if rec, ok := r.store.shareRecord(ctx, req.Introduction.ShareID); ok {
+		for _, pa := range rec.Atts {
+			p := peer.ID(pa.Peer)
+			if p == u.From || p == u.To {
+				var a identity.AttestationID
+				copy(a[:], pa.AttestationId)
+				deps = append(deps, a)
+			}
+		}
+	}
+	return deps, nil
+}
+
+func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAnswer, now time.Time) *pb.AddResponse {
+	id, _ := protocols.DecodeAddAnswer(ans)
+	att, err := r.verifier.Attestation(ans.Attestation, now)
+	if err != nil {
+		r.metrics.adds.WithLabelValues("refused").Inc()
+		return &pb.AddResponse{Status: pb.Status_REFUSED, Text: err.Error(),
+			Results: []*pb.AddResult{{RequestId: id[:], Delivery: pb.Delivery_NOT_SENT, Reason: protocols.WireReason(identity.ReasonOf(err)), Detail: err.Error()}}}
+	}
+	to := att.Other(remote)
+	if to == "" {
+		return &pb.AddResponse{Status: pb.Status_UNAUTHORIZED, Text: "the answer's attestation does not name the sender"}
+	}
+	payload, _ := proto.Marshal(ans)
+	items := []newItem{{recipient: to, id: string(id[:]), kind: pb.ItemKind_ADD_ANSWER, payload: payload, from: remote, deps: []identity.AttestationID{att.ID}}}
+	results, err := r.store.put(ctx, items)
+	if err != nil {
+		s, text := statusText(err)
+		return &pb.AddResponse{Status: s, Text: text}
+	}
+	d := r.deliveries(ctx, items, results)[0]
+	res := &pb.AddResult{RequestId: id[:], To: []byte(to), Delivery: d}
+	if results[0].outcome == putOverQuota {
+		res.Reason = pb.Reason_MAILBOX_FULL
+		return &pb.AddResponse{Status: pb.Status_QUOTA_EXCEEDED, Text: "their mailbox is full", Results: []*pb.AddResult{res}}
+	}
+	if results[0].outcome == putWithdrawn {
+		res.Reason = pb.Reason_REVOKED
+		return &pb.AddResponse{Status: pb.Status_REFUSED, Text: "the friendship was revoked", Results: []*pb.AddResult{res}}
+	}
+	if results[0].outcome == putStored {
+		r.metrics.stored.WithLabelValues("add_answer").Inc()
+	}
+	r.metrics.adds.WithLabelValues("answer").Inc()
+	return &pb.AddResponse{Status: pb.Status_OK, Results: []*pb.AddResult{res}}
+}
+
+// ---- presence
+
+func (r *Relay) handlePresence(st network.Stream) {
+	r.serve(st, protocols.MaxPresenceMessage, func(ctx context.Context, remote peer.ID, frame []byte, readErr error) proto.Message {
+		return r.presence(remote, frame, readErr)
+	})
+}
+
+// presence answers which peers are online and how to reach them, to
+// askers who prove they may know: a friendship with the peer, or an
+// introduction between them.
+func (r *Relay) presence(remote peer.ID, frame []byte, readErr error) *pb.PresenceResponse {
+	if readErr != nil {
+		s, text := statusText(readErr)
+		return &pb.PresenceResponse{Status: s, Text: text}
+	}
+	if !r.limits.allow("presence", remote, r.cfg.PresenceRate) {
+		return &pb.PresenceResponse{Status: pb.Status_RATE_LIMITED, Text: "too many presence queries; retry later"}
+	}
+	q, ids, err := protocols.DecodePresenceQuery(frame)
+	if err != nil {
+		s, text := statusText(err)
+		return &pb.PresenceResponse{Status: s, Text: text}
+	}
+	now := r.clock()
+	resp := &pb.PresenceResponse{Status: pb.Status_OK}
+	for i, ask := range q.Asks {
+		p := ids[i]
+		e := &pb.PresenceEntry{Peer: []byte(p)}
+		resp.Entries = append(resp.Entries, e)
+		if err := r.mayKnow(remote, p, ask, now); err != nil {
+			e.Refused = protocols.WireReason(identity.ReasonOf(err))
+			r.metrics.presence.WithLabelValues("refused").Inc()
+			continue
+		}
+		online, reg, known := r.sessions.lookup(p)
+		e.Online = online
+		if known {
+			e.LastSeen = reg.lastSeen.Unix()
+		}
+		if online {
+			for _, a := range reg.addrs {
+				e.Addrs = append(e.Addrs, a.Bytes())
+			}
+			r.metrics.presence.WithLabelValues("online").Inc()
+		} else {
+			r.metrics.presence.WithLabelValues("offline").Inc()
+		}
+	}
+	return resp
+}
+
+func (r *Relay) mayKnow(asker, p peer.ID, ask *pb.PresenceAsk, now time.Time) error {
+	if asker == p {
+		return nil
+	}
+	if len(ask.Attestation) > 0 {
+		_, err := r.verifier.Friendship(ask.Attestation, asker, p, now)
+		return err
+	}
+	if len(ask.Introduction) > 0 {
+		in, err := r.verifier.Introduction(ask.Introduction, now)
+		if err != nil {
+			return err
+		}
+		if (in.Recipient == asker && in.Subject == p) || (in.Recipient == p && in.Subject == asker) {
+			return nil
+		}
+		return &identity.VerifyError{Record: "introduction", Reason: identity.ReasonWrongPair, Detail: "it is not between the asker and the peer"}
+	}
+	return &identity.VerifyError{Record: "presence", Reason: identity.ReasonMissing, Detail: "no friendship or introduction given"}
+}
+
+// ---- revoke
+
+func (r *Relay) handleRevoke(st network.Stream) {
+	r.serve(st, protocols.MaxRevokeMessage, func(ctx context.Context, remote peer.ID, frame []byte, readErr error) proto.Message {
+		return r.acceptRevocations(ctx, remote, frame, readErr)
+	})
+}
+
+func (r *Relay) acceptRevocations(ctx context.Context, remote peer.ID, frame []byte, readErr error) *pb.RevokeResponse {
+	if readErr != nil {
+		s, text := statusText(readErr)
+		return &pb.RevokeResponse{Status: s, Text: text}
+	}
+	if !r.limits.allow("revoke", remote, r.cfg.RevokeRate) {
+		return &pb.RevokeResponse{Status: pb.Status_RATE_LIMITED, Text: "too many revocations; retry later"}
+	}
+	m, err := protocols.DecodeRevokeRequest(frame)
+	if err != nil {
+		s, text := statusText(err)
+		return &pb.RevokeResponse{Status: s, Text: text}
+	}
+	resp := &pb.RevokeResponse{Status: pb.Status_OK}
+	ok := 0
+	for _, raw := range m.Revocations {
+		rev, err := r.verifier.Revocation(raw)
+		if err != nil {
+			r.metrics.revocations.WithLabelValues("node", "invalid").Inc()
+			resp.Failures = append(resp.Failures, protocols.NewFailure("", pb.Role_SHARER, err).ToWire())
+			continue
+		}
+		if err := r.applyRevocation(ctx, rev, "node"); err != nil {
+			s, text := statusText(err)
+			return &pb.RevokeResponse{Status: s, Text: text}
+		}
+		ok++
+	}
+	if ok == 0 {
+		resp.Status, resp.Text = pb.Status_REFUSED, "no revocation verified"
+	}
+	return resp
+}
+
+// applyRevocation stores a verified revocation, withdraws what rests on
+// it, and gossips it to other relays if it was new.
+func (r *Relay) applyRevocation(ctx context.Context, rev *identity.Revocation, source string) error {
+	fresh, err := r.store.revoke(ctx, rev)
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		r.metrics.revocations.WithLabelValues(source, "known").Inc()
+		return nil
+	}
+	r.metrics.revocations.WithLabelValues(source, "new").Inc()
+	r.log.Info("revocation applied", "attestation", rev.AttestationID.Short(), "revoker", rev.Revoker.ShortString(), "source", source)
+	if source == "node" && r.gossip != nil {
+		r.gossip.publish(rev.Raw)
+	}
+	return nil
+}

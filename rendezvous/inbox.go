@@ -1,0 +1,421 @@
+package rendezvous
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/record"
+	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/kithnet/kith/protocols"
+	"github.com/kithnet/kith/protocols/pb"
+	storepb "github.com/kithnet/kith/rendezvous/pb"
+)
+
+// A session is one node's open inbox stream. The writer goroutine pushes
+// the mailbox in seq order, keeping at most `window` items unacknowledged;
+// the reader turns acknowledgements into durable deletes. Everything is
+// stored before it is pushed, so a session that dies loses nothing: the
+// next login starts again from the first unacknowledged item.
+type session struct {
+	peer   peer.ID
+	s      network.Stream
+	window int
+	since  time.Time
+	addrs  []ma.Multiaddr
+	kickC  chan struct{}
+	done   chan struct{}
+	once   sync.Once
+
+	mu       sync.Mutex
+	lastSent uint64
+	inflight map[uint64]struct{}
+	waiters  map[uint64][]chan struct{}
+}
+
+func (s *session) kick() {
+	select {
+	case s.kickC <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) close() {
+	s.once.Do(func() {
+		close(s.done)
+		s.s.Reset()
+		s.mu.Lock()
+		for _, ws := range s.waiters {
+			for _, w := range ws {
+				close(w)
+			}
+		}
+		s.waiters = nil
+		s.mu.Unlock()
+	})
+}
+
+// registration is what presence reveals about a peer that logged in here.
+type registration struct {
+	addrs    []ma.Multiaddr
+	lastSeen time.Time
+}
+
+// sessions tracks who is logged in, and who was recently.
+type sessions struct {
+	r    *Relay
+	mu   sync.Mutex
+	live map[peer.ID]*session
+	regs map[peer.ID]registration
+}
+
+func newSessions(r *Relay) *sessions {
+	return &sessions{r: r, live: map[peer.ID]*session{}, regs: map[peer.ID]registration{}}
+}
+
+func (ss *sessions) get(p peer.ID) *session {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.live[p]
+}
+
+// registered reports whether p has logged in within the registration TTL.
+func (ss *sessions) registered(p peer.ID) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.live[p] != nil {
+		return true
+	}
+	reg, ok := ss.regs[p]
+	return ok && ss.r.clock().Sub(reg.lastSeen) < ss.r.cfg.RegistrationTTL.D()
+}
+
+func (ss *sessions) count() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.live)
+}
+
+// add makes s the session of its peer, ending an older one.
+func (ss *sessions) add(s *session) {
+	ss.mu.Lock()
+	old := ss.live[s.peer]
+	ss.live[s.peer] = s
+	ss.regs[s.peer] = registration{addrs: s.addrs, lastSeen: ss.r.clock()}
+	ss.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	ss.r.h.ConnManager().Protect(s.peer, "kith-inbox")
+}
+
+func (ss *sessions) remove(s *session) {
+	ss.mu.Lock()
+	if ss.live[s.peer] == s {
+		delete(ss.live, s.peer)
+		ss.regs[s.peer] = registration{addrs: s.addrs, lastSeen: ss.r.clock()}
+		ss.r.h.ConnManager().Unprotect(s.peer, "kith-inbox")
+	}
+	ss.mu.Unlock()
+	s.close()
+}
+
+func (ss *sessions) kick(peers []peer.ID) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, p := range peers {
+		if s := ss.live[p]; s != nil {
+			s.kick()
+		}
+	}
+}
+
+func (ss *sessions) closeAll() {
+	ss.mu.Lock()
+	all := make([]*session, 0, len(ss.live))
+	for _, s := range ss.live {
+		all = append(all, s)
+	}
+	ss.mu.Unlock()
+	for _, s := range all {
+		s.close()
+	}
+}
+
+func (ss *sessions) expire(now time.Time) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for p, reg := range ss.regs {
+		if ss.live[p] == nil && now.Sub(reg.lastSeen) >= ss.r.cfg.RegistrationTTL.D() {
+			delete(ss.regs, p)
+		}
+	}
+}
+
+// lookup returns what presence may reveal about p.
+func (ss *sessions) lookup(p peer.ID) (online bool, reg registration, known bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if s := ss.live[p]; s != nil {
+		return true, registration{addrs: s.addrs, lastSeen: ss.r.clock()}, true
+	}
+	reg, known = ss.regs[p]
+	if known && ss.r.clock().Sub(reg.lastSeen) >= ss.r.cfg.RegistrationTTL.D() {
+		return false, registration{}, false
+	}
+	return false, reg, known
+}
+
+// waitAcked waits until recipient acknowledges item seq (true), or until
+// timeout or the session ends (false).
+func (ss *sessions) waitAcked(ctx context.Context, recipient peer.ID, id string, seq uint64, timeout time.Duration) bool {
+	s := ss.get(recipient)
+	if s == nil || timeout <= 0 {
+		return false
+	}
+	w := make(chan struct{})
+	s.mu.Lock()
+	if s.waiters == nil { // closed
+		s.mu.Unlock()
+		return false
+	}
+	s.waiters[seq] = append(s.waiters[seq], w)
+	s.mu.Unlock()
+	// It may have been acknowledged before the waiter was in place.
+	if rec, ok := ss.r.store.itemState(recipient, id); ok && rec.seq == seq && rec.state != storepb.ItemState_PENDING {
+		return rec.state == storepb.ItemState_ACKED
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w:
+		rec, ok := ss.r.store.itemState(recipient, id)
+		return ok && rec.seq == seq && rec.state == storepb.ItemState_ACKED
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	if s.waiters != nil {
+		ws := s.waiters[seq]
+		for i, x := range ws {
+			if x == w {
+				s.waiters[seq] = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(s.waiters[seq]) == 0 {
+			delete(s.waiters, seq)
+		}
+	}
+	s.mu.Unlock()
+	return false
+}
+
+func (r *Relay) handleInbox(st network.Stream) {
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		st.Reset()
+		return
+	}
+	if err := st.Scope().ReserveMemory(2*protocols.MaxInboxMessage, network.ReservationPriorityAlways); err != nil {
+		st.Reset()
+		return
+	}
+	defer st.Scope().ReleaseMemory(2 * protocols.MaxInboxMessage)
+	remote := st.Conn().RemotePeer()
+	log := r.log.With("peer", remote.ShortString())
+
+	st.SetDeadline(r.clock().Add(protocols.StreamDeadline))
+	rd := protocols.NewReader(st, protocols.MaxInboxMessage)
+	refuse := func(err error) {
+		res := &pb.LoginResult{Status: protocols.StatusOf(err), Text: err.Error()}
+		protocols.WriteMsg(st, &pb.InboxServer{Msg: &pb.InboxServer_Result{Result: res}})
+		st.Close()
+	}
+	frame, err := rd.ReadFrame()
+	if err != nil {
+		refuse(err)
+		return
+	}
+	m, err := protocols.DecodeInboxClient(frame)
+	if err != nil {
+		refuse(err)
+		return
+	}
+	login := m.GetLogin()
+	if login == nil {
+		refuse(protocols.Errorf(pb.Status_BAD_REQUEST, "the first inbox message must be a login"))
+		return
+	}
+	if !r.limits.allow("login", remote, r.cfg.LoginRate) {
+		r.metrics.logins.WithLabelValues("rate_limited").Inc()
+		refuse(protocols.Errorf(pb.Status_RATE_LIMITED, "too many logins; retry later"))
+		return
+	}
+	now := r.clock()
+	prof, err := r.verifier.Profile(login.Profile, now)
+	if err != nil {
+		r.metrics.logins.WithLabelValues("refused").Inc()
+		refuse(protocols.Errorf(pb.Status_REFUSED, "login profile: %v", err))
+		return
+	}
+	if prof.Owner != remote {
+		r.metrics.logins.WithLabelValues("unauthorized").Inc()
+		refuse(protocols.Errorf(pb.Status_UNAUTHORIZED, "the profile is %s's, but the connection is %s's", prof.Owner, remote))
+		return
+	}
+	var addrs []ma.Multiaddr
+	if len(login.PeerRecord) > 0 {
+		var rec peer.PeerRecord
+		if _, err := record.ConsumeTypedEnvelope(login.PeerRecord, &rec); err != nil || rec.PeerID != remote {
+			r.metrics.logins.WithLabelValues("unauthorized").Inc()
+			refuse(protocols.Errorf(pb.Status_UNAUTHORIZED, "the peer record is not signed by %s", remote))
+			return
+		}
+		if len(rec.Addrs) > 16 {
+			rec.Addrs = rec.Addrs[:16]
+		}
+		addrs = rec.Addrs
+	}
+	// A node behind NAT is reachable through this relay.
+	for _, a := range r.h.Addrs() {
+		if c, err := ma.NewMultiaddr("/p2p/" + r.h.ID().String() + "/p2p-circuit"); err == nil {
+			addrs = append(addrs, a.Encapsulate(c))
+		}
+	}
+	if err := r.store.putProfile(r.ctx, prof); err != nil {
+		refuse(protocols.Errorf(pb.Status_UNAVAILABLE, "the relay cannot store your profile now; retry"))
+		return
+	}
+	window := int(login.Window)
+	if window <= 0 {
+		window = r.cfg.InboxWindow
+	}
+	if window > r.cfg.MaxInboxWindow {
+		window = r.cfg.MaxInboxWindow
+	}
+	s := &session{
+		peer: remote, s: st, window: window, since: now, addrs: addrs,
+		kickC: make(chan struct{}, 1), done: make(chan struct{}),
+		inflight: map[uint64]struct{}{}, waiters: map[uint64][]chan struct{}{},
+	}
+	waiting, _ := r.store.depth(remote)
+	res := &pb.LoginResult{Status: pb.Status_OK, Waiting: uint64(waiting), ServerTime: now.Unix(),
+		TtlSeconds: int64(r.cfg.RegistrationTTL.D() / time.Second)}
+	st.SetWriteDeadline(time.Now().Add(protocols.FrameDeadline))
+	if err := protocols.WriteMsg(st, &pb.InboxServer{Msg: &pb.InboxServer_Result{Result: res}}); err != nil {
+		st.Reset()
+		return
+	}
+	st.SetDeadline(time.Time{})
+	r.sessions.add(s)
+	r.metrics.logins.WithLabelValues("ok").Inc()
+	log.Debug("logged in", "waiting", waiting, "window", window)
+	defer r.sessions.remove(s)
+
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		r.pushInbox(s)
+	}()
+	r.readAcks(s, rd, log)
+	s.close()
+	<-writerDone
+}
+
+// pushInbox sends the mailbox of s in seq order, up to the window.
+func (r *Relay) pushInbox(s *session) {
+	var buf []byte
+	for {
+		s.mu.Lock()
+		room, after := s.window-len(s.inflight), s.lastSent
+		s.mu.Unlock()
+		if room > 0 {
+			seqs := r.store.pending(s.peer, after, room)
+			buf = buf[:0]
+			var sent []uint64
+			for _, seq := range seqs {
+				item, err := r.store.itemBytes(r.ctx, s.peer, seq)
+				if err != nil {
+					continue // acknowledged or withdrawn meanwhile
+				}
+				buf = appendItemFrame(buf, item)
+				sent = append(sent, seq)
+			}
+			if len(seqs) > 0 {
+				s.mu.Lock()
+				for _, seq := range sent {
+					s.inflight[seq] = struct{}{}
+				}
+				s.lastSent = seqs[len(seqs)-1]
+				s.mu.Unlock()
+			}
+			if len(buf) > 0 {
+				s.s.SetWriteDeadline(time.Now().Add(protocols.FrameDeadline))
+				if _, err := s.s.Write(buf); err != nil {
+					s.close()
+					return
+				}
+				r.metrics.pushed.Add(float64(len(sent)))
+			}
+			if len(seqs) == room {
+				continue // more may be waiting
+			}
+		}
+		select {
+		case <-s.kickC:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// appendItemFrame frames a stored InboxItem as an InboxServer message
+// without decoding it: field 2 (item), length-delimited.
+func appendItemFrame(dst, item []byte) []byte {
+	n := protowire.SizeTag(2) + protowire.SizeBytes(len(item))
+	dst = protowire.AppendVarint(dst, uint64(n))
+	dst = protowire.AppendTag(dst, 2, protowire.BytesType)
+	return protowire.AppendBytes(dst, item)
+}
+
+// readAcks reads acknowledgements until the stream ends.
+func (r *Relay) readAcks(s *session, rd *protocols.Reader, log interface {
+	Debug(string, ...any)
+}) {
+	for {
+		frame, err := rd.ReadFrame()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				log.Debug("inbox closed", "err", err)
+			}
+			return
+		}
+		m, err := protocols.DecodeInboxClient(frame)
+		if err != nil || m.GetAck() == nil {
+			log.Debug("inbox protocol violation", "err", err)
+			return
+		}
+		seqs := m.GetAck().Seqs
+		acked, err := r.store.ack(r.ctx, s.peer, seqs)
+		if err != nil {
+			return
+		}
+		r.metrics.delivered.Add(float64(len(acked)))
+		s.mu.Lock()
+		for _, seq := range seqs {
+			delete(s.inflight, seq)
+			for _, w := range s.waiters[seq] {
+				close(w)
+			}
+			delete(s.waiters, seq)
+		}
+		s.mu.Unlock()
+		s.kick()
+	}
+}

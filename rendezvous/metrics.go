@@ -1,0 +1,85 @@
+package rendezvous
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the relay's Prometheus metrics, all prefixed kith_relay_.
+type metrics struct {
+	shares        *prometheus.CounterVec // by outcome
+	shareFailures *prometheus.CounterVec // per failing id, by reason
+	verifySeconds prometheus.Histogram
+	stored        *prometheus.CounterVec // items stored, by kind
+	pushed        prometheus.Counter
+	delivered     prometheus.Counter
+	expired       prometheus.Counter
+	adds          *prometheus.CounterVec // per request, by outcome
+	presence      *prometheus.CounterVec // per asked peer, by outcome
+	revocations   *prometheus.CounterVec // by source and outcome
+	logins        *prometheus.CounterVec // by outcome
+	commitSeconds prometheus.Histogram
+	commitOps     prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
+	m := &metrics{
+		shares: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kith_relay_shares_total", Help: "Uplink shares, by outcome (accepted, refused, replay, bad_request, ...).",
+		}, []string{"outcome"}),
+		shareFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kith_relay_share_failures_total", Help: "Ids that failed a share's verification, by reason.",
+		}, []string{"reason"}),
+		verifySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kith_relay_share_verify_seconds", Help: "Time to verify one share (seal and attestations).",
+			Buckets: prometheus.ExponentialBuckets(5e-6, 2, 16),
+		}),
+		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kith_relay_items_stored_total", Help: "Items stored in mailboxes, by kind.",
+		}, []string{"kind"}),
+		pushed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kith_relay_items_pushed_total", Help: "Items pushed to online recipients (including re-sends after reconnects).",
+		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kith_relay_items_delivered_total", Help: "Items acknowledged by their recipients and deleted.",
+		}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kith_relay_items_expired_total", Help: "Items dropped undelivered at their TTL.",
+		}),
+		adds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kith_relay_add_requests_total", Help: "Add requests and answers, by outcome.",
+		}, []string{"outcome"}),
+		presence: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kith_relay_presence_asks_total", Help: "Presence asks, by outcome (online, offline, refused).",
+		}, []string{"outcome"}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kith_relay_revocations_total", Help: "Revocations received, by source (node, gossip) and outcome (new, known, invalid).",
+		}, []string{"source", "outcome"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kith_relay_logins_total", Help: "Inbox logins, by outcome.",
+		}, []string{"outcome"}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kith_relay_commit_seconds", Help: "Time to write and sync one datastore batch.",
+			Buckets: prometheus.ExponentialBuckets(1e-5, 2, 16),
+		}),
+		commitOps: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "kith_relay_commit_ops", Help: "Operations sharing one datastore batch (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
+		}),
+	}
+	mailbox := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kith_relay_mailbox_items", Help: "Items waiting in all mailboxes.",
+	}, func() float64 {
+		_, total := r.store.depth("")
+		return float64(total)
+	})
+	online := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kith_relay_online_peers", Help: "Peers with an open inbox.",
+	}, func() float64 { return float64(r.sessions.count()) })
+	for _, c := range []prometheus.Collector{m.shares, m.shareFailures, m.verifySeconds, m.stored, m.pushed,
+		m.delivered, m.expired, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, mailbox, online} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,298 @@
+package rendezvous
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/protocols"
+)
+
+// ServiceName is the libp2p resource manager service of the relay's streams.
+const ServiceName = "kith.rendezvous"
+
+type options struct {
+	cfg        Config
+	clock      func() time.Time
+	log        *slog.Logger
+	registerer prometheus.Registerer
+	pubsub     *pubsub.PubSub
+}
+
+// Option configures a Relay.
+type Option func(*options) error
+
+// WithConfig sets the operator's configuration (default DefaultConfig()).
+func WithConfig(c Config) Option {
+	return func(o *options) error {
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		o.cfg = c
+		return nil
+	}
+}
+
+// WithClock sets the clock (default time.Now). Tests and simnet pass their
+// own; every decision reads time from it.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) error { o.clock = now; return nil }
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error { o.log = l; return nil }
+}
+
+// WithRegisterer registers the relay's Prometheus metrics there (default:
+// a private registry, see Relay.Registry).
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(o *options) error { o.registerer = r; return nil }
+}
+
+// WithPubSub makes the relay gossip revocations over ps instead of creating
+// its own gossipsub router on the host.
+func WithPubSub(ps *pubsub.PubSub) Option {
+	return func(o *options) error { o.pubsub = ps; return nil }
+}
+
+// Relay is a Kith rendezvous node on a libp2p host: it verifies and relays
+// shares, keeps mailboxes for offline users, fans out combined add
+// requests, answers presence queries, gossips revocations, and serves
+// circuit relay v2. It owns neither its host nor its datastore.
+type Relay struct {
+	h        host.Host
+	cfg      Config
+	clock    func() time.Time
+	log      *slog.Logger
+	store    *store
+	verifier *identity.Verifier
+	metrics  *metrics
+	registry *prometheus.Registry
+	sessions *sessions
+	limits   *limiters
+	gossip   *gossip
+	circuit  *relayv2.Relay
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// New starts a relay on h with its state in d. Close stops it; the caller
+// closes h and d afterwards.
+func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Relay, error) {
+	o := options{cfg: DefaultConfig(), clock: time.Now, log: slog.Default()}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("rendezvous: %w", err)
+		}
+	}
+	r := &Relay{h: h, cfg: o.cfg, clock: o.clock, log: o.log.With("relay", h.ID().ShortString())}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	st, err := openStore(ctx, d, &r.cfg, r.clock, r.log)
+	if err != nil {
+		r.cancel()
+		return nil, err
+	}
+	r.store = st
+	r.verifier = identity.NewVerifier(identity.WithRevocations(st.revoked))
+	r.sessions = newSessions(r)
+	r.limits = newLimiters(r.clock)
+	reg := o.registerer
+	if reg == nil {
+		r.registry = prometheus.NewRegistry()
+		reg = r.registry
+	}
+	r.metrics, err = newMetrics(reg, r)
+	if err != nil {
+		st.close()
+		r.cancel()
+		return nil, err
+	}
+	st.notify = r.sessions.kick
+	st.onDrop = func(n int) { r.metrics.expired.Add(float64(n)) }
+	st.onSync = func(d time.Duration, n int) {
+		r.metrics.commitSeconds.Observe(d.Seconds())
+		r.metrics.commitOps.Observe(float64(n))
+	}
+
+	if r.cfg.Circuit.Enabled {
+		res := relayv2.DefaultResources()
+		res.MaxReservations = r.cfg.Circuit.MaxReservations
+		res.MaxReservationsPerIP = r.cfg.Circuit.MaxReservationsPerIP
+		res.MaxReservationsPerASN = r.cfg.Circuit.MaxReservationsPerIP * 4
+		res.MaxCircuits = r.cfg.Circuit.MaxCircuits
+		res.Limit = &relayv2.RelayLimit{Duration: r.cfg.Circuit.DurationLimit.D(), Data: r.cfg.Circuit.DataLimit}
+		r.circuit, err = relayv2.New(h, relayv2.WithResources(res), relayv2.WithACL(circuitACL{r}))
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("rendezvous: circuit relay: %w", err)
+		}
+	}
+	r.gossip, err = startGossip(r, o.pubsub)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+
+	h.SetStreamHandler(protocols.ShareProtocol, r.handleShare)
+	h.SetStreamHandler(protocols.InboxProtocol, r.handleInbox)
+	h.SetStreamHandler(protocols.AddProtocol, r.handleAdd)
+	h.SetStreamHandler(protocols.PresenceProtocol, r.handlePresence)
+	h.SetStreamHandler(protocols.RevokeProtocol, r.handleRevoke)
+
+	r.wg.Add(2)
+	go r.sweep()
+	go r.keepPeers()
+	r.log.Info("relay started", "peer", h.ID(), "mailbox_items", st.mb.total)
+	return r, nil
+}
+
+// ID returns the relay's peer id.
+func (r *Relay) ID() peer.ID { return r.h.ID() }
+
+// Host returns the relay's host.
+func (r *Relay) Host() host.Host { return r.h }
+
+// Registry returns the private metrics registry, or nil when the relay was
+// given a Registerer.
+func (r *Relay) Registry() *prometheus.Registry { return r.registry }
+
+// Online reports whether p has an open inbox at this relay.
+func (r *Relay) Online(p peer.ID) bool { return r.sessions.get(p) != nil }
+
+// Waiting returns how many items wait in p's mailbox.
+func (r *Relay) Waiting(p peer.ID) int {
+	n, _ := r.store.depth(p)
+	return n
+}
+
+// Close stops serving: it removes the stream handlers, ends the inbox
+// sessions, finishes the datastore work already queued, and returns. It
+// does not close the host or the datastore.
+func (r *Relay) Close() error {
+	r.once.Do(func() {
+		for _, p := range []protocol.ID{protocols.ShareProtocol, protocols.InboxProtocol,
+			protocols.AddProtocol, protocols.PresenceProtocol, protocols.RevokeProtocol} {
+			r.h.RemoveStreamHandler(p)
+		}
+		r.cancel()
+		if r.gossip != nil {
+			r.gossip.close()
+		}
+		if r.circuit != nil {
+			r.circuit.Close()
+		}
+		if r.sessions != nil {
+			r.sessions.closeAll()
+		}
+		r.wg.Wait()
+		if r.store != nil {
+			r.store.close()
+		}
+		r.log.Info("relay stopped")
+	})
+	return nil
+}
+
+// sweep drops expired items, share records, registrations and idle rate
+// limiters.
+func (r *Relay) sweep() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.cfg.SweepInterval.D())
+	defer t.Stop()
+	lastShares := time.Time{}
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := r.store.expire(r.ctx); err != nil && !errors.Is(err, ErrClosed) && r.ctx.Err() == nil {
+			r.log.Warn("expiring mailboxes", "err", err)
+		}
+		now := r.clock()
+		if now.Sub(lastShares) >= time.Hour {
+			lastShares = now
+			if err := r.store.expireShares(r.ctx); err != nil && r.ctx.Err() == nil {
+				r.log.Warn("expiring share records", "err", err)
+			}
+		}
+		r.sessions.expire(now)
+		r.limits.sweep()
+	}
+}
+
+// keepPeers stays connected to the configured relays, for gossip.
+func (r *Relay) keepPeers() {
+	defer r.wg.Done()
+	var infos []peer.AddrInfo
+	for _, s := range r.cfg.Peers {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			r.log.Warn("bad peer address in config", "addr", s, "err", err)
+			continue
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			r.log.Warn("peer address must end in /p2p/<id>", "addr", s, "err", err)
+			continue
+		}
+		infos = append(infos, *ai)
+	}
+	if len(infos) == 0 {
+		return
+	}
+	backoff := time.Second
+	for {
+		all := true
+		for _, ai := range infos {
+			r.h.ConnManager().Protect(ai.ID, "kith-relay-peer")
+			if r.h.Network().Connectedness(ai.ID) == network.Connected {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+			if err := r.h.Connect(ctx, ai); err != nil {
+				all = false
+				r.log.Debug("cannot reach relay peer", "peer", ai.ID, "err", err)
+			}
+			cancel()
+		}
+		if all {
+			backoff = 30 * time.Second
+		} else if backoff < 30*time.Second {
+			backoff *= 2
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// circuitACL lets only users registered here reserve a slot, and only
+// registered users reach them through it.
+type circuitACL struct{ r *Relay }
+
+func (a circuitACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool { return a.r.sessions.registered(p) }
+
+func (a circuitACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
+	return a.r.sessions.registered(src) && a.r.sessions.get(dest) != nil
+}
