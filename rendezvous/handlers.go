@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -48,6 +49,9 @@ func (r *Relay) serve(st network.Stream, max int, handle func(ctx context.Contex
 func statusText(err error) (pb.Status, string) {
 	if errors.Is(err, ErrClosed) {
 		return pb.Status_UNAVAILABLE, "the relay is shutting down; retry"
+	}
+	if errors.Is(err, io.EOF) {
+		return pb.Status_BAD_REQUEST, "the stream ended before a request was sent"
 	}
 	s := protocols.StatusOf(err)
 	var se *protocols.StatusError

@@ -2,6 +2,8 @@ package rendezvous
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +52,7 @@ func startRelayWithKey(t testing.TB, key crypto.PrivKey, d ds.Batching, opts ...
 		d = dssync.MutexWrap(ds.NewMapDatastore())
 	}
 	h := loopbackHost(t, key)
+	opts = append([]Option{WithLogger(testLogger(t))}, opts...)
 	r, err := New(context.Background(), h, d, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -212,4 +215,16 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// testLogger sends warnings and errors to the test log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }
