@@ -103,7 +103,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 			return nil, fmt.Errorf("rendezvous: %w", err)
 		}
 	}
-	r := &Relay{h: h, cfg: o.cfg, clock: o.clock, log: o.log.With("relay", h.ID().ShortString())}
+	r := &Relay{h: h, cfg: o.cfg, clock: o.clock, log: o.log.With("relay", h.ID().String())}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	st, err := openStore(ctx, d, &r.cfg, r.clock, r.log)
 	if err != nil {
@@ -160,7 +160,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	r.wg.Add(2)
 	go r.sweep()
 	go r.keepPeers()
-	r.log.Info("relay started", "peer", h.ID(), "mailbox_items", st.mb.total)
+	r.log.Info("relay started", "mailbox_items", st.mb.total)
 	return r, nil
 }
 

@@ -1,0 +1,164 @@
+package rendezvous
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	pebbleds "github.com/ipfs/go-ds-pebble"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kithnet/kith/identity"
+)
+
+// DaemonOptions are what kith-rendezvous is started with.
+type DaemonOptions struct {
+	// DataDir holds the relay's key (key) and datastore (store/).
+	DataDir string
+	// Listen are the addresses to listen on.
+	Listen []ma.Multiaddr
+	// MetricsAddr, if set, serves Prometheus metrics at
+	// http://MetricsAddr/metrics (and /healthz).
+	MetricsAddr string
+	// Config is the operator's configuration.
+	Config Config
+	// Logger receives structured logs.
+	Logger *slog.Logger
+}
+
+// DefaultListen are the listen addresses when none are given: TCP and
+// QUIC on port 4001 of every interface.
+func DefaultListen() []ma.Multiaddr {
+	return []ma.Multiaddr{
+		ma.StringCast("/ip4/0.0.0.0/tcp/4001"),
+		ma.StringCast("/ip4/0.0.0.0/udp/4001/quic-v1"),
+		ma.StringCast("/ip6/::/tcp/4001"),
+		ma.StringCast("/ip6/::/udp/4001/quic-v1"),
+	}
+}
+
+// Daemon is a relay with its own key, on-disk datastore, host and metrics
+// server: what kith-rendezvous runs.
+type Daemon struct {
+	Relay   *Relay
+	Host    host.Host
+	ds      *pebbleds.Datastore
+	metrics *http.Server
+	// MetricsAddr is the address the metrics server listens on, if any.
+	MetricsAddr string
+}
+
+// OpenDatastore opens the relay's on-disk datastore: go-ds-pebble (pure
+// Go, maintained, atomic batches) with synced writes, so a batch the relay
+// acknowledged survives kill -9 and power loss. Group commit keeps that to
+// one sync per batch of concurrent operations.
+func OpenDatastore(dir string) (*pebbleds.Datastore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
+}
+
+// OpenDaemon starts a relay as DaemonOptions say. Close stops it.
+func OpenDaemon(ctx context.Context, o DaemonOptions) (*Daemon, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if len(o.Listen) == 0 {
+		o.Listen = DefaultListen()
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("rendezvous: data directory: %w", err)
+	}
+	key, created, err := identity.LoadOrCreateKey(filepath.Join(o.DataDir, "key"), nil)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		o.Logger.Info("created a new relay identity", "key", filepath.Join(o.DataDir, "key"))
+	}
+	d := &Daemon{}
+	d.ds, err = OpenDatastore(filepath.Join(o.DataDir, "store"))
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: datastore: %w", err)
+	}
+	hopts, err := HostOptions(key, o.Listen, o.Config)
+	if err != nil {
+		d.ds.Close()
+		return nil, err
+	}
+	d.Host, err = libp2p.New(hopts...)
+	if err != nil {
+		d.ds.Close()
+		return nil, fmt.Errorf("rendezvous: libp2p host: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.Relay, err = New(ctx, d.Host, d.ds, WithConfig(o.Config), WithLogger(o.Logger), WithRegisterer(reg))
+	if err != nil {
+		d.Host.Close()
+		d.ds.Close()
+		return nil, err
+	}
+	if o.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", o.MetricsAddr)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("rendezvous: metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+		d.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		d.MetricsAddr = ln.Addr().String()
+		go func() {
+			if err := d.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				o.Logger.Error("metrics server", "err", err)
+			}
+		}()
+	}
+	return d, nil
+}
+
+// Addrs returns the relay's full addresses, each ending in /p2p/<id>.
+func (d *Daemon) Addrs() []ma.Multiaddr {
+	suffix := ma.StringCast("/p2p/" + d.Host.ID().String())
+	var out []ma.Multiaddr
+	for _, a := range d.Host.Addrs() {
+		out = append(out, a.Encapsulate(suffix))
+	}
+	return out
+}
+
+// Close stops the relay gracefully: no new streams, queued writes
+// finished, then the host and the datastore closed.
+func (d *Daemon) Close() error {
+	if d.metrics != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		d.metrics.Shutdown(ctx)
+		cancel()
+	}
+	var errs []error
+	if d.Relay != nil {
+		errs = append(errs, d.Relay.Close())
+	}
+	if d.Host != nil {
+		errs = append(errs, d.Host.Close())
+	}
+	if d.ds != nil {
+		errs = append(errs, d.ds.Close())
+	}
+	return errors.Join(errs...)
+}
