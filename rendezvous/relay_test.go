@@ -292,3 +292,52 @@ func TestRevocationWithdrawsAndGossips(t *testing.T) {
 		t.Fatalf("share on a revoked friendship at the other relay: %v %v", resp, err)
 	}
 }
+
+// TestRestartKeepsMailboxes closes a relay on its on-disk datastore and
+// opens a new one on the same directory: what was stored is delivered, in
+// order, and ids stay idempotent.
+func TestRestartKeepsMailboxes(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := identity.GenerateKey()
+	c := newCast(t)
+	d1, err := OpenDatastore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := startRelayWithKey(t, key, d1)
+	var ids [][]byte
+	var first *protocols.UnverifiedShare
+	for i := range 5 {
+		s := c.buildShare(t, []*tuser{c.bob}, []*tuser{c.carol})
+		if i == 0 {
+			first = s
+		}
+		if _, err := c.alice.share(r1, s.Raw); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, s.ID[:])
+	}
+	r1.Close()
+	r1.h.Close()
+	d1.Close()
+
+	d2, err := OpenDatastore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d2.Close() })
+	r2 := startRelayWithKey(t, key, d2)
+	// A retry of a share sent before the restart is not stored again.
+	if resp, err := c.alice.share(r2, first.Raw); err != nil || delivery(resp, c.bob.id) != pb.Delivery_STORED {
+		t.Fatalf("retry after restart: %v %v", resp, err)
+	}
+	inbox := c.bob.login(r2)
+	if inbox.Result.Waiting != 5 {
+		t.Fatalf("%d waiting after restart, want 5", inbox.Result.Waiting)
+	}
+	for i := range ids {
+		if it := next(t, inbox); !bytes.Equal(it.Id, ids[i]) {
+			t.Fatalf("item %d out of order after restart", i)
+		}
+	}
+}
