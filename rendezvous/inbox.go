@@ -307,16 +307,17 @@ func (r *Relay) handleInbox(st network.Stream) {
 	waiting, _ := r.store.depth(remote)
 	res := &pb.LoginResult{Status: pb.Status_OK, Waiting: uint64(waiting), ServerTime: now.Unix(),
 		TtlSeconds: int64(r.cfg.RegistrationTTL.D() / time.Second)}
+	// Registered before the node hears OK, so that whatever it does next
+	// (reserve a circuit slot, ask presence) already sees it logged in.
+	r.sessions.add(s)
+	defer r.sessions.remove(s)
 	st.SetWriteDeadline(time.Now().Add(protocols.FrameDeadline))
 	if err := protocols.WriteMsg(st, &pb.InboxServer{Msg: &pb.InboxServer_Result{Result: res}}); err != nil {
-		st.Reset()
 		return
 	}
 	st.SetDeadline(time.Time{})
-	r.sessions.add(s)
 	r.metrics.logins.WithLabelValues("ok").Inc()
 	log.Debug("logged in", "waiting", waiting, "window", window)
-	defer r.sessions.remove(s)
 
 	writerDone := make(chan struct{})
 	go func() {
