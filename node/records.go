@@ -1,0 +1,120 @@
+package node
+
+import (
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/protocols"
+)
+
+// The records below are what a node keeps, one datastore entry each, as
+// JSON (internal state, never on the wire). Signed records inside them
+// (attestations, shares, requests) are the exact bytes received or made.
+
+// Friend is someone the user is friends with: the attestation both signed.
+type Friend struct {
+	ID               peer.ID                `json:"id"`
+	Name             string                 `json:"name"`
+	Attestation      []byte                 `json:"attestation"`
+	AttestationID    identity.AttestationID `json:"attestation_id"`
+	Since            time.Time              `json:"since"`
+	IntroducedBy     peer.ID                `json:"introduced_by,omitempty"`
+	IntroducedByName string                 `json:"introduced_by_name,omitempty"`
+}
+
+// Group is a named set of friends; a friend may be in several.
+type Group struct {
+	Name    string    `json:"name"`
+	Members []peer.ID `json:"members"`
+}
+
+// Direction says who asked.
+type Direction string
+
+// Request directions.
+const (
+	Incoming Direction = "in"
+	Outgoing Direction = "out"
+)
+
+// RequestState is where a friend request stands.
+type RequestState string
+
+// Request states. A declined request is never revealed to its sender: for
+// them it stays pending.
+const (
+	Pending   RequestState = "pending"
+	Accepted  RequestState = "accepted"
+	Declined  RequestState = "declined"
+	Withdrawn RequestState = "withdrawn"
+)
+
+// Delivery says how an outgoing request or answer left the node.
+type Delivery string
+
+// Deliveries.
+const (
+	SentDirect Delivery = "direct"  // to the peer's node, which acknowledged it
+	SentRelay  Delivery = "relay"   // to the relay, delivered or stored there
+	Queued     Delivery = "queued"  // not yet sent; retried in the background
+	Skipped    Delivery = "skipped" // not sent, and will not be; see the reason
+)
+
+// Request is a friend request, in or out.
+type Request struct {
+	ID                 protocols.RequestID    `json:"id"`
+	Direction          Direction              `json:"direction"`
+	Peer               peer.ID                `json:"peer"`
+	Name               string                 `json:"name"`
+	State              RequestState           `json:"state"`
+	Introducer         peer.ID                `json:"introducer,omitempty"`
+	IntroducerName     string                 `json:"introducer_name,omitempty"`
+	IntroducerVerified bool                   `json:"introducer_verified"`
+	ShareID            identity.ShareID       `json:"share_id"`
+	ViaInvite          bool                   `json:"via_invite,omitempty"`
+	Message            string                 `json:"message,omitempty"`
+	CreatedAt          time.Time              `json:"created_at"`
+	Wire               []byte                 `json:"wire"`     // marshalled pb.AddRequest, as sent or received
+	OfferID            identity.AttestationID `json:"offer_id"` // the attestation it would make
+	Sent               Delivery               `json:"sent,omitempty"`
+	Answer             []byte                 `json:"answer,omitempty"` // in, accepted: the countersigned attestation
+	AnswerSent         Delivery               `json:"answer_sent,omitempty"`
+}
+
+// ReceivedShare is a share in the user's inbox: the exact bytes, verified
+// on receipt, and what failed.
+type ReceivedShare struct {
+	ID         identity.ShareID      `json:"id"`
+	From       peer.ID               `json:"from"`
+	FromName   string                `json:"from_name"`
+	Raw        []byte                `json:"raw"`
+	ReceivedAt time.Time             `json:"received_at"`
+	Refused    map[string]string     `json:"refused,omitempty"` // item peer id -> reason
+	Withdrawn  bool                  `json:"withdrawn,omitempty"`
+	Note       string                `json:"note,omitempty"`
+	Items      []protocols.ShareItem `json:"-"`
+}
+
+// SentShare is a share the user sent, kept until the relay answered.
+type SentShare struct {
+	ID      identity.ShareID `json:"id"`
+	Raw     []byte           `json:"raw"`
+	SentAt  time.Time        `json:"sent_at"`
+	Answer  *ShareResult     `json:"answer,omitempty"`
+	Targets []peer.ID        `json:"targets"`
+}
+
+// Invite is an invite the user issued.
+type Invite struct {
+	Raw       []byte    `json:"raw"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Settings are the user's own profile settings.
+type Settings struct {
+	Name   string                 `json:"name"`
+	Seq    uint64                 `json:"seq"`
+	Policy identity.SharingPolicy `json:"policy"`
+}

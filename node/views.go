@@ -1,0 +1,121 @@
+package node
+
+// The JSON views below are the local API's answers and the CLI's --json
+// output; their field names are the command-line contract.
+
+// IDView answers `kith id`.
+type IDView struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Invite string `json:"invite"`
+}
+
+// RequestView is one row of `kith requests`.
+type RequestView struct {
+	ID                 string `json:"id"`
+	Direction          string `json:"direction"`
+	Peer               string `json:"peer"`
+	Name               string `json:"name"`
+	State              string `json:"state"`
+	Introducer         string `json:"introducer"`
+	IntroducerName     string `json:"introducer_name"`
+	IntroducerVerified bool   `json:"introducer_verified"`
+	Message            string `json:"message"`
+	Sent               string `json:"sent,omitempty"`
+	Provenance         string `json:"provenance"`
+	CreatedAt          string `json:"created_at"`
+}
+
+// FriendView is one row of `kith friends`.
+type FriendView struct {
+	ID               string   `json:"id"`
+	Name             string   `json:"name"`
+	Groups           []string `json:"groups"`
+	Online           bool     `json:"online"`
+	IntroducedBy     string   `json:"introduced_by"`
+	IntroducedByName string   `json:"introduced_by_name"`
+	Since            string   `json:"since"`
+}
+
+// GroupView is one row of `kith groups`.
+type GroupView struct {
+	Name    string       `json:"name"`
+	Members []MemberView `json:"members"`
+}
+
+// MemberView is a group member.
+type MemberView struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// ShareResult answers `kith share`: per target, delivered or stored; per
+// failing id, the reason.
+type ShareResult struct {
+	Share   string         `json:"share"`
+	Targets []TargetStatus `json:"targets"`
+	Failed  []FailedID     `json:"failed"`
+}
+
+// TargetStatus is what happened to one target of a share.
+type TargetStatus struct {
+	Peer   string `json:"peer"`
+	Name   string `json:"name"`
+	Status string `json:"status"` // delivered, stored, not sent
+}
+
+// FailedID names one id that failed and why.
+type FailedID struct {
+	Peer   string `json:"peer"`
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+// ShareView is one row of `kith shares`.
+type ShareView struct {
+	ID         string     `json:"id"`
+	From       string     `json:"from"`
+	FromName   string     `json:"from_name"`
+	Note       string     `json:"note,omitempty"`
+	ReceivedAt string     `json:"received_at"`
+	Withdrawn  bool       `json:"withdrawn,omitempty"`
+	Items      []ItemView `json:"items"`
+}
+
+// ItemView is one shared friend in a received share.
+type ItemView struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Group  string `json:"group"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// PickView is one row of `kith pick`.
+type PickView struct {
+	Peer   string `json:"peer"`
+	Name   string `json:"name"`
+	Sent   string `json:"sent"` // direct, relay, queued, skipped
+	Reason string `json:"reason"`
+}
+
+// StatusView answers `kith status`.
+type StatusView struct {
+	ID         string        `json:"id"`
+	Name       string        `json:"name"`
+	Addrs      []string      `json:"addrs"`
+	Rendezvous []RelayStatus `json:"rendezvous"`
+	Friends    int           `json:"friends"`
+	Pending    int           `json:"pending_requests"`
+	Shares     int           `json:"shares"`
+	Queued     int           `json:"queued"`
+	API        string        `json:"api"`
+}
+
+// RelayStatus is the state of the connection to one rendezvous node.
+type RelayStatus struct {
+	Addr      string `json:"addr"`
+	Peer      string `json:"peer"`
+	LoggedIn  bool   `json:"logged_in"`
+	LastError string `json:"last_error,omitempty"`
+}
