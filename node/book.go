@@ -40,6 +40,8 @@ type Book struct {
 	blocked  map[peer.ID]bool
 	invites  map[string]*Invite // by token hex
 	names    map[peer.ID]string // names learnt from shares and requests
+
+	revokeQueue map[identity.AttestationID][]byte
 }
 
 // Mutation is one datastore write a Book asks for.
@@ -100,6 +102,7 @@ func NewBook(key crypto.PrivKey, name string) (*Book, error) {
 		requests: map[protocols.RequestID]*Request{}, shares: map[identity.ShareID]*ReceivedShare{},
 		sent: map[identity.ShareID]*SentShare{}, blocked: map[peer.ID]bool{},
 		invites: map[string]*Invite{}, names: map[peer.ID]string{},
+		revokeQueue: map[identity.AttestationID][]byte{},
 	}, nil
 }
 
@@ -166,6 +169,12 @@ func (b *Book) Load(key string, value []byte) error {
 			return err
 		}
 		b.invites[strings.TrimPrefix(key, prefixInvites)] = &in
+	case strings.HasPrefix(key, prefixRevokeQueue):
+		r, err := b.verifier.Revocation(value)
+		if err != nil {
+			return err
+		}
+		b.revokeQueue[r.AttestationID] = value
 	case strings.HasPrefix(key, prefixRevoked):
 		r, err := b.verifier.Revocation(value)
 		if err != nil {
@@ -1136,3 +1145,40 @@ func (b *Book) Rename(name string) ([]Mutation, error) {
 
 // SaveSettings returns the mutation storing the settings.
 func (b *Book) SaveSettings() []Mutation { return []Mutation{put(keySettings, b.Settings)} }
+
+// ---- revocations to hand to relays
+
+const prefixRevokeQueue = "/kith/node/revoke-queue/"
+
+// QueueRevocation keeps a revocation until a relay has taken it.
+func (b *Book) QueueRevocation(raw []byte) []Mutation {
+	rev, err := b.verifier.Revocation(raw)
+	if err != nil {
+		return nil
+	}
+	b.revokeQueue[rev.AttestationID] = raw
+	return []Mutation{{Key: ds.RawKey(prefixRevokeQueue + rev.AttestationID.String()), Value: raw}}
+}
+
+// QueuedRevocations returns the revocations no relay has taken yet.
+func (b *Book) QueuedRevocations() [][]byte {
+	out := make([][]byte, 0, len(b.revokeQueue))
+	for _, raw := range b.revokeQueue {
+		out = append(out, raw)
+	}
+	return out
+}
+
+// RevocationsSent drops revocations a relay has taken from the queue.
+func (b *Book) RevocationsSent(raws [][]byte) []Mutation {
+	var muts []Mutation
+	for _, raw := range raws {
+		rev, err := b.verifier.Revocation(raw)
+		if err != nil {
+			continue
+		}
+		delete(b.revokeQueue, rev.AttestationID)
+		muts = append(muts, del(prefixRevokeQueue+rev.AttestationID.String()))
+	}
+	return muts
+}

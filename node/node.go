@@ -1,0 +1,573 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/record"
+	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/protocols"
+	"github.com/kithnet/kith/protocols/client"
+	"github.com/kithnet/kith/protocols/pb"
+)
+
+// ServiceName is the libp2p resource manager service of the node's streams.
+const ServiceName = "kith.node"
+
+type options struct {
+	clock      func() time.Time
+	log        *slog.Logger
+	rendezvous []peer.AddrInfo
+	name       string
+	retry      time.Duration
+	directWait time.Duration
+}
+
+// Option configures a Node.
+type Option func(*options)
+
+// WithClock sets the clock (default time.Now).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithRendezvous sets the rendezvous nodes to log in to.
+func WithRendezvous(ais ...peer.AddrInfo) Option {
+	return func(o *options) { o.rendezvous = append(o.rendezvous, ais...) }
+}
+
+// WithName sets the user's display name when the datastore has none yet.
+func WithName(name string) Option { return func(o *options) { o.name = name } }
+
+// WithRetryInterval sets how often queued messages are retried (default 5s).
+func WithRetryInterval(d time.Duration) Option { return func(o *options) { o.retry = d } }
+
+// WithDirectTimeout bounds one attempt to reach a peer directly (default 5s).
+func WithDirectTimeout(d time.Duration) Option { return func(o *options) { o.directWait = d } }
+
+// Node is a user's Kith node on a libp2p host: the book of friends in a
+// datastore, sessions with rendezvous nodes, direct requests to friends'
+// nodes, and the operations the local API exposes. It owns neither its
+// host nor its datastore.
+type Node struct {
+	h     host.Host
+	key   crypto.PrivKey
+	ds    ds.Batching
+	clock func() time.Time
+	log   *slog.Logger
+	opts  options
+
+	mu   sync.Mutex // guards book and the datastore writes that follow it
+	book *Book
+
+	events *hub
+
+	relayMu sync.Mutex
+	relays  map[peer.ID]*relayState
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kickC  chan struct{}
+}
+
+type relayState struct {
+	info     peer.AddrInfo
+	loggedIn bool
+	lastErr  string
+}
+
+// New starts a node for key on h, with its state in d.
+func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, opts ...Option) (*Node, error) {
+	o := options{clock: time.Now, log: slog.Default(), retry: 5 * time.Second, directWait: 5 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if id != h.ID() {
+		return nil, fmt.Errorf("node: the host is %s but the key is %s's", h.ID(), id)
+	}
+	book, err := NewBook(key, o.name)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{h: h, key: key, ds: d, clock: o.clock, log: o.log.With("node", id.String()), opts: o,
+		book: book, events: newHub(), relays: map[peer.ID]*relayState{}, kickC: make(chan struct{}, 1)}
+	if err := n.load(ctx); err != nil {
+		return nil, err
+	}
+	if n.book.Settings.Name == "" {
+		return nil, fmt.Errorf("node: no name: run kith init --name NAME first")
+	}
+	if err := n.commit(n.book.SaveSettings()); err != nil {
+		return nil, err
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	h.SetStreamHandler(protocols.AddProtocol, n.handleAdd)
+	for _, ai := range o.rendezvous {
+		n.relays[ai.ID] = &relayState{info: ai}
+		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
+		n.wg.Add(1)
+		go n.runRelay(ai)
+	}
+	n.wg.Add(1)
+	go n.retryLoop()
+	return n, nil
+}
+
+func (n *Node) load(ctx context.Context) error {
+	res, err := n.ds.Query(ctx, query.Query{Prefix: "/kith/node"})
+	if err != nil {
+		return fmt.Errorf("node: load: %w", err)
+	}
+	defer res.Close()
+	for r := range res.Next() {
+		if r.Error != nil {
+			return fmt.Errorf("node: load: %w", r.Error)
+		}
+		if err := n.book.Load(r.Key, r.Value); err != nil {
+			n.log.Warn("skipping unreadable record", "key", r.Key, "err", err)
+		}
+	}
+	return nil
+}
+
+// commit writes mutations in one atomic batch. Called with mu held (or
+// before the node is shared). If the write fails the book is reloaded from
+// the datastore, so memory never runs ahead of disk.
+func (n *Node) commit(muts []Mutation) error {
+	if len(muts) == 0 {
+		return nil
+	}
+	ctx := context.Background()
+	b, err := n.ds.Batch(ctx)
+	if err == nil {
+		for _, m := range muts {
+			if m.Del {
+				err = b.Delete(ctx, m.Key)
+			} else {
+				err = b.Put(ctx, m.Key, m.Value)
+			}
+			if err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = b.Commit(ctx)
+		}
+	}
+	if err != nil {
+		n.log.Error("datastore write failed; reloading", "err", err)
+		fresh, ferr := NewBook(n.key, n.book.Settings.Name)
+		if ferr == nil {
+			old := n.book
+			n.book = fresh
+			if lerr := n.load(ctx); lerr != nil {
+				n.book = old
+			}
+		}
+		return fmt.Errorf("node: saving: %w", err)
+	}
+	return nil
+}
+
+// do runs f on the book with the lock held and commits what it returns.
+func (n *Node) do(f func(b *Book) ([]Mutation, error)) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	muts, err := f(n.book)
+	if cerr := n.commit(muts); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// Close stops the node (not its host or datastore).
+func (n *Node) Close() error {
+	n.h.RemoveStreamHandler(protocols.AddProtocol)
+	n.cancel()
+	n.wg.Wait()
+	return nil
+}
+
+// ID returns the user's peer id.
+func (n *Node) ID() peer.ID { return n.h.ID() }
+
+// Host returns the node's host.
+func (n *Node) Host() host.Host { return n.h }
+
+// Subscribe returns a channel of live events and a function to stop.
+func (n *Node) Subscribe() (<-chan Event, func()) { return n.events.subscribe() }
+
+func (n *Node) publish(typ, id string, p peer.ID, text string) {
+	n.events.publish(Event{Type: typ, ID: id, Peer: p.String(), Text: text, At: n.clock()})
+}
+
+func (n *Node) kick() {
+	select {
+	case n.kickC <- struct{}{}:
+	default:
+	}
+}
+
+// ---- rendezvous sessions
+
+func (n *Node) relayAddrs() []string {
+	var out []string
+	for _, ai := range n.opts.rendezvous {
+		for _, a := range ai.Addrs {
+			out = append(out, a.String()+"/p2p/"+ai.ID.String())
+		}
+	}
+	return out
+}
+
+// profile signs the user's current profile.
+func (n *Node) profile() ([]byte, error) {
+	n.mu.Lock()
+	st := n.book.Settings
+	n.mu.Unlock()
+	return identity.NewProfile(n.key, identity.ProfileInfo{Name: st.Name, Seq: st.Seq, Policy: st.Policy,
+		Relays: parseAddrs(n.relayAddrs())}, n.clock())
+}
+
+// peerRecord returns the host's signed peer record.
+func (n *Node) peerRecord() []byte {
+	if cab, ok := peerstore.GetCertifiedAddrBook(n.h.Peerstore()); ok {
+		if env := cab.GetPeerRecord(n.h.ID()); env != nil {
+			if b, err := env.Marshal(); err == nil {
+				return b
+			}
+		}
+	}
+	rec := peer.PeerRecordFromAddrInfo(peer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()})
+	env, err := record.Seal(rec, n.key)
+	if err != nil {
+		return nil
+	}
+	b, _ := env.Marshal()
+	return b
+}
+
+func (n *Node) setRelay(id peer.ID, loggedIn bool, err error) {
+	n.relayMu.Lock()
+	defer n.relayMu.Unlock()
+	st := n.relays[id]
+	if st == nil {
+		return
+	}
+	changed := st.loggedIn != loggedIn
+	st.loggedIn = loggedIn
+	if err != nil {
+		st.lastErr = err.Error()
+	} else if loggedIn {
+		st.lastErr = ""
+	}
+	if changed {
+		state := "offline"
+		if loggedIn {
+			state = "online"
+		}
+		go n.publish("relay", "", id, state)
+	}
+}
+
+// loggedInRelays returns the rendezvous nodes the node is logged in to.
+func (n *Node) loggedInRelays() []peer.ID {
+	n.relayMu.Lock()
+	defer n.relayMu.Unlock()
+	var out []peer.ID
+	for _, ai := range n.opts.rendezvous {
+		if st := n.relays[ai.ID]; st != nil && st.loggedIn {
+			out = append(out, ai.ID)
+		}
+	}
+	return out
+}
+
+// runRelay keeps a session with one rendezvous node: connect, log in,
+// process the inbox, reconnect with backoff.
+func (n *Node) runRelay(ai peer.AddrInfo) {
+	defer n.wg.Done()
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 250 * time.Millisecond
+	bo.MaxInterval = 15 * time.Second
+	for n.ctx.Err() == nil {
+		err := n.session(ai)
+		n.setRelay(ai.ID, false, err)
+		if n.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			n.log.Debug("rendezvous session ended", "relay", ai.ID, "err", err)
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(bo.NextBackOff()):
+		}
+		if err == nil {
+			bo.Reset()
+		}
+	}
+}
+
+func (n *Node) session(ai peer.AddrInfo) error {
+	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	err := n.h.Connect(ctx, ai)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	prof, err := n.profile()
+	if err != nil {
+		return err
+	}
+	in, err := client.Login(n.ctx, n.h, ai.ID, prof, n.peerRecord(), 0)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	stop := context.AfterFunc(n.ctx, func() { in.Close() })
+	defer stop()
+	n.h.ConnManager().Protect(ai.ID, "kith-rendezvous")
+	n.setRelay(ai.ID, true, nil)
+	n.log.Debug("logged in", "relay", ai.ID, "waiting", in.Result.Waiting)
+	n.kick()
+	for {
+		it, err := in.Next()
+		if err != nil {
+			return err
+		}
+		n.handleItem(it)
+		if err := in.Ack(it.Seq); err != nil {
+			return err
+		}
+	}
+}
+
+// handleItem stores what the relay pushed. It returns once the item is
+// durable (or was refused), so the acknowledgement that follows is safe.
+func (n *Node) handleItem(it *pb.InboxItem) {
+	now := n.clock()
+	from := peer.ID(it.From)
+	switch it.Kind {
+	case pb.ItemKind_SHARE:
+		var s *ReceivedShare
+		err := n.do(func(b *Book) ([]Mutation, error) {
+			var muts []Mutation
+			var err error
+			s, muts, err = b.ReceiveShare(it.Payload, it.Refused, now)
+			return muts, err
+		})
+		if err != nil {
+			n.log.Warn("share refused", "from", from, "err", err)
+			return
+		}
+		n.publish("share", s.ID.String(), s.From, fmt.Sprintf("%s shared %d friends with you", s.FromName, len(s.Items)))
+	case pb.ItemKind_ADD_REQUEST:
+		n.receiveRequest(it.Payload, "relay")
+	case pb.ItemKind_ADD_ANSWER:
+		var ans pb.AddAnswer
+		if err := proto.Unmarshal(it.Payload, &ans); err != nil {
+			return
+		}
+		n.receiveAnswer(&ans)
+	case pb.ItemKind_WITHDRAWAL:
+		w, err := protocols.DecodeWithdrawal(it.Payload)
+		if err != nil {
+			return
+		}
+		if err := n.do(func(b *Book) ([]Mutation, error) { return b.Withdraw(w) }); err != nil {
+			n.log.Warn("withdrawal refused", "err", err)
+			return
+		}
+		n.publish("withdrawal", fmt.Sprintf("%x", w.ItemId), from, "withdrawn")
+	}
+}
+
+func (n *Node) receiveRequest(payload []byte, via string) error {
+	var wire pb.AddRequest
+	if err := proto.Unmarshal(payload, &wire); err != nil {
+		return protocols.Errorf(pb.Status_BAD_REQUEST, "add request does not decode")
+	}
+	var r *Request
+	err := n.do(func(b *Book) ([]Mutation, error) {
+		var muts []Mutation
+		var err error
+		r, muts, err = b.ReceiveRequest(&wire, n.clock())
+		return muts, err
+	})
+	if err != nil {
+		n.log.Info("friend request dropped", "via", via, "err", err)
+		return err
+	}
+	text := fmt.Sprintf("%s would like to be your friend", r.Name)
+	if r.IntroducerVerified {
+		text = fmt.Sprintf("%s, your friend, shared you with %s", r.IntroducerName, r.Name)
+	}
+	n.publish("request", r.ID.String(), r.Peer, text)
+	return nil
+}
+
+func (n *Node) receiveAnswer(ans *pb.AddAnswer) error {
+	var f *Friend
+	err := n.do(func(b *Book) ([]Mutation, error) {
+		var muts []Mutation
+		var err error
+		f, muts, err = b.ReceiveAnswer(ans, n.clock())
+		return muts, err
+	})
+	if err != nil {
+		n.log.Info("answer dropped", "err", err)
+		return err
+	}
+	n.publish("friend", f.ID.String(), f.ID, fmt.Sprintf("%s accepted: you are now friends", f.Name))
+	return nil
+}
+
+// handleAdd serves add messages sent directly by other nodes.
+func (n *Node) handleAdd(st network.Stream) {
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		st.Reset()
+		return
+	}
+	if err := st.Scope().ReserveMemory(protocols.MaxAddMessage, network.ReservationPriorityAlways); err != nil {
+		st.Reset()
+		return
+	}
+	defer st.Scope().ReleaseMemory(protocols.MaxAddMessage)
+	st.SetDeadline(time.Now().Add(protocols.StreamDeadline))
+	resp := &pb.AddResponse{Status: pb.Status_OK}
+	frame, err := protocols.NewReader(st, protocols.MaxAddMessage).ReadFrame()
+	if err == nil {
+		var m *pb.AddMessage
+		m, _, err = protocols.DecodeAddMessage(frame, protocols.Limits{RequestsPerAdd: 1})
+		if err == nil {
+			switch {
+			case m.GetRequest() != nil:
+				raw, _ := proto.Marshal(m.GetRequest())
+				if u, derr := protocols.DecodeAddRequest(m.GetRequest()); derr != nil || u.From != st.Conn().RemotePeer() {
+					err = protocols.Errorf(pb.Status_UNAUTHORIZED, "the request is not signed by the sender")
+				} else if rerr := n.receiveRequest(raw, "direct"); rerr != nil && !errors.Is(rerr, ErrDropped) {
+					err = rerr
+				}
+				// A dropped request is answered OK: the sender learns nothing.
+			case m.GetAnswer() != nil:
+				if aerr := n.receiveAnswer(m.GetAnswer()); aerr != nil && !errors.Is(aerr, ErrDropped) {
+					err = aerr
+				}
+			default:
+				err = protocols.Errorf(pb.Status_BAD_REQUEST, "a node does not fan out combined requests; send them to a relay")
+			}
+		}
+	}
+	if err != nil {
+		resp.Status = protocols.StatusOf(err)
+		resp.Text = err.Error()
+	}
+	protocols.WriteMsg(st, resp)
+	st.Close()
+}
+
+// ---- retrying what is queued
+
+func (n *Node) retryLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.opts.retry)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		case <-n.kickC:
+		}
+		n.flush(n.ctx)
+	}
+}
+
+// flush sends whatever is queued: shares not yet answered by a relay,
+// requests and acceptances not yet delivered, revocations not yet handed
+// to a relay.
+func (n *Node) flush(ctx context.Context) {
+	relays := n.loggedInRelays()
+	if len(relays) == 0 {
+		return
+	}
+	n.mu.Lock()
+	shares := n.book.UnansweredShares()
+	reqs, answers := n.book.Unsent()
+	revs := n.book.QueuedRevocations()
+	n.mu.Unlock()
+	for _, s := range shares {
+		n.sendShare(ctx, s.ID, s.Raw)
+	}
+	if len(reqs) > 0 {
+		n.sendRequests(ctx, reqs)
+	}
+	for _, r := range answers {
+		n.sendAnswer(ctx, r)
+	}
+	if len(revs) > 0 {
+		n.sendRevocations(ctx, revs)
+	}
+}
+
+// directAddrs asks a relay whether peers are online, with proofs that the
+// user may know, and returns the addresses of those who are.
+func (n *Node) directAddrs(ctx context.Context, asks []*pb.PresenceAsk) map[peer.ID][]ma.Multiaddr {
+	out := map[peer.ID][]ma.Multiaddr{}
+	if len(asks) == 0 {
+		return out
+	}
+	for _, relay := range n.loggedInRelays() {
+		resp, err := client.Presence(ctx, n.h, relay, &pb.PresenceQuery{Asks: asks})
+		if err != nil {
+			continue
+		}
+		for _, e := range resp.Entries {
+			if !e.Online {
+				continue
+			}
+			p := peer.ID(e.Peer)
+			for _, b := range e.Addrs {
+				if a, err := ma.NewMultiaddrBytes(b); err == nil {
+					out[p] = append(out[p], a)
+				}
+			}
+		}
+		return out
+	}
+	return out
+}
+
+// sendDirect sends m to p's node, over whatever address works.
+func (n *Node) sendDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, m *pb.AddMessage) error {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.directWait)
+	defer cancel()
+	if err := n.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
+		return err
+	}
+	_, err := client.Add(ctx, n.h, p, m)
+	return err
+}

@@ -1,0 +1,665 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/protocols"
+	"github.com/kithnet/kith/protocols/client"
+	"github.com/kithnet/kith/protocols/pb"
+)
+
+// ErrRefused is returned when a share is refused (by the node itself or
+// by the relay); the ShareResult says which ids failed and why.
+var ErrRefused = errors.New("the share was not sent")
+
+// ErrNoRelay is returned when no rendezvous node is reachable right now;
+// what was asked is queued and sent when one is.
+var ErrNoRelay = errors.New("no rendezvous node is reachable now")
+
+// ---- identity
+
+// ID returns the user's id, name and invite link.
+func (n *Node) IDView() (IDView, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	in, muts, err := n.book.Invite(n.relayAddrs(), n.clock())
+	if err != nil {
+		return IDView{}, err
+	}
+	if err := n.commit(muts); err != nil {
+		return IDView{}, err
+	}
+	return IDView{ID: n.h.ID().String(), Name: n.book.Settings.Name, Invite: in.Link()}, nil
+}
+
+// ---- friends and groups
+
+// Friends lists friends, asking a relay which are online (within a short
+// deadline; if no relay answers, everyone shows offline).
+func (n *Node) Friends(ctx context.Context) []FriendView {
+	n.mu.Lock()
+	friends := n.book.Friends()
+	var asks []*pb.PresenceAsk
+	for _, f := range friends {
+		asks = append(asks, &pb.PresenceAsk{Peer: []byte(f.ID), Attestation: f.Attestation})
+	}
+	groups := map[peer.ID][]string{}
+	for _, f := range friends {
+		groups[f.ID] = n.book.GroupsOf(f.ID)
+	}
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	online := n.directAddrs(ctx, chunk(asks))
+	out := make([]FriendView, 0, len(friends))
+	for _, f := range friends {
+		v := FriendView{ID: f.ID.String(), Name: f.Name, Groups: groups[f.ID], Online: len(online[f.ID]) > 0,
+			IntroducedByName: f.IntroducedByName, Since: f.Since.UTC().Format(time.RFC3339)}
+		if v.Groups == nil {
+			v.Groups = []string{}
+		}
+		if f.IntroducedBy != "" {
+			v.IntroducedBy = f.IntroducedBy.String()
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func chunk(asks []*pb.PresenceAsk) []*pb.PresenceAsk {
+	if len(asks) > protocols.MaxAsksPerPresence {
+		return asks[:protocols.MaxAsksPerPresence]
+	}
+	return asks
+}
+
+// Groups lists groups with their members.
+func (n *Node) Groups() []GroupView {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []GroupView
+	for _, g := range n.book.Groups() {
+		v := GroupView{Name: g.Name, Members: []MemberView{}}
+		for _, m := range g.Members {
+			v.Members = append(v.Members, MemberView{ID: m.String(), Name: n.book.Name(m)})
+		}
+		out = append(out, v)
+	}
+	if out == nil {
+		out = []GroupView{}
+	}
+	return out
+}
+
+// CreateGroup makes a group.
+func (n *Node) CreateGroup(name string) error {
+	return n.do(func(b *Book) ([]Mutation, error) { return b.CreateGroup(name) })
+}
+
+// RenameGroup renames a group.
+func (n *Node) RenameGroup(old, name string) error {
+	return n.do(func(b *Book) ([]Mutation, error) { return b.RenameGroup(old, name) })
+}
+
+// DeleteGroup deletes a group.
+func (n *Node) DeleteGroup(name string) error {
+	return n.do(func(b *Book) ([]Mutation, error) { return b.DeleteGroup(name) })
+}
+
+// AddToGroup adds friends (ids or unique names) to a group.
+func (n *Node) AddToGroup(name string, who []string) error {
+	return n.do(func(b *Book) ([]Mutation, error) {
+		ids, err := resolveAll(b, who, nil)
+		if err != nil {
+			return nil, err
+		}
+		return b.AddToGroup(name, ids)
+	})
+}
+
+// RemoveFromGroup removes members (ids or unique names) from a group.
+func (n *Node) RemoveFromGroup(name string, who []string) error {
+	return n.do(func(b *Book) ([]Mutation, error) {
+		ids, err := resolveAll(b, who, nil)
+		if err != nil {
+			return nil, err
+		}
+		return b.RemoveFromGroup(name, ids)
+	})
+}
+
+func resolveAll(b *Book, who []string, candidates map[peer.ID]string) ([]peer.ID, error) {
+	var ids []peer.ID
+	for _, w := range who {
+		id, err := b.ResolvePeer(w, candidates)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// ---- share (patent A-C)
+
+// ShareArgs is a share as the user asks for it: names or ids.
+type ShareArgs struct {
+	To      []string `json:"to"`
+	Friends []string `json:"friends"`
+	Groups  []string `json:"groups"`
+	Partial bool     `json:"partial"`
+	Note    string   `json:"note"`
+}
+
+// Share builds, seals and sends a share to the relay, and returns the
+// relay's answer per target and per failing id.
+func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
+	var s *protocols.UnverifiedShare
+	var local []protocols.Failure
+	n.mu.Lock()
+	to, err := resolveAll(n.book, a.To, nil)
+	if err == nil {
+		var friends []peer.ID
+		friends, err = resolveAll(n.book, a.Friends, nil)
+		if err == nil {
+			s, local, err = n.book.BuildShare(ShareRequest{To: to, Friends: friends, Groups: a.Groups, Partial: a.Partial, Note: a.Note}, n.clock())
+		}
+	}
+	if err == nil && s != nil {
+		err = n.commit(n.book.RecordSent(s, n.clock()))
+	}
+	n.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		res := &ShareResult{Targets: []TargetStatus{}}
+		for _, f := range local {
+			res.Failed = append(res.Failed, n.failed(f))
+		}
+		for _, t := range to {
+			res.Targets = append(res.Targets, TargetStatus{Peer: t.String(), Name: n.name(t), Status: "not sent"})
+		}
+		return res, fmt.Errorf("%w: %s", ErrRefused, describeFailures(res.Failed))
+	}
+	res, err := n.sendShare(ctx, s.ID, s.Raw)
+	if res != nil {
+		for _, f := range local {
+			res.Failed = append(res.Failed, n.failed(f))
+		}
+	}
+	return res, err
+}
+
+func describeFailures(fs []FailedID) string {
+	if len(fs) == 0 {
+		return "no reason given"
+	}
+	out := ""
+	for i, f := range fs {
+		if i > 0 {
+			out += "; "
+		}
+		out += f.Name + ": " + f.Reason
+	}
+	return out
+}
+
+func (n *Node) name(p peer.ID) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.book.Name(p)
+}
+
+func (n *Node) failed(f protocols.Failure) FailedID {
+	reason := protocols.ReasonText(f.Reason)
+	if f.Reason == pb.Reason_MISSING {
+		reason = fmt.Sprintf("%s is not your friend (no valid attestation), so the share was not sent", n.name(f.Peer))
+	}
+	if f.Detail != "" && f.Reason != pb.Reason_MISSING {
+		reason += ": " + f.Detail
+	}
+	return FailedID{Peer: f.Peer.String(), Name: n.name(f.Peer), Reason: reason}
+}
+
+// sendShare hands a sealed share to a relay and records the answer. A
+// share no relay could take stays queued.
+func (n *Node) sendShare(ctx context.Context, id identity.ShareID, raw []byte) (*ShareResult, error) {
+	relays := n.loggedInRelays()
+	if len(relays) == 0 {
+		relays = n.allRelays()
+	}
+	var lastErr error = ErrNoRelay
+	for _, relay := range relays {
+		resp, err := client.Share(ctx, n.h, relay, raw)
+		if resp == nil {
+			lastErr = fmt.Errorf("%w (%v); the share is queued and will be sent when one is", ErrNoRelay, err)
+			continue
+		}
+		res := &ShareResult{Share: id.String(), Targets: []TargetStatus{}}
+		for _, t := range resp.Targets {
+			p := peer.ID(t.Peer)
+			status := map[pb.Delivery]string{pb.Delivery_DELIVERED: "delivered", pb.Delivery_STORED: "stored"}[t.Delivery]
+			if status == "" {
+				status = "not sent"
+			}
+			res.Targets = append(res.Targets, TargetStatus{Peer: p.String(), Name: n.name(p), Status: status})
+		}
+		for _, f := range resp.Failures {
+			res.Failed = append(res.Failed, n.failed(protocols.FailureFromWire(f)))
+		}
+		// Retrying cannot change a refusal or a replay: either way the
+		// relay has answered.
+		n.do(func(b *Book) ([]Mutation, error) { return b.RecordShareAnswer(id, res), nil })
+		if err != nil {
+			return res, fmt.Errorf("%w: %v", ErrRefused, err)
+		}
+		return res, nil
+	}
+	return &ShareResult{Share: id.String(), Targets: []TargetStatus{}}, lastErr
+}
+
+func (n *Node) allRelays() []peer.ID {
+	var out []peer.ID
+	for _, ai := range n.opts.rendezvous {
+		out = append(out, ai.ID)
+	}
+	return out
+}
+
+// ---- received shares (D1-D3)
+
+// Shares lists the inbox of received shares.
+func (n *Node) Shares() []ShareView {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := []ShareView{}
+	for _, s := range n.book.Shares() {
+		out = append(out, n.shareView(s))
+	}
+	return out
+}
+
+func (n *Node) shareView(s *ReceivedShare) ShareView {
+	v := ShareView{ID: s.ID.String(), From: s.From.String(), FromName: s.FromName, Note: s.Note,
+		ReceivedAt: s.ReceivedAt.UTC().Format(time.RFC3339), Withdrawn: s.Withdrawn, Items: []ItemView{}}
+	for _, it := range s.Items {
+		name := it.Name
+		if f := n.book.Friend(it.Peer); f != nil {
+			name = f.Name
+		}
+		v.Items = append(v.Items, ItemView{ID: it.Peer.String(), Name: name, Group: it.Group,
+			State: string(n.book.ItemState(s, it.Peer)), Reason: s.Refused[it.Peer.String()]})
+	}
+	return v
+}
+
+// PickArgs is what the user ticked in a share.
+type PickArgs struct {
+	Share   string   `json:"share"`
+	Peers   []string `json:"peers"`
+	All     bool     `json:"all"`
+	Message string   `json:"message"`
+}
+
+// Pick sends friend requests to the shared friends the user ticked
+// (claims 5, 6): directly to each one online and reachable, and one
+// combined request through the relay for the rest.
+func (n *Node) Pick(ctx context.Context, a PickArgs) ([]PickView, error) {
+	var results []PickResult
+	err := n.do(func(b *Book) ([]Mutation, error) {
+		s, err := b.FindShare(a.Share)
+		if err != nil {
+			return nil, err
+		}
+		candidates := map[peer.ID]string{}
+		for _, it := range s.Items {
+			candidates[it.Peer] = it.Name
+		}
+		picks, err := resolveAll(b, a.Peers, candidates)
+		if err != nil {
+			return nil, err
+		}
+		var muts []Mutation
+		results, muts, err = b.Pick(s, picks, a.All, a.Message, n.clock())
+		return muts, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var reqs []*Request
+	for _, r := range results {
+		if r.Request != nil {
+			reqs = append(reqs, r.Request)
+		}
+	}
+	sent := n.sendRequests(ctx, reqs)
+	out := make([]PickView, 0, len(results))
+	for _, r := range results {
+		v := PickView{Peer: r.Peer.String(), Name: r.Name, Sent: string(Skipped), Reason: r.Reason}
+		if r.Request != nil {
+			st := sent[r.Request.ID]
+			v.Sent, v.Reason = string(st.how), st.reason
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+type sendOutcome struct {
+	how    Delivery
+	reason string
+}
+
+// sendRequests delivers outgoing requests: directly where the peer is
+// online, and in one combined request through a relay for the rest.
+func (n *Node) sendRequests(ctx context.Context, reqs []*Request) map[protocols.RequestID]sendOutcome {
+	out := map[protocols.RequestID]sendOutcome{}
+	if len(reqs) == 0 {
+		return out
+	}
+	wires := map[protocols.RequestID]*pb.AddRequest{}
+	var asks []*pb.PresenceAsk
+	for _, r := range reqs {
+		var w pb.AddRequest
+		if err := proto.Unmarshal(r.Wire, &w); err != nil {
+			continue
+		}
+		wires[r.ID] = &w
+		if u, err := protocols.DecodeAddRequest(&w); err == nil && len(u.Introduction) > 0 {
+			asks = append(asks, &pb.PresenceAsk{Peer: []byte(r.Peer), Introduction: u.Introduction})
+		}
+	}
+	addrs := n.directAddrs(ctx, chunk(asks))
+	var viaRelay []*Request
+	for _, r := range reqs {
+		w := wires[r.ID]
+		if w == nil {
+			continue
+		}
+		if a := addrs[r.Peer]; len(a) > 0 {
+			if err := n.sendDirect(ctx, r.Peer, a, &pb.AddMessage{Msg: &pb.AddMessage_Request{Request: w}}); err == nil {
+				out[r.ID] = sendOutcome{how: SentDirect}
+				n.do(func(b *Book) ([]Mutation, error) { return b.MarkSent(r.ID, SentDirect), nil })
+				continue
+			} else {
+				n.log.Debug("direct request failed; using the relay", "peer", r.Peer, "err", err)
+			}
+		}
+		viaRelay = append(viaRelay, r)
+	}
+	for len(viaRelay) > 0 {
+		batch := viaRelay
+		if len(batch) > protocols.MaxRequestsPerAdd {
+			batch = batch[:protocols.MaxRequestsPerAdd]
+		}
+		viaRelay = viaRelay[len(batch):]
+		combined := &pb.CombinedAdd{}
+		for _, r := range batch {
+			combined.Requests = append(combined.Requests, wires[r.ID])
+		}
+		resp, err := n.toRelay(ctx, &pb.AddMessage{Msg: &pb.AddMessage_Combined{Combined: combined}})
+		if resp == nil {
+			for _, r := range batch {
+				out[r.ID] = sendOutcome{how: Queued, reason: fmt.Sprintf("%v; it will be sent when a rendezvous node is reachable", err)}
+			}
+			continue
+		}
+		byID := map[string]*pb.AddResult{}
+		for _, res := range resp.Results {
+			byID[string(res.RequestId)] = res
+		}
+		for _, r := range batch {
+			res := byID[string(r.ID[:])]
+			switch {
+			case res != nil && (res.Delivery == pb.Delivery_DELIVERED || res.Delivery == pb.Delivery_STORED):
+				out[r.ID] = sendOutcome{how: SentRelay}
+				n.do(func(b *Book) ([]Mutation, error) { return b.MarkSent(r.ID, SentRelay), nil })
+			case res != nil:
+				reason := protocols.ReasonText(res.Reason)
+				if res.Detail != "" {
+					reason = res.Detail
+				}
+				out[r.ID] = sendOutcome{how: Skipped, reason: "the relay refused it: " + reason}
+				n.do(func(b *Book) ([]Mutation, error) { return b.MarkSent(r.ID, Skipped), nil })
+			default:
+				out[r.ID] = sendOutcome{how: Queued, reason: resp.Text}
+			}
+		}
+	}
+	return out
+}
+
+// toRelay sends an add message to the first relay that answers.
+func (n *Node) toRelay(ctx context.Context, m *pb.AddMessage) (*pb.AddResponse, error) {
+	relays := n.loggedInRelays()
+	if len(relays) == 0 {
+		return nil, ErrNoRelay
+	}
+	var lastErr error
+	for _, relay := range relays {
+		resp, err := client.Add(ctx, n.h, relay, m)
+		if resp != nil {
+			return resp, err
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("%w: %v", ErrNoRelay, lastErr)
+}
+
+// ---- requests (step 107)
+
+// Requests lists requests in and out.
+func (n *Node) Requests() []RequestView {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := []RequestView{}
+	for _, r := range n.book.Requests() {
+		v := RequestView{ID: r.ID.String(), Direction: string(r.Direction), Peer: r.Peer.String(), Name: r.Name,
+			State: string(r.State), IntroducerName: r.IntroducerName, IntroducerVerified: r.IntroducerVerified,
+			Message: r.Message, Sent: string(r.Sent), CreatedAt: r.CreatedAt.UTC().Format(time.RFC3339)}
+		if r.Direction == Outgoing && r.State == Declined {
+			v.State = string(Pending)
+		}
+		if r.Introducer != "" {
+			v.Introducer = r.Introducer.String()
+		}
+		v.Provenance = provenance(r, n.book.Settings.Name)
+		out = append(out, v)
+	}
+	return out
+}
+
+func provenance(r *Request, me string) string {
+	switch {
+	case r.Direction == Incoming && r.IntroducerVerified:
+		return fmt.Sprintf("%s, your friend, shared you with %s (verified)", r.IntroducerName, r.Name)
+	case r.Direction == Incoming && r.ViaInvite:
+		return fmt.Sprintf("%s used your invite", r.Name)
+	case r.Direction == Outgoing && r.Introducer != "":
+		return fmt.Sprintf("%s shared %s with you", r.IntroducerName, r.Name)
+	case r.Direction == Outgoing && r.ViaInvite:
+		return fmt.Sprintf("you used %s's invite", r.Name)
+	}
+	return ""
+}
+
+// Accept accepts an incoming request and sends the countersigned
+// attestation back, directly if the requester is online, else through a
+// relay.
+func (n *Node) Accept(ctx context.Context, id string) (*Friend, error) {
+	var f *Friend
+	var r *Request
+	err := n.do(func(b *Book) ([]Mutation, error) {
+		var err error
+		r, err = b.FindRequest(id)
+		if err != nil {
+			return nil, err
+		}
+		var muts []Mutation
+		f, _, muts, err = b.Accept(r.ID, n.clock())
+		return muts, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.publish("friend", f.ID.String(), f.ID, fmt.Sprintf("you and %s are now friends", f.Name))
+	n.sendAnswer(ctx, r)
+	return f, nil
+}
+
+func (n *Node) sendAnswer(ctx context.Context, r *Request) {
+	n.mu.Lock()
+	f := n.book.Friend(r.Peer)
+	answer := r.Answer
+	n.mu.Unlock()
+	if f == nil || answer == nil {
+		return
+	}
+	m := &pb.AddMessage{Msg: &pb.AddMessage_Answer{Answer: &pb.AddAnswer{RequestId: r.ID[:], Attestation: answer}}}
+	addrs := n.directAddrs(ctx, []*pb.PresenceAsk{{Peer: []byte(r.Peer), Attestation: f.Attestation}})
+	if a := addrs[r.Peer]; len(a) > 0 {
+		if err := n.sendDirect(ctx, r.Peer, a, m); err == nil {
+			n.do(func(b *Book) ([]Mutation, error) { return b.MarkAnswerSent(r.ID, SentDirect), nil })
+			return
+		}
+	}
+	if resp, err := n.toRelay(ctx, m); err == nil && resp != nil {
+		n.do(func(b *Book) ([]Mutation, error) { return b.MarkAnswerSent(r.ID, SentRelay), nil })
+	}
+}
+
+// Decline declines an incoming request. Nothing is sent.
+func (n *Node) Decline(id string) error {
+	return n.do(func(b *Book) ([]Mutation, error) {
+		r, err := b.FindRequest(id)
+		if err != nil {
+			return nil, err
+		}
+		return b.Decline(r.ID)
+	})
+}
+
+// AddInvite sends a friend request to the inviter of an invite link.
+func (n *Node) AddInvite(ctx context.Context, link, message string) (*RequestView, error) {
+	var r *Request
+	var in *identity.Invite
+	err := n.do(func(b *Book) ([]Mutation, error) {
+		var muts []Mutation
+		var err error
+		r, in, muts, err = b.AddByInvite(link, message, n.clock())
+		return muts, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The inviter's relays may not be ours: learn their addresses.
+	for _, a := range in.Relays {
+		if ai, err := peer.AddrInfoFromP2pAddr(a); err == nil {
+			n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		}
+	}
+	res := n.sendRequests(ctx, []*Request{r})[r.ID]
+	v := RequestView{ID: r.ID.String(), Direction: string(r.Direction), Peer: r.Peer.String(), Name: r.Name,
+		State: string(r.State), Message: r.Message, Sent: string(res.how)}
+	if res.how == Skipped {
+		return &v, fmt.Errorf("the request was refused: %s", res.reason)
+	}
+	return &v, nil
+}
+
+// Unfriend ends a friendship and hands the revocation to the relays.
+func (n *Node) Unfriend(ctx context.Context, who string) error {
+	var raw []byte
+	err := n.do(func(b *Book) ([]Mutation, error) {
+		p, err := b.ResolvePeer(who, nil)
+		if err != nil {
+			return nil, err
+		}
+		var muts []Mutation
+		raw, muts, err = b.Unfriend(p, n.clock())
+		if raw != nil {
+			muts = append(muts, b.QueueRevocation(raw)...)
+		}
+		return muts, err
+	})
+	if err != nil {
+		return err
+	}
+	if raw != nil {
+		n.sendRevocations(ctx, [][]byte{raw})
+	}
+	return nil
+}
+
+func (n *Node) sendRevocations(ctx context.Context, raws [][]byte) {
+	for _, relay := range n.loggedInRelays() {
+		if _, err := client.Revoke(ctx, n.h, relay, raws); err == nil {
+			n.do(func(b *Book) ([]Mutation, error) { return b.RevocationsSent(raws), nil })
+			return
+		}
+	}
+}
+
+// Block blocks a peer (an id, or a unique name among friends and the
+// people in requests and shares).
+func (n *Node) Block(who string) error {
+	return n.do(func(b *Book) ([]Mutation, error) {
+		p, err := b.ResolvePeer(who, b.names)
+		if err != nil {
+			return nil, err
+		}
+		return b.Block(p), nil
+	})
+}
+
+// Status reports the node's state.
+func (n *Node) Status() StatusView {
+	n.mu.Lock()
+	v := StatusView{ID: n.h.ID().String(), Name: n.book.Settings.Name, Friends: len(n.book.friends), Shares: len(n.book.shares)}
+	for _, r := range n.book.requests {
+		if r.State == Pending && r.Direction == Incoming {
+			v.Pending++
+		}
+	}
+	reqs, answers := n.book.Unsent()
+	v.Queued = len(reqs) + len(answers) + len(n.book.UnansweredShares()) + len(n.book.revokeQueue)
+	n.mu.Unlock()
+	for _, a := range n.h.Addrs() {
+		v.Addrs = append(v.Addrs, a.String()+"/p2p/"+n.h.ID().String())
+	}
+	n.relayMu.Lock()
+	for _, ai := range n.opts.rendezvous {
+		st := n.relays[ai.ID]
+		addr := ""
+		if len(ai.Addrs) > 0 {
+			addr = ai.Addrs[0].String() + "/p2p/" + ai.ID.String()
+		}
+		v.Rendezvous = append(v.Rendezvous, RelayStatus{Addr: addr, Peer: ai.ID.String(), LoggedIn: st.loggedIn, LastError: st.lastErr})
+	}
+	n.relayMu.Unlock()
+	sort.Strings(v.Addrs)
+	return v
+}
+
+// Connected reports whether the node has a direct (not relayed) connection
+// to p.
+func (n *Node) Connected(p peer.ID) bool {
+	for _, c := range n.h.Network().ConnsToPeer(p) {
+		if !c.Stat().Limited {
+			return true
+		}
+	}
+	return false
+}
+
+// LoggedIn reports whether the node has a session with some relay.
+func (n *Node) LoggedIn() bool { return len(n.loggedInRelays()) > 0 }
