@@ -1,0 +1,253 @@
+package node_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/node"
+	"github.com/kithnet/kith/rendezvous"
+)
+
+// These tests run real nodes and a real relay on loopback in one process.
+// (Test files may compose node and rendezvous; the libraries never import
+// each other.)
+
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func loopback(t *testing.T, key crypto.PrivKey) host.Host {
+	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+type world struct {
+	t     *testing.T
+	relay *rendezvous.Relay
+	rinfo peer.AddrInfo
+	nodes map[string]*member
+}
+
+type member struct {
+	name string
+	key  crypto.PrivKey
+	d    ds.Batching
+	n    *node.Node
+}
+
+func newWorld(t *testing.T) *world {
+	rk, _ := identity.GenerateKey()
+	rh := loopback(t, rk)
+	r, err := rendezvous.New(context.Background(), rh, dssync.MutexWrap(ds.NewMapDatastore()), rendezvous.WithLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return &world{t: t, relay: r, rinfo: peer.AddrInfo{ID: rh.ID(), Addrs: rh.Addrs()}, nodes: map[string]*member{}}
+}
+
+// up starts (or restarts) a member's node.
+func (w *world) up(name string) *member {
+	m := w.nodes[name]
+	if m == nil {
+		k, _ := identity.GenerateKey()
+		m = &member{name: name, key: k, d: dssync.MutexWrap(ds.NewMapDatastore())}
+		w.nodes[name] = m
+	}
+	h := loopback(w.t, m.key)
+	n, err := node.New(context.Background(), h, m.d, m.key, node.WithName(name), node.WithRendezvous(w.rinfo),
+		node.WithLogger(quietLog), node.WithRetryInterval(200*time.Millisecond))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	m.n = n
+	w.t.Cleanup(func() { n.Close() })
+	waitFor(w.t, name+" logged in", n.LoggedIn)
+	return m
+}
+
+// down stops a member's node (its datastore stays).
+func (w *world) down(name string) {
+	m := w.nodes[name]
+	m.n.Close()
+	m.n.Host().Close()
+	waitFor(w.t, name+" offline", func() bool { return !w.relay.Online(m.n.ID()) })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// befriend makes a and b friends through a's invite.
+func (w *world) befriend(a, b string) {
+	w.t.Helper()
+	ctx := context.Background()
+	id, err := w.nodes[a].n.IDView()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := w.nodes[b].n.AddInvite(ctx, id.Invite, ""); err != nil {
+		w.t.Fatalf("%s adds %s: %v", b, a, err)
+	}
+	var reqID string
+	waitFor(w.t, a+" sees "+b+"'s request", func() bool {
+		for _, r := range w.nodes[a].n.Requests() {
+			if r.Direction == "in" && r.Name == b && r.State == "pending" {
+				reqID = r.ID
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := w.nodes[a].n.Accept(ctx, reqID); err != nil {
+		w.t.Fatal(err)
+	}
+	waitFor(w.t, b+" sees "+a+" as a friend", func() bool { return friendNamed(w.nodes[b].n, a) })
+}
+
+func friendNamed(n *node.Node, name string) bool {
+	for _, f := range n.Friends(context.Background()) {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func TestPatentStory(t *testing.T) {
+	w := newWorld(t)
+	for _, name := range []string{"Alice", "Bob", "Carol", "Dave", "Erin", "Frank"} {
+		w.up(name)
+	}
+	for _, f := range []string{"Bob", "Carol", "Dave", "Erin", "Frank"} {
+		w.befriend("Alice", f)
+	}
+	alice := w.nodes["Alice"].n
+	if err := alice.CreateGroup("work"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.AddToGroup("work", []string{"Carol", "Dave", "Erin"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Bob is offline when Alice shares the group and Frank with him.
+	w.down("Bob")
+	ctx := context.Background()
+	res, err := alice.Share(ctx, node.ShareArgs{To: []string{"Bob"}, Groups: []string{"work"}, Friends: []string{"Frank"}})
+	if err != nil {
+		t.Fatalf("share: %v", err)
+	}
+	if len(res.Targets) != 1 || res.Targets[0].Status != "stored" {
+		t.Fatalf("share result %+v, want stored for offline Bob", res)
+	}
+
+	// A share of someone Alice is not friends with is refused, naming them.
+	mallory := w.up("Mallory")
+	_, err = alice.Share(ctx, node.ShareArgs{To: []string{"Bob"}, Friends: []string{mallory.n.ID().String()}})
+	if err == nil {
+		t.Fatal("a share of a non-friend was sent")
+	}
+
+	// Bob logs in: the share is delivered and verified.
+	bob := w.up("Bob").n
+	var shareID string
+	waitFor(t, "bob's inbox", func() bool {
+		s := bob.Shares()
+		if len(s) == 1 {
+			shareID = s[0].ID
+			return len(s[0].Items) == 4
+		}
+		return false
+	})
+	// Dave is offline at pick time; Erin will decline.
+	w.down("Dave")
+	picks, err := bob.Pick(ctx, node.PickArgs{Share: shareID, All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	how := map[string]string{}
+	for _, p := range picks {
+		how[p.Name] = p.Sent
+	}
+	if how["Carol"] != "direct" || how["Erin"] != "direct" || how["Frank"] != "direct" || how["Dave"] != "relay" {
+		t.Fatalf("pick sent %v; want direct to online friends and relay for Dave", how)
+	}
+	// Picking again asks nobody twice.
+	again, _ := bob.Pick(ctx, node.PickArgs{Share: shareID, All: true})
+	for _, p := range again {
+		if p.Sent != "skipped" {
+			t.Fatalf("second pick sent %+v", p)
+		}
+	}
+
+	answer := func(who string, accept bool) {
+		n := w.nodes[who].n
+		var id, prov string
+		waitFor(t, who+"'s request", func() bool {
+			for _, r := range n.Requests() {
+				if r.Direction == "in" && r.Name == "Bob" {
+					id, prov = r.ID, r.Provenance
+					return true
+				}
+			}
+			return false
+		})
+		if want := "Alice, your friend, shared you with Bob (verified)"; prov != want {
+			t.Fatalf("%s sees %q, want %q", who, prov, want)
+		}
+		var err error
+		if accept {
+			_, err = n.Accept(ctx, id)
+		} else {
+			err = n.Decline(id)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer("Carol", true)
+	answer("Frank", true)
+	answer("Erin", false)
+	w.up("Dave")
+	answer("Dave", true)
+
+	waitFor(t, "bob's friends", func() bool {
+		return friendNamed(bob, "Carol") && friendNamed(bob, "Dave") && friendNamed(bob, "Frank")
+	})
+	if friendNamed(bob, "Erin") {
+		t.Fatal("Erin declined but is Bob's friend")
+	}
+	for _, r := range bob.Requests() {
+		if r.Name == "Erin" && r.State != "pending" {
+			t.Fatalf("Bob learnt Erin's decline: %+v", r)
+		}
+	}
+	for _, f := range bob.Friends(ctx) {
+		if f.Name == "Carol" && f.IntroducedByName != "Alice" {
+			t.Fatalf("Carol introduced by %q", f.IntroducedByName)
+		}
+	}
+	if !friendNamed(w.nodes["Carol"].n, "Bob") {
+		t.Fatal("Carol does not list Bob")
+	}
+}
