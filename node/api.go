@@ -1,0 +1,389 @@
+package node
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// API is the node's local HTTP API, served on 127.0.0.1 under /api/. Every
+// request must carry the token kept in the data directory (header
+// "Authorization: Bearer TOKEN"); anything else is answered 401. Requests
+// from other origins are refused (403), so a web page elsewhere can never
+// drive the node, token or not. Handlers only translate between HTTP and
+// Node methods.
+type API struct {
+	n     *Node
+	token string
+	mux   *http.ServeMux
+}
+
+// NewAPI returns the API of n, guarded by token.
+func NewAPI(n *Node, token string) *API {
+	a := &API{n: n, token: token, mux: http.NewServeMux()}
+	a.mux.HandleFunc("GET /api/id", a.id)
+	a.mux.HandleFunc("GET /api/status", a.status)
+	a.mux.HandleFunc("POST /api/add", a.add)
+	a.mux.HandleFunc("GET /api/requests", a.requests)
+	a.mux.HandleFunc("POST /api/requests/{id}/accept", a.accept)
+	a.mux.HandleFunc("POST /api/requests/{id}/decline", a.decline)
+	a.mux.HandleFunc("GET /api/friends", a.friends)
+	a.mux.HandleFunc("POST /api/unfriend", a.unfriend)
+	a.mux.HandleFunc("POST /api/block", a.block)
+	a.mux.HandleFunc("GET /api/groups", a.groups)
+	a.mux.HandleFunc("POST /api/groups", a.createGroup)
+	a.mux.HandleFunc("POST /api/groups/{name}/rename", a.renameGroup)
+	a.mux.HandleFunc("DELETE /api/groups/{name}", a.deleteGroup)
+	a.mux.HandleFunc("POST /api/groups/{name}/members", a.addMembers)
+	a.mux.HandleFunc("POST /api/groups/{name}/members/remove", a.removeMembers)
+	a.mux.HandleFunc("POST /api/share", a.share)
+	a.mux.HandleFunc("GET /api/shares", a.shares)
+	a.mux.HandleFunc("POST /api/shares/{id}/pick", a.pick)
+	a.mux.HandleFunc("GET /api/events", a.eventStream)
+	return a
+}
+
+// ServeHTTP checks origin and token, then routes.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		writeError(w, http.StatusForbidden, "cross-origin requests are refused")
+		return
+	}
+	if !strings.HasPrefix(r.URL.Path, "/api/") {
+		writeError(w, http.StatusNotFound, "not found")
+		return
+	}
+	if !a.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kith"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong API token (it is in the data directory, file api-token)")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	a.mux.ServeHTTP(w, r)
+}
+
+func (a *API) authorized(r *http.Request) bool {
+	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if got == "" {
+		if c, err := r.Cookie(TokenCookie); err == nil {
+			got = c.Value
+		}
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) == 1
+}
+
+// TokenCookie is the cookie that carries the API token for the web UI.
+const TokenCookie = "kith_token"
+
+// sameOrigin refuses browser requests made from another origin: if an
+// Origin header is present, its host must be the request's host, and a
+// Sec-Fetch-Site of cross-site is refused outright.
+func sameOrigin(r *http.Request) bool {
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser, or a same-origin GET
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
+}
+
+// ---- responses
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// ErrorBody is the API's error answer.
+type ErrorBody struct {
+	Error  string `json:"error"`
+	Result any    `json:"result,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, ErrorBody{Error: msg})
+}
+
+// statusOf maps a node error to an HTTP status.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrBadArgument), errors.Is(err, ErrAmbiguous):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrNotFriend):
+		return http.StatusNotFound
+	case errors.Is(err, ErrAlreadyFinal):
+		return http.StatusConflict
+	case errors.Is(err, ErrRefused):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrNoRelay):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func fail(w http.ResponseWriter, err error, result any) {
+	writeJSON(w, statusOf(err), ErrorBody{Error: err.Error(), Result: result})
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "bad request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func opContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 60*time.Second)
+}
+
+// ---- handlers
+
+func (a *API) id(w http.ResponseWriter, r *http.Request) {
+	v, err := a.n.IDView()
+	if err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (a *API) status(w http.ResponseWriter, r *http.Request) {
+	v := a.n.Status()
+	v.API = "http://" + r.Host + "/"
+	writeJSON(w, http.StatusOK, v)
+}
+
+// AddBody asks to befriend the inviter of an invite link.
+type AddBody struct {
+	Invite  string `json:"invite"`
+	Message string `json:"message"`
+}
+
+func (a *API) add(w http.ResponseWriter, r *http.Request) {
+	var b AddBody
+	if !decode(w, r, &b) {
+		return
+	}
+	ctx, cancel := opContext(r)
+	defer cancel()
+	v, err := a.n.AddInvite(ctx, b.Invite, b.Message)
+	if err != nil {
+		fail(w, err, v)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (a *API) requests(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Requests())
+}
+
+func (a *API) accept(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := opContext(r)
+	defer cancel()
+	f, err := a.n.Accept(ctx, r.PathValue("id"))
+	if err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"friend": f.ID.String(), "name": f.Name})
+}
+
+func (a *API) decline(w http.ResponseWriter, r *http.Request) {
+	if err := a.n.Decline(r.PathValue("id")); err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+func (a *API) friends(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Friends(r.Context()))
+}
+
+// PeerBody names one peer.
+type PeerBody struct {
+	Peer string `json:"peer"`
+}
+
+func (a *API) unfriend(w http.ResponseWriter, r *http.Request) {
+	var b PeerBody
+	if !decode(w, r, &b) {
+		return
+	}
+	ctx, cancel := opContext(r)
+	defer cancel()
+	if err := a.n.Unfriend(ctx, b.Peer); err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+func (a *API) block(w http.ResponseWriter, r *http.Request) {
+	var b PeerBody
+	if !decode(w, r, &b) {
+		return
+	}
+	if err := a.n.Block(b.Peer); err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+func (a *API) groups(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Groups())
+}
+
+// GroupBody names a group, and members to add or remove.
+type GroupBody struct {
+	Name    string   `json:"name"`
+	Members []string `json:"members"`
+}
+
+func (a *API) createGroup(w http.ResponseWriter, r *http.Request) {
+	var b GroupBody
+	if !decode(w, r, &b) {
+		return
+	}
+	if err := a.n.CreateGroup(b.Name); err != nil {
+		fail(w, err, nil)
+		return
+	}
+	if len(b.Members) > 0 {
+		if err := a.n.AddToGroup(b.Name, b.Members); err != nil {
+			fail(w, err, nil)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+func (a *API) renameGroup(w http.ResponseWriter, r *http.Request) {
+	var b GroupBody
+	if !decode(w, r, &b) {
+		return
+	}
+	if err := a.n.RenameGroup(r.PathValue("name"), b.Name); err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
+	if err := a.n.DeleteGroup(r.PathValue("name")); err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+func (a *API) addMembers(w http.ResponseWriter, r *http.Request) {
+	var b GroupBody
+	if !decode(w, r, &b) {
+		return
+	}
+	if err := a.n.AddToGroup(r.PathValue("name"), b.Members); err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+func (a *API) removeMembers(w http.ResponseWriter, r *http.Request) {
+	var b GroupBody
+	if !decode(w, r, &b) {
+		return
+	}
+	if err := a.n.RemoveFromGroup(r.PathValue("name"), b.Members); err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+func (a *API) share(w http.ResponseWriter, r *http.Request) {
+	var b ShareArgs
+	if !decode(w, r, &b) {
+		return
+	}
+	ctx, cancel := opContext(r)
+	defer cancel()
+	res, err := a.n.Share(ctx, b)
+	if err != nil {
+		fail(w, err, res)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *API) shares(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Shares())
+}
+
+func (a *API) pick(w http.ResponseWriter, r *http.Request) {
+	var b PickArgs
+	if !decode(w, r, &b) {
+		return
+	}
+	b.Share = r.PathValue("id")
+	ctx, cancel := opContext(r)
+	defer cancel()
+	res, err := a.n.Pick(ctx, b)
+	if err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// eventStream sends live events as server-sent events.
+func (a *API) eventStream(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "streaming unsupported")
+		return
+	}
+	ch, stop := a.n.Subscribe()
+	defer stop()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": kith events\n\n")
+	fl.Flush()
+	ping := time.NewTicker(25 * time.Second)
+	defer ping.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-ping.C:
+			fmt.Fprint(w, ": ping\n\n")
+			fl.Flush()
+		case e, ok := <-ch:
+			if !ok {
+				return
+			}
+			b, _ := json.Marshal(e)
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Type, b)
+			fl.Flush()
+		}
+	}
+}

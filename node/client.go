@@ -1,0 +1,198 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Client is the typed client of a running daemon's local API, found
+// through its data directory. The CLI speaks only through it.
+type Client struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// ErrDaemonNotRunning is returned when the data directory has no running
+// daemon.
+var ErrDaemonNotRunning = errors.New("the kith daemon is not running")
+
+// APIError is a failure the daemon reported.
+type APIError struct {
+	Status  int
+	Message string
+	Result  json.RawMessage // a partial result, when the daemon sent one
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// NewClient finds the daemon of dataDir.
+func NewClient(dataDir string) (*Client, error) {
+	info, err := readAPIInfo(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w (start it with: kith up --data %s)", ErrDaemonNotRunning, dataDir)
+	}
+	token, err := os.ReadFile(filepath.Join(dataDir, tokenFile))
+	if err != nil {
+		return nil, fmt.Errorf("reading the API token: %w", err)
+	}
+	return &Client{base: strings.TrimSuffix(info.URL, "/"), token: strings.TrimSpace(string(token)),
+		hc: &http.Client{Timeout: 90 * time.Second}}, nil
+}
+
+// URL returns the daemon's base URL.
+func (c *Client) URL() string { return c.base + "/" }
+
+func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w (%v)", ErrDaemonNotRunning, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb struct {
+			Error  string          `json:"error"`
+			Result json.RawMessage `json:"result"`
+		}
+		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
+			eb.Error = fmt.Sprintf("the daemon answered %s", resp.Status)
+		}
+		if out != nil && len(eb.Result) > 0 && string(eb.Result) != "null" {
+			json.Unmarshal(eb.Result, out)
+		}
+		return &APIError{Status: resp.StatusCode, Message: eb.Error, Result: eb.Result}
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+// ID returns the user's id, name and invite.
+func (c *Client) ID(ctx context.Context) (IDView, error) {
+	var v IDView
+	return v, c.call(ctx, "GET", "/api/id", nil, &v)
+}
+
+// Status returns the daemon's status.
+func (c *Client) Status(ctx context.Context) (StatusView, error) {
+	var v StatusView
+	return v, c.call(ctx, "GET", "/api/status", nil, &v)
+}
+
+// Add sends a friend request through an invite link.
+func (c *Client) Add(ctx context.Context, invite, message string) (RequestView, error) {
+	var v RequestView
+	return v, c.call(ctx, "POST", "/api/add", AddBody{Invite: invite, Message: message}, &v)
+}
+
+// Requests lists friend requests.
+func (c *Client) Requests(ctx context.Context) ([]RequestView, error) {
+	var v []RequestView
+	return v, c.call(ctx, "GET", "/api/requests", nil, &v)
+}
+
+// Accept accepts an incoming request.
+func (c *Client) Accept(ctx context.Context, id string) error {
+	return c.call(ctx, "POST", "/api/requests/"+url.PathEscape(id)+"/accept", nil, nil)
+}
+
+// Decline declines an incoming request.
+func (c *Client) Decline(ctx context.Context, id string) error {
+	return c.call(ctx, "POST", "/api/requests/"+url.PathEscape(id)+"/decline", nil, nil)
+}
+
+// Friends lists friends.
+func (c *Client) Friends(ctx context.Context) ([]FriendView, error) {
+	var v []FriendView
+	return v, c.call(ctx, "GET", "/api/friends", nil, &v)
+}
+
+// Unfriend ends a friendship.
+func (c *Client) Unfriend(ctx context.Context, p string) error {
+	return c.call(ctx, "POST", "/api/unfriend", PeerBody{Peer: p}, nil)
+}
+
+// Block blocks a peer.
+func (c *Client) Block(ctx context.Context, p string) error {
+	return c.call(ctx, "POST", "/api/block", PeerBody{Peer: p}, nil)
+}
+
+// Groups lists groups.
+func (c *Client) Groups(ctx context.Context) ([]GroupView, error) {
+	var v []GroupView
+	return v, c.call(ctx, "GET", "/api/groups", nil, &v)
+}
+
+// CreateGroup makes a group.
+func (c *Client) CreateGroup(ctx context.Context, name string) error {
+	return c.call(ctx, "POST", "/api/groups", GroupBody{Name: name}, nil)
+}
+
+// AddToGroup adds members to a group.
+func (c *Client) AddToGroup(ctx context.Context, name string, members []string) error {
+	return c.call(ctx, "POST", "/api/groups/"+url.PathEscape(name)+"/members", GroupBody{Members: members}, nil)
+}
+
+// RemoveFromGroup removes members from a group.
+func (c *Client) RemoveFromGroup(ctx context.Context, name string, members []string) error {
+	return c.call(ctx, "POST", "/api/groups/"+url.PathEscape(name)+"/members/remove", GroupBody{Members: members}, nil)
+}
+
+// RenameGroup renames a group.
+func (c *Client) RenameGroup(ctx context.Context, old, name string) error {
+	return c.call(ctx, "POST", "/api/groups/"+url.PathEscape(old)+"/rename", GroupBody{Name: name}, nil)
+}
+
+// DeleteGroup deletes a group.
+func (c *Client) DeleteGroup(ctx context.Context, name string) error {
+	return c.call(ctx, "DELETE", "/api/groups/"+url.PathEscape(name), nil, nil)
+}
+
+// Share sends a share; on refusal the result names each failing id.
+func (c *Client) Share(ctx context.Context, a ShareArgs) (ShareResult, error) {
+	var v ShareResult
+	return v, c.call(ctx, "POST", "/api/share", a, &v)
+}
+
+// Shares lists received shares.
+func (c *Client) Shares(ctx context.Context) ([]ShareView, error) {
+	var v []ShareView
+	return v, c.call(ctx, "GET", "/api/shares", nil, &v)
+}
+
+// Pick sends requests to shared friends.
+func (c *Client) Pick(ctx context.Context, a PickArgs) ([]PickView, error) {
+	var v []PickView
+	return v, c.call(ctx, "POST", "/api/shares/"+url.PathEscape(a.Share)+"/pick", a, &v)
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kithnet/kith/node"
+)
+
+func initCmd(g *globals) *cobra.Command {
+	var name string
+	var rendezvous []string
+	c := &cobra.Command{
+		Use:   "init --name NAME [--rendezvous MULTIADDR]...",
+		Short: "Create your identity in the data directory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if name == "" {
+				return fmt.Errorf("--name is required: the name your friends will see")
+			}
+			id, err := node.Init(g.data, name, rendezvous)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Created %s (%s) in %s.\nStart your node with: kith up --data %s\n", name, id, g.data, g.data)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&name, "name", "", "your display name")
+	c.Flags().StringArrayVar(&rendezvous, "rendezvous", nil, "rendezvous node address ending in /p2p/<id> (repeatable)")
+	return c
+}
+
+func upCmd(g *globals) *cobra.Command {
+	var o node.UpOptions
+	var verbose bool
+	c := &cobra.Command{
+		Use:   "up [--rendezvous MULTIADDR]... [--listen MULTIADDR]... [--api HOST:PORT]",
+		Short: "Run your node in the foreground (stop with Ctrl-C)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			o.DataDir = g.data
+			o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			o.UI = uiHandler()
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			d, err := node.Up(ctx, o)
+			if err != nil {
+				return err
+			}
+			st := d.Node.Status()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s is up as %s\n", st.Name, st.ID)
+			fmt.Fprintf(out, "Local API and web UI: %s\n", d.URL)
+			for _, a := range st.Addrs {
+				fmt.Fprintf(out, "Listening on %s\n", a)
+			}
+			if len(st.Rendezvous) == 0 {
+				fmt.Fprintln(out, "No rendezvous node configured: add one with --rendezvous to reach friends who are offline or behind NAT.")
+			}
+			<-ctx.Done()
+			fmt.Fprintln(out, "Stopping.")
+			return d.Close()
+		},
+	}
+	c.Flags().StringArrayVar(&o.Rendezvous, "rendezvous", nil, "rendezvous node address ending in /p2p/<id> (repeatable; saved)")
+	c.Flags().StringArrayVar(&o.Listen, "listen", nil, "libp2p listen address (repeatable; saved)")
+	c.Flags().StringVar(&o.API, "api", "", "HOST:PORT of the local API and web UI on a loopback address (saved; default a free port)")
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	return c
+}
+
+func statusCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "Show your node's state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := clientOf(g)
+			if err != nil {
+				return err
+			}
+			cx, cancel := ctx()
+			defer cancel()
+			st, err := cl.Status(cx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if g.json {
+				return printJSON(out, st)
+			}
+			fmt.Fprintf(out, "%s  %s\nAPI and web UI: %s\n", st.Name, st.ID, st.API)
+			fmt.Fprintf(out, "Friends: %d   pending requests: %d   shares in inbox: %d   queued to send: %d\n", st.Friends, st.Pending, st.Shares, st.Queued)
+			for _, r := range st.Rendezvous {
+				state := "logged in"
+				if !r.LoggedIn {
+					state = "not connected"
+					if r.LastError != "" {
+						state += " (" + r.LastError + ")"
+					}
+				}
+				fmt.Fprintf(out, "Rendezvous %s: %s\n", r.Addr, state)
+			}
+			return nil
+		},
+	}
+	jsonFlag(c, g)
+	return c
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kithnet/kith/node"
+)
+
+func splitList(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func shareCmd(g *globals) *cobra.Command {
+	var to, friends, groups []string
+	var a node.ShareArgs
+	c := &cobra.Command{
+		Use:   "share --to PEER[,PEER...] [--friend PEER]... [--group NAME]... [--partial] [--json]",
+		Short: "Share friends and groups with one or more friends",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a.To, a.Friends, a.Groups = splitList(to), splitList(friends), groups
+			cl, err := clientOf(g)
+			if err != nil {
+				return err
+			}
+			cx, cancel := ctx()
+			defer cancel()
+			res, err := cl.Share(cx, a)
+			out := cmd.OutOrStdout()
+			if g.json && (err == nil || res.Share != "" || len(res.Failed) > 0) {
+				if perr := printJSON(out, res); perr != nil {
+					return perr
+				}
+				return err
+			}
+			var ae *node.APIError
+			if err != nil && !(errors.As(err, &ae) && len(res.Failed) > 0) {
+				return err
+			}
+			for _, t := range res.Targets {
+				fmt.Fprintf(out, "%s: %s\n", t.Name, t.Status)
+			}
+			for _, f := range res.Failed {
+				fmt.Fprintf(out, "failed: %s (%s): %s\n", f.Name, short(f.Peer), f.Reason)
+			}
+			if err != nil {
+				return fmt.Errorf("the share was not sent")
+			}
+			if res.Share != "" {
+				fmt.Fprintf(out, "Share %s sent.\n", shortHex(res.Share))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringArrayVar(&to, "to", nil, "friend(s) to share with, comma separated or repeated")
+	c.Flags().StringArrayVar(&friends, "friend", nil, "friend to share (repeatable)")
+	c.Flags().StringArrayVar(&groups, "group", nil, "group to share, every member (repeatable)")
+	c.Flags().BoolVar(&a.Partial, "partial", false, "send the valid friends even if some fail the check (default: all or nothing)")
+	c.Flags().StringVar(&a.Note, "note", "", "a few words to go with the share")
+	jsonFlag(c, g)
+	return c
+}
+
+func sharesCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "shares [--json]",
+		Short: "List the shares friends sent you",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := clientOf(g)
+			if err != nil {
+				return err
+			}
+			cx, cancel := ctx()
+			defer cancel()
+			ss, err := cl.Shares(cx)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), ss)
+			}
+			var rows [][]string
+			for _, s := range ss {
+				for i, it := range s.Items {
+					id, from := "", ""
+					if i == 0 {
+						id, from = shortHex(s.ID), s.FromName
+					}
+					state := it.State
+					if it.Reason != "" {
+						state += " (" + it.Reason + ")"
+					}
+					rows = append(rows, []string{id, from, it.Name, orDash(it.Group), state})
+				}
+			}
+			table(cmd.OutOrStdout(), []string{"SHARE", "FROM", "FRIEND", "GROUP", "STATE"}, rows)
+			return nil
+		},
+	}
+	jsonFlag(c, g)
+	return c
+}
+
+func pickCmd(g *globals) *cobra.Command {
+	var a node.PickArgs
+	c := &cobra.Command{
+		Use:   "pick SHARE (PEER... | --all) [--message TEXT] [--json]",
+		Short: "Send friend requests to friends from a share",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a.Share, a.Peers = args[0], args[1:]
+			if !a.All && len(a.Peers) == 0 {
+				return fmt.Errorf("name the friends to add, or --all")
+			}
+			cl, err := clientOf(g)
+			if err != nil {
+				return err
+			}
+			cx, cancel := ctx()
+			defer cancel()
+			res, err := cl.Pick(cx, a)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			var rows [][]string
+			for _, p := range res {
+				rows = append(rows, []string{p.Name, short(p.Peer), p.Sent, orDash(p.Reason)})
+			}
+			table(cmd.OutOrStdout(), []string{"NAME", "ID", "SENT", "REASON"}, rows)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&a.All, "all", false, "pick every friend in the share")
+	c.Flags().StringVar(&a.Message, "message", "", "a few words to go with the requests")
+	jsonFlag(c, g)
+	return c
+}

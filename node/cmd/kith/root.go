@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kithnet/kith/node"
+)
+
+// globals are the flags every command takes.
+type globals struct {
+	data string
+	json bool
+}
+
+func defaultData() string {
+	if d := os.Getenv("KITH_DATA"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".kith"
+	}
+	return filepath.Join(home, ".kith")
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "kith",
+		Short: "Share friends on a peer-to-peer network",
+		Long: `kith runs your Kith node and talks to it.
+
+Start with:  kith init --name NAME --rendezvous ADDR   then   kith up
+Then:        kith id                 (your invite to give friends)
+             kith add INVITE         (befriend someone from their invite)
+             kith share --to PEER --group NAME
+             kith shares, kith pick SHARE --all, kith requests, kith accept ID`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.data, "data", defaultData(), "data directory (also KITH_DATA)")
+	root.AddCommand(
+		initCmd(g), upCmd(g), demoCmd(g), idCmd(g), addCmd(g), requestsCmd(g), acceptCmd(g), declineCmd(g),
+		friendsCmd(g), groupCmd(g), groupsCmd(g), shareCmd(g), sharesCmd(g), pickCmd(g),
+		unfriendCmd(g), blockCmd(g), statusCmd(g),
+	)
+	return root
+}
+
+// jsonFlag adds --json to a command.
+func jsonFlag(c *cobra.Command, g *globals) {
+	c.Flags().BoolVar(&g.json, "json", false, "print JSON instead of a table")
+}
+
+func clientOf(g *globals) (*node.Client, error) { return node.NewClient(g.data) }
+
+func ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 90*time.Second)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table prints rows under a header, aligned.
+func table(w io.Writer, header []string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
+
+// short abbreviates an id for tables; --json always has the full one.
+func short(id string) string {
+	if len(id) > 16 {
+		return id[:6] + "…" + id[len(id)-6:]
+	}
+	return id
+}
+
+func shortHex(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,359 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	pebbleds "github.com/ipfs/go-ds-pebble"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/kithnet/kith/identity"
+)
+
+// The data directory of a user (default ~/.kith):
+//
+//	key         the identity key (mode 0600; encrypted when KITH_PASSPHRASE is set)
+//	store/      the datastore (go-ds-pebble, synced writes)
+//	config.json rendezvous and listen addresses (written by init and up)
+//	api-token   the local API token (mode 0600)
+//	api.json    the running daemon's API address (removed when it stops)
+const (
+	keyFile    = "key"
+	storeDir   = "store"
+	configFile = "config.json"
+	tokenFile  = "api-token"
+	apiFile    = "api.json"
+)
+
+// PassphraseEnv names the environment variable holding the key file's
+// passphrase, if the key is encrypted.
+const PassphraseEnv = "KITH_PASSPHRASE"
+
+// Config is what the data directory remembers between runs.
+type Config struct {
+	Rendezvous []string `json:"rendezvous"`
+	Listen     []string `json:"listen"`
+	API        string   `json:"api"`
+}
+
+type apiInfo struct {
+	URL string `json:"url"`
+	PID int    `json:"pid"`
+}
+
+func readAPIInfo(dir string) (apiInfo, error) {
+	var info apiInfo
+	b, err := os.ReadFile(filepath.Join(dir, apiFile))
+	if err != nil {
+		return info, err
+	}
+	return info, json.Unmarshal(b, &info)
+}
+
+// ReadConfig reads the data directory's config (defaults when absent).
+func ReadConfig(dir string) (Config, error) {
+	cfg := Config{Listen: DefaultListen(), API: "127.0.0.1:0"}
+	b, err := os.ReadFile(filepath.Join(dir, configFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, err
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w", filepath.Join(dir, configFile), err)
+	}
+	return cfg, nil
+}
+
+// WriteConfig saves the data directory's config.
+func WriteConfig(dir string, cfg Config) error {
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	return writeFileAtomic(filepath.Join(dir, configFile), b, 0o600)
+}
+
+// DefaultListen are the listen addresses when none are configured.
+func DefaultListen() []string {
+	return []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1", "/ip6/::/tcp/0", "/ip6/::/udp/0/quic-v1"}
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// OpenDatastore opens a node's on-disk datastore: go-ds-pebble with synced
+// writes, so what the node acknowledged to a relay survives a crash.
+func OpenDatastore(dir string) (*pebbleds.Datastore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
+}
+
+func passphrase() []byte { return []byte(os.Getenv(PassphraseEnv)) }
+
+// Init creates a data directory: a new identity, the user's name, and the
+// given rendezvous nodes. It refuses to overwrite an existing identity.
+func Init(dir, name string, rendezvous []string) (peer.ID, error) {
+	if err := identity.ValidateName(name); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadArgument, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, keyFile)); err == nil {
+		return "", fmt.Errorf("%s already holds an identity; use another --data directory", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	key, err := identity.GenerateKey()
+	if err != nil {
+		return "", err
+	}
+	if err := identity.SaveKey(filepath.Join(dir, keyFile), key, passphrase()); err != nil {
+		return "", err
+	}
+	d, err := OpenDatastore(filepath.Join(dir, storeDir))
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	b, err := NewBook(key, name)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range b.SaveSettings() {
+		if err := d.Put(context.Background(), m.Key, m.Value); err != nil {
+			return "", err
+		}
+	}
+	cfg, _ := ReadConfig(dir)
+	if len(rendezvous) > 0 {
+		cfg.Rendezvous = rendezvous
+	}
+	if err := WriteConfig(dir, cfg); err != nil {
+		return "", err
+	}
+	if _, err := ensureToken(dir); err != nil {
+		return "", err
+	}
+	return b.Me(), nil
+}
+
+func ensureToken(dir string) (string, error) {
+	path := filepath.Join(dir, tokenFile)
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return string(b), nil
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(raw)
+	return tok, writeFileAtomic(path, []byte(tok), 0o600)
+}
+
+// HostOptions are the libp2p options of a personal node: its key and
+// listen addresses, the relay transport, hole punching (DCUtR) to upgrade
+// relayed connections to direct ones, UPnP/NAT-PMP port mapping, and
+// AutoRelay with the user's rendezvous nodes as static relays.
+func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, relays []peer.AddrInfo) []libp2p.Option {
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrs(listen...),
+		libp2p.EnableRelay(),
+		libp2p.EnableHolePunching(),
+		libp2p.NATPortMap(),
+	}
+	if len(relays) > 0 {
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays, autorelay.WithBackoff(time.Minute)))
+	}
+	return opts
+}
+
+// ParseRendezvous parses rendezvous addresses (multiaddrs ending in
+// /p2p/<id>), merging addresses of the same relay.
+func ParseRendezvous(addrs []string) ([]peer.AddrInfo, error) {
+	var mas []ma.Multiaddr
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: rendezvous address %q: %v", ErrBadArgument, s, err)
+		}
+		mas = append(mas, a)
+	}
+	ais, err := peer.AddrInfosFromP2pAddrs(mas...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: rendezvous addresses must end in /p2p/<peer id>: %v", ErrBadArgument, err)
+	}
+	return ais, nil
+}
+
+// UpOptions start a daemon.
+type UpOptions struct {
+	DataDir    string
+	Rendezvous []string // overrides (and is saved to) the config when set
+	Listen     []string // likewise
+	API        string   // likewise: HOST:PORT of the local API
+	Logger     *slog.Logger
+	// UI, if set, serves the web UI on the API address (paths outside /api/).
+	UI http.Handler
+}
+
+// Daemon is a running personal node: key, datastore, host, node and local
+// API, as `kith up` runs it.
+type Daemon struct {
+	Node  *Node
+	Host  host.Host
+	URL   string
+	Token string
+	dir   string
+	ds    *pebbleds.Datastore
+	srv   *http.Server
+}
+
+// Up starts the daemon of a data directory.
+func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	key, err := identity.LoadKey(filepath.Join(o.DataDir, keyFile), passphrase())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s has no identity: run kith init --name NAME --data %s first", o.DataDir, o.DataDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if info, err := readAPIInfo(o.DataDir); err == nil && processAlive(info.PID) {
+		// The pid may have been reused: only a daemon that answers counts.
+		if c, err := NewClient(o.DataDir); err == nil {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err = c.Status(cctx)
+			cancel()
+			if err == nil {
+				return nil, fmt.Errorf("a kith daemon (pid %d) is already running on %s at %s", info.PID, o.DataDir, info.URL)
+			}
+		}
+	}
+	cfg, err := ReadConfig(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.Rendezvous) > 0 {
+		cfg.Rendezvous = o.Rendezvous
+	}
+	if len(o.Listen) > 0 {
+		cfg.Listen = o.Listen
+	}
+	if o.API != "" {
+		cfg.API = o.API
+	}
+	if err := WriteConfig(o.DataDir, cfg); err != nil {
+		return nil, err
+	}
+	relays, err := ParseRendezvous(cfg.Rendezvous)
+	if err != nil {
+		return nil, err
+	}
+	listen := parseAddrs(cfg.Listen)
+	if len(listen) != len(cfg.Listen) {
+		return nil, fmt.Errorf("%w: a listen address is not a multiaddr: %v", ErrBadArgument, cfg.Listen)
+	}
+	token, err := ensureToken(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{dir: o.DataDir, Token: token}
+	if d.ds, err = OpenDatastore(filepath.Join(o.DataDir, storeDir)); err != nil {
+		return nil, fmt.Errorf("opening the datastore: %w", err)
+	}
+	if d.Host, err = libp2p.New(HostOptions(key, listen, relays)...); err != nil {
+		d.ds.Close()
+		return nil, fmt.Errorf("starting libp2p: %w", err)
+	}
+	if d.Node, err = New(ctx, d.Host, d.ds, key, WithRendezvous(relays...), WithLogger(o.Logger)); err != nil {
+		d.Host.Close()
+		d.ds.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.API)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("the local API cannot listen on %s: %w", cfg.API, err)
+	}
+	if tcp, ok := ln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+		ln.Close()
+		d.Close()
+		return nil, fmt.Errorf("%w: the local API must listen on a loopback address, not %s", ErrBadArgument, cfg.API)
+	}
+	d.URL = "http://" + ln.Addr().String() + "/"
+	api := NewAPI(d.Node, token)
+	mux := http.NewServeMux()
+	mux.Handle("/api/", api)
+	if o.UI != nil {
+		mux.Handle("/", o.UI)
+	}
+	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go d.srv.Serve(ln)
+	b, _ := json.Marshal(apiInfo{URL: d.URL, PID: os.Getpid()})
+	if err := writeFileAtomic(filepath.Join(o.DataDir, apiFile), b, 0o600); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close stops the daemon: API, node, host, datastore.
+func (d *Daemon) Close() error {
+	if d.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		d.srv.Shutdown(ctx)
+		cancel()
+		os.Remove(filepath.Join(d.dir, apiFile))
+	}
+	var errs []error
+	if d.Node != nil {
+		errs = append(errs, d.Node.Close())
+	}
+	if d.Host != nil {
+		errs = append(errs, d.Host.Close())
+	}
+	if d.ds != nil {
+		errs = append(errs, d.ds.Close())
+	}
+	return errors.Join(errs...)
+}
