@@ -248,7 +248,7 @@ func (v *Verifier) Friendship(raw []byte, p, q peer.ID, now time.Time) (*Attesta
 	}
 	if !a.Between(p, q) {
 		return nil, fail("attestation", ReasonWrongPair, "it is between %s and %s, not %s and %s",
-			a.Requester.ShortString(), a.Accepter.ShortString(), p.ShortString(), q.ShortString())
+			ShortID(a.Requester), ShortID(a.Accepter), ShortID(p), ShortID(q))
 	}
 	return a, nil
 }
@@ -268,7 +268,7 @@ func (v *Verifier) Offer(raw []byte, accepter peer.ID, now time.Time) (*Attestat
 		v.remember(k, a)
 	}
 	if a.Accepter != accepter {
-		return nil, fail("offer", ReasonWrongPair, "it is addressed to %s, not %s", a.Accepter.ShortString(), accepter.ShortString())
+		return nil, fail("offer", ReasonWrongPair, "it is addressed to %s, not %s", ShortID(a.Accepter), ShortID(accepter))
 	}
 	if err := v.checkWindow("offer", a.IssuedAt, a.ExpiresAt, now); err != nil {
 		return nil, err

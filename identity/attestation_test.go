@@ -247,7 +247,7 @@ func TestVerifyErrorMessages(t *testing.T) {
 	alice, bob, carol := newUser(t), newUser(t), newUser(t)
 	att := befriend(t, alice, bob, t0, time.Hour)
 	_, err := NewVerifier().Friendship(att.Raw, alice.id, carol.id, t0)
-	if err == nil || !strings.Contains(err.Error(), "wrong pair") || !strings.Contains(err.Error(), carol.id.ShortString()) {
+	if err == nil || !strings.Contains(err.Error(), "wrong pair") || !strings.Contains(err.Error(), ShortID(carol.id)) {
 		t.Fatalf("message %q does not say wrong pair and name the peer", err)
 	}
 	if !errors.Is(err, ErrWrongPair) || errors.Is(err, ErrExpired) {

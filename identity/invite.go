@@ -151,7 +151,7 @@ func (v *Verifier) Invite(raw []byte, now time.Time) (*Invite, error) {
 		in.Relays = append(in.Relays, a)
 	}
 	if !verifySig(pub, DomainInvite, sr.Body, sr.Signature) {
-		return nil, fail(record, ReasonBadSignature, "inviter %s did not sign it", inviter.ShortString())
+		return nil, fail(record, ReasonBadSignature, "inviter %s did not sign it", ShortID(inviter))
 	}
 	if err := v.checkWindow(record, in.IssuedAt, in.ExpiresAt, now); err != nil {
 		return nil, err

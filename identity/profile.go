@@ -189,7 +189,7 @@ func decodeProfile(raw []byte) (*Profile, error) {
 		p.Relays = append(p.Relays, a)
 	}
 	if !verifySig(pub, DomainProfile, sr.Body, sr.Signature) {
-		return nil, fail(record, ReasonBadSignature, "owner %s did not sign it", owner.ShortString())
+		return nil, fail(record, ReasonBadSignature, "owner %s did not sign it", ShortID(owner))
 	}
 	return p, nil
 }
@@ -203,10 +203,10 @@ func (p *Profile) Shareable(subject peer.ID) error {
 		return nil
 	}
 	if p.Owner != subject {
-		return fail("profile", ReasonWrongPair, "profile of %s given for %s", p.Owner.ShortString(), subject.ShortString())
+		return fail("profile", ReasonWrongPair, "profile of %s given for %s", ShortID(p.Owner), ShortID(subject))
 	}
 	if p.Policy == ShareByNobody {
-		return fail("profile", ReasonOptedOut, "%s (%s) does not allow being shared", p.Name, subject.ShortString())
+		return fail("profile", ReasonOptedOut, "%s (%s) does not allow being shared", p.Name, ShortID(subject))
 	}
 	return nil
 }

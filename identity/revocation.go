@@ -87,10 +87,10 @@ func (v *Verifier) Revocation(raw []byte) (*Revocation, error) {
 	case acc:
 		other = req
 	default:
-		return nil, fail(record, ReasonWrongPair, "%s is not a party to the attestation", revoker.ShortString())
+		return nil, fail(record, ReasonWrongPair, "%s is not a party to the attestation", ShortID(revoker))
 	}
 	if !verifySig(pub, DomainRevocation, sr.Body, sr.Signature) {
-		return nil, fail(record, ReasonBadSignature, "revoker %s did not sign it", revoker.ShortString())
+		return nil, fail(record, ReasonBadSignature, "revoker %s did not sign it", ShortID(revoker))
 	}
 	r := &Revocation{
 		AttestationID: sha256.Sum256(body.Attestation),

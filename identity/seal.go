@@ -199,7 +199,7 @@ func (v *Verifier) decodeSeal(record string, raw []byte) (*Seal, error) {
 		return nil, fail(record, ReasonMalformed, "expires before it is issued")
 	}
 	if !verifySig(pub, DomainSeal, sr.Body, sr.Signature) {
-		return nil, fail(record, ReasonBadSignature, "sharer %s did not sign it", sharer.ShortString())
+		return nil, fail(record, ReasonBadSignature, "sharer %s did not sign it", ShortID(sharer))
 	}
 	s := &Seal{
 		Sharer:    sharer,
@@ -223,13 +223,13 @@ func (v *Verifier) Seal(raw []byte, sharer peer.ID, body []byte, leaves []IntroL
 		return nil, err
 	}
 	if s.Sharer != sharer {
-		return nil, fail(record, ReasonWrongPair, "sealed by %s, not %s", s.Sharer.ShortString(), sharer.ShortString())
+		return nil, fail(record, ReasonWrongPair, "sealed by %s, not %s", ShortID(s.Sharer), ShortID(sharer))
 	}
 	if s.Leaves != 1+len(leaves) {
 		return nil, fail(record, ReasonBadSignature, "sealed %d leaves, share has %d", s.Leaves, 1+len(leaves))
 	}
 	if merkleRoot(sealLeaves(s.Sharer, s.ShareID, body, leaves)) != s.Root {
-		return nil, fail(record, ReasonBadSignature, "the share's contents do not match what %s signed", sharer.ShortString())
+		return nil, fail(record, ReasonBadSignature, "the share's contents do not match what %s signed", ShortID(sharer))
 	}
 	if err := v.checkWindow(record, s.IssuedAt, s.ExpiresAt, now); err != nil {
 		return nil, err
@@ -315,7 +315,7 @@ func (v *Verifier) Introduction(raw []byte, now time.Time) (*Introduction, error
 	copy(leaf.Salt[:], m.Salt)
 	if !verifyPath(uint64(m.Index), uint64(s.Leaves), leaf.hash(s.Sharer, s.ShareID), path, s.Root) {
 		return nil, fail(record, ReasonBadSignature, "%s did not introduce %s to %s in share %s",
-			s.Sharer.ShortString(), rcp.ShortString(), sub.ShortString(), s.ShareID)
+			ShortID(s.Sharer), ShortID(rcp), ShortID(sub), s.ShareID)
 	}
 	if err := v.checkWindow(record, s.IssuedAt, s.ExpiresAt, now); err != nil {
 		return nil, err
@@ -335,7 +335,7 @@ func (v *Verifier) IntroductionTo(raw []byte, recipient, subject peer.ID, now ti
 	}
 	if in.Recipient != recipient || in.Subject != subject {
 		return nil, fail("introduction", ReasonWrongPair, "it introduces %s to %s, not %s to %s",
-			in.Recipient.ShortString(), in.Subject.ShortString(), recipient.ShortString(), subject.ShortString())
+			ShortID(in.Recipient), ShortID(in.Subject), ShortID(recipient), ShortID(subject))
 	}
 	return in, nil
 }

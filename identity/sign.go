@@ -116,7 +116,17 @@ func VerifyBody(record string, signer peer.ID, domain string, body, sig []byte) 
 		return malformed(record, err, "signer")
 	}
 	if !verifySig(pub, domain, body, sig) {
-		return fail(record, ReasonBadSignature, "%s did not sign it", signer.ShortString())
+		return fail(record, ReasonBadSignature, "%s did not sign it", ShortID(signer))
 	}
 	return nil
+}
+
+// ShortID abbreviates a peer id for messages people read: the first and
+// last six characters of its text form.
+func ShortID(p peer.ID) string {
+	s := p.String()
+	if len(s) <= 16 {
+		return s
+	}
+	return s[:6] + "…" + s[len(s)-6:]
 }

@@ -227,7 +227,7 @@ func (b *Book) Name(p peer.ID) string {
 	if n := b.names[p]; n != "" {
 		return n
 	}
-	return p.ShortString()
+	return identity.ShortID(p)
 }
 
 // ResolvePeer turns what the user typed (a peer id, or the unique display

@@ -663,3 +663,14 @@ func (n *Node) Connected(p peer.ID) bool {
 
 // LoggedIn reports whether the node has a session with some relay.
 func (n *Node) LoggedIn() bool { return len(n.loggedInRelays()) > 0 }
+
+// FriendAttestation returns the attestation of the friendship with p, or
+// nil.
+func (n *Node) FriendAttestation(p peer.ID) []byte {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if f := n.book.Friend(p); f != nil {
+		return f.Attestation
+	}
+	return nil
+}

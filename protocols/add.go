@@ -193,7 +193,7 @@ func VerifyAddRequest(v *identity.Verifier, u *UnverifiedAddRequest, now time.Ti
 	}
 	if offer.Requester != u.From {
 		return nil, &identity.VerifyError{Record: "offer", Reason: identity.ReasonWrongPair,
-			Detail: fmt.Sprintf("the offer is from %s, the request from %s", offer.Requester.ShortString(), u.From.ShortString())}
+			Detail: fmt.Sprintf("the offer is from %s, the request from %s", identity.ShortID(offer.Requester), identity.ShortID(u.From))}
 	}
 	r := &AddRequest{UnverifiedAddRequest: u, Offer: offer}
 	if len(u.Introduction) > 0 {

@@ -147,7 +147,7 @@ type Failure struct {
 
 // String says what failed in the user's words: "12D3…xyz (item): expired: …".
 func (f Failure) String() string {
-	s := f.Peer.ShortString()
+	s := identity.ShortID(f.Peer)
 	if f.Role != pb.Role_ROLE_UNSPECIFIED {
 		s += " (" + roleText(f.Role) + ")"
 	}

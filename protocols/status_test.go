@@ -80,7 +80,7 @@ func TestFailureMessageNamesThePeer(t *testing.T) {
 	f := NewFailure(w.mallory.id, pb.Role_ITEM, err)
 	e := &StatusError{Status: pb.Status_REFUSED, Text: "the share was not sent", Failures: []Failure{f}}
 	msg := e.Error()
-	for _, want := range []string{"refused", "the share was not sent", w.mallory.id.ShortString(), "shared friend", "no valid attestation"} {
+	for _, want := range []string{"refused", "the share was not sent", identity.ShortID(w.mallory.id), "shared friend", "no valid attestation"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("%q does not say %q", msg, want)
 		}

@@ -339,7 +339,7 @@ func (r *Relay) verifyAdd(ctx context.Context, u *protocols.UnverifiedAddRequest
 		}
 		if in.Inviter != u.To {
 			return nil, &identity.VerifyError{Record: "invite", Reason: identity.ReasonWrongPair,
-				Detail: fmt.Sprintf("the invite is %s's, the request is to %s", in.Inviter.ShortString(), u.To.ShortString())}
+				Detail: fmt.Sprintf("the invite is %s's, the request is to %s", identity.ShortID(in.Inviter), identity.ShortID(u.To))}
 		}
 		return nil, nil
 	}
@@ -522,7 +522,7 @@ func (r *Relay) applyRevocation(ctx context.Context, rev *identity.Revocation, s
 		return nil
 	}
 	r.metrics.revocations.WithLabelValues(source, "new").Inc()
-	r.log.Info("revocation applied", "attestation", rev.AttestationID.Short(), "revoker", rev.Revoker.ShortString(), "source", source)
+	r.log.Info("revocation applied", "attestation", rev.AttestationID.Short(), "revoker", rev.Revoker.String(), "source", source)
 	if source == "node" && r.gossip != nil {
 		r.gossip.publish(rev.Raw)
 	}

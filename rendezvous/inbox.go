@@ -228,7 +228,7 @@ func (r *Relay) handleInbox(st network.Stream) {
 	}
 	defer st.Scope().ReleaseMemory(2 * protocols.MaxInboxMessage)
 	remote := st.Conn().RemotePeer()
-	log := r.log.With("peer", remote.ShortString())
+	log := r.log.With("peer", remote.String())
 
 	st.SetDeadline(r.clock().Add(protocols.StreamDeadline))
 	rd := protocols.NewReader(st, protocols.MaxInboxMessage)

@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/protocols/pb"
 )
@@ -31,7 +32,7 @@ func roundTrip(ctx context.Context, h host.Host, p peer.ID, id protocol.ID, req 
 	defer cancel()
 	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "kith"), p, id)
 	if err != nil {
-		return nil, fmt.Errorf("open %s to %s: %w", id, p.ShortString(), err)
+		return nil, fmt.Errorf("open %s to %s: %w", id, identity.ShortID(p), err)
 	}
 	defer s.Close()
 	deadline, _ := ctx.Deadline()
@@ -47,7 +48,7 @@ func roundTrip(ctx context.Context, h host.Host, p peer.ID, id protocol.ID, req 
 	frame, err := protocols.NewReader(s, protocols.MaxResponseMessage).ReadFrame()
 	if err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("read %s response from %s: %w", id, p.ShortString(), err)
+		return nil, fmt.Errorf("read %s response from %s: %w", id, identity.ShortID(p), err)
 	}
 	return append([]byte(nil), frame...), nil
 }
@@ -135,7 +136,7 @@ func Login(ctx context.Context, h host.Host, relay peer.ID, profile, peerRecord 
 	defer cancel()
 	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "kith"), relay, protocols.InboxProtocol)
 	if err != nil {
-		return nil, fmt.Errorf("open inbox at %s: %w", relay.ShortString(), err)
+		return nil, fmt.Errorf("open inbox at %s: %w", identity.ShortID(relay), err)
 	}
 	deadline, _ := ctx.Deadline()
 	s.SetDeadline(deadline)
