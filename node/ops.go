@@ -208,7 +208,7 @@ func describeFailures(fs []FailedID) string {
 		if i > 0 {
 			out += "; "
 		}
-		out += f.Name + ": " + f.Reason
+		out += f.Reason
 	}
 	return out
 }
