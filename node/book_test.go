@@ -1,0 +1,388 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/query"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/protocols"
+	"github.com/kithnet/kith/protocols/pb"
+)
+
+// The book is the node's pure core: these tests drive it with no network,
+// time passed in, and check each decision and the state it leaves.
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+type person struct {
+	*Book
+	d ds.Datastore // where the book's mutations go
+}
+
+func newPerson(t *testing.T, name string) *person {
+	t.Helper()
+	k, _ := identity.GenerateKey()
+	b, err := NewBook(k, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &person{Book: b, d: ds.NewMapDatastore()}
+}
+
+// apply writes mutations to the person's datastore, as the node does.
+func (p *person) apply(t *testing.T, muts []Mutation) {
+	t.Helper()
+	for _, m := range muts {
+		var err error
+		if m.Del {
+			err = p.d.Delete(context.Background(), m.Key)
+		} else {
+			err = p.d.Put(context.Background(), m.Key, m.Value)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// befriend makes a and b friends directly (a asked, b accepted).
+func befriend(t *testing.T, a, b *person) {
+	t.Helper()
+	offer, _ := identity.MakeOffer(a.key, b.me, t0, 0)
+	att, err := identity.NewVerifier().Countersign(b.key, offer, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m1 := a.addFriend(att, b.Settings.Name, "", t0)
+	_, m2 := b.addFriend(att, a.Settings.Name, "", t0)
+	a.apply(t, m1)
+	b.apply(t, m2)
+}
+
+// share makes a share from a to targets of items and delivers it.
+func share(t *testing.T, from *person, to *person, items []*person, extra ...protocols.ShareItem) *ReceivedShare {
+	t.Helper()
+	var ids []peer.ID
+	for _, it := range items {
+		ids = append(ids, it.me)
+	}
+	s, failed, err := from.BuildShare(ShareRequest{To: []peer.ID{to.me}, Friends: ids}, t0)
+	if err != nil || len(failed) > 0 {
+		t.Fatalf("build share: %v %v", err, failed)
+	}
+	rs, muts, err := to.ReceiveShare(s.Raw, nil, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to.apply(t, muts)
+	return rs
+}
+
+func TestBuildShareExpandsGroupsAtShareTime(t *testing.T) {
+	alice, bob, carol, dave, mallory := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Carol"), newPerson(t, "Dave"), newPerson(t, "Mallory")
+	for _, f := range []*person{bob, carol, dave} {
+		befriend(t, alice, f)
+	}
+	alice.CreateGroup("work")
+	alice.CreateGroup("climbing")
+	alice.AddToGroup("work", []peer.ID{carol.me, bob.me})
+	alice.AddToGroup("climbing", []peer.ID{carol.me})
+	if _, err := alice.AddToGroup("work", []peer.ID{mallory.me}); !errors.Is(err, ErrNotFriend) {
+		t.Fatalf("a stranger in a group: %v", err)
+	}
+	// Dave joins work after the group was made: he is in the share.
+	alice.AddToGroup("work", []peer.ID{dave.me})
+	s, failed, err := alice.BuildShare(ShareRequest{To: []peer.ID{bob.me}, Groups: []string{"work", "climbing"}}, t0)
+	if err != nil || len(failed) > 0 {
+		t.Fatalf("%v %v", err, failed)
+	}
+	var got []string
+	for _, it := range s.Items {
+		got = append(got, it.Name+"/"+it.Group)
+	}
+	// Bob is the target, so not shared with himself; Carol appears once.
+	if want := []string{"Carol/work", "Dave/work"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("items %v, want %v", got, want)
+	}
+	// A stranger can be neither shared nor a target: refused with the reason.
+	_, failed, err = alice.BuildShare(ShareRequest{To: []peer.ID{bob.me}, Friends: []peer.ID{carol.me, mallory.me}}, t0)
+	if err != nil || len(failed) != 1 || failed[0].Peer != mallory.me || failed[0].Reason != pb.Reason_MISSING {
+		t.Fatalf("share of a stranger: %v %v", err, failed)
+	}
+	// In partial mode the friends still go, and the stranger is named.
+	s, failed, _ = alice.BuildShare(ShareRequest{To: []peer.ID{bob.me}, Friends: []peer.ID{carol.me, mallory.me}, Partial: true}, t0)
+	if s == nil || len(s.Items) != 1 || len(failed) != 1 {
+		t.Fatalf("partial: %v %v", s, failed)
+	}
+	if _, _, err := alice.BuildShare(ShareRequest{To: []peer.ID{bob.me}}, t0); !errors.Is(err, ErrBadArgument) {
+		t.Fatalf("empty share: %v", err)
+	}
+}
+
+func TestPickPlansOneRequestPerNewFriend(t *testing.T) {
+	alice, bob, carol, dave, erin, frank := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Carol"), newPerson(t, "Dave"), newPerson(t, "Erin"), newPerson(t, "Frank")
+	for _, f := range []*person{bob, carol, dave, erin, frank} {
+		befriend(t, alice, f)
+	}
+	befriend(t, bob, dave) // already Bob's friend
+	bob.Block(erin.me)
+	rs := share(t, alice, bob, []*person{carol, dave, erin, frank})
+
+	states := map[string]ItemState{}
+	for _, it := range rs.Items {
+		states[it.Name] = bob.ItemState(rs, it.Peer)
+	}
+	want := map[string]ItemState{"Carol": ItemNew, "Dave": ItemFriend, "Erin": ItemBlocked, "Frank": ItemNew}
+	if !reflect.DeepEqual(states, want) {
+		t.Fatalf("item states %v, want %v", states, want)
+	}
+
+	results, muts, err := bob.Pick(rs, nil, true, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.apply(t, muts)
+	got := map[string]string{}
+	for _, r := range results {
+		if r.Request != nil {
+			got[r.Name] = "request"
+			if r.Request.Introducer != alice.me || !r.Request.IntroducerVerified || r.Request.Sent != Queued {
+				t.Fatalf("request %+v", r.Request)
+			}
+			if !strings.Contains(r.Request.Message, "Alice shared you with Bob") {
+				t.Fatalf("default message %q", r.Request.Message)
+			}
+		} else {
+			got[r.Name] = r.Reason
+		}
+	}
+	wantPick := map[string]string{"Carol": "request", "Frank": "request", "Dave": "already your friend", "Erin": "you blocked them"}
+	if !reflect.DeepEqual(got, wantPick) {
+		t.Fatalf("pick %v, want %v", got, wantPick)
+	}
+	if s := bob.ItemState(rs, carol.me); s != ItemPending {
+		t.Fatalf("carol after the pick: %v", s)
+	}
+	// Picking again (all, or one by one) asks nobody twice.
+	again, muts, _ := bob.Pick(rs, []peer.ID{carol.me, frank.me}, false, "", t0)
+	if len(muts) != 0 || again[0].Request != nil || again[1].Request != nil {
+		t.Fatalf("second pick made requests: %+v", again)
+	}
+	// The request ids are derived from share and peer: stable across restarts.
+	for _, r := range results {
+		if r.Request != nil && r.Request.ID != bob.requestID(rs.ID, r.Peer) {
+			t.Fatalf("request id of %s is not derived from the pick", r.Name)
+		}
+	}
+	// Someone not in the share cannot be picked.
+	res, _, _ := bob.Pick(rs, []peer.ID{alice.me}, false, "", t0)
+	if res[0].Request != nil || !strings.Contains(res[0].Reason, "not in this share") {
+		t.Fatalf("picking a non-item: %+v", res[0])
+	}
+}
+
+func TestRequestsNeedAFriendsIntroductionOrAnInvite(t *testing.T) {
+	alice, bob, carol, mallory := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Carol"), newPerson(t, "Mallory")
+	befriend(t, alice, bob)
+	befriend(t, alice, carol)
+	befriend(t, mallory, bob) // Mallory is Bob's friend, not Carol's
+	rs := share(t, alice, bob, []*person{carol})
+	results, _, _ := bob.Pick(rs, []peer.ID{carol.me}, false, "hi", t0)
+	var good pb.AddRequest
+	proto.Unmarshal(results[0].Request.Wire, &good)
+
+	// Mallory shares Carol? She cannot: she has no friendship with Carol. So
+	// she forges what she can: a request of her own reusing Bob's introduction.
+	u, _ := protocols.DecodeAddRequest(&good)
+	offer, _ := identity.MakeOffer(mallory.key, carol.me, t0, 0)
+	stolen, _ := protocols.BuildAddRequest(mallory.key, protocols.AddRequestSpec{ID: protocols.NewRequestID(), To: carol.me, Offer: offer, Introduction: u.Introduction, CreatedAt: t0})
+	carolInvite, _, _ := carol.Invite(nil, t0)
+	bobInvite, _, _ := bob.Invite(nil, t0)
+	viaInvite := func(inv string) *pb.AddRequest {
+		raw, _ := identity.ParseInviteLink(inv)
+		o, _ := identity.MakeOffer(mallory.key, carol.me, t0, 0)
+		r, _ := protocols.BuildAddRequest(mallory.key, protocols.AddRequestSpec{ID: protocols.NewRequestID(), To: carol.me, Offer: o, Invite: raw, CreatedAt: t0})
+		return r
+	}
+
+	tests := []struct {
+		name string
+		req  *pb.AddRequest
+		ok   bool
+	}{
+		{"introduced by a friend", &good, true},
+		{"the same request again", &good, true},
+		{"someone else's introduction", stolen, false},
+		{"someone else's invite", viaInvite(bobInvite.Link()), false},
+		{"Carol's own invite", viaInvite(carolInvite.Link()), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _, err := carol.ReceiveRequest(tt.req, t0)
+			if tt.ok != (err == nil) {
+				t.Fatalf("ok=%v, err=%v", tt.ok, err)
+			}
+			if err != nil && !errors.Is(err, ErrDropped) {
+				t.Fatalf("a refused request must be dropped silently: %v", err)
+			}
+			if err == nil && r.State != Pending {
+				t.Fatalf("state %v", r.State)
+			}
+		})
+	}
+	in := 0
+	for _, r := range carol.Requests() {
+		if r.Direction == Incoming {
+			in++
+		}
+	}
+	if in != 2 {
+		t.Fatalf("carol holds %d requests, want 2 (no duplicates)", in)
+	}
+	// Once blocked, Bob's requests are dropped and the pending one declined.
+	carol.Block(bob.me)
+	if r := carol.Request(u.ID); r.State != Declined {
+		t.Fatalf("pending request of a blocked peer: %v", r.State)
+	}
+	if _, _, err := carol.ReceiveRequest(&good, t0); !errors.Is(err, ErrDropped) && err != nil {
+		t.Fatalf("blocked: %v", err)
+	}
+}
+
+func TestAcceptDeclineAndAnswer(t *testing.T) {
+	alice, bob, carol, erin := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Carol"), newPerson(t, "Erin")
+	for _, f := range []*person{bob, carol, erin} {
+		befriend(t, alice, f)
+	}
+	rs := share(t, alice, bob, []*person{carol, erin})
+	results, muts, _ := bob.Pick(rs, nil, true, "", t0)
+	bob.apply(t, muts)
+	deliver := func(to *person, r *Request) *Request {
+		var w pb.AddRequest
+		proto.Unmarshal(r.Wire, &w)
+		got, muts, err := to.ReceiveRequest(&w, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to.apply(t, muts)
+		return got
+	}
+	toCarol, toErin := deliver(carol, results[0].Request), deliver(erin, results[1].Request)
+
+	f, ans, muts, err := carol.Accept(toCarol.ID, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.apply(t, muts)
+	if f.ID != bob.me || f.IntroducedBy != alice.me || f.IntroducedByName != "Alice" {
+		t.Fatalf("carol's new friend %+v", f)
+	}
+	if _, _, _, err := carol.Accept(toCarol.ID, t0); err != nil {
+		t.Fatalf("accepting twice must return the same answer: %v", err)
+	}
+	if _, err := carol.Decline(toCarol.ID); !errors.Is(err, ErrAlreadyFinal) {
+		t.Fatalf("declining an accepted request: %v", err)
+	}
+	muts, err = erin.Decline(toErin.ID)
+	if err != nil || erin.Request(toErin.ID).State != Declined {
+		t.Fatalf("decline: %v", err)
+	}
+
+	// Bob receives Carol's answer: friends, introduced by Alice.
+	bf, muts, err := bob.ReceiveAnswer(ans, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.apply(t, muts)
+	if bf.ID != carol.me || bf.IntroducedBy != alice.me || bob.Request(toCarol.ID).State != Accepted {
+		t.Fatalf("bob's view %+v", bf)
+	}
+	// An answer carrying another attestation of the same pair is dropped.
+	other, _ := identity.MakeOffer(bob.key, carol.me, t0, 0)
+	att, _ := identity.NewVerifier().Countersign(carol.key, other, t0)
+	if _, _, err := bob.ReceiveAnswer(&pb.AddAnswer{RequestId: ans.RequestId, Attestation: att.Raw}, t0); !errors.Is(err, ErrDropped) {
+		t.Fatalf("a different attestation: %v", err)
+	}
+	// Bob never learns of Erin's decline: his request stays pending.
+	if r := bob.Request(toErin.ID); r.State != Pending {
+		t.Fatalf("bob's request to erin: %v", r.State)
+	}
+}
+
+func TestUnfriendAndWithdrawal(t *testing.T) {
+	alice, bob, carol := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Carol")
+	befriend(t, alice, bob)
+	befriend(t, alice, carol)
+	alice.CreateGroup("work")
+	alice.AddToGroup("work", []peer.ID{carol.me})
+	rs := share(t, alice, bob, []*person{carol})
+
+	raw, muts, err := alice.Unfriend(carol.me, t0)
+	if err != nil || raw == nil {
+		t.Fatal(err)
+	}
+	alice.apply(t, muts)
+	if alice.Friend(carol.me) != nil || len(alice.Group("work").Members) != 0 {
+		t.Fatal("carol is still alice's friend or in her group")
+	}
+	// Bob hears the withdrawal: the share is withdrawn, nothing can be picked.
+	muts, err = bob.Withdraw(&pb.Withdrawal{ItemId: rs.ID[:], ItemKind: pb.ItemKind_SHARE, Revocation: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.apply(t, muts)
+	if s := bob.ItemState(bob.Share(rs.ID), carol.me); s != ItemWithdrawn {
+		t.Fatalf("after withdrawal: %v", s)
+	}
+	res, _, _ := bob.Pick(bob.Share(rs.ID), nil, true, "", t0)
+	if res[0].Request != nil {
+		t.Fatal("picked from a withdrawn share")
+	}
+	// A forged revocation is refused.
+	if _, err := bob.Withdraw(&pb.Withdrawal{ItemId: rs.ID[:], ItemKind: pb.ItemKind_SHARE, Revocation: []byte("forged")}); err == nil {
+		t.Fatal("a forged revocation was applied")
+	}
+}
+
+// TestBookSurvivesReload checks that what the mutations stored rebuilds
+// the same book.
+func TestBookSurvivesReload(t *testing.T) {
+	alice, bob, carol := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Carol")
+	befriend(t, alice, bob)
+	befriend(t, alice, carol)
+	rs := share(t, alice, bob, []*person{carol})
+	_, muts, _ := bob.Pick(rs, nil, true, "", t0)
+	bob.apply(t, muts)
+	bob.apply(t, bob.SaveSettings())
+	bob.apply(t, bob.Block(newPerson(t, "Mallory").me))
+	m, _ := bob.CreateGroup("family")
+	bob.apply(t, m)
+
+	again, _ := NewBook(bob.key, "")
+	res, err := bob.d.Query(context.Background(), query.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range res.Next() {
+		if err := again.Load(r.Key, r.Value); err != nil {
+			t.Fatalf("load %s: %v", r.Key, err)
+		}
+	}
+	if again.Settings != bob.Settings || len(again.friends) != len(bob.friends) || len(again.requests) != len(bob.requests) ||
+		len(again.shares) != len(bob.shares) || len(again.blocked) != 1 || again.Group("family") == nil {
+		t.Fatalf("reloaded book differs: %+v vs %+v", again.Settings, bob.Settings)
+	}
+	s := again.Share(rs.ID)
+	if again.ItemState(s, carol.me) != ItemPending {
+		t.Fatalf("item state after reload: %v", again.ItemState(s, carol.me))
+	}
+}
