@@ -293,7 +293,7 @@ func TestAcceptDeclineAndAnswer(t *testing.T) {
 		t.Fatalf("declining an accepted request: %v", err)
 	}
 	muts, err = erin.Decline(toErin.ID)
-	if err != nil || erin.Request(toErin.ID).State != Declined {
+	if err != nil || erin.Request(toErin.ID).State != Declined || len(muts) != 1 {
 		t.Fatalf("decline: %v", err)
 	}
 
