@@ -7,7 +7,7 @@ import (
 
 // Event tells the UI that something changed, for live updates.
 type Event struct {
-	Type string    `json:"type"` // share, request, answer, friend, withdrawal, relay
+	Type string    `json:"type"` // share, request, answer, friend, withdrawal, relay, refused, duplicate
 	ID   string    `json:"id,omitempty"`
 	Peer string    `json:"peer,omitempty"`
 	Text string    `json:"text,omitempty"`

@@ -373,14 +373,21 @@ func (n *Node) handleItem(it *pb.InboxItem) {
 	switch it.Kind {
 	case pb.ItemKind_SHARE:
 		var s *ReceivedShare
+		fresh := false
 		err := n.do(func(b *Book) ([]Mutation, error) {
 			var muts []Mutation
 			var err error
 			s, muts, err = b.ReceiveShare(it.Payload, it.Refused, now)
+			fresh = len(muts) > 0
 			return muts, err
 		})
 		if err != nil {
 			n.log.Warn("share refused", "from", from, "err", err)
+			n.publish("refused", fmt.Sprintf("%x", it.Id), from, err.Error())
+			return
+		}
+		if !fresh {
+			n.publish("duplicate", s.ID.String(), s.From, "a share received again")
 			return
 		}
 		n.publish("share", s.ID.String(), s.From, fmt.Sprintf("%s shared %d friends with you", s.FromName, len(s.Items)))
@@ -411,15 +418,22 @@ func (n *Node) receiveRequest(payload []byte, via string) error {
 		return protocols.Errorf(pb.Status_BAD_REQUEST, "add request does not decode")
 	}
 	var r *Request
+	fresh := false
 	err := n.do(func(b *Book) ([]Mutation, error) {
 		var muts []Mutation
 		var err error
 		r, muts, err = b.ReceiveRequest(&wire, n.clock())
+		fresh = len(muts) > 0
 		return muts, err
 	})
 	if err != nil {
 		n.log.Info("friend request dropped", "via", via, "err", err)
+		n.publish("refused", "", "", err.Error())
 		return err
+	}
+	if !fresh {
+		n.publish("duplicate", r.ID.String(), r.Peer, "a request received again")
+		return nil
 	}
 	text := fmt.Sprintf("%s would like to be your friend", r.Name)
 	if r.IntroducerVerified {
@@ -431,17 +445,23 @@ func (n *Node) receiveRequest(payload []byte, via string) error {
 
 func (n *Node) receiveAnswer(ans *pb.AddAnswer) error {
 	var f *Friend
+	fresh := false
 	err := n.do(func(b *Book) ([]Mutation, error) {
 		var muts []Mutation
 		var err error
 		f, muts, err = b.ReceiveAnswer(ans, n.clock())
+		fresh = len(muts) > 0
 		return muts, err
 	})
 	if err != nil {
 		n.log.Info("answer dropped", "err", err)
 		return err
 	}
-	n.publish("friend", f.ID.String(), f.ID, fmt.Sprintf("%s accepted: you are now friends", f.Name))
+	if !fresh {
+		n.publish("duplicate", fmt.Sprintf("%x", ans.RequestId), f.ID, "an answer received again")
+		return nil
+	}
+	n.publish("answer", fmt.Sprintf("%x", ans.RequestId), f.ID, fmt.Sprintf("%s accepted: you are now friends", f.Name))
 	return nil
 }
 
