@@ -42,6 +42,45 @@ type Book struct {
 	names    map[peer.ID]string // names learnt from shares and requests
 
 	revokeQueue map[identity.AttestationID][]byte
+	myProfile   []byte // the user's current signed profile, sent with requests and answers
+}
+
+// SetProfile sets the user's signed profile, which requests and answers
+// carry so that the other side learns the user's home relays.
+func (b *Book) SetProfile(raw []byte) { b.myProfile = raw }
+
+// HomeRelays returns the home relays (multiaddrs ending in /p2p/<id>) that
+// p's profile, or an invite of theirs, named; nil if none is known.
+func (b *Book) HomeRelays(p peer.ID) []string {
+	var candidates [][]byte
+	var fallback []string
+	if f := b.friends[p]; f != nil {
+		candidates = append(candidates, f.Profile)
+		fallback = f.Relays
+	}
+	for _, r := range b.requests {
+		if r.Peer == p {
+			candidates = append(candidates, r.PeerProfile)
+			if fallback == nil {
+				fallback = r.PeerRelays
+			}
+		}
+	}
+	for _, raw := range candidates {
+		if len(raw) == 0 {
+			continue
+		}
+		if prof, err := b.verifier.Profile(raw, time.Now().Add(identity.DefaultClockSkew)); err == nil && prof.Owner == p {
+			var out []string
+			for _, a := range prof.Relays {
+				out = append(out, a.String())
+			}
+			if len(out) > 0 {
+				return out
+			}
+		}
+	}
+	return fallback
 }
 
 // Mutation is one datastore write a Book asks for.
@@ -264,12 +303,12 @@ func (b *Book) ResolvePeer(s string, candidates map[peer.ID]string) (peer.ID, er
 func (b *Book) IsBlocked(p peer.ID) bool { return b.blocked[p] }
 
 // addFriend records a countersigned attestation as a friendship.
-func (b *Book) addFriend(att *identity.Attestation, name string, introducer peer.ID, now time.Time) (*Friend, []Mutation) {
+func (b *Book) addFriend(att *identity.Attestation, name string, introducer peer.ID, profile []byte, relays []string, now time.Time) (*Friend, []Mutation) {
 	other := att.Other(b.me)
 	if name == "" {
 		name = b.Name(other)
 	}
-	f := &Friend{ID: other, Name: name, Attestation: att.Raw, AttestationID: att.ID, Since: now}
+	f := &Friend{ID: other, Name: name, Attestation: att.Raw, AttestationID: att.ID, Since: now, Profile: profile, Relays: relays}
 	if introducer != "" {
 		f.IntroducedBy = introducer
 		f.IntroducedByName = b.Name(introducer)
@@ -493,7 +532,7 @@ func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.Unverifie
 				Detail: fmt.Sprintf("%s is not your friend (no valid attestation)", b.Name(it))})
 			continue
 		}
-		spec.Items = append(spec.Items, protocols.ShareItem{Peer: it, Name: f.Name, Group: groupOf[it], Attestation: f.Attestation})
+		spec.Items = append(spec.Items, protocols.ShareItem{Peer: it, Name: f.Name, Group: groupOf[it], Attestation: f.Attestation, Profile: f.Profile})
 	}
 	if len(missing) > 0 && (!req.Partial || len(spec.Targets) == 0 || len(spec.Items) == 0) {
 		return nil, missing, nil
@@ -752,6 +791,7 @@ func (b *Book) Pick(s *ReceivedShare, picks []peer.ID, all bool, message string,
 			continue
 		}
 		r.Introducer, r.IntroducerName, r.IntroducerVerified, r.ShareID = s.From, s.FromName, true, s.ID
+		r.PeerProfile = it.Profile
 		muts = append(muts, put(prefixRequests+r.ID.String(), r))
 		res.Request = r
 		out = append(out, res)
@@ -770,7 +810,7 @@ func (b *Book) newRequest(id protocols.RequestID, to peer.ID, name string, intro
 	}
 	wire, err := protocols.BuildAddRequest(b.key, protocols.AddRequestSpec{
 		ID: id, To: to, Offer: offer, Introduction: intro, Invite: invite,
-		Message: message, FromName: b.Settings.Name, CreatedAt: now,
+		Message: message, FromName: b.Settings.Name, FromProfile: b.myProfile, CreatedAt: now,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -815,6 +855,9 @@ func (b *Book) AddByInvite(link, message string, now time.Time) (*Request, *iden
 		return nil, nil, nil, err
 	}
 	r.ViaInvite = true
+	for _, a := range in.Relays {
+		r.PeerRelays = append(r.PeerRelays, a.String())
+	}
 	return r, in, []Mutation{put(prefixRequests+r.ID.String(), r)}, nil
 }
 
@@ -920,7 +963,7 @@ func (b *Book) ReceiveRequest(wire *pb.AddRequest, now time.Time) (*Request, []M
 		return nil, nil, fmt.Errorf("%w: %v", ErrDropped, err)
 	}
 	r := &Request{ID: u.ID, Direction: Incoming, Peer: u.From, Name: u.FromName, State: Pending,
-		Message: u.Message, CreatedAt: now, OfferID: req.Offer.ID}
+		Message: u.Message, CreatedAt: now, OfferID: req.Offer.ID, PeerProfile: u.FromProfile}
 	r.Wire, _ = proto.Marshal(wire)
 	if req.Introduction != nil {
 		introducer := req.Introduction.Sharer
@@ -961,7 +1004,7 @@ func (b *Book) Accept(id protocols.RequestID, now time.Time) (*Friend, *pb.AddAn
 	}
 	if r.State != Pending {
 		if r.State == Accepted && r.Answer != nil {
-			return b.friends[r.Peer], &pb.AddAnswer{RequestId: id[:], Attestation: r.Answer}, nil, nil
+			return b.friends[r.Peer], &pb.AddAnswer{RequestId: id[:], Attestation: r.Answer, Profile: b.myProfile}, nil, nil
 		}
 		return nil, nil, nil, fmt.Errorf("%w: the request from %s is %s", ErrAlreadyFinal, b.Name(r.Peer), r.State)
 	}
@@ -977,10 +1020,10 @@ func (b *Book) Accept(id protocols.RequestID, now time.Time) (*Friend, *pb.AddAn
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("cannot accept: %w", err)
 	}
-	f, muts := b.addFriend(att, r.Name, r.Introducer, now)
+	f, muts := b.addFriend(att, r.Name, r.Introducer, r.PeerProfile, r.PeerRelays, now)
 	r.State, r.Answer, r.AnswerSent = Accepted, att.Raw, Queued
 	muts = append(muts, put(prefixRequests+id.String(), r))
-	return f, &pb.AddAnswer{RequestId: id[:], Attestation: att.Raw}, muts, nil
+	return f, &pb.AddAnswer{RequestId: id[:], Attestation: att.Raw, Profile: b.myProfile}, muts, nil
 }
 
 // Decline answers an incoming request no. Nothing is sent: the requester
@@ -1016,7 +1059,13 @@ func (b *Book) ReceiveAnswer(ans *pb.AddAnswer, now time.Time) (*Friend, []Mutat
 	if r.State == Accepted {
 		return b.friends[r.Peer], nil, nil
 	}
-	f, muts := b.addFriend(att, r.Name, r.Introducer, now)
+	profile := r.PeerProfile
+	if len(ans.Profile) > 0 {
+		if p, err := b.verifier.Profile(ans.Profile, now); err == nil && p.Owner == r.Peer {
+			profile = ans.Profile
+		}
+	}
+	f, muts := b.addFriend(att, r.Name, r.Introducer, profile, r.PeerRelays, now)
 	r.State = Accepted
 	muts = append(muts, put(prefixRequests+id.String(), r))
 	return f, muts, nil

@@ -62,8 +62,8 @@ func befriend(t *testing.T, a, b *person) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, m1 := a.addFriend(att, b.Settings.Name, "", t0)
-	_, m2 := b.addFriend(att, a.Settings.Name, "", t0)
+	_, m1 := a.addFriend(att, b.Settings.Name, "", nil, nil, t0)
+	_, m2 := b.addFriend(att, a.Settings.Name, "", nil, nil, t0)
 	a.apply(t, m1)
 	b.apply(t, m2)
 }

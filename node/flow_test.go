@@ -251,3 +251,90 @@ func TestPatentStory(t *testing.T) {
 		t.Fatal("Carol does not list Bob")
 	}
 }
+
+// TestHomeRelays: users at two different relays. Every message goes to its
+// recipient's home relay (named in their signed profile, or in their
+// invite), so offline users get what was sent to them wherever it came from.
+func TestHomeRelays(t *testing.T) {
+	w := newWorld(t)
+	rk, _ := identity.GenerateKey()
+	rh := loopback(t, rk)
+	r2, err := rendezvous.New(context.Background(), rh, dssync.MutexWrap(ds.NewMapDatastore()), rendezvous.WithLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r2.Close() })
+	second := peer.AddrInfo{ID: rh.ID(), Addrs: rh.Addrs()}
+	home := map[string]peer.AddrInfo{"Alice": w.rinfo, "Carol": w.rinfo, "Bob": second, "Dave": second}
+	up := func(name string) *node.Node {
+		m := w.nodes[name]
+		if m == nil {
+			k, _ := identity.GenerateKey()
+			m = &member{name: name, key: k, d: dssync.MutexWrap(ds.NewMapDatastore())}
+			w.nodes[name] = m
+		}
+		n, err := node.New(context.Background(), loopback(t, m.key), m.d, m.key, node.WithName(name),
+			node.WithRendezvous(home[name]), node.WithLogger(quietLog), node.WithRetryInterval(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.n = n
+		t.Cleanup(func() { n.Close() })
+		waitFor(t, name+" logged in", n.LoggedIn)
+		return n
+	}
+	for _, name := range []string{"Alice", "Bob", "Carol", "Dave"} {
+		up(name)
+	}
+	for _, f := range []string{"Bob", "Carol", "Dave"} {
+		w.befriend("Alice", f)
+	}
+	ctx := context.Background()
+	// Carol and Dave go offline before Bob picks them.
+	for _, name := range []string{"Carol", "Dave"} {
+		w.nodes[name].n.Close()
+		w.nodes[name].n.Host().Close()
+	}
+	res, err := w.nodes["Alice"].n.Share(ctx, node.ShareArgs{To: []string{"Bob"}, Friends: []string{"Carol", "Dave"}})
+	if err != nil || res.Targets[0].Status != "delivered" {
+		t.Fatalf("share to Bob at the other relay: %+v %v", res, err)
+	}
+	bob := w.nodes["Bob"].n
+	var id string
+	waitFor(t, "bob's share", func() bool {
+		s := bob.Shares()
+		id = ""
+		if len(s) == 1 {
+			id = s[0].ID
+		}
+		return id != ""
+	})
+	picks, err := bob.Pick(ctx, node.PickArgs{Share: id, All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range picks {
+		if p.Sent != "relay" {
+			t.Fatalf("pick %+v, want relay", p)
+		}
+	}
+	if r2.Waiting(w.nodes["Dave"].n.ID()) != 1 || w.relay.Waiting(w.nodes["Carol"].n.ID()) != 1 {
+		t.Fatal("the requests are not waiting at Carol's and Dave's home relays")
+	}
+	for _, name := range []string{"Carol", "Dave"} {
+		n := up(name)
+		var rid string
+		waitFor(t, name+"'s request", func() bool {
+			for _, r := range n.Requests() {
+				if r.Name == "Bob" {
+					rid = r.ID
+				}
+			}
+			return rid != ""
+		})
+		if _, err := n.Accept(ctx, rid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "bob's new friends", func() bool { return friendNamed(bob, "Carol") && friendNamed(bob, "Dave") })
+}

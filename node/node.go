@@ -17,7 +17,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/record"
-	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kithnet/kith/identity"
@@ -121,6 +120,11 @@ func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, op
 	if err := n.commit(n.book.SaveSettings()); err != nil {
 		return nil, err
 	}
+	prof, err := n.profile()
+	if err != nil {
+		return nil, err
+	}
+	n.book.SetProfile(prof)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(protocols.AddProtocol, n.handleAdd)
 	for _, ai := range o.rendezvous {
@@ -551,43 +555,4 @@ func (n *Node) flush(ctx context.Context) {
 	if len(revs) > 0 {
 		n.sendRevocations(ctx, revs)
 	}
-}
-
-// directAddrs asks a relay whether peers are online, with proofs that the
-// user may know, and returns the addresses of those who are.
-func (n *Node) directAddrs(ctx context.Context, asks []*pb.PresenceAsk) map[peer.ID][]ma.Multiaddr {
-	out := map[peer.ID][]ma.Multiaddr{}
-	if len(asks) == 0 {
-		return out
-	}
-	for _, relay := range n.loggedInRelays() {
-		resp, err := client.Presence(ctx, n.h, relay, &pb.PresenceQuery{Asks: asks})
-		if err != nil {
-			continue
-		}
-		for _, e := range resp.Entries {
-			if !e.Online {
-				continue
-			}
-			p := peer.ID(e.Peer)
-			for _, b := range e.Addrs {
-				if a, err := ma.NewMultiaddrBytes(b); err == nil {
-					out[p] = append(out[p], a)
-				}
-			}
-		}
-		return out
-	}
-	return out
-}
-
-// sendDirect sends m to p's node, over whatever address works.
-func (n *Node) sendDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, m *pb.AddMessage) error {
-	ctx, cancel := context.WithTimeout(ctx, n.opts.directWait)
-	defer cancel()
-	if err := n.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
-		return err
-	}
-	_, err := client.Add(ctx, n.h, p, m)
-	return err
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kithnet/kith/identity"
@@ -58,7 +59,7 @@ func (n *Node) Friends(ctx context.Context) []FriendView {
 	n.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	online := n.directAddrs(ctx, chunk(asks))
+	online := n.presence(ctx, asks)
 	out := make([]FriendView, 0, len(friends))
 	for _, f := range friends {
 		v := FriendView{ID: f.ID.String(), Name: f.Name, Groups: groups[f.ID], Online: len(online[f.ID]) > 0,
@@ -159,44 +160,69 @@ type ShareArgs struct {
 	Note    string   `json:"note"`
 }
 
-// Share builds, seals and sends a share to the relay, and returns the
-// relay's answer per target and per failing id.
+// Share builds, seals and sends a share: one sealed share per home relay
+// of the targets (usually one), each checked by that relay, which answers
+// per target and per failing id.
 func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
-	var s *protocols.UnverifiedShare
-	var local []protocols.Failure
 	n.mu.Lock()
 	to, err := resolveAll(n.book, a.To, nil)
+	var friends []peer.ID
 	if err == nil {
-		var friends []peer.ID
 		friends, err = resolveAll(n.book, a.Friends, nil)
-		if err == nil {
-			s, local, err = n.book.BuildShare(ShareRequest{To: to, Friends: friends, Groups: a.Groups, Partial: a.Partial, Note: a.Note}, n.clock())
-		}
-	}
-	if err == nil && s != nil {
-		err = n.commit(n.book.RecordSent(s, n.clock()))
 	}
 	n.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	if s == nil {
-		res := &ShareResult{Targets: []TargetStatus{}}
+	if len(to) == 0 {
+		return nil, fmt.Errorf("%w: no target: say whom to share with (--to)", ErrBadArgument)
+	}
+	order, groups := n.byRelay(to)
+	if len(order) == 0 {
+		order, groups = []peer.ID{""}, map[peer.ID][]peer.ID{"": to}
+	}
+	total := &ShareResult{Targets: []TargetStatus{}}
+	var firstErr error
+	for _, relay := range order {
+		var s *protocols.UnverifiedShare
+		var local []protocols.Failure
+		n.mu.Lock()
+		s, local, err = n.book.BuildShare(ShareRequest{To: groups[relay], Friends: friends, Groups: a.Groups, Partial: a.Partial, Note: a.Note}, n.clock())
+		if err == nil && s != nil {
+			err = n.commit(n.book.RecordSent(s, n.clock()))
+		}
+		n.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		var res *ShareResult
+		if s == nil {
+			res = &ShareResult{}
+			for _, t := range groups[relay] {
+				res.Targets = append(res.Targets, TargetStatus{Peer: t.String(), Name: n.name(t), Status: "not sent"})
+			}
+			err = ErrRefused
+		} else {
+			res, err = n.sendShare(ctx, s.ID, s.Raw)
+		}
 		for _, f := range local {
 			res.Failed = append(res.Failed, n.failed(f))
 		}
-		for _, t := range to {
-			res.Targets = append(res.Targets, TargetStatus{Peer: t.String(), Name: n.name(t), Status: "not sent"})
+		if total.Share == "" {
+			total.Share = res.Share
+		} else if res.Share != "" {
+			total.Share += "," + res.Share
 		}
-		return res, fmt.Errorf("%w: %s", ErrRefused, describeFailures(res.Failed))
-	}
-	res, err := n.sendShare(ctx, s.ID, s.Raw)
-	if res != nil {
-		for _, f := range local {
-			res.Failed = append(res.Failed, n.failed(f))
+		total.Targets = append(total.Targets, res.Targets...)
+		total.Failed = append(total.Failed, res.Failed...)
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
-	return res, err
+	if errors.Is(firstErr, ErrRefused) {
+		return total, fmt.Errorf("%w: %s", ErrRefused, describeFailures(total.Failed))
+	}
+	return total, firstErr
 }
 
 func describeFailures(fs []FailedID) string {
@@ -233,9 +259,9 @@ func (n *Node) failed(f protocols.Failure) FailedID {
 // sendShare hands a sealed share to a relay and records the answer. A
 // share no relay could take stays queued.
 func (n *Node) sendShare(ctx context.Context, id identity.ShareID, raw []byte) (*ShareResult, error) {
-	relays := n.loggedInRelays()
-	if len(relays) == 0 {
-		relays = n.allRelays()
+	relays := n.ownRelays()
+	if u, err := protocols.DecodeShare(raw, protocols.Limits{}); err == nil && len(u.Targets) > 0 {
+		relays = n.relaysOf(u.Targets[0].Peer)
 	}
 	var lastErr error = ErrNoRelay
 	for _, relay := range relays {
@@ -265,14 +291,6 @@ func (n *Node) sendShare(ctx context.Context, id identity.ShareID, raw []byte) (
 		return res, nil
 	}
 	return &ShareResult{Share: id.String(), Targets: []TargetStatus{}}, lastErr
-}
-
-func (n *Node) allRelays() []peer.ID {
-	var out []peer.ID
-	for _, ai := range n.opts.rendezvous {
-		out = append(out, ai.ID)
-	}
-	return out
 }
 
 // ---- received shares (D1-D3)
@@ -360,56 +378,74 @@ type sendOutcome struct {
 }
 
 // sendRequests delivers outgoing requests: directly where the peer is
-// online, and in one combined request through a relay for the rest.
+// online, and in one combined request per home relay for the rest.
 func (n *Node) sendRequests(ctx context.Context, reqs []*Request) map[protocols.RequestID]sendOutcome {
 	out := map[protocols.RequestID]sendOutcome{}
 	if len(reqs) == 0 {
 		return out
 	}
 	wires := map[protocols.RequestID]*pb.AddRequest{}
-	var asks []*pb.PresenceAsk
+	byPeer := map[peer.ID][]*Request{}
+	var peers []peer.ID
 	for _, r := range reqs {
 		var w pb.AddRequest
 		if err := proto.Unmarshal(r.Wire, &w); err != nil {
 			continue
 		}
 		wires[r.ID] = &w
-		if u, err := protocols.DecodeAddRequest(&w); err == nil && len(u.Introduction) > 0 {
-			asks = append(asks, &pb.PresenceAsk{Peer: []byte(r.Peer), Introduction: u.Introduction})
+		if _, ok := byPeer[r.Peer]; !ok {
+			peers = append(peers, r.Peer)
 		}
+		byPeer[r.Peer] = append(byPeer[r.Peer], r)
 	}
-	addrs := n.directAddrs(ctx, chunk(asks))
-	var viaRelay []*Request
-	for _, r := range reqs {
-		w := wires[r.ID]
-		if w == nil {
-			continue
-		}
-		if a := addrs[r.Peer]; len(a) > 0 {
-			if err := n.sendDirect(ctx, r.Peer, a, &pb.AddMessage{Msg: &pb.AddMessage_Request{Request: w}}); err == nil {
-				out[r.ID] = sendOutcome{how: SentDirect}
-				n.do(func(b *Book) ([]Mutation, error) { return b.MarkSent(r.ID, SentDirect), nil })
-				continue
-			} else {
-				n.log.Debug("direct request failed; using the relay", "peer", r.Peer, "err", err)
+	order, groups := n.byRelay(peers)
+	for _, relay := range order {
+		var asks []*pb.PresenceAsk
+		var group []*Request
+		for _, p := range groups[relay] {
+			for _, r := range byPeer[p] {
+				group = append(group, r)
+				if u, err := protocols.DecodeAddRequest(wires[r.ID]); err == nil && len(u.Introduction) > 0 {
+					asks = append(asks, &pb.PresenceAsk{Peer: []byte(r.Peer), Introduction: u.Introduction})
+				}
 			}
 		}
-		viaRelay = append(viaRelay, r)
+		addrs := n.directAddrs(ctx, relay, asks)
+		var viaRelay []*Request
+		for _, r := range group {
+			if a := addrs[r.Peer]; len(a) > 0 {
+				err := n.sendDirect(ctx, r.Peer, a, &pb.AddMessage{Msg: &pb.AddMessage_Request{Request: wires[r.ID]}})
+				if err == nil {
+					out[r.ID] = sendOutcome{how: SentDirect}
+					n.do(func(b *Book) ([]Mutation, error) { return b.MarkSent(r.ID, SentDirect), nil })
+					continue
+				}
+				n.log.Debug("direct request failed; using the relay", "peer", r.Peer, "err", err)
+			}
+			viaRelay = append(viaRelay, r)
+		}
+		n.combined(ctx, relay, viaRelay, wires, out)
 	}
-	for len(viaRelay) > 0 {
-		batch := viaRelay
+	return out
+}
+
+// combined sends requests through one relay, in as few combined requests
+// as the protocol allows.
+func (n *Node) combined(ctx context.Context, relay peer.ID, reqs []*Request, wires map[protocols.RequestID]*pb.AddRequest, out map[protocols.RequestID]sendOutcome) {
+	for len(reqs) > 0 {
+		batch := reqs
 		if len(batch) > protocols.MaxRequestsPerAdd {
 			batch = batch[:protocols.MaxRequestsPerAdd]
 		}
-		viaRelay = viaRelay[len(batch):]
+		reqs = reqs[len(batch):]
 		combined := &pb.CombinedAdd{}
 		for _, r := range batch {
 			combined.Requests = append(combined.Requests, wires[r.ID])
 		}
-		resp, err := n.toRelay(ctx, &pb.AddMessage{Msg: &pb.AddMessage_Combined{Combined: combined}})
+		resp, err := n.toRelay(ctx, relay, &pb.AddMessage{Msg: &pb.AddMessage_Combined{Combined: combined}})
 		if resp == nil {
 			for _, r := range batch {
-				out[r.ID] = sendOutcome{how: Queued, reason: fmt.Sprintf("%v; it will be sent when a rendezvous node is reachable", err)}
+				out[r.ID] = sendOutcome{how: Queued, reason: fmt.Sprintf("%v; it will be sent when the rendezvous node is reachable", err)}
 			}
 			continue
 		}
@@ -423,6 +459,8 @@ func (n *Node) sendRequests(ctx context.Context, reqs []*Request) map[protocols.
 			case res != nil && (res.Delivery == pb.Delivery_DELIVERED || res.Delivery == pb.Delivery_STORED):
 				out[r.ID] = sendOutcome{how: SentRelay}
 				n.do(func(b *Book) ([]Mutation, error) { return b.MarkSent(r.ID, SentRelay), nil })
+			case res != nil && res.Reason == pb.Reason_MAILBOX_FULL:
+				out[r.ID] = sendOutcome{how: Queued, reason: "their mailbox is full; it will be retried"}
 			case res != nil:
 				reason := protocols.ReasonText(res.Reason)
 				if res.Detail != "" {
@@ -435,24 +473,29 @@ func (n *Node) sendRequests(ctx context.Context, reqs []*Request) map[protocols.
 			}
 		}
 	}
-	return out
 }
 
-// toRelay sends an add message to the first relay that answers.
-func (n *Node) toRelay(ctx context.Context, m *pb.AddMessage) (*pb.AddResponse, error) {
-	relays := n.loggedInRelays()
-	if len(relays) == 0 {
-		return nil, ErrNoRelay
+// presence asks each friend's home relay which of them are online.
+func (n *Node) presence(ctx context.Context, asks []*pb.PresenceAsk) map[peer.ID][]ma.Multiaddr {
+	var peers []peer.ID
+	byPeer := map[peer.ID]*pb.PresenceAsk{}
+	for _, a := range asks {
+		p := peer.ID(a.Peer)
+		peers = append(peers, p)
+		byPeer[p] = a
 	}
-	var lastErr error
-	for _, relay := range relays {
-		resp, err := client.Add(ctx, n.h, relay, m)
-		if resp != nil {
-			return resp, err
+	order, groups := n.byRelay(peers)
+	out := map[peer.ID][]ma.Multiaddr{}
+	for _, relay := range order {
+		var group []*pb.PresenceAsk
+		for _, p := range groups[relay] {
+			group = append(group, byPeer[p])
 		}
-		lastErr = err
+		for p, a := range n.directAddrs(ctx, relay, group) {
+			out[p] = a
+		}
 	}
-	return nil, fmt.Errorf("%w: %v", ErrNoRelay, lastErr)
+	return out
 }
 
 // ---- requests (step 107)
@@ -524,16 +567,22 @@ func (n *Node) sendAnswer(ctx context.Context, r *Request) {
 	if f == nil || answer == nil {
 		return
 	}
-	m := &pb.AddMessage{Msg: &pb.AddMessage_Answer{Answer: &pb.AddAnswer{RequestId: r.ID[:], Attestation: answer}}}
-	addrs := n.directAddrs(ctx, []*pb.PresenceAsk{{Peer: []byte(r.Peer), Attestation: f.Attestation}})
-	if a := addrs[r.Peer]; len(a) > 0 {
-		if err := n.sendDirect(ctx, r.Peer, a, m); err == nil {
-			n.do(func(b *Book) ([]Mutation, error) { return b.MarkAnswerSent(r.ID, SentDirect), nil })
+	n.mu.Lock()
+	profile := n.book.myProfile
+	n.mu.Unlock()
+	m := &pb.AddMessage{Msg: &pb.AddMessage_Answer{Answer: &pb.AddAnswer{RequestId: r.ID[:], Attestation: answer, Profile: profile}}}
+	for _, relay := range n.relaysOf(r.Peer) {
+		addrs := n.directAddrs(ctx, relay, []*pb.PresenceAsk{{Peer: []byte(r.Peer), Attestation: f.Attestation}})
+		if a := addrs[r.Peer]; len(a) > 0 {
+			if err := n.sendDirect(ctx, r.Peer, a, m); err == nil {
+				n.do(func(b *Book) ([]Mutation, error) { return b.MarkAnswerSent(r.ID, SentDirect), nil })
+				return
+			}
+		}
+		if resp, err := n.toRelay(ctx, relay, m); err == nil && resp != nil {
+			n.do(func(b *Book) ([]Mutation, error) { return b.MarkAnswerSent(r.ID, SentRelay), nil })
 			return
 		}
-	}
-	if resp, err := n.toRelay(ctx, m); err == nil && resp != nil {
-		n.do(func(b *Book) ([]Mutation, error) { return b.MarkAnswerSent(r.ID, SentRelay), nil })
 	}
 }
 

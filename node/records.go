@@ -22,6 +22,8 @@ type Friend struct {
 	Since            time.Time              `json:"since"`
 	IntroducedBy     peer.ID                `json:"introduced_by,omitempty"`
 	IntroducedByName string                 `json:"introduced_by_name,omitempty"`
+	Profile          []byte                 `json:"profile,omitempty"` // their latest signed profile: home relays
+	Relays           []string               `json:"relays,omitempty"`  // their home relays, when no profile is known
 }
 
 // Group is a named set of friends; a friend may be in several.
@@ -81,6 +83,8 @@ type Request struct {
 	Sent               Delivery               `json:"sent,omitempty"`
 	Answer             []byte                 `json:"answer,omitempty"` // in, accepted: the countersigned attestation
 	AnswerSent         Delivery               `json:"answer_sent,omitempty"`
+	PeerProfile        []byte                 `json:"peer_profile,omitempty"` // the peer's signed profile, if known
+	PeerRelays         []string               `json:"peer_relays,omitempty"`  // the peer's home relays, from an invite
 }
 
 // ReceivedShare is a share in the user's inbox: the exact bytes, verified

@@ -77,6 +77,7 @@ type AddRequestSpec struct {
 	Invite       []byte // To's invite
 	Message      string
 	FromName     string
+	FromProfile  []byte // the requester's signed profile (home relays)
 	CreatedAt    time.Time
 }
 
@@ -96,6 +97,7 @@ func BuildAddRequest(key crypto.PrivKey, spec AddRequestSpec) (*pb.AddRequest, e
 		FromName:     spec.FromName,
 		CreatedAt:    spec.CreatedAt.Unix(),
 		From:         []byte(from),
+		FromProfile:  spec.FromProfile,
 	})
 	if err != nil {
 		return nil, err
@@ -121,6 +123,7 @@ type UnverifiedAddRequest struct {
 	Invite       []byte
 	Message      string
 	FromName     string
+	FromProfile  []byte
 	CreatedAt    time.Time
 	Wire         *pb.AddRequest // exact body and signature, to forward untouched
 }
@@ -165,9 +168,12 @@ func DecodeAddRequest(m *pb.AddRequest) (*UnverifiedAddRequest, error) {
 	if err := checkText("requester name", b.FromName, identity.MaxNameBytes); err != nil {
 		return nil, err
 	}
+	if len(b.FromProfile) > identity.MaxRecordSize {
+		return nil, Errorf(pb.Status_TOO_LARGE, "requester profile of %d bytes", len(b.FromProfile))
+	}
 	return &UnverifiedAddRequest{
 		ID: id, From: from, To: to, Offer: b.Offer, Introduction: b.Introduction, Invite: b.Invite,
-		Message: b.Message, FromName: b.FromName, CreatedAt: time.Unix(b.CreatedAt, 0).UTC(), Wire: m,
+		Message: b.Message, FromName: b.FromName, FromProfile: b.FromProfile, CreatedAt: time.Unix(b.CreatedAt, 0).UTC(), Wire: m,
 	}, nil
 }
 
@@ -176,6 +182,7 @@ type AddRequest struct {
 	*UnverifiedAddRequest
 	Offer        *identity.Attestation  // the requester's half, addressed to To
 	Introduction *identity.Introduction // nil when the request rests on an invite
+	Profile      *identity.Profile      // the requester's profile, if sent
 }
 
 // VerifyAddRequest checks the requester's signature, the offer (made by
@@ -196,6 +203,16 @@ func VerifyAddRequest(v *identity.Verifier, u *UnverifiedAddRequest, now time.Ti
 			Detail: fmt.Sprintf("the offer is from %s, the request from %s", identity.ShortID(offer.Requester), identity.ShortID(u.From))}
 	}
 	r := &AddRequest{UnverifiedAddRequest: u, Offer: offer}
+	if len(u.FromProfile) > 0 {
+		p, err := v.Profile(u.FromProfile, now)
+		if err != nil {
+			return nil, err
+		}
+		if p.Owner != u.From {
+			return nil, &identity.VerifyError{Record: "profile", Reason: identity.ReasonWrongPair, Detail: "the profile is not the requester's"}
+		}
+		r.Profile = p
+	}
 	if len(u.Introduction) > 0 {
 		in, err := v.IntroductionTo(u.Introduction, u.From, u.To, now)
 		if err != nil {
@@ -218,8 +235,8 @@ func DecodeAddAnswer(m *pb.AddAnswer) (RequestID, error) {
 	if len(m.Attestation) == 0 {
 		return id, Errorf(pb.Status_BAD_REQUEST, "answer without an attestation")
 	}
-	if len(m.Attestation) > identity.MaxRecordSize {
-		return id, Errorf(pb.Status_TOO_LARGE, "attestation of %d bytes", len(m.Attestation))
+	if len(m.Attestation) > identity.MaxRecordSize || len(m.Profile) > identity.MaxRecordSize {
+		return id, Errorf(pb.Status_TOO_LARGE, "answer records too large")
 	}
 	return id, nil
 }

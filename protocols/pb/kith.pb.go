@@ -1406,7 +1406,8 @@ type AddRequestBody struct {
 	Message       string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
 	FromName      string                 `protobuf:"bytes,7,opt,name=from_name,json=fromName,proto3" json:"from_name,omitempty"`
 	CreatedAt     int64                  `protobuf:"varint,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	From          []byte                 `protobuf:"bytes,9,opt,name=from,proto3" json:"from,omitempty"` // B, who signs the request; the offer's requester
+	From          []byte                 `protobuf:"bytes,9,opt,name=from,proto3" json:"from,omitempty"`                                   // B, who signs the request; the offer's requester
+	FromProfile   []byte                 `protobuf:"bytes,10,opt,name=from_profile,json=fromProfile,proto3" json:"from_profile,omitempty"` // B's signed profile: name and home relays, for the answer
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1504,6 +1505,13 @@ func (x *AddRequestBody) GetFrom() []byte {
 	return nil
 }
 
+func (x *AddRequestBody) GetFromProfile() []byte {
+	if x != nil {
+		return x.FromProfile
+	}
+	return nil
+}
+
 // AddRequest is signed by its requester (the offer's requester), domain
 // "kith/add-request/v1", over the exact body bytes.
 type AddRequest struct {
@@ -1564,6 +1572,7 @@ type AddAnswer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     []byte                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Attestation   []byte                 `protobuf:"bytes,2,opt,name=attestation,proto3" json:"attestation,omitempty"`
+	Profile       []byte                 `protobuf:"bytes,3,opt,name=profile,proto3" json:"profile,omitempty"` // the accepter's signed profile: name and home relays
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1608,6 +1617,13 @@ func (x *AddAnswer) GetRequestId() []byte {
 func (x *AddAnswer) GetAttestation() []byte {
 	if x != nil {
 		return x.Attestation
+	}
+	return nil
+}
+
+func (x *AddAnswer) GetProfile() []byte {
+	if x != nil {
+		return x.Profile
 	}
 	return nil
 }
@@ -2325,7 +2341,7 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\vInboxServer\x125\n" +
 	"\x06result\x18\x01 \x01(\v2\x1b.kith.protocols.LoginResultH\x00R\x06result\x12/\n" +
 	"\x04item\x18\x02 \x01(\v2\x19.kith.protocols.InboxItemH\x00R\x04itemB\x05\n" +
-	"\x03msg\"\xfb\x01\n" +
+	"\x03msg\"\x9e\x02\n" +
 	"\x0eAddRequestBody\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12\x0e\n" +
@@ -2337,15 +2353,18 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\tfrom_name\x18\a \x01(\tR\bfromName\x12\x1d\n" +
 	"\n" +
 	"created_at\x18\b \x01(\x03R\tcreatedAt\x12\x12\n" +
-	"\x04from\x18\t \x01(\fR\x04from\">\n" +
+	"\x04from\x18\t \x01(\fR\x04from\x12!\n" +
+	"\ffrom_profile\x18\n" +
+	" \x01(\fR\vfromProfile\">\n" +
 	"\n" +
 	"AddRequest\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"L\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"f\n" +
 	"\tAddAnswer\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12 \n" +
-	"\vattestation\x18\x02 \x01(\fR\vattestation\"E\n" +
+	"\vattestation\x18\x02 \x01(\fR\vattestation\x12\x18\n" +
+	"\aprofile\x18\x03 \x01(\fR\aprofile\"E\n" +
 	"\vCombinedAdd\x126\n" +
 	"\brequests\x18\x01 \x03(\v2\x1a.kith.protocols.AddRequestR\brequests\"\xbb\x01\n" +
 	"\n" +

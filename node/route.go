@@ -1,0 +1,111 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/kithnet/kith/protocols/client"
+	"github.com/kithnet/kith/protocols/pb"
+)
+
+// Reaching a peer (DESIGN section 6): each user's profile names their home
+// relays; a node delivers to the recipient's home relay, which is where the
+// recipient logs in. A peer whose home relays are not known is reached
+// through the user's own relays.
+
+// ownRelays returns the user's relays, those logged in first.
+func (n *Node) ownRelays() []peer.ID {
+	in := n.loggedInRelays()
+	out := append([]peer.ID(nil), in...)
+	for _, ai := range n.opts.rendezvous {
+		if !containsPeer(out, ai.ID) {
+			out = append(out, ai.ID)
+		}
+	}
+	return out
+}
+
+// relaysOf returns the relays through which p is reached, in order.
+func (n *Node) relaysOf(p peer.ID) []peer.ID {
+	n.mu.Lock()
+	home := n.book.HomeRelays(p)
+	n.mu.Unlock()
+	ais, err := ParseRendezvous(home)
+	if err != nil || len(ais) == 0 {
+		return n.ownRelays()
+	}
+	var out []peer.ID
+	for _, ai := range ais {
+		n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		out = append(out, ai.ID)
+	}
+	return out
+}
+
+// byRelay groups peers by the first relay through which each is reached,
+// keeping the order in which relays first appear.
+func (n *Node) byRelay(peers []peer.ID) ([]peer.ID, map[peer.ID][]peer.ID) {
+	var order []peer.ID
+	groups := map[peer.ID][]peer.ID{}
+	for _, p := range peers {
+		rs := n.relaysOf(p)
+		if len(rs) == 0 {
+			continue
+		}
+		r := rs[0]
+		if _, ok := groups[r]; !ok {
+			order = append(order, r)
+		}
+		groups[r] = append(groups[r], p)
+	}
+	return order, groups
+}
+
+// directAddrs asks a relay whether peers are online, with proofs that the
+// user may know them, and returns the addresses of those who are.
+func (n *Node) directAddrs(ctx context.Context, relay peer.ID, asks []*pb.PresenceAsk) map[peer.ID][]ma.Multiaddr {
+	out := map[peer.ID][]ma.Multiaddr{}
+	if len(asks) == 0 {
+		return out
+	}
+	resp, err := client.Presence(ctx, n.h, relay, &pb.PresenceQuery{Asks: chunk(asks)})
+	if err != nil {
+		return out
+	}
+	for _, e := range resp.Entries {
+		if !e.Online {
+			continue
+		}
+		p := peer.ID(e.Peer)
+		for _, b := range e.Addrs {
+			if a, err := ma.NewMultiaddrBytes(b); err == nil {
+				out[p] = append(out[p], a)
+			}
+		}
+	}
+	return out
+}
+
+// toRelay sends an add message to a relay.
+func (n *Node) toRelay(ctx context.Context, relay peer.ID, m *pb.AddMessage) (*pb.AddResponse, error) {
+	resp, err := client.Add(ctx, n.h, relay, m)
+	if resp == nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoRelay, err)
+	}
+	return resp, err
+}
+
+// sendDirect sends m to p's node, over whatever address works.
+func (n *Node) sendDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, m *pb.AddMessage) error {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.directWait)
+	defer cancel()
+	if err := n.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
+		return err
+	}
+	_, err := client.Add(ctx, n.h, p, m)
+	return err
+}
