@@ -723,3 +723,41 @@ func (n *Node) FriendAttestation(p peer.ID) []byte {
 	}
 	return nil
 }
+
+// FriendIDs returns the user's friends' ids, without asking anyone who is
+// online.
+func (n *Node) FriendIDs() []peer.ID {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []peer.ID
+	for _, f := range n.book.Friends() {
+		out = append(out, f.ID)
+	}
+	return out
+}
+
+// IsFriend reports whether p is the user's friend.
+func (n *Node) IsFriend(p peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.book.Friend(p) != nil
+}
+
+// RequestState returns the direction and state of a request, if the node
+// has it.
+func (n *Node) RequestState(id protocols.RequestID) (Direction, RequestState, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	r := n.book.Request(id)
+	if r == nil {
+		return "", "", false
+	}
+	return r.Direction, r.State, true
+}
+
+// HasShare reports whether a share is in the user's inbox.
+func (n *Node) HasShare(id identity.ShareID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.book.Share(id) != nil
+}

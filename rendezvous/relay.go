@@ -296,3 +296,9 @@ func (a circuitACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool { return a.r.se
 func (a circuitACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
 	return a.r.sessions.registered(src) && a.r.sessions.get(dest) != nil
 }
+
+// MailboxItems returns how many items wait in all mailboxes.
+func (r *Relay) MailboxItems() int {
+	_, total := r.store.depth("")
+	return total
+}
