@@ -277,7 +277,7 @@ func (n *Node) sendShare(ctx context.Context, id identity.ShareID, raw []byte) (
 			if status == "" {
 				status = "not sent"
 			}
-			res.Targets = append(res.Targets, TargetStatus{Peer: p.String(), Name: n.name(p), Status: status})
+			res.Targets = append(res.Targets, TargetStatus{Peer: p.String(), Name: n.name(p), Status: status, Share: id.String()})
 		}
 		for _, f := range resp.Failures {
 			res.Failed = append(res.Failed, n.failed(protocols.FailureFromWire(f)))
@@ -365,7 +365,7 @@ func (n *Node) Pick(ctx context.Context, a PickArgs) ([]PickView, error) {
 		v := PickView{Peer: r.Peer.String(), Name: r.Name, Sent: string(Skipped), Reason: r.Reason}
 		if r.Request != nil {
 			st := sent[r.Request.ID]
-			v.Sent, v.Reason = string(st.how), st.reason
+			v.Sent, v.Reason, v.Request = string(st.how), st.reason, r.Request.ID.String()
 		}
 		out = append(out, v)
 	}

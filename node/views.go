@@ -61,7 +61,8 @@ type ShareResult struct {
 type TargetStatus struct {
 	Peer   string `json:"peer"`
 	Name   string `json:"name"`
-	Status string `json:"status"` // delivered, stored, not sent
+	Status string `json:"status"`          // delivered, stored, not sent
+	Share  string `json:"share,omitempty"` // the share id this target was sent
 }
 
 // FailedID names one id that failed and why.
@@ -93,10 +94,11 @@ type ItemView struct {
 
 // PickView is one row of `kith pick`.
 type PickView struct {
-	Peer   string `json:"peer"`
-	Name   string `json:"name"`
-	Sent   string `json:"sent"` // direct, relay, queued, skipped
-	Reason string `json:"reason"`
+	Peer    string `json:"peer"`
+	Name    string `json:"name"`
+	Sent    string `json:"sent"` // direct, relay, queued, skipped
+	Reason  string `json:"reason"`
+	Request string `json:"request,omitempty"` // the request's id, when one was made
 }
 
 // StatusView answers `kith status`.

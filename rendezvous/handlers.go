@@ -37,11 +37,20 @@ func (r *Relay) serve(st network.Stream, max int, handle func(ctx context.Contex
 	ctx, cancel := context.WithTimeout(r.ctx, protocols.StreamDeadline)
 	defer cancel()
 	frame, err := protocols.NewReader(st, max).ReadFrame()
+	if err == nil {
+		r.traffic.in(len(frame))
+	}
 	resp := handle(ctx, st.Conn().RemotePeer(), frame, err)
-	if err := protocols.WriteMsg(st, resp); err != nil {
+	out, err := protocols.AppendFrame(nil, resp)
+	if err != nil {
 		st.Reset()
 		return
 	}
+	if _, err := st.Write(out); err != nil {
+		st.Reset()
+		return
+	}
+	r.traffic.out(1, len(out))
 	st.Close()
 }
 

@@ -363,6 +363,7 @@ func (r *Relay) pushInbox(s *session) {
 					return
 				}
 				r.metrics.pushed.Add(float64(len(sent)))
+				r.traffic.out(len(sent), len(buf))
 			}
 			if len(seqs) == room {
 				continue // more may be waiting
@@ -397,6 +398,7 @@ func (r *Relay) readAcks(s *session, rd *protocols.Reader, log interface {
 			}
 			return
 		}
+		r.traffic.in(len(frame))
 		m, err := protocols.DecodeInboxClient(frame)
 		if err != nil || m.GetAck() == nil {
 			log.Debug("inbox protocol violation", "err", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -92,6 +93,34 @@ type Relay struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	traffic traffic
+}
+
+// traffic counts the relay's protocol messages and their bytes.
+type traffic struct {
+	msgsIn, bytesIn, msgsOut, bytesOut atomic.Int64
+}
+
+// Traffic is what a relay received and sent in Kith protocol messages
+// (frames; not counting libp2p's own overhead).
+type Traffic struct {
+	MessagesIn, BytesIn, MessagesOut, BytesOut int64
+}
+
+// Traffic returns the relay's message and byte counts so far.
+func (r *Relay) Traffic() Traffic {
+	return Traffic{r.traffic.msgsIn.Load(), r.traffic.bytesIn.Load(), r.traffic.msgsOut.Load(), r.traffic.bytesOut.Load()}
+}
+
+func (t *traffic) in(n int) {
+	t.msgsIn.Add(1)
+	t.bytesIn.Add(int64(n))
+}
+
+func (t *traffic) out(msgs, n int) {
+	t.msgsOut.Add(int64(msgs))
+	t.bytesOut.Add(int64(n))
 }
 
 // New starts a relay on h with its state in d. Close stops it; the caller

@@ -1,0 +1,231 @@
+package simnet
+
+import (
+	"crypto/rand"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/identity"
+	identitypb "github.com/kithnet/kith/identity/pb"
+	"github.com/kithnet/kith/node"
+	"github.com/kithnet/kith/protocols"
+	"github.com/kithnet/kith/protocols/client"
+	"github.com/kithnet/kith/protocols/pb"
+)
+
+// An adversary is a user with real friends who also attacks, in turn:
+//
+//   - forged-share: shares a stranger with a friendship only it signed;
+//   - replayed-share: sends other contents under the id of a share it made;
+//   - claimed-introduction: asks a stranger to be friends, claiming one of
+//     the stranger's friends introduced it (a seal it signed in their name),
+//     through the relay and directly to the stranger's node;
+//   - mailbox-flood: fires a burst of shares at one friend.
+//
+// Every forged or replayed item is recorded; if any is accepted by a relay
+// or reaches a user, the run reports it in forged_accepted.
+func (s *sim) adversary(u *user, stop time.Time) {
+	kinds := []string{"forged-share", "replayed-share", "claimed-introduction", "mailbox-flood"}
+	for i := 0; time.Now().Before(stop); i++ {
+		time.Sleep(time.Duration(20+s.rng.IntN(40)) * time.Second)
+		n := u.node()
+		if n == nil {
+			continue
+		}
+		kind := kinds[i%len(kinds)]
+		s.mu.Lock()
+		s.attacks[kind]++
+		s.mu.Unlock()
+		switch kind {
+		case "forged-share":
+			s.forgedShare(u, n)
+		case "replayed-share":
+			s.replayedShare(u, n)
+		case "claimed-introduction":
+			s.claimedIntroduction(u, n)
+		case "mailbox-flood":
+			s.flood(u, n)
+		}
+	}
+}
+
+func (s *sim) stranger(u *user, n *node.Node) *user {
+	for range 50 {
+		v := s.w.users[s.rng.IntN(len(s.w.users))]
+		if v != u && !v.adversary && !n.IsFriend(v.id) {
+			return v
+		}
+	}
+	return nil
+}
+
+func (s *sim) aFriend(n *node.Node) *user {
+	fs := n.FriendIDs()
+	if len(fs) == 0 {
+		return nil
+	}
+	return s.byID[fs[s.rng.IntN(len(fs))]]
+}
+
+func (s *sim) relayOf(u *user) peer.ID { return s.w.relays[u.home].info.ID }
+
+func (s *sim) forgedShare(u *user, n *node.Node) {
+	victim, target := s.stranger(u, n), s.aFriend(n)
+	if victim == nil || target == nil {
+		return
+	}
+	forged, _ := identity.MakeOffer(u.key, victim.id, time.Now(), 0) // never countersigned
+	sh, err := protocols.BuildShare(u.key, protocols.ShareSpec{
+		CreatedAt: time.Now(),
+		Targets:   []protocols.ShareTarget{{Peer: target.id, Attestation: n.FriendAttestation(target.id)}},
+		Items:     []protocols.ShareItem{{Peer: victim.id, Name: victim.name, Attestation: forged}},
+	})
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.forged[sh.ID.String()] = true
+	s.mu.Unlock()
+	resp, err := client.Share(s.ctx, n.Host(), s.relayOf(target), sh.Raw)
+	if err == nil && resp.Status == pb.Status_OK {
+		s.mu.Lock()
+		s.forgedOK++
+		s.mu.Unlock()
+	}
+}
+
+func (s *sim) replayedShare(u *user, n *node.Node) {
+	target, item := s.aFriend(n), s.aFriend(n)
+	if target == nil || item == nil || target == item {
+		return
+	}
+	// A legitimate share first: it is expected to arrive.
+	at := time.Now()
+	res, err := n.Share(s.ctx, node.ShareArgs{To: []string{target.id.String()}, Friends: []string{item.id.String()}})
+	if err != nil || res == nil || len(res.Targets) == 0 || res.Targets[0].Share == "" {
+		return
+	}
+	t := res.Targets[0]
+	s.mu.Lock()
+	s.attempted++
+	if t.Status == "delivered" || t.Status == "stored" {
+		s.shares[t.Share] = &shareRec{sentAt: at, targets: map[peer.ID]bool{target.id: false}}
+	}
+	s.mu.Unlock()
+	id, err := identity.ParseShareID(t.Share)
+	if err != nil {
+		return
+	}
+	// Then other contents under the same id.
+	other := s.aFriend(n)
+	if other == nil || other == target {
+		return
+	}
+	sh, err := protocols.BuildShare(u.key, protocols.ShareSpec{
+		ID: id, CreatedAt: time.Now(),
+		Targets: []protocols.ShareTarget{{Peer: target.id, Attestation: n.FriendAttestation(target.id)}},
+		Items:   []protocols.ShareItem{{Peer: other.id, Name: other.name, Attestation: n.FriendAttestation(other.id)}},
+	})
+	if err != nil {
+		return
+	}
+	resp, err := client.Share(s.ctx, n.Host(), s.relayOf(target), sh.Raw)
+	if err == nil && resp.Status == pb.Status_OK {
+		s.mu.Lock()
+		s.forgedOK++
+		s.mu.Unlock()
+	}
+}
+
+func (s *sim) claimedIntroduction(u *user, n *node.Node) {
+	victim := s.stranger(u, n)
+	if victim == nil {
+		return
+	}
+	vn := victim.node()
+	var introducer peer.ID
+	if vn != nil {
+		if fs := vn.FriendIDs(); len(fs) > 0 {
+			introducer = fs[s.rng.IntN(len(fs))]
+		}
+	}
+	if introducer == "" {
+		return
+	}
+	intro := forgeIntroduction(u, introducer, victim.id)
+	offer, _ := identity.MakeOffer(u.key, victim.id, time.Now(), 0)
+	var rid protocols.RequestID
+	rand.Read(rid[:])
+	req, err := protocols.BuildAddRequest(u.key, protocols.AddRequestSpec{
+		ID: rid, To: victim.id, Offer: offer, Introduction: intro, CreatedAt: time.Now(), FromName: u.name,
+	})
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.forged[rid.String()] = true
+	s.mu.Unlock()
+	m := &pb.AddMessage{Msg: &pb.AddMessage_Combined{Combined: &pb.CombinedAdd{Requests: []*pb.AddRequest{req}}}}
+	resp, err := client.Add(s.ctx, n.Host(), s.relayOf(victim), m)
+	if err == nil && len(resp.Results) == 1 && (resp.Results[0].Delivery == pb.Delivery_DELIVERED || resp.Results[0].Delivery == pb.Delivery_STORED) {
+		s.mu.Lock()
+		s.forgedOK++
+		s.mu.Unlock()
+	}
+	// And straight to the victim's node; a node that accepted it would
+	// show it to the user, which onEvent counts.
+	if vn != nil {
+		n.Host().Peerstore().AddAddrs(victim.id, vn.Host().Addrs(), time.Minute)
+		client.Add(s.ctx, n.Host(), victim.id, &pb.AddMessage{Msg: &pb.AddMessage_Request{Request: req}})
+	}
+}
+
+// forgeIntroduction makes an introduction that claims `introducer` sealed
+// a share introducing u to subject, signed by u's own key.
+func forgeIntroduction(u *user, introducer, subject peer.ID) []byte {
+	id := identity.NewShareID()
+	root := make([]byte, 32)
+	rand.Read(root)
+	body, _ := proto.Marshal(&identitypb.SealBody{Sharer: []byte(introducer), ShareId: id[:], Root: root, Leaves: 2,
+		IssuedAt: time.Now().Unix(), ExpiresAt: time.Now().Add(time.Hour).Unix()})
+	sig, _ := identity.SignBody(u.key, identity.DomainSeal, body)
+	seal, _ := proto.Marshal(&identitypb.SignedRecord{Body: body, Signature: sig})
+	salt := identity.NewSalt()
+	sibling := make([]byte, 32)
+	rand.Read(sibling)
+	raw, _ := proto.Marshal(&identitypb.Introduction{Seal: seal, Recipient: []byte(u.id), Subject: []byte(subject),
+		Salt: salt[:], Index: 1, Path: [][]byte{sibling}})
+	return raw
+}
+
+func (s *sim) flood(u *user, n *node.Node) {
+	victim, item := s.aFriend(n), s.aFriend(n)
+	if victim == nil || item == nil || victim == item {
+		return
+	}
+	// 150 shares, 15 at a time: past the relay's per-peer rate limit, and
+	// past the victim's mailbox quota if the victim is offline.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 15)
+	for range 150 {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			at := time.Now()
+			res, _ := n.Share(s.ctx, node.ShareArgs{To: []string{victim.id.String()}, Friends: []string{item.id.String()}})
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.attempted++
+			if res != nil && len(res.Targets) == 1 && res.Targets[0].Share != "" &&
+				(res.Targets[0].Status == "delivered" || res.Targets[0].Status == "stored") {
+				s.shares[res.Targets[0].Share] = &shareRec{sentAt: at, targets: map[peer.ID]bool{victim.id: false}}
+			}
+		}()
+	}
+	wg.Wait()
+}

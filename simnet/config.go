@@ -1,0 +1,100 @@
+package simnet
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Link is one class of network link.
+type Link struct {
+	Latency   time.Duration // one way
+	Bandwidth int64         // bits per second, each direction
+}
+
+// Config describes a simulated network and its workload. The zero value
+// of each field means its documented default.
+type Config struct {
+	Nodes       int     // personal nodes; default 100
+	Relays      int     // rendezvous nodes; default 1
+	Shares      int     // shares made during the workload; default 2*Nodes
+	Churn       float64 // fraction of nodes that go offline and come back; default 0
+	Adversaries int     // nodes that attack (forge, replay, claim, flood); default 0
+	Seed        uint64  // makes the run reproducible; default 1
+
+	ClusterSize int      // friends come in clusters of this size (workplaces); default 10
+	NodeLink    Link     // default 20 ms, 20 Mbit/s
+	RelayLink   Link     // default 5 ms, 1 Gbit/s
+	Workload    Duration // virtual time over which shares are made; default 10 min
+	Drain       Duration // extra virtual time allowed for delivery; default 20 min
+
+	RelayRestart bool // restart relay 0 in the middle of the workload
+	Partition    bool // cut a cluster off its relay for a while, then heal
+
+	Progress func(Progress) // called as the run advances; optional
+	Log      *slog.Logger   // default: discard
+}
+
+// Duration is a time.Duration (a separate name keeps flag parsing simple).
+type Duration = time.Duration
+
+// Progress reports how far a run is.
+type Progress struct {
+	Phase   string  // "network", "friends", "workload", "drain", "done"
+	Done    float64 // 0..1 within the phase
+	Virtual time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Nodes == 0 {
+		c.Nodes = 100
+	}
+	if c.Relays == 0 {
+		c.Relays = 1
+	}
+	if c.Shares == 0 {
+		c.Shares = 2 * c.Nodes
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.ClusterSize == 0 {
+		c.ClusterSize = 10
+	}
+	if c.NodeLink == (Link{}) {
+		c.NodeLink = Link{Latency: 20 * time.Millisecond, Bandwidth: 20_000_000}
+	}
+	if c.RelayLink == (Link{}) {
+		c.RelayLink = Link{Latency: 5 * time.Millisecond, Bandwidth: 1_000_000_000}
+	}
+	if c.Workload == 0 {
+		c.Workload = 10 * time.Minute
+	}
+	if c.Drain == 0 {
+		c.Drain = 20 * time.Minute
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Nodes < 2 || c.Nodes > 20000 {
+		errs = append(errs, fmt.Errorf("nodes must be 2..20000, not %d", c.Nodes))
+	}
+	if c.Relays < 1 || c.Relays > 64 {
+		errs = append(errs, fmt.Errorf("relays must be 1..64, not %d", c.Relays))
+	}
+	if c.Shares < 0 {
+		errs = append(errs, fmt.Errorf("shares must not be negative"))
+	}
+	if c.Churn < 0 || c.Churn > 1 {
+		errs = append(errs, fmt.Errorf("churn must be 0..1, not %v", c.Churn))
+	}
+	if c.Adversaries < 0 || c.Adversaries > c.Nodes/2 {
+		errs = append(errs, fmt.Errorf("adversaries must be 0..nodes/2, not %d", c.Adversaries))
+	}
+	if c.ClusterSize < 3 {
+		errs = append(errs, fmt.Errorf("cluster size must be at least 3, not %d", c.ClusterSize))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,178 @@
+package simnet
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what a run measured. Delivery ratios count every valid item
+// the network accepted (a share the relay accepted for a target, a request
+// a node sent, an acceptance) against what reached its recipient; 1 means
+// all of them did.
+type Report struct {
+	Nodes       int     `json:"nodes"`
+	Relays      int     `json:"relays"`
+	Seed        uint64  `json:"seed"`
+	Churn       float64 `json:"churn"`
+	Adversaries int     `json:"adversaries"`
+
+	SharesAttempted       int     `json:"shares_attempted"`
+	SharesExpected        int     `json:"shares_expected"` // (share, target) pairs the relays accepted
+	SharesDelivered       int     `json:"shares_delivered"`
+	SharesDeliveryRatio   float64 `json:"shares_delivery_ratio"`
+	RequestsExpected      int     `json:"requests_expected"`
+	RequestsDelivered     int     `json:"requests_delivered"`
+	RequestsDeliveryRatio float64 `json:"requests_delivery_ratio"`
+	AnswersExpected       int     `json:"answers_expected"`
+	AnswersDelivered      int     `json:"answers_delivered"`
+	AnswersDeliveryRatio  float64 `json:"answers_delivery_ratio"`
+	Declined              int     `json:"declined"`
+
+	Duplicates     int `json:"duplicates"`      // an item shown to a user twice (must be 0)
+	Redeliveries   int `json:"redeliveries"`    // items received again and absorbed by their ids
+	ForgedAccepted int `json:"forged_accepted"` // forged or replayed items accepted anywhere (must be 0)
+
+	Attacks  map[string]int `json:"attacks"`  // adversarial attempts, by kind
+	Refusals map[string]int `json:"refusals"` // relay refusals, by reason
+
+	ShareLatency   Latency `json:"share_latency_ms"`   // share sent -> target has it
+	RequestLatency Latency `json:"request_latency_ms"` // pick -> recipient has the request
+	AnswerLatency  Latency `json:"answer_latency_ms"`  // accept -> requester has the answer
+
+	MailboxDepth []DepthSample `json:"mailbox_depth"`
+	RelayTraffic []RelayLoad   `json:"relay_traffic"`
+
+	ChurnEvents    int `json:"churn_events"`
+	RelayRestarts  int `json:"relay_restarts"`
+	PartitionHeals int `json:"partition_heals"`
+
+	VirtualSeconds float64 `json:"virtual_seconds"`
+	WallSeconds    float64 `json:"wall_seconds"`
+	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
+}
+
+// Latency is a distribution, in milliseconds of virtual time.
+type Latency struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func latencyOf(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	q := func(p float64) float64 {
+		i := int(p * float64(len(s)-1))
+		return float64(s[i].Microseconds()) / 1000
+	}
+	return Latency{N: len(s), P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: q(1)}
+}
+
+// DepthSample is the number of items waiting at all relays at a moment.
+type DepthSample struct {
+	AtSeconds float64 `json:"at_s"`
+	Items     int     `json:"items"`
+}
+
+// RelayLoad is one relay's protocol traffic.
+type RelayLoad struct {
+	Relay       int   `json:"relay"`
+	MessagesIn  int64 `json:"messages_in"`
+	BytesIn     int64 `json:"bytes_in"`
+	MessagesOut int64 `json:"messages_out"`
+	BytesOut    int64 `json:"bytes_out"`
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return 1
+	}
+	return float64(a) / float64(b)
+}
+
+// OK reports whether the run met the system's promises: everything valid
+// delivered, nothing twice, nothing forged accepted.
+func (r *Report) OK() bool {
+	return r.SharesDeliveryRatio == 1 && r.RequestsDeliveryRatio == 1 && r.AnswersDeliveryRatio == 1 &&
+		r.Duplicates == 0 && r.ForgedAccepted == 0
+}
+
+// PeakRSS returns the process's peak resident set size, from /proc.
+func PeakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+// WriteTable prints the report for people.
+func (r *Report) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	row("network", fmt.Sprintf("%d nodes, %d relays, churn %.2f, %d adversaries, seed %d", r.Nodes, r.Relays, r.Churn, r.Adversaries, r.Seed))
+	row("shares delivered", fmt.Sprintf("%d/%d (%.4f) of %d shares made", r.SharesDelivered, r.SharesExpected, r.SharesDeliveryRatio, r.SharesAttempted))
+	row("requests delivered", fmt.Sprintf("%d/%d (%.4f)", r.RequestsDelivered, r.RequestsExpected, r.RequestsDeliveryRatio))
+	row("answers delivered", fmt.Sprintf("%d/%d (%.4f), %d declined (never sent)", r.AnswersDelivered, r.AnswersExpected, r.AnswersDeliveryRatio, r.Declined))
+	row("duplicates shown", r.Duplicates)
+	row("redeliveries absorbed", r.Redeliveries)
+	row("forged or replayed accepted", r.ForgedAccepted)
+	row("attacks", formatCounts(r.Attacks))
+	row("relay refusals", formatCounts(r.Refusals))
+	lat := func(l Latency) string {
+		return fmt.Sprintf("p50 %.0f ms, p95 %.0f ms, p99 %.0f ms (n=%d)", l.P50, l.P95, l.P99, l.N)
+	}
+	row("share -> target", lat(r.ShareLatency))
+	row("pick -> request arrives", lat(r.RequestLatency))
+	row("accept -> answer arrives", lat(r.AnswerLatency))
+	peak := 0
+	for _, d := range r.MailboxDepth {
+		if d.Items > peak {
+			peak = d.Items
+		}
+	}
+	row("mailbox depth", fmt.Sprintf("peak %d items, %d samples", peak, len(r.MailboxDepth)))
+	for _, t := range r.RelayTraffic {
+		row(fmt.Sprintf("relay %d", t.Relay), fmt.Sprintf("in %d msgs / %d KiB, out %d msgs / %d KiB",
+			t.MessagesIn, t.BytesIn>>10, t.MessagesOut, t.BytesOut>>10))
+	}
+	row("disruptions", fmt.Sprintf("%d churn events, %d relay restarts, %d partitions healed", r.ChurnEvents, r.RelayRestarts, r.PartitionHeals))
+	row("time", fmt.Sprintf("%.0f s virtual, %.1f s wall, peak RSS %d MiB", r.VirtualSeconds, r.WallSeconds, r.PeakRSSBytes>>20))
+	tw.Flush()
+}
+
+func formatCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
