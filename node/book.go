@@ -572,7 +572,9 @@ func (b *Book) UnansweredShares() []*SentShare {
 			out = append(out, s)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].SentAt.Before(out[j].SentAt) })
+	if len(out) > 1 {
+		sort.Slice(out, func(i, j int) bool { return out[i].SentAt.Before(out[j].SentAt) })
+	}
 	return out
 }
 
@@ -683,7 +685,7 @@ func (b *Book) ItemState(s *ReceivedShare, p peer.ID) ItemState {
 	switch {
 	case s.Withdrawn:
 		return ItemWithdrawn
-	case s.Refused[p.String()] != "":
+	case len(s.Refused) > 0 && s.Refused[p.String()] != "":
 		return ItemRefused
 	case b.blocked[p]:
 		return ItemBlocked
@@ -922,7 +924,7 @@ func (b *Book) FindRequest(s string) (*Request, error) {
 
 // Unsent returns outgoing requests and acceptances still to deliver.
 func (b *Book) Unsent() (requests, answers []*Request) {
-	for _, r := range b.Requests() {
+	for _, r := range b.requests {
 		if r.Direction == Outgoing && r.State == Pending && r.Sent == Queued {
 			requests = append(requests, r)
 		}

@@ -282,6 +282,10 @@ func (n *Node) sendShare(ctx context.Context, id identity.ShareID, raw []byte) (
 		for _, f := range resp.Failures {
 			res.Failed = append(res.Failed, n.failed(protocols.FailureFromWire(f)))
 		}
+		if resp.Status == pb.Status_RATE_LIMITED || resp.Status == pb.Status_UNAVAILABLE {
+			// Transient: the share stays queued and is sent again later.
+			return res, fmt.Errorf("%w (%v); the share is queued and will be sent again", ErrNoRelay, err)
+		}
 		// Retrying cannot change a refusal or a replay: either way the
 		// relay has answered.
 		n.do(func(b *Book) ([]Mutation, error) { return b.RecordShareAnswer(id, res), nil })
@@ -294,6 +298,17 @@ func (n *Node) sendShare(ctx context.Context, id identity.ShareID, raw []byte) (
 }
 
 // ---- received shares (D1-D3)
+
+// ShareView returns one received share by id (or unique prefix).
+func (n *Node) ShareView(id string) (ShareView, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, err := n.book.FindShare(id)
+	if err != nil {
+		return ShareView{}, err
+	}
+	return n.shareView(s), nil
+}
 
 // Shares lists the inbox of received shares.
 func (n *Node) Shares() []ShareView {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kithnet/kith/identity"
+	protopb "github.com/kithnet/kith/protocols/pb"
 	"github.com/kithnet/kith/rendezvous/pb"
 )
 
@@ -496,6 +497,18 @@ func (s *store) revoke(ctx context.Context, r *identity.Revocation) (bool, error
 		touched, muts := s.mb.withdraw(r, tx.now)
 		tx.add(muts...)
 		tx.touched = append(tx.touched, touched...)
+		// Tell the other friend, if this is their relay: the friendship
+		// is over. (Every relay hears the revocation; only the one that
+		// knows the other friend's profile keeps a notice for them.)
+		if s.profiles[r.Other] != nil {
+			payload := mustMarshal(&protopb.Withdrawal{ItemId: r.AttestationID[:], Revocation: r.Raw})
+			res, pm := s.mb.put(newItem{recipient: r.Other, id: withdrawalID("friendship", r.AttestationID),
+				kind: protopb.ItemKind_WITHDRAWAL, payload: payload, from: r.Revoker}, tx.now)
+			if res.outcome == putStored {
+				tx.add(pm...)
+				tx.touched = append(tx.touched, r.Other)
+			}
+		}
 		return nil
 	})
 	return fresh, err

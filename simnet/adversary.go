@@ -206,11 +206,11 @@ func (s *sim) flood(u *user, n *node.Node) {
 	if victim == nil || item == nil || victim == item {
 		return
 	}
-	// 150 shares, 15 at a time: past the relay's per-peer rate limit, and
-	// past the victim's mailbox quota if the victim is offline.
+	// 60 shares, 12 at a time: past the relay's per-peer rate limit, and
+	// towards the victim's mailbox quota if the victim is offline.
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 15)
-	for range 150 {
+	sem := make(chan struct{}, 12)
+	for range 60 {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {

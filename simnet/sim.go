@@ -146,14 +146,13 @@ func (s *sim) pick(u *user, shareID string) {
 	args := node.PickArgs{Share: shareID, All: true}
 	if s.chance("pick-all", u.id, shareID) < 0.4 {
 		args.All = false
-		for _, sv := range n.Shares() {
-			if sv.ID != shareID {
-				continue
-			}
-			for _, it := range sv.Items {
-				if s.chance("pick-item", u.id, shareID, it.ID) < 0.5 {
-					args.Peers = append(args.Peers, it.ID)
-				}
+		sv, err := n.ShareView(shareID)
+		if err != nil {
+			return
+		}
+		for _, it := range sv.Items {
+			if s.chance("pick-item", u.id, shareID, it.ID) < 0.5 {
+				args.Peers = append(args.Peers, it.ID)
 			}
 		}
 		if len(args.Peers) == 0 {

@@ -155,7 +155,7 @@ func (w *world) startRelay(ctx context.Context, rn *relayNode) error {
 	}
 	cfg := rendezvous.DefaultConfig()
 	cfg.MailboxItems = 400 // small, so that floods reach it
-	cfg.ShareRate = rendezvous.Rate{PerSecond: 20, Burst: 100}
+	cfg.ShareRate = rendezvous.Rate{PerSecond: 5, Burst: 20} // people share a few times a day; floods hit it
 	for _, other := range w.relays {
 		if other != rn {
 			cfg.Peers = append(cfg.Peers, fmt.Sprintf("/ip4/%s/udp/8000/quic-v1/p2p/%s", sn.IntToPublicIPv4(other.idx), peerOf(other.key)))
