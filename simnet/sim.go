@@ -45,7 +45,7 @@ type sim struct {
 	attempted    int
 	start        time.Time
 	byID         map[peer.ID]*user
-	answering    atomic.Bool // the workload answers requests; the friends phase accepts its own
+	answering    atomic.Bool          // the workload answers requests; the friends phase accepts its own
 	arrived      map[string]time.Time // "node|type|id" -> first arrival
 }
 
