@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -99,13 +100,20 @@ func (n *Node) toRelay(ctx context.Context, relay peer.ID, m *pb.AddMessage) (*p
 	return resp, err
 }
 
-// sendDirect sends m to p's node, over whatever address works.
+// sendDirect sends m to p's node, over whatever address works. A
+// connection opened just for this is closed afterwards: an add exchange is
+// one request and one answer, and idle connections cost keepalives on both
+// sides (libp2p's connection manager would trim them much later).
 func (n *Node) sendDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, m *pb.AddMessage) error {
 	ctx, cancel := context.WithTimeout(ctx, n.opts.directWait)
 	defer cancel()
+	had := n.h.Network().Connectedness(p) == network.Connected
 	if err := n.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
 		return err
 	}
 	_, err := client.Add(ctx, n.h, p, m)
+	if !had {
+		n.h.Network().ClosePeer(p)
+	}
 	return err
 }
