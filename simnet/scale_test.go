@@ -5,18 +5,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 )
-
-// wallNow reads the real monotonic clock, which a synctest bubble does not
-// fake, for progress lines.
-func wallNow() time.Duration {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return time.Duration(ts.Nano())
-}
 
 // TestScale runs a bigger network when KITH_SIM_NODES is set.
 func TestScale(t *testing.T) {
@@ -25,12 +14,12 @@ func TestScale(t *testing.T) {
 		t.Skip("set KITH_SIM_NODES")
 	}
 	shares, _ := strconv.Atoi(os.Getenv("KITH_SIM_SHARES"))
-	start := wallNow()
+	start := WallClock()
 	last := ""
 	rep := RunTest(t, Config{Nodes: n, Relays: 2, Shares: shares, Churn: 0.3, Adversaries: n / 50, Seed: 1,
 		Progress: func(p Progress) {
 			if p.Phase != last {
-				fmt.Fprintf(os.Stderr, "%6.1fs wall  %6.0fs virtual  %s\n", (wallNow() - start).Seconds(), p.Virtual.Seconds(), p.Phase)
+				fmt.Fprintf(os.Stderr, "%6.1fs wall  %6.0fs virtual  %s\n", (WallClock() - start).Seconds(), p.Virtual.Seconds(), p.Phase)
 				last = p.Phase
 			}
 		}})
