@@ -3,7 +3,6 @@ package simnet
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -501,5 +500,3 @@ func (s *sim) outstanding() (shares, requests, answers int) {
 	}
 	return
 }
-
-var errNotDrained = errors.New("simnet: not everything was delivered in the drain time")
