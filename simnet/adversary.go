@@ -2,6 +2,7 @@ package simnet
 
 import (
 	"crypto/rand"
+	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -29,8 +30,9 @@ import (
 // or reaches a user, the run reports it in forged_accepted.
 func (s *sim) adversary(u *user, stop time.Time) {
 	kinds := []string{"forged-share", "replayed-share", "claimed-introduction", "mailbox-flood"}
+	rng := mrand.New(mrand.NewPCG(s.cfg.Seed, uint64(u.idx)+2<<32))
 	for i := 0; time.Now().Before(stop); i++ {
-		time.Sleep(time.Duration(20+s.rng.IntN(40)) * time.Second)
+		time.Sleep(time.Duration(20+rng.IntN(40)) * time.Second)
 		n := u.node()
 		if n == nil {
 			continue
@@ -41,20 +43,20 @@ func (s *sim) adversary(u *user, stop time.Time) {
 		s.mu.Unlock()
 		switch kind {
 		case "forged-share":
-			s.forgedShare(u, n)
+			s.forgedShare(rng, u, n)
 		case "replayed-share":
-			s.replayedShare(u, n)
+			s.replayedShare(rng, u, n)
 		case "claimed-introduction":
-			s.claimedIntroduction(u, n)
+			s.claimedIntroduction(rng, u, n)
 		case "mailbox-flood":
-			s.flood(u, n)
+			s.flood(rng, u, n)
 		}
 	}
 }
 
-func (s *sim) stranger(u *user, n *node.Node) *user {
+func (s *sim) stranger(rng *mrand.Rand, u *user, n *node.Node) *user {
 	for range 50 {
-		v := s.w.users[s.rng.IntN(len(s.w.users))]
+		v := s.w.users[rng.IntN(len(s.w.users))]
 		if v != u && !v.adversary && !n.IsFriend(v.id) {
 			return v
 		}
@@ -62,18 +64,18 @@ func (s *sim) stranger(u *user, n *node.Node) *user {
 	return nil
 }
 
-func (s *sim) aFriend(n *node.Node) *user {
+func (s *sim) aFriend(rng *mrand.Rand, n *node.Node) *user {
 	fs := n.FriendIDs()
 	if len(fs) == 0 {
 		return nil
 	}
-	return s.byID[fs[s.rng.IntN(len(fs))]]
+	return s.byID[fs[rng.IntN(len(fs))]]
 }
 
 func (s *sim) relayOf(u *user) peer.ID { return s.w.relays[u.home].info.ID }
 
-func (s *sim) forgedShare(u *user, n *node.Node) {
-	victim, target := s.stranger(u, n), s.aFriend(n)
+func (s *sim) forgedShare(rng *mrand.Rand, u *user, n *node.Node) {
+	victim, target := s.stranger(rng, u, n), s.aFriend(rng, n)
 	if victim == nil || target == nil {
 		return
 	}
@@ -97,8 +99,8 @@ func (s *sim) forgedShare(u *user, n *node.Node) {
 	}
 }
 
-func (s *sim) replayedShare(u *user, n *node.Node) {
-	target, item := s.aFriend(n), s.aFriend(n)
+func (s *sim) replayedShare(rng *mrand.Rand, u *user, n *node.Node) {
+	target, item := s.aFriend(rng, n), s.aFriend(rng, n)
 	if target == nil || item == nil || target == item {
 		return
 	}
@@ -120,7 +122,7 @@ func (s *sim) replayedShare(u *user, n *node.Node) {
 		return
 	}
 	// Then other contents under the same id.
-	other := s.aFriend(n)
+	other := s.aFriend(rng, n)
 	if other == nil || other == target {
 		return
 	}
@@ -140,8 +142,8 @@ func (s *sim) replayedShare(u *user, n *node.Node) {
 	}
 }
 
-func (s *sim) claimedIntroduction(u *user, n *node.Node) {
-	victim := s.stranger(u, n)
+func (s *sim) claimedIntroduction(rng *mrand.Rand, u *user, n *node.Node) {
+	victim := s.stranger(rng, u, n)
 	if victim == nil {
 		return
 	}
@@ -149,7 +151,7 @@ func (s *sim) claimedIntroduction(u *user, n *node.Node) {
 	var introducer peer.ID
 	if vn != nil {
 		if fs := vn.FriendIDs(); len(fs) > 0 {
-			introducer = fs[s.rng.IntN(len(fs))]
+			introducer = fs[rng.IntN(len(fs))]
 		}
 	}
 	if introducer == "" {
@@ -201,8 +203,8 @@ func forgeIntroduction(u *user, introducer, subject peer.ID) []byte {
 	return raw
 }
 
-func (s *sim) flood(u *user, n *node.Node) {
-	victim, item := s.aFriend(n), s.aFriend(n)
+func (s *sim) flood(rng *mrand.Rand, u *user, n *node.Node) {
+	victim, item := s.aFriend(rng, n), s.aFriend(rng, n)
 	if victim == nil || item == nil || victim == item {
 		return
 	}

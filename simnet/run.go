@@ -111,7 +111,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	for {
 		sh, rq, an := s.outstanding()
-		s.progress("drain", 1-float64(sh+rq+an)/float64(1+len(s.shares)+len(s.requests)+len(s.answers)))
+		s.mu.Lock()
+		total := len(s.shares) + len(s.requests) + len(s.answers)
+		s.mu.Unlock()
+		s.progress("drain", 1-float64(sh+rq+an)/float64(1+total))
 		select {
 		case <-idle:
 			if sh+rq+an == 0 {

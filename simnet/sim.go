@@ -310,11 +310,13 @@ func (s *sim) groups() {
 	}
 }
 
-// share makes share number i.
+// share makes share number i. Its choices come from its own generator,
+// seeded by the run's seed and i, so they do not depend on scheduling.
 func (s *sim) share(i int) {
+	rng := rand.New(rand.NewPCG(s.cfg.Seed, uint64(i)+1<<32))
 	var u *user
 	for try := 0; try < 20; try++ {
-		c := s.w.users[s.rng.IntN(len(s.w.users))]
+		c := s.w.users[rng.IntN(len(s.w.users))]
 		if n := c.node(); n != nil && !c.adversary && len(n.FriendIDs()) >= 2 {
 			u = c
 			break
@@ -325,8 +327,8 @@ func (s *sim) share(i int) {
 	}
 	n := u.node()
 	friends := n.FriendIDs()
-	s.rng.Shuffle(len(friends), func(a, b int) { friends[a], friends[b] = friends[b], friends[a] })
-	nt := 1 + s.rng.IntN(3)
+	rng.Shuffle(len(friends), func(a, b int) { friends[a], friends[b] = friends[b], friends[a] })
+	nt := 1 + rng.IntN(3)
 	if nt > len(friends)-1 {
 		nt = len(friends) - 1
 	}
@@ -335,10 +337,10 @@ func (s *sim) share(i int) {
 		args.To = append(args.To, t.String())
 	}
 	rest := friends[nt:]
-	if s.rng.Float64() < 0.4 && len(n.Groups()) > 0 {
+	if rng.Float64() < 0.4 && len(n.Groups()) > 0 {
 		args.Groups = []string{"team"}
 	} else {
-		k := 1 + s.rng.IntN(4)
+		k := 1 + rng.IntN(4)
 		if k > len(rest) {
 			k = len(rest)
 		}

@@ -38,6 +38,7 @@ type world struct {
 	users   []*user
 	gate    *gate
 	keyRand *rand.ChaCha8 // deterministic keys
+	hostMu  sync.Mutex    // simnet.NewEndpoint is not safe for concurrent use
 }
 
 type relayNode struct {
@@ -97,6 +98,8 @@ func ipOf(a net.Addr) string {
 }
 
 func (w *world) newKey() crypto.PrivKey {
+	w.hostMu.Lock()
+	defer w.hostMu.Unlock()
 	k, _, err := crypto.GenerateEd25519Key(w.keyRand)
 	if err != nil {
 		panic(err)
@@ -132,6 +135,8 @@ func (w *world) newHost(idx int, key crypto.PrivKey, link Link, relay bool) (hos
 		}
 		opts = append(opts, libp2p.ConnectionManager(cm), libp2p.ConnectionGater(w.gate))
 	}
+	w.hostMu.Lock()
+	defer w.hostMu.Unlock()
 	return libp2p.New(opts...)
 }
 
