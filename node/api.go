@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	qrcode "github.com/skip2/go-qrcode"
 )
 
 // API is the node's local HTTP API, served on 127.0.0.1 under /api/. Every
@@ -29,6 +31,7 @@ type API struct {
 func NewAPI(n *Node, token string) *API {
 	a := &API{n: n, token: token, mux: http.NewServeMux()}
 	a.mux.HandleFunc("GET /api/id", a.id)
+	a.mux.HandleFunc("GET /api/invite.png", a.invitePNG)
 	a.mux.HandleFunc("GET /api/status", a.status)
 	a.mux.HandleFunc("POST /api/add", a.add)
 	a.mux.HandleFunc("GET /api/requests", a.requests)
@@ -66,6 +69,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	securityHeaders(w)
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -160,6 +164,23 @@ func (a *API) id(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// invitePNG draws the user's invite link as a QR code.
+func (a *API) invitePNG(w http.ResponseWriter, r *http.Request) {
+	v, err := a.n.IDView()
+	if err != nil {
+		fail(w, err, nil)
+		return
+	}
+	png, err := qrcode.Encode(v.Invite, qrcode.Medium, 320)
+	if err != nil {
+		fail(w, err, nil)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(png)
 }
 
 func (a *API) status(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -230,8 +231,8 @@ type UpOptions struct {
 	Listen     []string // likewise
 	API        string   // likewise: HOST:PORT of the local API
 	Logger     *slog.Logger
-	// UI, if set, serves the web UI on the API address (paths outside /api/).
-	UI http.Handler
+	// NoUI turns the web interface off (the API stays).
+	NoUI bool
 }
 
 // Daemon is a running personal node: key, datastore, host, node and local
@@ -239,7 +240,7 @@ type UpOptions struct {
 type Daemon struct {
 	Node  *Node
 	Host  host.Host
-	URL   string
+	URL   string // the local API and web interface
 	Token string
 	dir   string
 	ds    *pebbleds.Datastore
@@ -324,8 +325,8 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	api := NewAPI(d.Node, token)
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api)
-	if o.UI != nil {
-		mux.Handle("/", o.UI)
+	if !o.NoUI {
+		mux.Handle("/", NewUI(token))
 	}
 	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go d.srv.Serve(ln)
@@ -356,4 +357,21 @@ func (d *Daemon) Close() error {
 		errs = append(errs, d.ds.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// LoginURL returns the link that logs a browser in to the web interface.
+func (d *Daemon) LoginURL() string { return strings.TrimSuffix(d.URL, "/") + LoginPath + "?token=" + d.Token }
+
+// LoginURL returns the web interface's login link of the daemon running on
+// dataDir.
+func LoginURL(dataDir string) (string, error) {
+	info, err := readAPIInfo(dataDir)
+	if err != nil {
+		return "", fmt.Errorf("%w (start it with: kith up --data %s)", ErrDaemonNotRunning, dataDir)
+	}
+	tok, err := os.ReadFile(filepath.Join(dataDir, tokenFile))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(info.URL, "/") + LoginPath + "?token=" + strings.TrimSpace(string(tok)), nil
 }

@@ -189,7 +189,8 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	r.wg.Add(2)
 	go r.sweep()
 	go r.keepPeers()
-	r.log.Info("relay started", "mailbox_items", st.mb.total)
+	_, waiting := st.depth("")
+	r.log.Info("relay started", "mailbox_items", waiting)
 	return r, nil
 }
 

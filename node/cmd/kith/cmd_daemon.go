@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -51,7 +52,6 @@ func upCmd(g *globals) *cobra.Command {
 			}
 			o.DataDir = g.data
 			o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			o.UI = uiHandler()
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			d, err := node.Up(ctx, o)
@@ -61,7 +61,8 @@ func upCmd(g *globals) *cobra.Command {
 			st := d.Node.Status()
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "%s is up as %s\n", st.Name, st.ID)
-			fmt.Fprintf(out, "Local API and web UI: %s\n", d.URL)
+			fmt.Fprintf(out, "Web interface: %s\n", d.LoginURL())
+			fmt.Fprintf(out, "Local API: %sapi/ (token in %s)\n", d.URL, filepath.Join(g.data, "api-token"))
 			for _, a := range st.Addrs {
 				fmt.Fprintf(out, "Listening on %s\n", a)
 			}
@@ -77,7 +78,24 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().StringArrayVar(&o.Listen, "listen", nil, "libp2p listen address (repeatable; saved)")
 	c.Flags().StringVar(&o.API, "api", "", "HOST:PORT of the local API and web UI on a loopback address (saved; default a free port)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
+	c.Flags().BoolVar(&o.NoUI, "no-ui", false, "serve the API only, not the web interface")
 	return c
+}
+
+func uiCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ui",
+		Short: "Print the link that opens your node's web interface",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			u, err := node.LoginURL(g.data)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), u)
+			return nil
+		},
+	}
 }
 
 func statusCmd(g *globals) *cobra.Command {

@@ -67,7 +67,7 @@ running so that you can drive any of the six with the kith CLI.`,
 			d.say("Web UIs: ")
 			for _, name := range demoCast {
 				if dm := d.daemons[name]; dm != nil {
-					fmt.Fprintf(d.out, "    %-6s %s\n", name, dm.URL)
+					fmt.Fprintf(d.out, "    %-6s %s\n", name, dm.LoginURL())
 				}
 			}
 			d.say("Press Ctrl-C to stop.")
@@ -115,7 +115,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func (d *demo) up(ctx context.Context, name string) error {
 	dm, err := node.Up(ctx, node.UpOptions{
 		DataDir: filepath.Join(d.dir, strings.ToLower(name)), Listen: []string{"/ip4/127.0.0.1/tcp/0"},
-		API: "127.0.0.1:0", Logger: quiet, UI: uiHandler(),
+		API: "127.0.0.1:0", Logger: quiet,
 	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)

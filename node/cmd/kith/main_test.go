@@ -96,7 +96,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("the relay came back as %s, was %s", addr2, addr)
 	}
 
+	// Everyone online logs in again at the restarted relay (backoff);
 	// Bob logs in: the share is delivered.
+	for _, name := range []string{"Alice", "Carol", "Dave", "Erin"} {
+		e.waitLoggedIn(name)
+	}
 	e.up("Bob")
 	var shares []node.ShareView
 	e.wait("Bob's share", func() bool {
@@ -235,6 +239,11 @@ func (e *e2e) up(name string) {
 	}
 	e.daemons[name] = cmd
 	e.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	e.waitLoggedIn(name)
+}
+
+func (e *e2e) waitLoggedIn(name string) {
+	e.t.Helper()
 	e.wait(name+" logged in", func() bool {
 		var st node.StatusView
 		cmd := exec.Command(e.kith, "status", "--json", "--data", e.dir(name))

@@ -1,0 +1,333 @@
+// Kith web interface: a small single-page app over the node's local API.
+// Every value from the network (names, messages) is put in the page as
+// text, never as HTML. The API token is an HttpOnly, SameSite=Strict
+// cookie set by /login: this script never sees it.
+"use strict";
+
+const $main = () => document.getElementById("main");
+
+class APIError extends Error {
+  constructor(message, status, result) { super(message); this.status = status; this.result = result; }
+}
+
+async function api(method, path, body) {
+  const opts = { method, credentials: "same-origin", headers: {} };
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  let r;
+  try {
+    r = await fetch("/api" + path, opts);
+  } catch (e) {
+    throw new APIError("The Kith daemon does not answer. Is `kith up` still running?", 0);
+  }
+  const data = await r.json().catch(() => ({}));
+  if (r.status === 401) {
+    throw new APIError("Not logged in: open the link that `kith up` (or `kith ui`) printed.", 401);
+  }
+  if (!r.ok) throw new APIError(data.error || r.statusText, r.status, data.result);
+  return data;
+}
+
+// el builds an element: el("div", {class: "x", onclick: f}, "text", child...).
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "class") e.className = v;
+    else if (v === true) e.setAttribute(k, "");
+    else e.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function toast(text) {
+  const t = el("div", { class: "toast" }, text);
+  document.getElementById("toasts").append(t);
+  setTimeout(() => t.remove(), 6000);
+}
+
+function errorBox(err) {
+  return el("p", { class: "error", role: "alert" }, err instanceof Error ? err.message : String(err));
+}
+
+// run performs an action, shows its failure in words, and re-renders.
+async function run(button, action, after) {
+  if (button) button.disabled = true;
+  try {
+    const res = await action();
+    if (after) after(res);
+    else await render();
+  } catch (err) {
+    const box = errorBox(err);
+    (button && button.closest("section, .card, form") || $main()).prepend(box);
+    setTimeout(() => box.remove(), 15000);
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+const shortID = (id) => id.length > 16 ? id.slice(0, 6) + "…" + id.slice(-6) : id;
+
+// ---- views
+
+const views = { me, friends, groups, share, inbox, requests };
+
+function current() {
+  const v = location.hash.replace(/^#/, "");
+  return views[v] ? v : "me";
+}
+
+let rendering = null;
+async function render() {
+  const name = current();
+  for (const k of Object.keys(views)) {
+    const a = document.getElementById("nav-" + k);
+    if (k === name) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  const token = {};
+  rendering = token;
+  let content;
+  try {
+    content = await views[name]();
+  } catch (err) {
+    content = el("section", {}, el("h1", {}, "Kith"), errorBox(err));
+  }
+  if (rendering !== token) return; // a newer render started
+  const m = $main();
+  m.replaceChildren(content);
+  refreshBadges();
+}
+
+async function refreshBadges() {
+  try {
+    const [shares, reqs] = await Promise.all([api("GET", "/shares"), api("GET", "/requests")]);
+    const newItems = shares.filter((s) => !s.withdrawn && s.items.some((i) => i.state === "new")).length;
+    const pending = reqs.filter((r) => r.direction === "in" && r.state === "pending").length;
+    setBadge("badge-inbox", newItems);
+    setBadge("badge-requests", pending);
+  } catch (e) { /* shown by the view */ }
+}
+
+function setBadge(id, n) {
+  const b = document.getElementById(id);
+  b.hidden = n === 0;
+  b.textContent = String(n);
+}
+
+async function me() {
+  const [id, st] = await Promise.all([api("GET", "/id"), api("GET", "/status")]);
+  const invite = el("textarea", { id: "invite", rows: 4, readonly: true, "aria-label": "Your invite link" }, id.invite);
+  return el("section", {},
+    el("h1", {}, id.name),
+    el("div", { class: "card" },
+      el("p", {}, "Your id: ", el("code", { class: "id" }, id.id)),
+      el("p", { class: "muted" }, `${st.friends} friends · ${st.pending_requests} requests waiting · ${st.shares} shares in your inbox`),
+      el("p", {}, ...st.rendezvous.map((r) => el("span", { class: r.logged_in ? "ok" : "bad" },
+        r.logged_in ? "Connected to your rendezvous node. " : `Not connected to ${shortID(r.peer)}${r.last_error ? " (" + r.last_error + ")" : ""}. `)))),
+    el("h2", {}, "Your invite"),
+    el("div", { class: "card" },
+      el("p", { class: "muted" }, "Give this to someone you know, as text or as the QR code. With it they can ask you to be friends."),
+      invite,
+      el("div", { class: "row" },
+        el("button", { id: "copy-invite", onclick: () => { invite.select(); navigator.clipboard && navigator.clipboard.writeText(id.invite); toast("Invite copied."); } }, "Copy"),
+      ),
+      el("img", { class: "qr", src: "/api/invite.png", alt: "Your invite as a QR code" })),
+    el("h2", {}, "Add a friend from their invite"),
+    el("form", { class: "card", id: "add-form", onsubmit: (e) => {
+      e.preventDefault();
+      const f = e.target;
+      run(f.querySelector("button"), () => api("POST", "/add", { invite: f.invite.value.trim(), message: f.message.value }),
+        (v) => { toast(`Friend request sent to ${v.name}.`); f.reset(); });
+    } },
+      el("label", {}, "Their invite link", el("textarea", { name: "invite", rows: 3, required: true })),
+      el("label", {}, "Message (optional) ", el("input", { type: "text", name: "message", maxlength: 280 })),
+      el("div", { class: "row" }, el("button", { type: "submit" }, "Send friend request"))));
+}
+
+async function friends() {
+  const fs = await api("GET", "/friends");
+  if (fs.length === 0) {
+    return el("section", {}, el("h1", {}, "Friends"),
+      el("p", { class: "muted" }, "No friends yet. Give someone your invite (on the Me page), or add theirs."));
+  }
+  return el("section", {}, el("h1", {}, "Friends"),
+    el("table", { id: "friends-table" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, "Groups"), el("th", {}, "Online"),
+        el("th", { class: "hide-narrow" }, "Introduced by"), el("th", {}, ""))),
+      el("tbody", {}, fs.map((f) => el("tr", { "data-friend": f.name },
+        el("td", {}, f.name, el("br"), el("code", { class: "id muted" }, shortID(f.id))),
+        el("td", {}, f.groups.join(", ") || "—"),
+        el("td", { class: f.online ? "ok" : "muted" }, f.online ? "online" : "offline"),
+        el("td", { class: "hide-narrow" }, f.introduced_by_name || "—"),
+        el("td", {}, el("div", { class: "row" },
+          el("button", { class: "danger", onclick: (e) => confirm(`End your friendship with ${f.name}?`) &&
+            run(e.target, () => api("POST", "/unfriend", { peer: f.id })) }, "Unfriend"),
+          el("button", { class: "danger", onclick: (e) => confirm(`Block ${f.name}? You will no longer get anything from them.`) &&
+            run(e.target, () => api("POST", "/block", { peer: f.id })) }, "Block"))))))));
+}
+
+async function groups() {
+  const [gs, fs] = await Promise.all([api("GET", "/groups"), api("GET", "/friends")]);
+  const create = el("form", { class: "card", id: "group-create", onsubmit: (e) => {
+    e.preventDefault();
+    run(e.target.querySelector("button"), () => api("POST", "/groups", { name: e.target.name.value.trim() }));
+  } }, el("label", {}, "New group ", el("input", { type: "text", name: "name", required: true, maxlength: 64 })),
+    " ", el("button", { type: "submit" }, "Create"));
+  return el("section", {}, el("h1", {}, "Groups"), create,
+    gs.length === 0 ? el("p", { class: "muted" }, "No groups yet.") : gs.map((g) => {
+      const others = fs.filter((f) => !g.members.some((m) => m.id === f.id));
+      const add = el("select", { "aria-label": `Friend to add to ${g.name}` },
+        others.map((f) => el("option", { value: f.id }, f.name)));
+      return el("div", { class: "card", "data-group": g.name },
+        el("h2", {}, g.name, el("span", { class: "muted" }, ` · ${g.members.length} members`)),
+        el("ul", {}, g.members.map((m) => el("li", {}, m.name, " ",
+          el("button", { class: "secondary", "aria-label": `Remove ${m.name} from ${g.name}`,
+            onclick: (e) => run(e.target, () => api("POST", `/groups/${encodeURIComponent(g.name)}/members/remove`, { members: [m.id] })) }, "Remove")))),
+        others.length ? el("div", { class: "row" }, add,
+          el("button", { onclick: (e) => run(e.target, () => api("POST", `/groups/${encodeURIComponent(g.name)}/members`, { members: [add.value] })) }, "Add")) : null,
+        el("div", { class: "row" },
+          el("button", { class: "secondary", onclick: (e) => {
+            const name = prompt("New name for " + g.name, g.name);
+            if (name && name !== g.name) run(e.target, () => api("POST", `/groups/${encodeURIComponent(g.name)}/rename`, { name }));
+          } }, "Rename"),
+          el("button", { class: "danger", onclick: (e) => confirm(`Delete the group ${g.name}? Its members stay your friends.`) &&
+            run(e.target, () => api("DELETE", `/groups/${encodeURIComponent(g.name)}`)) }, "Delete")));
+    }));
+}
+
+async function share() {
+  const [fs, gs] = await Promise.all([api("GET", "/friends"), api("GET", "/groups")]);
+  if (fs.length < 2) {
+    return el("section", {}, el("h1", {}, "Share friends"),
+      el("p", { class: "muted" }, "You need at least two friends: one to share, one to share with."));
+  }
+  const result = el("div", { id: "share-result", "aria-live": "polite" });
+  const form = el("form", { id: "share-form", onsubmit: (e) => {
+    e.preventDefault();
+    const f = e.target;
+    const checked = (name) => [...f.querySelectorAll(`input[name="${name}"]:checked`)].map((i) => i.value);
+    const body = { to: checked("to"), friends: checked("friend"), groups: checked("group"), partial: f.partial.checked, note: f.note.value };
+    if (body.to.length === 0) { result.replaceChildren(errorBox("Pick at least one friend to share with.")); return; }
+    if (body.friends.length + body.groups.length === 0) { result.replaceChildren(errorBox("Pick friends or groups to share.")); return; }
+    const btn = f.querySelector("button[type=submit]");
+    btn.disabled = true;
+    api("POST", "/share", body).then((res) => showShareResult(result, res, null))
+      .catch((err) => showShareResult(result, err.result, err))
+      .finally(() => { btn.disabled = false; });
+  } },
+    el("div", { class: "grid2" },
+      el("fieldset", { class: "card" }, el("legend", {}, "Friends and groups to share"),
+        gs.map((g) => el("label", { class: "check" }, el("input", { type: "checkbox", name: "group", value: g.name }),
+          `Group ${g.name} (${g.members.length})`)),
+        fs.map((f) => el("label", { class: "check" }, el("input", { type: "checkbox", name: "friend", value: f.id }), f.name))),
+      el("fieldset", { class: "card" }, el("legend", {}, "Share with"),
+        fs.map((f) => el("label", { class: "check" }, el("input", { type: "checkbox", name: "to", value: f.id }), f.name)))),
+    el("label", {}, "Note (optional) ", el("input", { type: "text", name: "note", maxlength: 280 })),
+    el("label", { class: "check" }, el("input", { type: "checkbox", name: "partial" }),
+      "Send what checks out even if some friendships cannot be proven"),
+    el("div", { class: "row" }, el("button", { type: "submit", id: "share-submit" }, "Share")));
+  return el("section", {}, el("h1", {}, "Share friends"),
+    el("p", { class: "muted" }, "A group is shared as its members today. Your rendezvous node checks every friendship before it passes the share on."),
+    form, result);
+}
+
+function showShareResult(box, res, err) {
+  const parts = [];
+  if (err) parts.push(errorBox(err));
+  if (res && res.targets) {
+    parts.push(el("ul", { id: "share-targets" }, res.targets.map((t) => el("li", { "data-target": t.name },
+      `${t.name}: `, el("span", { class: t.status === "not sent" ? "bad" : "ok" }, t.status)))));
+  }
+  if (res && res.failed && res.failed.length) {
+    parts.push(el("ul", { id: "share-failed", class: "bad" }, res.failed.map((f) => el("li", {}, f.reason))));
+  }
+  if (!err) toast("Shared.");
+  box.replaceChildren(...parts);
+}
+
+async function inbox() {
+  const ss = await api("GET", "/shares");
+  if (ss.length === 0) {
+    return el("section", {}, el("h1", {}, "Inbox"), el("p", { class: "muted", id: "inbox-empty" }, "Nothing shared with you yet."));
+  }
+  return el("section", {}, el("h1", {}, "Inbox"), ss.map((s) => {
+    const out = el("div", { "aria-live": "polite" });
+    const pickable = s.items.filter((i) => i.state === "new");
+    const form = el("form", { class: "card", "data-share": s.id, onsubmit: (e) => {
+      e.preventDefault();
+      const peers = [...e.target.querySelectorAll("input[name=item]:checked")].map((i) => i.value);
+      if (peers.length === 0) { out.replaceChildren(errorBox("Tick the friends you want to add.")); return; }
+      run(e.target.querySelector("button[type=submit]"), () => api("POST", `/shares/${s.id}/pick`, { peers }),
+        (res) => { showPick(out, res); setTimeout(render, 1500); });
+    } },
+      el("h2", {}, `${s.from_name} shared ${s.items.length} ${s.items.length === 1 ? "friend" : "friends"}`),
+      s.note ? el("p", {}, "“", s.note, "”") : null,
+      s.withdrawn ? el("p", { class: "bad" }, "Withdrawn: a friendship it rested on has ended.") : null,
+      s.items.map((it) => el("label", { class: "check", "data-item": it.name },
+        el("input", { type: "checkbox", name: "item", value: it.id, disabled: it.state !== "new" }),
+        el("span", {}, it.name, it.group ? el("span", { class: "muted" }, ` (${s.from_name}'s group ${it.group})`) : null),
+        el("span", { class: "state " + it.state }, it.state === "friend" ? "already a friend" : it.state),
+        it.reason ? el("span", { class: "muted" }, it.reason) : null)),
+      pickable.length ? el("div", { class: "row" },
+        el("button", { type: "button", class: "secondary", onclick: (e) => e.target.form.querySelectorAll("input[name=item]:not(:disabled)").forEach((i) => { i.checked = true; }) }, "Tick all"),
+        el("button", { type: "submit" }, "Add selected")) : null,
+      out);
+    return form;
+  }));
+}
+
+function showPick(box, res) {
+  const words = { direct: "request sent directly", relay: "request sent through your rendezvous node", queued: "request queued", skipped: "not sent" };
+  box.replaceChildren(el("ul", { class: "pick-result" }, res.map((p) => el("li", {}, `${p.name}: ${words[p.sent] || p.sent}${p.reason ? " (" + p.reason + ")" : ""}`))));
+}
+
+async function requests() {
+  const rs = await api("GET", "/requests");
+  const incoming = rs.filter((r) => r.direction === "in");
+  const outgoing = rs.filter((r) => r.direction === "out");
+  return el("section", {}, el("h1", {}, "Friend requests"),
+    el("h2", {}, "To you"),
+    incoming.length === 0 ? el("p", { class: "muted" }, "None.") : incoming.map((r) => el("div", { class: "card", "data-request": r.name },
+      el("p", {}, el("strong", {}, r.name), " ", el("span", { class: "state " + r.state }, r.state)),
+      r.provenance ? el("p", { class: r.introducer_verified ? "verified" : "" },
+        r.introducer_verified ? "✓ " : "", r.provenance) : null,
+      r.message ? el("p", {}, "“", r.message, "”") : null,
+      r.state === "pending" ? el("div", { class: "row" },
+        el("button", { onclick: (e) => run(e.target, () => api("POST", `/requests/${r.id}/accept`), () => { toast(`You and ${r.name} are now friends.`); render(); }) }, "Accept"),
+        el("button", { class: "secondary", onclick: (e) => run(e.target, () => api("POST", `/requests/${r.id}/decline`)) }, "Decline"),
+        el("span", { class: "muted" }, "A decline is never revealed.")) : null)),
+    el("h2", {}, "From you"),
+    outgoing.length === 0 ? el("p", { class: "muted" }, "None.") : el("table", {},
+      el("thead", {}, el("tr", {}, el("th", {}, "To"), el("th", {}, "State"), el("th", { class: "hide-narrow" }, "How"))),
+      el("tbody", {}, outgoing.map((r) => el("tr", {}, el("td", {}, r.name), el("td", { class: "state " + r.state }, r.state),
+        el("td", { class: "hide-narrow" }, r.provenance || "—"))))));
+}
+
+// ---- live updates
+
+let source = null;
+let pending = null;
+function connect() {
+  const conn = document.getElementById("conn");
+  source = new EventSource("/api/events");
+  source.onopen = () => { conn.textContent = "live"; conn.classList.remove("off"); };
+  source.onerror = () => { conn.textContent = "reconnecting…"; conn.classList.add("off"); };
+  const onEvent = (e) => {
+    let ev = {};
+    try { ev = JSON.parse(e.data); } catch (_) { /* ignore */ }
+    if (ev.text && ["share", "request", "answer", "friend", "withdrawal"].includes(ev.type)) toast(ev.text);
+    clearTimeout(pending);
+    pending = setTimeout(render, 150);
+  };
+  for (const t of ["share", "request", "answer", "friend", "withdrawal", "relay"]) source.addEventListener(t, onEvent);
+}
+
+window.addEventListener("hashchange", () => { render(); $main().focus(); });
+document.addEventListener("DOMContentLoaded", () => { render(); connect(); });
