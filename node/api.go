@@ -76,15 +76,27 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (a *API) authorized(r *http.Request) bool {
 	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if got == "" {
-		if c, err := r.Cookie(TokenCookie); err == nil {
+		if c, err := r.Cookie(TokenCookieName(r.Host)); err == nil {
 			got = c.Value
 		}
 	}
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) == 1
 }
 
-// TokenCookie is the cookie that carries the API token for the web UI.
+// TokenCookie prefixes the cookie that carries the API token for the web
+// interface. Browsers share cookies between the ports of one host, and
+// several nodes may run on one machine (kith demo runs six), so the
+// cookie's name ends with the port: "kith_token_7464".
 const TokenCookie = "kith_token"
+
+// TokenCookieName returns the token cookie's name for a Host header.
+func TokenCookieName(host string) string {
+	port := "80"
+	if i := strings.LastIndex(host, ":"); i >= 0 && !strings.HasSuffix(host, "]") {
+		port = host[i+1:]
+	}
+	return TokenCookie + "_" + port
+}
 
 // sameOrigin refuses browser requests made from another origin: if an
 // Origin header is present, its host must be the request's host, and a

@@ -55,7 +55,7 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte("This link's token is not this node's. Run `kith ui` to print the right link.\n"))
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: u.token, Path: "/", HttpOnly: true,
+		http.SetCookie(w, &http.Cookie{Name: TokenCookieName(r.Host), Value: u.token, Path: "/", HttpOnly: true,
 			SameSite: http.SameSiteStrictMode, MaxAge: 30 * 24 * 3600})
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 	case r.URL.Path == "/":

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/kithnet/kith/node"
+	"github.com/kithnet/kith/rendezvous"
+)
+
+// findChromium returns the browser to drive, or "" if there is none.
+func findChromium() string {
+	if p := os.Getenv("KITH_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// TestWebInterface drives the web interface in a real headless Chromium
+// against real daemons on loopback: Alice ticks a group and shares it with
+// Bob; Bob's open inbox shows it without a reload; Bob ticks two friends
+// and adds them; Carol's requests page says "Alice, your friend, shared
+// you with Bob (verified)" and she accepts; Bob's friends page lists Carol.
+func TestWebInterface(t *testing.T) {
+	browser := findChromium()
+	if browser == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but no Chromium: .ci/run installs Debian's chromium; the browser test cannot be skipped in CI")
+		}
+		t.Skip("\n\n*** SKIPPING THE BROWSER TEST: no chromium found (apt-get install chromium, or set KITH_CHROMIUM) ***\n")
+	}
+	shots := os.Getenv("KITH_ARTIFACTS")
+	if shots == "" {
+		shots = filepath.Join("..", "..", "..", "artifacts")
+	}
+	shots, _ = filepath.Abs(filepath.Join(shots, "ui-screenshots"))
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots of each page are saved in %s", shots)
+
+	ctx := context.Background()
+	root := t.TempDir()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	relay, err := rendezvous.OpenDaemon(ctx, rendezvous.DaemonOptions{
+		DataDir: filepath.Join(root, "relay"), Listen: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/0")},
+		Config: rendezvous.DefaultConfig(), Logger: quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	raddr := relay.Addrs()[0].String()
+	daemons := map[string]*node.Daemon{}
+	for _, name := range []string{"Alice", "Bob", "Carol", "Dave"} {
+		dir := filepath.Join(root, strings.ToLower(name))
+		if _, err := node.Init(dir, name, []string{raddr}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := node.Up(ctx, node.UpOptions{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, API: "127.0.0.1:0", Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		daemons[name] = d
+		waitTrue(t, name+" logged in", d.Node.LoggedIn)
+	}
+	alice := daemons["Alice"].Node
+	inv, _ := alice.IDView()
+	for _, f := range []string{"Bob", "Carol", "Dave"} {
+		if _, err := daemons[f].Node.AddInvite(ctx, inv.Invite, ""); err != nil {
+			t.Fatal(err)
+		}
+		var id string
+		waitTrue(t, "alice sees "+f, func() bool {
+			for _, r := range alice.Requests() {
+				if r.Name == f && r.State == "pending" {
+					id = r.ID
+				}
+			}
+			return id != ""
+		})
+		if _, err := alice.Accept(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		waitTrue(t, f+" befriends alice", func() bool { return daemons[f].Node.IsFriend(alice.ID()) })
+	}
+	if err := alice.CreateGroup("work"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.AddToGroup("work", []string{"Carol", "Dave"}); err != nil {
+		t.Fatal(err)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-quic", true),
+		chromedp.WindowSize(1100, 900))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	if err := chromedp.Do(browserCtx); err != nil {
+		t.Fatalf("starting %s: %v", browser, err)
+	}
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	tab := func(name string) context.Context {
+		c, cancel := chromedp.NewContext(browserCtx)
+		cancels = append(cancels, cancel)
+		c, cancel = context.WithTimeout(c, 60*time.Second)
+		cancels = append(cancels, cancel)
+		if err := chromedp.Do(c, chromedp.Navigate(daemons[name].LoginURL())); err != nil {
+			t.Fatalf("%s logs in: %v", name, err)
+		}
+		return c
+	}
+	shot := func(_ context.Context, file string) chromedp.Action[chromedp.Void] {
+		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			buf, err := chromedp.FullScreenshot(100)(ctx, tg)
+			if err != nil {
+				return chromedp.Void{}, err
+			}
+			return chromedp.Void{}, os.WriteFile(filepath.Join(shots, file), buf, 0o644)
+		}
+	}
+	do := func(c context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(c, actions...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(c context.Context, sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(c, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("reading %s: %v", sel, err)
+		}
+		return s
+	}
+	bob := daemons["Bob"].Node
+	bobID, carolID := bob.ID().String(), daemons["Carol"].Node.ID().String()
+	daveID := daemons["Dave"].Node.ID().String()
+
+	// Bob keeps his inbox open.
+	bobTab := tab("Bob")
+	do(bobTab, "bob opens his inbox",
+		chromedp.Navigate(strings.TrimSuffix(daemons["Bob"].URL, "/")+"/#inbox"),
+		chromedp.WaitVisible(chromedp.CSS(`#inbox-empty`)),
+		shot(bobTab, "1-bob-inbox-empty.png"))
+
+	// Alice: me page, then the share dialog.
+	aliceTab := tab("Alice")
+	do(aliceTab, "alice's me page", chromedp.WaitVisible(chromedp.CSS(`#invite`)), shot(aliceTab, "2-alice-me.png"))
+	do(aliceTab, "alice shares the group work with bob",
+		chromedp.Navigate(strings.TrimSuffix(daemons["Alice"].URL, "/")+"/#share"),
+		chromedp.WaitVisible(chromedp.CSS(`#share-form`)),
+		chromedp.Click(chromedp.CSS(`input[name=group][value="work"]`)),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=to][value=%q]`, bobID))),
+		chromedp.Click(chromedp.CSS(`#share-submit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#share-targets li[data-target="Bob"]`)),
+		shot(aliceTab, "3-alice-share-result.png"))
+	if result := text(aliceTab, `#share-targets`); !strings.Contains(result, "Bob: delivered") {
+		t.Fatalf("the share dialog says %q", result)
+	}
+
+	// Bob's open inbox shows the share without a reload; he ticks two.
+	do(bobTab, "bob's inbox updates live",
+		chromedp.WaitVisible(chromedp.CSS(`form[data-share] label[data-item="Carol"]`)),
+		shot(bobTab, "4-bob-inbox-live.png"),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=item][value=%q]`, carolID))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=item][value=%q]`, daveID))),
+		chromedp.Click(chromedp.CSS(`form[data-share] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`.pick-result`)),
+		shot(bobTab, "5-bob-picked.png"))
+
+	// Carol sees who introduced Bob, verified, and accepts.
+	carolTab := tab("Carol")
+	do(carolTab, "carol's requests",
+		chromedp.Navigate(strings.TrimSuffix(daemons["Carol"].URL, "/")+"/#requests"),
+		chromedp.WaitVisible(chromedp.CSS(`div[data-request="Bob"] .verified`)),
+		shot(carolTab, "6-carol-requests.png"))
+	if provenance := text(carolTab, `div[data-request="Bob"] .verified`); !strings.Contains(provenance, "Alice, your friend, shared you with Bob (verified)") {
+		t.Fatalf("carol's request says %q", provenance)
+	}
+	do(carolTab, "carol accepts",
+		chromedp.Click(chromedp.CSS(`div[data-request="Bob"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`div[data-request="Bob"] .state.accepted`)),
+		shot(carolTab, "7-carol-accepted.png"))
+
+	// Bob's friends page lists Carol.
+	do(bobTab, "bob's friends",
+		chromedp.Navigate(strings.TrimSuffix(daemons["Bob"].URL, "/")+"/#friends"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-friend="Carol"]`)),
+		shot(bobTab, "8-bob-friends.png"))
+
+	// A phone-sized window still shows the pages.
+	do(bobTab, "phone-sized inbox",
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(strings.TrimSuffix(daemons["Bob"].URL, "/")+"/#inbox"),
+		chromedp.WaitVisible(chromedp.CSS(`form[data-share]`)),
+		shot(bobTab, "9-bob-inbox-phone.png"))
+}
+
+func waitTrue(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
