@@ -360,7 +360,9 @@ func (d *Daemon) Close() error {
 }
 
 // LoginURL returns the link that logs a browser in to the web interface.
-func (d *Daemon) LoginURL() string { return strings.TrimSuffix(d.URL, "/") + LoginPath + "?token=" + d.Token }
+func (d *Daemon) LoginURL() string {
+	return strings.TrimSuffix(d.URL, "/") + LoginPath + "?token=" + d.Token
+}
 
 // LoginURL returns the web interface's login link of the daemon running on
 // dataDir.
