@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"time"
@@ -34,6 +35,9 @@ type DaemonOptions struct {
 	MetricsAddr string
 	// Config is the operator's configuration.
 	Config Config
+	// Pprof adds Go's profiling handlers (/debug/pprof/) to the metrics
+	// server. Off by default: profiles show internals.
+	Pprof bool
 	// Logger receives structured logs.
 	Logger *slog.Logger
 }
@@ -121,6 +125,12 @@ func OpenDaemon(ctx context.Context, o DaemonOptions) (*Daemon, error) {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+		if o.Pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		d.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		d.MetricsAddr = ln.Addr().String()
 		go func() {

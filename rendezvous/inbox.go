@@ -336,26 +336,33 @@ func (r *Relay) pushInbox(s *session) {
 		s.mu.Lock()
 		room, after := s.window-len(s.inflight), s.lastSent
 		s.mu.Unlock()
+		more := false
 		if room > 0 {
 			seqs := r.store.pending(s.peer, after, room)
 			buf = buf[:0]
 			var sent []uint64
+			next := after
 			for _, seq := range seqs {
 				item, err := r.store.itemBytes(r.ctx, s.peer, seq)
 				if err != nil {
-					continue // acknowledged or withdrawn meanwhile
+					if r.store.isPending(s.peer, seq) {
+						// In the model but its batch is not on disk yet: the
+						// commit's kick brings us back. Never skip past it.
+						break
+					}
+					next = seq // acknowledged or withdrawn meanwhile
+					continue
 				}
 				buf = appendItemFrame(buf, item)
 				sent = append(sent, seq)
+				next = seq
 			}
-			if len(seqs) > 0 {
-				s.mu.Lock()
-				for _, seq := range sent {
-					s.inflight[seq] = struct{}{}
-				}
-				s.lastSent = seqs[len(seqs)-1]
-				s.mu.Unlock()
+			s.mu.Lock()
+			for _, seq := range sent {
+				s.inflight[seq] = struct{}{}
 			}
+			s.lastSent = next
+			s.mu.Unlock()
 			if len(buf) > 0 {
 				s.s.SetWriteDeadline(time.Now().Add(protocols.FrameDeadline))
 				if _, err := s.s.Write(buf); err != nil {
@@ -365,9 +372,10 @@ func (r *Relay) pushInbox(s *session) {
 				r.metrics.pushed.Add(float64(len(sent)))
 				r.traffic.out(len(sent), len(buf))
 			}
-			if len(seqs) == room {
-				continue // more may be waiting
-			}
+			more = len(seqs) == room && next == seqs[len(seqs)-1]
+		}
+		if more {
+			continue // more may be waiting
 		}
 		select {
 		case <-s.kickC:

@@ -368,6 +368,14 @@ func (s *store) pending(r peer.ID, after uint64, n int) []uint64 {
 	return s.mb.pending(r, after, n)
 }
 
+// isPending reports whether seq is still waiting in r's mailbox.
+func (s *store) isPending(r peer.ID, seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.mb.boxes[r]
+	return b != nil && b.find(seq) >= 0
+}
+
 // depth returns how many items wait for r, and for everyone.
 func (s *store) depth(r peer.ID) (mine, total int) {
 	s.mu.Lock()

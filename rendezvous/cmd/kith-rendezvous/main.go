@@ -62,6 +62,7 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log as JSON instead of text")
 	printConfig := fs.Bool("print-config", false, "print the effective config as JSON and exit")
+	pprofOn := fs.Bool("pprof", false, "serve Go profiles at /debug/pprof/ on the --metrics address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d, err := rendezvous.OpenDaemon(ctx, rendezvous.DaemonOptions{
-		DataDir: *data, Listen: listen, MetricsAddr: *metrics, Config: cfg, Logger: log,
+		DataDir: *data, Listen: listen, MetricsAddr: *metrics, Config: cfg, Logger: log, Pprof: *pprofOn,
 	})
 	if err != nil {
 		return err

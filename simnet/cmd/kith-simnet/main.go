@@ -6,7 +6,10 @@
 // Every node and relay is the real code on a real libp2p host; the network
 // between them is simulated (github.com/marcopolo/simnet) and time is
 // virtual (testing/synctest), so minutes of network life take seconds.
-// The report says whether every valid share, request and answer arrived,
+//
+//	kith-simnet load --relay MULTIADDR [--relay-pid PID] --mode online|offline|conns [...]
+//
+// run: the report says whether every valid share, request and answer arrived,
 // whether anything arrived twice, and whether anything forged was
 // accepted; the exit code is non-zero if any of those promises broke.
 package main
@@ -29,6 +32,8 @@ func main() {
 	switch os.Args[1] {
 	case "run":
 		os.Exit(run(os.Args[2:]))
+	case "load":
+		os.Exit(loadCmd(os.Args[2:]))
 	default:
 		fmt.Fprintf(os.Stderr, "kith-simnet: unknown command %q\n", os.Args[1])
 		usage()
@@ -39,6 +44,7 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   kith-simnet run [flags]    a simulated network of real nodes and relays, in virtual time
+  kith-simnet load [flags]   a load generator against a real kith-rendezvous
 
 Run kith-simnet COMMAND --help for the flags.
 `)
