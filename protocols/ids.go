@@ -28,7 +28,8 @@ const (
 // it is read.
 const (
 	MaxShareMessage    = 256 << 10
-	MaxInboxMessage    = 320 << 10 // an inbox item carries a whole share
+	MaxInboxMessage    = 320 << 10 // relay -> node: an inbox item carries a whole share
+	MaxInboxClient     = 48 << 10  // node -> relay: a login (two records) or acknowledgements
 	MaxAddMessage      = 256 << 10 // a combined request carries many requests
 	MaxPresenceMessage = 64 << 10
 	MaxRevokeMessage   = 64 << 10

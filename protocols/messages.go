@@ -44,7 +44,7 @@ func checkReason(r pb.Reason) bool {
 // DecodeInboxClient parses what a node sends on the inbox stream.
 func DecodeInboxClient(frame []byte) (*pb.InboxClient, error) {
 	var m pb.InboxClient
-	if err := decodeFrame("inbox message", frame, MaxInboxMessage, &m); err != nil {
+	if err := decodeFrame("inbox message", frame, MaxInboxClient, &m); err != nil {
 		return nil, err
 	}
 	switch msg := m.Msg.(type) {

@@ -217,21 +217,27 @@ func (ss *sessions) waitAcked(ctx context.Context, recipient peer.ID, id string,
 	return false
 }
 
+// sessionMemory is what one inbox session reserves from the resource
+// manager.
+const sessionMemory = 16 << 10
+
 func (r *Relay) handleInbox(st network.Stream) {
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		st.Reset()
 		return
 	}
-	if err := st.Scope().ReserveMemory(2*protocols.MaxInboxMessage, network.ReservationPriorityAlways); err != nil {
+	// A session lives for hours: reserve what it typically holds (a read
+	// buffer and a few frames in flight), not its largest possible frame.
+	if err := st.Scope().ReserveMemory(sessionMemory, network.ReservationPriorityAlways); err != nil {
 		st.Reset()
 		return
 	}
-	defer st.Scope().ReleaseMemory(2 * protocols.MaxInboxMessage)
+	defer st.Scope().ReleaseMemory(sessionMemory)
 	remote := st.Conn().RemotePeer()
 	log := r.log.With("peer", remote.String())
 
 	st.SetDeadline(r.clock().Add(protocols.StreamDeadline))
-	rd := protocols.NewReader(st, protocols.MaxInboxMessage)
+	rd := protocols.NewReader(st, protocols.MaxInboxClient)
 	refuse := func(err error) {
 		res := &pb.LoginResult{Status: protocols.StatusOf(err), Text: err.Error()}
 		protocols.WriteMsg(st, &pb.InboxServer{Msg: &pb.InboxServer_Result{Result: res}})

@@ -297,8 +297,7 @@ func quantile(ds []time.Duration, q float64) float64 {
 func (l *loader) online(ctx context.Context) (*Report, error) {
 	c := l.c
 	c.say("preparing %d pairs (keys, friendships, logins)", c.Pairs)
-	var finished atomic.Bool
-	defer finished.Store(true)
+	var finished atomic.Bool // set before the inboxes are closed on purpose
 	pairs := make([]*sharer, c.Pairs)
 	recv := make([]*receiver, c.Pairs)
 	for i := range pairs {
@@ -394,6 +393,7 @@ func (l *loader) online(ctx context.Context) (*Report, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	finished.Store(true)
 	rep := &Report{}
 	var lat []time.Duration
 	for id, s := range sends {
@@ -558,6 +558,7 @@ func (l *loader) conns(ctx context.Context) (*Report, error) {
 	inboxes := make([]*client.Inbox, c.Conns)
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
+	var failures atomic.Int64
 	t0 := time.Now()
 	for i, u := range users {
 		sem <- struct{}{}
@@ -571,6 +572,9 @@ func (l *loader) conns(ctx context.Context) (*Report, error) {
 			in, err := l.login(lctx, u, 0)
 			lat[i] = time.Since(start)
 			if err != nil {
+				if failures.Add(1) <= 3 {
+					c.say("a login failed: %v", err)
+				}
 				return
 			}
 			inboxes[i] = in
