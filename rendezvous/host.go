@@ -40,6 +40,13 @@ func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, cfg Config) ([]libp2
 			StreamsOutbound: rcmgr.LimitVal(cfg.MaxStreamsPerPeer), Conns: rcmgr.LimitVal(8), ConnsInbound: rcmgr.LimitVal(8),
 			Memory: rcmgr.LimitVal64(16 << 20),
 		},
+		// Every logged-in user holds an inbox stream for hours: the
+		// protocol scope must allow one per user (libp2p's default allows
+		// about 1,300 on this machine).
+		ProtocolDefault: rcmgr.ResourceLimits{
+			Streams: rcmgr.LimitVal(8 * n), StreamsInbound: rcmgr.LimitVal(8 * n), StreamsOutbound: rcmgr.LimitVal(2 * n),
+			Memory: rcmgr.LimitVal64(mem / 2),
+		},
 		Service: map[string]rcmgr.ResourceLimits{
 			ServiceName: {Streams: rcmgr.LimitVal(8 * n), StreamsInbound: rcmgr.LimitVal(8 * n), Memory: rcmgr.LimitVal64(mem / 2)},
 		},
