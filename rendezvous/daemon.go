@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	ds "github.com/ipfs/go-datastore"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -58,7 +59,7 @@ func DefaultListen() []ma.Multiaddr {
 type Daemon struct {
 	Relay   *Relay
 	Host    host.Host
-	ds      *pebbleds.Datastore
+	ds      *PebbleStore
 	metrics *http.Server
 	// MetricsAddr is the address the metrics server listens on, if any.
 	MetricsAddr string
@@ -67,12 +68,37 @@ type Daemon struct {
 // OpenDatastore opens the relay's on-disk datastore: go-ds-pebble (pure
 // Go, maintained, atomic batches) with synced writes, so a batch the relay
 // acknowledged survives kill -9 and power loss. Group commit keeps that to
-// one sync per batch of concurrent operations.
-func OpenDatastore(dir string) (*pebbleds.Datastore, error) {
+// one sync per batch of concurrent operations; batches whose loss is
+// harmless (acknowledgements) skip the sync.
+func OpenDatastore(dir string) (*PebbleStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	return pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
+	d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
+	if err != nil {
+		return nil, err
+	}
+	return &PebbleStore{d}, nil
+}
+
+// PebbleStore is the relay's go-ds-pebble datastore, which can also commit
+// a batch without a sync.
+type PebbleStore struct {
+	*pebbleds.Datastore
+}
+
+// UnsyncedBatch returns a batch committed without waiting for a sync.
+func (p *PebbleStore) UnsyncedBatch(context.Context) (ds.Batch, error) {
+	return &unsyncedBatch{b: p.DB.NewBatch()}, nil
+}
+
+type unsyncedBatch struct{ b *pebble.Batch }
+
+func (u *unsyncedBatch) Put(_ context.Context, k ds.Key, v []byte) error { return u.b.Set(k.Bytes(), v, nil) }
+func (u *unsyncedBatch) Delete(_ context.Context, k ds.Key) error      { return u.b.Delete(k.Bytes(), nil) }
+func (u *unsyncedBatch) Commit(context.Context) error {
+	defer u.b.Close()
+	return u.b.Commit(pebble.NoSync)
 }
 
 // OpenDaemon starts a relay as DaemonOptions say. Close stops it.

@@ -57,6 +57,7 @@ type store struct {
 // when it returns an error.
 type op struct {
 	apply func(tx *txn) error
+	lazy  bool // losing it in a crash is harmless: no sync needed
 	err   error
 	done  chan struct{}
 }
@@ -233,7 +234,20 @@ func (s *store) load(ctx context.Context) error {
 
 // do submits an operation and waits until its batch is durable.
 func (s *store) do(ctx context.Context, apply func(tx *txn) error) error {
-	o := &op{apply: apply, done: make(chan struct{})}
+	return s.submit(ctx, &op{apply: apply, done: make(chan struct{})})
+}
+
+// doLazy is do for changes whose loss in a crash is harmless, so their
+// batch need not wait for a sync: acknowledgements (an item whose delete is
+// lost is delivered again, and its id makes that harmless) and profile
+// registrations (the node registers again at its next login). A later
+// synced batch makes them durable too, since the write-ahead log is
+// written in order.
+func (s *store) doLazy(ctx context.Context, apply func(tx *txn) error) error {
+	return s.submit(ctx, &op{apply: apply, lazy: true, done: make(chan struct{})})
+}
+
+func (s *store) submit(ctx context.Context, o *op) error {
 	select {
 	case <-s.quit:
 		return ErrClosed
@@ -296,7 +310,11 @@ func (s *store) commit(group []*op) {
 	s.mu.Unlock()
 	if len(tx.muts) > 0 {
 		start := time.Now()
-		if err := s.write(tx.muts); err != nil {
+		lazy := true
+		for _, o := range group {
+			lazy = lazy && o.lazy
+		}
+		if err := s.write(tx.muts, !lazy); err != nil {
 			s.log.Error("datastore commit failed; reloading state", "err", err, "ops", len(group))
 			s.mu.Lock()
 			if lerr := s.load(context.Background()); lerr != nil {
@@ -321,9 +339,21 @@ func (s *store) commit(group []*op) {
 	}
 }
 
-func (s *store) write(muts []mutation) error {
+// unsyncedBatcher is a datastore that can also commit a batch without
+// waiting for a sync (see pebbleStore).
+type unsyncedBatcher interface {
+	UnsyncedBatch(ctx context.Context) (ds.Batch, error)
+}
+
+func (s *store) write(muts []mutation, sync bool) error {
 	ctx := context.Background()
-	b, err := s.ds.Batch(ctx)
+	var b ds.Batch
+	var err error
+	if u, ok := s.ds.(unsyncedBatcher); ok && !sync {
+		b, err = u.UnsyncedBatch(ctx)
+	} else {
+		b, err = s.ds.Batch(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -393,7 +423,7 @@ func (s *store) itemState(r peer.ID, id string) (idRecord, bool) {
 // ack deletes acknowledged items durably.
 func (s *store) ack(ctx context.Context, r peer.ID, seqs []uint64) ([]uint64, error) {
 	var acked []uint64
-	err := s.do(ctx, func(tx *txn) error {
+	err := s.doLazy(ctx, func(tx *txn) error {
 		a, muts := s.mb.ack(r, seqs)
 		acked = a
 		tx.add(muts...)
@@ -524,7 +554,7 @@ func (s *store) revoke(ctx context.Context, r *identity.Revocation) (bool, error
 
 // putProfile keeps p if it is newer than the profile held for its owner.
 func (s *store) putProfile(ctx context.Context, p *identity.Profile) error {
-	return s.do(ctx, func(tx *txn) error {
+	return s.doLazy(ctx, func(tx *txn) error {
 		if old := s.profiles[p.Owner]; old != nil && old.Seq > p.Seq {
 			return nil
 		}

@@ -1,0 +1,198 @@
+package rendezvous
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/protocols"
+	protopb "github.com/kithnet/kith/protocols/pb"
+)
+
+// Benchmarks of the relay's hot paths. The machine is shared: compare
+// ratios within one run.
+
+type benchSharer struct {
+	key    crypto.PrivKey
+	id     peer.ID
+	target peer.ID
+	spec   protocols.ShareSpec
+}
+
+func benchAttestation(b *testing.B, a, c crypto.PrivKey) []byte {
+	b.Helper()
+	cid, _ := peer.IDFromPrivateKey(c)
+	offer, err := identity.MakeOffer(a, cid, time.Now(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	att, err := identity.NewVerifier().Countersign(c, offer, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return att.Raw
+}
+
+// newBenchSharer is a sharer with a target and five friends to share.
+func newBenchSharer(b *testing.B) *benchSharer {
+	k, _ := identity.GenerateKey()
+	tk, _ := identity.GenerateKey()
+	s := &benchSharer{key: k}
+	s.id, _ = peer.IDFromPrivateKey(k)
+	s.target, _ = peer.IDFromPrivateKey(tk)
+	s.spec = protocols.ShareSpec{SharerName: "bench", Targets: []protocols.ShareTarget{{Peer: s.target, Attestation: benchAttestation(b, k, tk)}}}
+	for range 5 {
+		ik, _ := identity.GenerateKey()
+		iid, _ := peer.IDFromPrivateKey(ik)
+		s.spec.Items = append(s.spec.Items, protocols.ShareItem{Peer: iid, Name: "friend", Attestation: benchAttestation(b, k, ik)})
+	}
+	return s
+}
+
+func (s *benchSharer) share(b *testing.B) *protocols.UnverifiedShare {
+	spec := s.spec
+	spec.CreatedAt = time.Now()
+	spec.Items = append([]protocols.ShareItem(nil), spec.Items...)
+	u, err := protocols.BuildShare(s.key, spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return u
+}
+
+// BenchmarkVerifyShare is what the relay pays to verify a share of five
+// friends: cold (the seal and 12 attestation signatures) and warm (the
+// attestations seen in earlier shares; the new seal's one signature).
+func BenchmarkVerifyShare(b *testing.B) {
+	s := newBenchSharer(b)
+	b.Run("cold", func(b *testing.B) {
+		sh := s.share(b)
+		v := identity.NewVerifier(identity.WithCacheSize(0))
+		for b.Loop() {
+			if _, err := protocols.VerifyShare(v, sh, time.Now(), nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		v := identity.NewVerifier()
+		protocols.VerifyShare(v, s.share(b), time.Now(), nil)
+		shares := make([]*protocols.UnverifiedShare, b.N)
+		for i := range shares {
+			shares[i] = s.share(b)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := protocols.VerifyShare(v, shares[i], time.Now(), nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkMailbox stores items for one recipient through the store (one
+// operation per item, as shares arrive) and drains them (read, push
+// bytes, acknowledge in batches of 64), on the in-memory datastore and on
+// go-ds-pebble with synced writes.
+func BenchmarkMailbox(b *testing.B) {
+	backends := map[string]func(b *testing.B) ds.Batching{
+		"memory": func(*testing.B) ds.Batching { return dssync.MutexWrap(ds.NewMapDatastore()) },
+		"pebble": func(b *testing.B) ds.Batching {
+			d, err := OpenDatastore(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { d.Close() })
+			return d
+		},
+	}
+	for _, name := range []string{"memory", "pebble"} {
+		b.Run(name+"/store", func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.MailboxItems = 1 << 30
+			cfg.MailboxBytes = 1 << 40
+			st, err := openStore(context.Background(), backends[name](b), &cfg, time.Now, testLogger(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.close()
+			r := testPeer(b)
+			payload := make([]byte, 2000)
+			i := 0
+			for b.Loop() {
+				if _, err := st.put(context.Background(), []newItem{{recipient: r, id: fmt.Sprint(i), kind: protopb.ItemKind_SHARE, payload: payload}}); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+		b.Run(name+"/drain-1000", func(b *testing.B) {
+			cfg := DefaultConfig()
+			for b.Loop() {
+				b.StopTimer()
+				st, err := openStore(context.Background(), backends[name](b), &cfg, time.Now, testLogger(b))
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := testPeer(b)
+				items := make([]newItem, 1000)
+				for i := range items {
+					items[i] = newItem{recipient: r, id: fmt.Sprint(i), kind: protopb.ItemKind_SHARE, payload: make([]byte, 2000)}
+				}
+				st.put(context.Background(), items)
+				b.StartTimer()
+				var after uint64
+				for {
+					seqs := st.pending(r, after, 64)
+					if len(seqs) == 0 {
+						break
+					}
+					for _, seq := range seqs {
+						if _, err := st.itemBytes(context.Background(), r, seq); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if _, err := st.ack(context.Background(), r, seqs); err != nil {
+						b.Fatal(err)
+					}
+					after = seqs[len(seqs)-1]
+				}
+				b.StopTimer()
+				st.close()
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkHandleShare is the relay's whole handling of one share in
+// process, without the network: decode, verify (warm), replay check,
+// store for an offline target, answer.
+func BenchmarkHandleShare(b *testing.B) {
+	r := startRelay(b, nil, WithConfig(func() Config {
+		c := DefaultConfig()
+		c.ShareRate = Rate{PerSecond: 1e9, Burst: 1 << 30}
+		c.MailboxItems = 1 << 30
+		c.MailboxBytes = 1 << 40
+		return c
+	}()))
+	s := newBenchSharer(b)
+	shares := make([][]byte, b.N+1)
+	for i := range shares {
+		shares[i] = s.share(b).Raw
+	}
+	r.acceptShare(context.Background(), s.id, shares[b.N], nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if resp := r.acceptShare(context.Background(), s.id, shares[i], nil); resp.Status != protopb.Status_OK {
+			b.Fatalf("%v %s", resp.Status, resp.Text)
+		}
+	}
+}
