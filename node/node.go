@@ -357,14 +357,21 @@ func (n *Node) session(ai peer.AddrInfo) error {
 	n.setRelay(ai.ID, true, nil)
 	n.log.Debug("logged in", "relay", ai.ID, "waiting", in.Result.Waiting)
 	n.kick()
+	var acks []uint64
 	for {
 		it, err := in.Next()
 		if err != nil {
 			return err
 		}
 		n.handleItem(it)
-		if err := in.Ack(it.Seq); err != nil {
-			return err
+		// Each item is stored before it is acknowledged; a burst is
+		// acknowledged in one frame.
+		acks = append(acks, it.Seq)
+		if !in.More() || len(acks) >= 256 {
+			if err := in.Ack(acks...); err != nil {
+				return err
+			}
+			acks = acks[:0]
 		}
 	}
 }

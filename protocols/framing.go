@@ -60,6 +60,10 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 	return b, nil
 }
 
+// Buffered reports whether bytes of a next frame are already read from
+// the stream, so that a reader can tell a burst from the end of one.
+func (r *Reader) Buffered() bool { return r.r.Buffered() > 0 }
+
 // ReadMsg reads the next frame into m.
 func (r *Reader) ReadMsg(m proto.Message) error {
 	b, err := r.ReadFrame()

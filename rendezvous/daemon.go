@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	ds "github.com/ipfs/go-datastore"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	"github.com/libp2p/go-libp2p"
@@ -74,7 +75,12 @@ func OpenDatastore(dir string) (*PebbleStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
+	// Bloom filters make the point lookups of the hot path (is this share
+	// id new? is this item still waiting?) skip tables that cannot hold
+	// the key.
+	opts := &pebble.Options{}
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync), pebbleds.WithPebbleOpts(opts))
 	if err != nil {
 		return nil, err
 	}
@@ -94,8 +100,10 @@ func (p *PebbleStore) UnsyncedBatch(context.Context) (ds.Batch, error) {
 
 type unsyncedBatch struct{ b *pebble.Batch }
 
-func (u *unsyncedBatch) Put(_ context.Context, k ds.Key, v []byte) error { return u.b.Set(k.Bytes(), v, nil) }
-func (u *unsyncedBatch) Delete(_ context.Context, k ds.Key) error      { return u.b.Delete(k.Bytes(), nil) }
+func (u *unsyncedBatch) Put(_ context.Context, k ds.Key, v []byte) error {
+	return u.b.Set(k.Bytes(), v, nil)
+}
+func (u *unsyncedBatch) Delete(_ context.Context, k ds.Key) error { return u.b.Delete(k.Bytes(), nil) }
 func (u *unsyncedBatch) Commit(context.Context) error {
 	defer u.b.Close()
 	return u.b.Commit(pebble.NoSync)

@@ -18,11 +18,14 @@ import (
 	storepb "github.com/kithnet/kith/rendezvous/pb"
 )
 
-// serve runs one request/response exchange on st, the way every Kith
-// request protocol works: a service scope and a memory reservation for the
-// largest frame, a deadline, one frame read with a size cap, one response
-// written. The handler sees the frame or the framing error and returns
-// the response; it never sees the stream.
+// serve runs request/response exchanges on st, the way every Kith request
+// protocol works: a service scope and a memory reservation for the largest
+// frame, a deadline per exchange, one frame read with a size cap, one
+// response written. A client may send further requests on the same
+// stream, each answered in turn (a sharer keeps one stream instead of
+// opening one per share); the stream ends when the client closes its side
+// or stays idle past the deadline. The handler sees the frame or the
+// framing error and returns the response; it never sees the stream.
 func (r *Relay) serve(st network.Stream, max int, handle func(ctx context.Context, remote peer.ID, frame []byte, readErr error) proto.Message) {
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		st.Reset()
@@ -33,25 +36,40 @@ func (r *Relay) serve(st network.Stream, max int, handle func(ctx context.Contex
 		return
 	}
 	defer st.Scope().ReleaseMemory(max)
-	st.SetDeadline(time.Now().Add(protocols.StreamDeadline))
-	ctx, cancel := context.WithTimeout(r.ctx, protocols.StreamDeadline)
-	defer cancel()
-	frame, err := protocols.NewReader(st, max).ReadFrame()
-	if err == nil {
-		r.traffic.in(len(frame))
+	rd := protocols.NewReader(st, max)
+	remote := st.Conn().RemotePeer()
+	var out []byte
+	for first := true; ; first = false {
+		st.SetDeadline(time.Now().Add(protocols.StreamDeadline))
+		frame, err := rd.ReadFrame()
+		if !first && errors.Is(err, io.EOF) {
+			st.Close()
+			return
+		}
+		if err == nil {
+			r.traffic.in(len(frame))
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, protocols.StreamDeadline)
+		resp := handle(ctx, remote, frame, err)
+		cancel()
+		var err2 error
+		out, err2 = protocols.AppendFrame(out[:0], resp)
+		if err2 != nil {
+			st.Reset()
+			return
+		}
+		if _, err2 := st.Write(out); err2 != nil {
+			st.Reset()
+			return
+		}
+		r.traffic.out(1, len(out))
+		if err != nil {
+			// A framing error leaves the stream out of step: answer it, then
+			// end the stream.
+			st.Close()
+			return
+		}
 	}
-	resp := handle(ctx, st.Conn().RemotePeer(), frame, err)
-	out, err := protocols.AppendFrame(nil, resp)
-	if err != nil {
-		st.Reset()
-		return
-	}
-	if _, err := st.Write(out); err != nil {
-		st.Reset()
-		return
-	}
-	r.traffic.out(1, len(out))
-	st.Close()
 }
 
 // statusText returns the status of err and the words that explain it.

@@ -394,3 +394,33 @@ func TestConcurrentSharesAllPushedInOneSession(t *testing.T) {
 		}
 	}
 }
+
+// TestManySharesOneStream: a sharer keeps one stream and sends share
+// after share on it; each is answered in turn.
+func TestManySharesOneStream(t *testing.T) {
+	r := startRelay(t, nil)
+	c := newCast(t)
+	c.alice.meet(r)
+	sh := client.NewSharer(c.alice.h, r.h.ID())
+	defer sh.Close()
+	for i := range 20 {
+		resp, err := sh.Share(context.Background(), c.buildShare(t, []*tuser{c.bob}, []*tuser{c.carol}).Raw)
+		if err != nil || delivery(resp, c.bob.id) != pb.Delivery_STORED {
+			t.Fatalf("share %d: %v %v", i, resp, err)
+		}
+	}
+	if n := r.Waiting(c.bob.id); n != 20 {
+		t.Fatalf("%d stored, want 20", n)
+	}
+	streams := 0
+	for _, conn := range c.alice.h.Network().ConnsToPeer(r.h.ID()) {
+		for _, s := range conn.GetStreams() {
+			if s.Protocol() == protocols.ShareProtocol {
+				streams++
+			}
+		}
+	}
+	if streams != 1 {
+		t.Fatalf("%d share streams open, want 1", streams)
+	}
+}

@@ -187,6 +187,10 @@ func (in *Inbox) Next() (*pb.InboxItem, error) {
 	return it, nil
 }
 
+// More reports whether another item has already arrived, so that a reader
+// can acknowledge a burst of items in one frame.
+func (in *Inbox) More() bool { return in.rd.Buffered() }
+
 // Ack acknowledges items by seq: the relay deletes them.
 func (in *Inbox) Ack(seqs ...uint64) error {
 	if len(seqs) == 0 {
@@ -201,5 +205,78 @@ func (in *Inbox) Ack(seqs ...uint64) error {
 // Close ends the session; unacknowledged items stay at the relay.
 func (in *Inbox) Close() error {
 	in.once.Do(func() { in.s.Reset() })
+	return nil
+}
+
+// Sharer sends shares to one relay over a long-lived stream, one share at
+// a time, opening a new stream when the old one has gone: no stream setup
+// or protocol negotiation per share. Use one Sharer per share in flight.
+type Sharer struct {
+	h     host.Host
+	relay peer.ID
+	mu    sync.Mutex
+	s     network.Stream
+	rd    *protocols.Reader
+}
+
+// NewSharer returns a Sharer for relay.
+func NewSharer(h host.Host, relay peer.ID) *Sharer { return &Sharer{h: h, relay: relay} }
+
+// Share sends one sealed share and returns the relay's answer, as Share
+// does.
+func (c *Sharer) Share(ctx context.Context, raw []byte) (*pb.ShareResponse, error) {
+	var m pb.Share
+	if err := proto.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("share: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		reused := c.s != nil
+		if c.s == nil {
+			sctx, cancel := context.WithTimeout(ctx, protocols.StreamDeadline)
+			s, err := c.h.NewStream(network.WithAllowLimitedConn(sctx, "kith"), c.relay, protocols.ShareProtocol)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("open %s to %s: %w", protocols.ShareProtocol, identity.ShortID(c.relay), err)
+			}
+			c.s, c.rd = s, protocols.NewReader(s, protocols.MaxResponseMessage)
+		}
+		deadline := time.Now().Add(protocols.StreamDeadline)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		c.s.SetDeadline(deadline)
+		var frame []byte
+		err := protocols.WriteMsg(c.s, &m)
+		if err == nil {
+			frame, err = c.rd.ReadFrame()
+		}
+		if err != nil {
+			c.s.Reset()
+			c.s = nil
+			if reused && attempt == 0 && ctx.Err() == nil {
+				continue // the old stream was gone; the relay answers a retry of the same bytes idempotently
+			}
+			return nil, fmt.Errorf("share to %s: %w", identity.ShortID(c.relay), err)
+		}
+		resp, err := protocols.DecodeShareResponse(frame)
+		if err != nil {
+			c.s.Reset()
+			c.s = nil
+			return nil, err
+		}
+		return resp, protocols.ResponseError(resp.Status, resp.Text, resp.Failures)
+	}
+}
+
+// Close ends the stream.
+func (c *Sharer) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.s != nil {
+		c.s.Close()
+		c.s = nil
+	}
 	return nil
 }

@@ -259,6 +259,7 @@ func newReceiver() *receiver {
 }
 
 func (r *receiver) run(in *client.Inbox) error {
+	var acks []uint64
 	for {
 		it, err := in.Next()
 		if err != nil {
@@ -274,8 +275,12 @@ func (r *receiver) run(in *client.Inbox) error {
 		r.mu.Unlock()
 		r.total.Add(1)
 		r.last.Store(now.UnixNano())
-		if err := in.Ack(it.Seq); err != nil {
-			return err
+		acks = append(acks, it.Seq)
+		if !in.More() || len(acks) >= 256 {
+			if err := in.Ack(acks...); err != nil {
+				return err
+			}
+			acks = acks[:0]
 		}
 	}
 }
@@ -314,7 +319,7 @@ func (l *loader) online(ctx context.Context) (*Report, error) {
 		defer in.Close()
 		pairs[i], recv[i] = p, newReceiver()
 		go func() {
-			if err := recv[i].run(in); err != nil && !finished.Load() {
+			if err := recv[i].run(in); !finished.Load() {
 				c.say("target %d's inbox ended early: %v", i, err)
 			}
 		}()
@@ -344,6 +349,8 @@ func (l *loader) online(ctx context.Context) (*Report, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				sh := client.NewSharer(p.h, l.relay.ID)
+				defer sh.Close()
 				for runCtx.Err() == nil {
 					if limiter != nil && limiter.Wait(runCtx) != nil {
 						return
@@ -354,7 +361,7 @@ func (l *loader) online(ctx context.Context) (*Report, error) {
 						continue
 					}
 					at := time.Now()
-					resp, err := client.Share(runCtx, p.h, l.relay.ID, s.Raw)
+					resp, err := sh.Share(runCtx, s.Raw)
 					if err != nil || resp.Status != pb.Status_OK {
 						if runCtx.Err() == nil {
 							refused.Add(1)
@@ -457,12 +464,14 @@ func (l *loader) offline(ctx context.Context) (*Report, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			sh := client.NewSharer(p.h, l.relay.ID)
+			defer sh.Close()
 			for range jobs {
 				s, err := p.build()
 				if err != nil {
 					continue
 				}
-				resp, err := client.Share(ctx, p.h, l.relay.ID, s.Raw)
+				resp, err := sh.Share(ctx, s.Raw)
 				switch {
 				case err == nil && resp.Status == pb.Status_OK:
 					stored.Add(1)
