@@ -74,44 +74,23 @@ func shareCmd(g *globals) *cobra.Command {
 }
 
 func sharesCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{
-		Use:   "shares [--json]",
-		Short: "List the shares friends sent you",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := clientOf(g)
-			if err != nil {
-				return err
-			}
-			cx, cancel := ctx()
-			defer cancel()
-			ss, err := cl.Shares(cx)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), ss)
-			}
+	return listCmd(g, "shares [--json]", "List the shares friends sent you",
+		(*node.Client).Shares, []string{"SHARE", "FROM", "FRIEND", "GROUP", "STATE"},
+		func(s node.ShareView) [][]string {
 			var rows [][]string
-			for _, s := range ss {
-				for i, it := range s.Items {
-					id, from := "", ""
-					if i == 0 {
-						id, from = shortHex(s.ID), s.FromName
-					}
-					state := it.State
-					if it.Reason != "" {
-						state += " (" + it.Reason + ")"
-					}
-					rows = append(rows, []string{id, from, it.Name, orDash(it.Group), state})
+			for i, it := range s.Items {
+				id, from := "", ""
+				if i == 0 {
+					id, from = shortHex(s.ID), s.FromName
 				}
+				state := it.State
+				if it.Reason != "" {
+					state += " (" + it.Reason + ")"
+				}
+				rows = append(rows, []string{id, from, it.Name, orDash(it.Group), state})
 			}
-			table(cmd.OutOrStdout(), []string{"SHARE", "FROM", "FRIEND", "GROUP", "STATE"}, rows)
-			return nil
-		},
-	}
-	jsonFlag(c, g)
-	return c
+			return rows
+		})
 }
 
 func pickCmd(g *globals) *cobra.Command {

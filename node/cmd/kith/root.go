@@ -105,3 +105,57 @@ func orDash(s string) string {
 	}
 	return s
 }
+
+// withDaemon runs f against the running daemon, with a deadline.
+func withDaemon(g *globals, f func(ctx context.Context, c *node.Client) error) error {
+	cl, err := clientOf(g)
+	if err != nil {
+		return err
+	}
+	cx, cancel := ctx()
+	defer cancel()
+	return f(cx, cl)
+}
+
+// actionCmd is a command that asks the daemon to do something and says
+// what was done.
+func actionCmd(g *globals, use, short string, args cobra.PositionalArgs, do func(ctx context.Context, c *node.Client, args []string) error, done func(args []string) string) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Args: args,
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := withDaemon(g, func(cx context.Context, c *node.Client) error { return do(cx, c, a) }); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), done(a))
+			return nil
+		},
+	}
+}
+
+// listCmd is a command that prints a list from the daemon, as a table or
+// (--json) as the JSON array of the API.
+// fetch is a Client method expression, such as (*node.Client).Friends.
+func listCmd[T any](g *globals, use, short string, fetch func(c *node.Client, ctx context.Context) ([]T, error), header []string, row func(T) [][]string) *cobra.Command {
+	c := &cobra.Command{
+		Use: use, Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withDaemon(g, func(cx context.Context, cl *node.Client) error {
+				list, err := fetch(cl, cx)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), list)
+				}
+				var rows [][]string
+				for _, v := range list {
+					rows = append(rows, row(v)...)
+				}
+				table(cmd.OutOrStdout(), header, rows)
+				return nil
+			})
+		},
+	}
+	jsonFlag(c, g)
+	return c
+}
