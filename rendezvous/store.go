@@ -42,6 +42,7 @@ type store struct {
 	mb       *mailboxes
 	profiles map[peer.ID]*identity.Profile
 	revoked  *identity.RevocationSet
+	seen     *seenShares // which share ids have records, without reading them
 
 	ops    chan *op
 	quit   chan struct{}
@@ -96,6 +97,7 @@ func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() tim
 		ds: d, clock: clock, log: log,
 		profiles: map[peer.ID]*identity.Profile{},
 		revoked:  identity.NewRevocationSet(),
+		seen:     newSeenShares(1 << 16),
 		ops:      make(chan *op, 4*maxGroup),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -115,6 +117,7 @@ func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() tim
 func (s *store) load(ctx context.Context) error {
 	verifier := identity.NewVerifier(identity.WithCacheSize(0))
 	mb := newMailboxes(s.mb.quota, s.mb.ttl, s.revoked.Revoked)
+	var seen []identity.ShareID
 	scan := func(prefix string, keysOnly bool, f func(rest []string, value []byte) error) error {
 		res, err := s.ds.Query(ctx, query.Query{Prefix: prefix, KeysOnly: keysOnly})
 		if err != nil {
@@ -134,6 +137,14 @@ func (s *store) load(ctx context.Context) error {
 		return nil
 	}
 	err := errors.Join(
+		scan(prefixShares, true, func(k []string, _ []byte) error {
+			id, err := identity.ParseShareID(k[0])
+			if err != nil {
+				return err
+			}
+			seen = append(seen, id)
+			return nil
+		}),
 		scan(prefixRevoked, false, func(_ []string, v []byte) error {
 			r, err := verifier.Revocation(v)
 			if err != nil {
@@ -229,6 +240,7 @@ func (s *store) load(ctx context.Context) error {
 	}
 	mb.finishLoad()
 	s.mb = mb
+	s.seen.replace(seen)
 	return nil
 }
 
@@ -467,7 +479,13 @@ func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identit
 	out := &shareOutcome{results: make([]putResult, len(items))}
 	err := s.do(ctx, func(tx *txn) error {
 		key := shareKey(id)
-		old, err := tx.get(ctx, key)
+		// Almost every share is new: the in-memory filter says so without
+		// a read.
+		var old []byte
+		err := ds.ErrNotFound
+		if _, inGroup := tx.pending[key]; inGroup || s.seen.mayHave(id) {
+			old, err = tx.get(ctx, key)
+		}
 		switch {
 		case err == nil:
 			var prev pb.ShareRecord
@@ -495,6 +513,7 @@ func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identit
 			return err
 		}
 		tx.add(mutation{key: key, value: mustMarshal(rec)})
+		s.seen.add(id)
 		for i, it := range items {
 			r, muts := s.mb.put(it, tx.now)
 			out.results[i] = r
@@ -510,6 +529,9 @@ func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identit
 
 // shareRecord returns the record of an accepted share, if the relay has one.
 func (s *store) shareRecord(ctx context.Context, id identity.ShareID) (*pb.ShareRecord, bool) {
+	if !s.seen.mayHave(id) {
+		return nil, false
+	}
 	v, err := s.ds.Get(ctx, shareKey(id))
 	if err != nil {
 		return nil, false
@@ -593,13 +615,18 @@ func (s *store) expireShares(ctx context.Context) error {
 	defer res.Close()
 	now := s.clock().Unix()
 	var old []ds.Key
+	expired := map[identity.ShareID]bool{}
 	for r := range res.Next() {
 		if r.Error != nil {
 			return r.Error
 		}
 		var rec pb.ShareRecord
-		if proto.Unmarshal(r.Value, &rec) != nil || rec.ExpiresAt <= now {
-			old = append(old, ds.RawKey(r.Key))
+		if proto.Unmarshal(r.Value, &rec) == nil && rec.ExpiresAt > now {
+			continue
+		}
+		old = append(old, ds.RawKey(r.Key))
+		if id, err := identity.ParseShareID(splitKey(r.Key, prefixShares)[0]); err == nil {
+			expired[id] = true
 		}
 	}
 	if len(old) == 0 {
@@ -609,6 +636,7 @@ func (s *store) expireShares(ctx context.Context) error {
 		for _, k := range old {
 			tx.add(mutation{key: k, del: true})
 		}
+		s.seen.forget(expired)
 		return nil
 	})
 }
