@@ -19,7 +19,6 @@ import (
 //	/kith/mbox/<recipient>/<seq>            StoredItem
 //	/kith/mboxid/<recipient>/<item id>      ItemRecord (idempotency)
 //	/kith/mboxmeta/<recipient>              BoxMeta
-//	/kith/deps/<attestation id>/<recipient>/<item id>   expiry (uvarint Unix s)
 //	/kith/shares/<share id>                 ShareRecord
 //	/kith/revoked/<attestation id>          identity revocation bytes
 //	/kith/profiles/<peer>                   identity signed profile bytes
@@ -27,7 +26,6 @@ const (
 	prefixMbox     = "/kith/mbox/"
 	prefixMboxID   = "/kith/mboxid/"
 	prefixMboxMeta = "/kith/mboxmeta/"
-	prefixDeps     = "/kith/deps/"
 	prefixShares   = "/kith/shares/"
 	prefixRevoked  = "/kith/revoked/"
 	prefixProfiles = "/kith/profiles/"
@@ -42,10 +40,6 @@ func mboxIDKey(r peer.ID, id string) ds.Key {
 }
 
 func mboxMetaKey(r peer.ID) ds.Key { return ds.RawKey(prefixMboxMeta + r.String()) }
-
-func depKey(att identity.AttestationID, r peer.ID, id string) ds.Key {
-	return ds.RawKey(prefixDeps + att.String() + "/" + r.String() + "/" + hex.EncodeToString([]byte(id)))
-}
 
 func shareKey(id identity.ShareID) ds.Key { return ds.RawKey(prefixShares + id.String()) }
 

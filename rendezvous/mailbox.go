@@ -2,7 +2,6 @@ package rendezvous
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"sort"
 	"time"
 
@@ -50,6 +49,7 @@ type idRecord struct {
 	state   pb.ItemState
 	kind    protopb.ItemKind
 	expires int64
+	deps    []identity.AttestationID
 }
 
 type box struct {
@@ -155,7 +155,7 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 		return putResult{outcome: putOverQuota}, nil
 	}
 	b.nextSeq++
-	rec := idRecord{seq: seq, state: pb.ItemState_PENDING, kind: it.kind, expires: expires}
+	rec := idRecord{seq: seq, state: pb.ItemState_PENDING, kind: it.kind, expires: expires, deps: it.deps}
 	b.items = append(b.items, mailItem{seq: seq, id: it.id, size: len(storedBytes), expires: expires, deps: it.deps})
 	b.bytes += int64(len(storedBytes))
 	b.ids[it.id] = rec
@@ -172,13 +172,16 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 			m.deps[d] = refs
 		}
 		refs[depRef{it.recipient, it.id}] = expires
-		muts = append(muts, mutation{key: depKey(d, it.recipient, it.id), value: binary.AppendUvarint(nil, uint64(expires))})
 	}
 	return putResult{putStored, seq}, muts
 }
 
 func (r idRecord) marshal() []byte {
-	return mustMarshal(&pb.ItemRecord{Seq: r.seq, State: r.state, ExpiresAt: r.expires, Kind: int32(r.kind)})
+	m := &pb.ItemRecord{Seq: r.seq, State: r.state, ExpiresAt: r.expires, Kind: int32(r.kind)}
+	for _, d := range r.deps {
+		m.Deps = append(m.Deps, d[:])
+	}
+	return mustMarshal(m)
 }
 
 func mustMarshal(m proto.Message) []byte {
@@ -288,7 +291,6 @@ func (m *mailboxes) withdraw(rev *identity.Revocation, now time.Time) (touched [
 		return ordered[i].id < ordered[j].id
 	})
 	for _, ref := range ordered {
-		muts = append(muts, mutation{key: depKey(rev.AttestationID, ref.recipient, ref.id), del: true})
 		b := m.boxes[ref.recipient]
 		if b == nil {
 			continue
@@ -348,8 +350,7 @@ func (m *mailboxes) expire(now time.Time) (dropped int, muts []mutation) {
 	for att, refs := range m.deps {
 		for ref, exp := range refs {
 			if t >= exp {
-				delete(refs, ref)
-				muts = append(muts, mutation{key: depKey(att, ref.recipient, ref.id), del: true})
+				delete(refs, ref) // it lived in the id record, deleted above
 			}
 		}
 		if len(refs) == 0 {
@@ -385,16 +386,22 @@ func (m *mailboxes) loadItem(r peer.ID, seq uint64, size int, st *pb.StoredItem)
 }
 
 func (m *mailboxes) loadID(r peer.ID, id string, rec *pb.ItemRecord) {
-	m.box(r).ids[id] = idRecord{seq: rec.Seq, state: rec.State, kind: protopb.ItemKind(rec.Kind), expires: rec.ExpiresAt}
-}
-
-func (m *mailboxes) loadDep(att identity.AttestationID, r peer.ID, id string, expires int64) {
-	refs := m.deps[att]
-	if refs == nil {
-		refs = map[depRef]int64{}
-		m.deps[att] = refs
+	ir := idRecord{seq: rec.Seq, state: rec.State, kind: protopb.ItemKind(rec.Kind), expires: rec.ExpiresAt}
+	for _, d := range rec.Deps {
+		var a identity.AttestationID
+		copy(a[:], d)
+		ir.deps = append(ir.deps, a)
+		if m.revoked(a) {
+			continue // withdrawn already, when the revocation came
+		}
+		refs := m.deps[a]
+		if refs == nil {
+			refs = map[depRef]int64{}
+			m.deps[a] = refs
+		}
+		refs[depRef{r, id}] = rec.ExpiresAt
 	}
-	refs[depRef{r, id}] = expires
+	m.box(r).ids[id] = ir
 }
 
 func (m *mailboxes) finishLoad() {

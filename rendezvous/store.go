@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -209,29 +208,6 @@ func (s *store) load(ctx context.Context) error {
 				return err
 			}
 			mb.loadID(r, id, &rec)
-			return nil
-		}),
-		scan(prefixDeps, false, func(k []string, v []byte) error {
-			if len(k) != 3 {
-				return fmt.Errorf("bad key")
-			}
-			att, err := identity.ParseAttestationID(k[0])
-			if err != nil {
-				return err
-			}
-			r, err := parsePeerText(k[1])
-			if err != nil {
-				return err
-			}
-			id, err := parseHexID(k[2])
-			if err != nil {
-				return err
-			}
-			exp, n := binary.Uvarint(v)
-			if n <= 0 {
-				return fmt.Errorf("bad expiry")
-			}
-			mb.loadDep(att, r, id, int64(exp))
 			return nil
 		}),
 	)
