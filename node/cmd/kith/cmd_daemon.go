@@ -61,8 +61,8 @@ func upCmd(g *globals) *cobra.Command {
 			st := d.Node.Status()
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "%s is up as %s\n", st.Name, st.ID)
-			fmt.Fprintf(out, "Web interface: %s\n", d.LoginURL())
-			fmt.Fprintf(out, "Local API: %sapi/ (token in %s)\n", d.URL, filepath.Join(g.data, "api-token"))
+			fmt.Fprintf(out, "Local API and web UI: %s (API token in %s)\n", d.URL, filepath.Join(g.data, "api-token"))
+			fmt.Fprintf(out, "Open the web interface (this link logs your browser in): %s\n", d.LoginURL())
 			for _, a := range st.Addrs {
 				fmt.Fprintf(out, "Listening on %s\n", a)
 			}
