@@ -67,6 +67,7 @@ type Report struct {
 	RelayCPUPercent      float64 `json:"relay_cpu_percent"`
 	StoreSharesPerSecond float64 `json:"store_shares_per_second"`
 	DrainMs              float64 `json:"drain_ms"`
+	FirstItemMs          float64 `json:"first_item_ms"`
 	Redelivered          int     `json:"redelivered"`
 	RefusedAtQuota       int     `json:"refused_at_quota"`
 
@@ -247,11 +248,12 @@ func (s *sharer) build() (*protocols.UnverifiedShare, error) {
 // receiver reads a logged-in user's inbox, acknowledges each item, and
 // records when each id first arrived and how many times.
 type receiver struct {
-	mu    sync.Mutex
-	first map[string]time.Time
-	count map[string]int
-	total atomic.Int64
-	last  atomic.Int64 // UnixNano of the latest arrival
+	mu       sync.Mutex
+	first    map[string]time.Time
+	count    map[string]int
+	total    atomic.Int64
+	earliest atomic.Int64 // UnixNano of the earliest arrival
+	last     atomic.Int64 // UnixNano of the latest arrival
 }
 
 func newReceiver() *receiver {
@@ -274,6 +276,7 @@ func (r *receiver) run(in *client.Inbox) error {
 		r.count[id]++
 		r.mu.Unlock()
 		r.total.Add(1)
+		r.earliest.CompareAndSwap(0, now.UnixNano())
 		r.last.Store(now.UnixNano())
 		acks = append(acks, it.Seq)
 		if !in.More() || len(acks) >= 256 {
@@ -506,6 +509,7 @@ func (l *loader) offline(ctx context.Context) (*Report, error) {
 		time.Sleep(200 * time.Microsecond)
 	}
 	rep.DrainMs = float64(time.Unix(0, r.last.Load()).Sub(t1).Microseconds()) / 1000
+	rep.FirstItemMs = float64(time.Unix(0, r.earliest.Load()).Sub(t1).Microseconds()) / 1000
 	time.Sleep(500 * time.Millisecond) // let the last acknowledgements be written
 	in.Close()
 	ids.Range(func(k, _ any) bool {

@@ -19,7 +19,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		row("relay CPU per delivered share", fmt.Sprintf("%.1f us (relay at %.0f%% of a core)", r.RelayCPUusPerShare, r.RelayCPUPercent))
 	case "offline":
 		row("stored shares/s", fmt.Sprintf("%.0f (%d stored, %d refused at the quota)", r.StoreSharesPerSecond, r.Sent, r.RefusedAtQuota))
-		row("login to last item received and acknowledged", fmt.Sprintf("%.1f ms", r.DrainMs))
+		row("login to last item received and acknowledged", fmt.Sprintf("%.1f ms (first item at %.1f ms)", r.DrainMs, r.FirstItemMs))
 		row("delivered / lost / duplicated / redelivered", fmt.Sprintf("%d / %d / %d / %d", r.Delivered, r.Lost, r.Duplicates, r.Redelivered))
 	case "conns":
 		row("logins/s", fmt.Sprintf("%.0f (p50 %.1f ms, p99 %.1f ms)", r.LoginsPerSecond, r.LoginP50ms, r.LoginP99ms))
