@@ -98,6 +98,29 @@ func (p *PebbleStore) UnsyncedBatch(context.Context) (ds.Batch, error) {
 	return &unsyncedBatch{b: p.DB.NewBatch()}, nil
 }
 
+// ScanFrom calls f with the keys and values under prefix, in key order,
+// from the first key at or after start, until f returns false. The value
+// is valid only during the call.
+func (p *PebbleStore) ScanFrom(prefix, start []byte, f func(key, value []byte) bool) error {
+	upper := append([]byte(nil), prefix...)
+	upper[len(upper)-1]++ // prefixes end in '/': the next byte bounds them
+	it, err := p.DB.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.SeekGE(start); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if !f(it.Key(), v) {
+			break
+		}
+	}
+	return it.Error()
+}
+
 type unsyncedBatch struct{ b *pebble.Batch }
 
 func (u *unsyncedBatch) Put(_ context.Context, k ds.Key, v []byte) error {

@@ -335,7 +335,9 @@ func (r *Relay) handleInbox(st network.Stream) {
 	<-writerDone
 }
 
-// pushInbox sends the mailbox of s in seq order, up to the window.
+// pushInbox sends the mailbox of s in seq order, up to the window, in
+// writes of at most pushChunk bytes so that the node starts on the first
+// items while the relay reads the next.
 func (r *Relay) pushInbox(s *session) {
 	var buf []byte
 	for {
@@ -344,41 +346,43 @@ func (r *Relay) pushInbox(s *session) {
 		s.mu.Unlock()
 		more := false
 		if room > 0 {
-			seqs := r.store.pending(s.peer, after, room)
-			buf = buf[:0]
-			var sent []uint64
-			next := after
-			for _, seq := range seqs {
-				item, err := r.store.itemBytes(r.ctx, s.peer, seq)
-				if err != nil {
-					if r.store.isPending(s.peer, seq) {
-						// In the model but its batch is not on disk yet: the
-						// commit's kick brings us back. Never skip past it.
-						break
-					}
-					next = seq // acknowledged or withdrawn meanwhile
-					continue
-				}
-				buf = appendItemFrame(buf, item)
-				sent = append(sent, seq)
-				next = seq
-			}
+			seqs, items, next, full := r.store.itemsAfter(r.ctx, s.peer, after, room)
+			more = full
 			s.mu.Lock()
-			for _, seq := range sent {
+			for _, seq := range seqs {
 				s.inflight[seq] = struct{}{}
 			}
 			s.lastSent = next
 			s.mu.Unlock()
-			if len(buf) > 0 {
+			buf = buf[:0]
+			flush := func(n int) bool {
+				if len(buf) == 0 {
+					return true
+				}
 				s.s.SetWriteDeadline(time.Now().Add(protocols.FrameDeadline))
 				if _, err := s.s.Write(buf); err != nil {
 					s.close()
-					return
+					return false
 				}
-				r.metrics.pushed.Add(float64(len(sent)))
-				r.traffic.out(len(sent), len(buf))
+				r.metrics.pushed.Add(float64(n))
+				r.traffic.out(n, len(buf))
+				buf = buf[:0]
+				return true
 			}
-			more = len(seqs) == room && next == seqs[len(seqs)-1]
+			inBuf := 0
+			for _, item := range items {
+				buf = appendItemFrame(buf, item)
+				inBuf++
+				if len(buf) >= pushChunk {
+					if !flush(inBuf) {
+						return
+					}
+					inBuf = 0
+				}
+			}
+			if !flush(inBuf) {
+				return
+			}
 		}
 		if more {
 			continue // more may be waiting
@@ -390,6 +394,9 @@ func (r *Relay) pushInbox(s *session) {
 		}
 	}
 }
+
+// pushChunk bounds one write of pushed items.
+const pushChunk = 64 << 10
 
 // appendItemFrame frames a stored InboxItem as an InboxServer message
 // without decoding it: field 2 (item), length-delimited.

@@ -11,6 +11,7 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kithnet/kith/identity"
 	protopb "github.com/kithnet/kith/protocols/pb"
@@ -231,4 +232,79 @@ func realRevocation(tb testing.TB) *identity.Revocation {
 		tb.Fatal(err)
 	}
 	return rev
+}
+
+// TestItemsAfter reads mailboxes back through both paths of itemsAfter:
+// the ordered scan (pebble) and one lookup per seq (map datastore), with
+// neighbouring mailboxes on disk and acknowledged gaps.
+func TestItemsAfter(t *testing.T) {
+	backends := map[string]func(t *testing.T) ds.Batching{
+		"lookup": func(*testing.T) ds.Batching { return dssync.MutexWrap(ds.NewMapDatastore()) },
+		"scan": func(t *testing.T) ds.Batching {
+			d, err := OpenDatastore(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+			return d
+		},
+	}
+	for name, open := range backends {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			cfg := DefaultConfig()
+			s, err := openStore(ctx, open(t), &cfg, func() time.Time { return t0 }, slog.Default())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.close()
+			if _, ok := s.ds.(orderedScanner); ok != (name == "scan") {
+				t.Fatalf("backend %s: ordered scan %v", name, ok)
+			}
+			peers := []peer.ID{testPeer(t), testPeer(t), testPeer(t)}
+			var items []newItem
+			for i := range 10 {
+				for _, p := range peers {
+					items = append(items, item(p, fmt.Sprint(p, i)))
+				}
+			}
+			if _, err := s.put(ctx, items); err != nil {
+				t.Fatal(err)
+			}
+			bob := peers[1]
+			if _, err := s.ack(ctx, bob, []uint64{1, 3, 5}); err != nil {
+				t.Fatal(err)
+			}
+			cases := []struct {
+				after uint64
+				n     int
+				seqs  []uint64
+				next  uint64
+				more  bool
+			}{
+				{0, 3, []uint64{2, 4, 6}, 6, true},
+				{2, 2, []uint64{4, 6}, 6, true},
+				{6, 10, []uint64{7, 8, 9, 10}, 10, false},
+				{6, 4, []uint64{7, 8, 9, 10}, 10, true},
+				{10, 5, nil, 10, false},
+			}
+			for _, c := range cases {
+				seqs, got, next, more := s.itemsAfter(ctx, bob, c.after, c.n)
+				if !reflect.DeepEqual(seqs, c.seqs) || next != c.next || more != c.more {
+					t.Errorf("itemsAfter(%d, %d) = %v next %d more %v; want %v next %d more %v",
+						c.after, c.n, seqs, next, more, c.seqs, c.next, c.more)
+					continue
+				}
+				for i, seq := range seqs {
+					var it protopb.InboxItem
+					if err := proto.Unmarshal(got[i], &it); err != nil {
+						t.Fatal(err)
+					}
+					if want := "payload " + fmt.Sprint(bob, seq-1); string(it.Payload) != want {
+						t.Errorf("seq %d: payload %q, want %q", seq, it.Payload, want)
+					}
+				}
+			}
+		})
+	}
 }

@@ -366,17 +366,82 @@ func (s *store) close() {
 
 // ---- operations
 
-// itemBytes returns the marshalled InboxItem stored for r at seq.
-func (s *store) itemBytes(ctx context.Context, r peer.ID, seq uint64) ([]byte, error) {
-	v, err := s.ds.Get(ctx, mboxKey(r, seq))
-	if err != nil {
-		return nil, err
+// orderedScanner is a datastore that can scan a key range in order from a
+// start key (see PebbleStore); the store uses it to read a mailbox in one
+// pass instead of one lookup per item.
+type orderedScanner interface {
+	ScanFrom(prefix, start []byte, f func(key, value []byte) bool) error
+}
+
+// itemsAfter returns up to n items of r's mailbox with seqs after `after`,
+// in order, with their marshalled InboxItems: one ordered scan where the
+// datastore can, else one lookup per pending seq. A seq in the model whose
+// batch is not yet on disk ends the list (the commit's kick brings the
+// caller back); seqs acknowledged meanwhile are skipped. next is the last
+// seq dealt with; more reports that n seqs were wanted and all were dealt
+// with, so that more may be waiting after next.
+func (s *store) itemsAfter(ctx context.Context, r peer.ID, after uint64, n int) (seqs []uint64, items [][]byte, next uint64, more bool) {
+	next = after
+	want := s.pending(r, after, n)
+	if len(want) == 0 {
+		return nil, nil, after, false
 	}
-	var st pb.StoredItem
-	if err := proto.Unmarshal(v, &st); err != nil {
-		return nil, err
+	take := func(seq uint64, stored []byte) {
+		var st pb.StoredItem
+		if err := proto.Unmarshal(stored, &st); err != nil {
+			// Written by us and checked on load: skip it rather than block
+			// the mailbox behind it.
+			s.log.Warn("skipping unreadable mailbox item", "peer", r, "seq", seq, "err", err)
+			return
+		}
+		seqs = append(seqs, seq)
+		items = append(items, st.Item)
 	}
-	return st.Item, nil
+	i := 0 // want[:i] are dealt with
+	if sc, ok := s.ds.(orderedScanner); ok {
+		prefix := []byte(prefixMbox + r.String() + "/")
+		err := sc.ScanFrom(prefix, mboxKey(r, want[0]).Bytes(), func(key, value []byte) bool {
+			seq, err := parseSeq(string(key[len(prefix):]))
+			if err != nil {
+				return true
+			}
+			for i < len(want) && want[i] < seq {
+				if s.isPending(r, want[i]) {
+					return false // not on disk yet
+				}
+				next = want[i] // acknowledged meanwhile
+				i++
+			}
+			if i == len(want) {
+				return false
+			}
+			if want[i] != seq {
+				return true // on disk, not in the model: acknowledged or not yet announced
+			}
+			take(seq, value)
+			next = seq
+			i++
+			return i < len(want)
+		})
+		if err != nil {
+			s.log.Error("mailbox scan failed", "peer", r, "err", err)
+		}
+	} else {
+		for ; i < len(want); i++ {
+			seq := want[i]
+			v, err := s.ds.Get(ctx, mboxKey(r, seq))
+			if err != nil {
+				if s.isPending(r, seq) {
+					break // not on disk yet
+				}
+				next = seq // acknowledged meanwhile
+				continue
+			}
+			take(seq, v)
+			next = seq
+		}
+	}
+	return seqs, items, next, len(want) == n && i == len(want)
 }
 
 // pending returns up to n seqs waiting for r after seq `after`.
