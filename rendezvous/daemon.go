@@ -165,6 +165,12 @@ func OpenDaemon(ctx context.Context, o DaemonOptions) (*Daemon, error) {
 		d.ds.Close()
 		return nil, fmt.Errorf("rendezvous: libp2p host: %w", err)
 	}
+	budget := []any{"memory_mib", o.Config.MemoryBudgetMiB(), "users", o.Config.UsersCarried(), "max_connections", o.Config.MaxConnections}
+	if o.Config.UsersCarried() < o.Config.MaxConnections {
+		o.Logger.Warn("max_memory_mib carries fewer logged-in users than max_connections; raise it or set it to 0", budget...)
+	} else {
+		o.Logger.Info("resource budget", budget...)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.Relay, err = New(ctx, d.Host, d.ds, WithConfig(o.Config), WithLogger(o.Logger), WithRegisterer(reg))

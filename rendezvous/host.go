@@ -23,7 +23,7 @@ func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, cfg Config) ([]libp2
 		return nil, err
 	}
 	n := cfg.MaxConnections
-	mem := cfg.MaxMemoryMiB << 20
+	mem := cfg.MemoryBudgetMiB() << 20
 	limits := rcmgr.PartialLimitConfig{
 		System: rcmgr.ResourceLimits{
 			Conns: rcmgr.LimitVal(n + 256), ConnsInbound: rcmgr.LimitVal(n), ConnsOutbound: rcmgr.LimitVal(256),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -32,14 +33,39 @@ const (
 )
 
 func mboxKey(r peer.ID, seq uint64) ds.Key {
-	return ds.RawKey(fmt.Sprintf("%s%s/%020d", prefixMbox, r, seq))
+	return ds.RawKey(fmt.Sprintf("%s%s/%020d", prefixMbox, peerText(r), seq))
 }
 
 func mboxIDKey(r peer.ID, id string) ds.Key {
-	return ds.RawKey(prefixMboxID + r.String() + "/" + hex.EncodeToString([]byte(id)))
+	return ds.RawKey(prefixMboxID + peerText(r) + "/" + hex.EncodeToString([]byte(id)))
 }
 
-func mboxMetaKey(r peer.ID) ds.Key { return ds.RawKey(prefixMboxMeta + r.String()) }
+func mboxMetaKey(r peer.ID) ds.Key { return ds.RawKey(prefixMboxMeta + peerText(r)) }
+
+// peerTexts caches the base58 form of recently seen peer ids: every share
+// builds three mailbox keys from its recipient, and base58 encoding was 2%
+// of the relay's CPU under load. It is emptied when full.
+var peerTexts struct {
+	sync.Mutex
+	m map[peer.ID]string
+}
+
+const peerTextsMax = 1 << 16
+
+// peerText returns r.String(), from the cache when it can.
+func peerText(r peer.ID) string {
+	peerTexts.Lock()
+	defer peerTexts.Unlock()
+	if s, ok := peerTexts.m[r]; ok {
+		return s
+	}
+	if peerTexts.m == nil || len(peerTexts.m) >= peerTextsMax {
+		peerTexts.m = make(map[peer.ID]string)
+	}
+	s := r.String()
+	peerTexts.m[r] = s
+	return s
+}
 
 func shareKey(id identity.ShareID) ds.Key { return ds.RawKey(prefixShares + id.String()) }
 

@@ -308,3 +308,18 @@ func TestItemsAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestPeerTextMatchesString checks the key cache against peer.ID.String,
+// across the reset when it fills.
+func TestPeerTextMatchesString(t *testing.T) {
+	p := testPeer(t)
+	for i := range peerTextsMax + 10 {
+		q := peer.ID(fmt.Sprint("fake-", i)) // any bytes: keys never parse these back
+		if got := peerText(q); got != q.String() {
+			t.Fatalf("peerText(%d) = %q, want %q", i, got, q.String())
+		}
+		if i%10000 == 0 && peerText(p) != p.String() {
+			t.Fatal("cached text of a real id differs")
+		}
+	}
+}

@@ -399,7 +399,7 @@ func (s *store) itemsAfter(ctx context.Context, r peer.ID, after uint64, n int) 
 	}
 	i := 0 // want[:i] are dealt with
 	if sc, ok := s.ds.(orderedScanner); ok {
-		prefix := []byte(prefixMbox + r.String() + "/")
+		prefix := []byte(prefixMbox + peerText(r) + "/")
 		err := sc.ScanFrom(prefix, mboxKey(r, want[0]).Bytes(), func(key, value []byte) bool {
 			seq, err := parseSeq(string(key[len(prefix):]))
 			if err != nil {

@@ -72,6 +72,8 @@ type Report struct {
 	RefusedAtQuota       int     `json:"refused_at_quota"`
 
 	Live            int     `json:"live"`
+	LoggedIn        int     `json:"logged_in"`
+	FailedLogins    int     `json:"failed_logins"`
 	LoginsPerSecond float64 `json:"logins_per_second"`
 	LoginP50ms      float64 `json:"login_p50_ms"`
 	LoginP99ms      float64 `json:"login_p99_ms"`
@@ -605,6 +607,7 @@ func (l *loader) conns(ctx context.Context) (*Report, error) {
 	}
 	sort.Slice(good, func(i, j int) bool { return good[i] < good[j] })
 	rep.LoginsPerSecond = float64(len(good)) / loginTime.Seconds()
+	rep.LoggedIn, rep.FailedLogins = len(good), int(failures.Load())
 	rep.LoginP50ms, rep.LoginP99ms = quantile(good, .5), quantile(good, .99)
 	if c.RelayPID > 0 {
 		rss1, _ := rssKiB(c.RelayPID)

@@ -23,6 +23,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		row("delivered / lost / duplicated / redelivered", fmt.Sprintf("%d / %d / %d / %d", r.Delivered, r.Lost, r.Duplicates, r.Redelivered))
 	case "conns":
 		row("logins/s", fmt.Sprintf("%.0f (p50 %.1f ms, p99 %.1f ms)", r.LoginsPerSecond, r.LoginP50ms, r.LoginP99ms))
+		row("logged in / failed", fmt.Sprintf("%d / %d", r.LoggedIn, r.FailedLogins))
 		row("live after the hold", r.Live)
 		row("relay RSS per user", fmt.Sprintf("%.1f KiB", r.RSSKiBPerConn))
 	}

@@ -58,5 +58,10 @@ func loadCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "kith-simnet load: items were lost, duplicated or redelivered")
 		return 1
 	}
+	if rep.FailedLogins > 0 || rep.Live < rep.LoggedIn {
+		fmt.Fprintf(os.Stderr, "kith-simnet load: %d logins failed and %d of %d logged-in users were dropped\n",
+			rep.FailedLogins, rep.LoggedIn-rep.Live, rep.LoggedIn)
+		return 1
+	}
 	return 0
 }

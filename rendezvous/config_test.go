@@ -1,0 +1,62 @@
+package rendezvous
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*Config)
+		want string // a part of the error, or "" for valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"explicit memory", func(c *Config) { c.MaxMemoryMiB = 64 }, ""},
+		{"memory too small", func(c *Config) { c.MaxMemoryMiB = 63 }, "max_memory_mib"},
+		{"negative memory", func(c *Config) { c.MaxMemoryMiB = -1 }, "max_memory_mib"},
+		{"too few connections", func(c *Config) { c.MaxConnections = 15 }, "max_connections"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			c.edit(&cfg)
+			err := cfg.Validate()
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("valid config refused: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("error %v, want one naming %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestMemoryBudget checks the sizing that caps logged-in users: measured,
+// a relay with 1,024 MiB carried about 3,900 users and reset the rest.
+func TestMemoryBudget(t *testing.T) {
+	cases := []struct {
+		conns   int
+		mem     int64
+		wantMiB int64
+		users   int
+	}{
+		{20000, 0, 512 + 20000*272/1024, 20000},
+		{1000, 0, 512 + 1000*272/1024, 1000},
+		{20000, 1024, 1024, 1024 * 1024 / 272},
+		{1000, 4096, 4096, 1000},
+	}
+	for _, c := range cases {
+		cfg := DefaultConfig()
+		cfg.MaxConnections, cfg.MaxMemoryMiB = c.conns, c.mem
+		if got := cfg.MemoryBudgetMiB(); got != c.wantMiB {
+			t.Errorf("%d conns, %d MiB: budget %d MiB, want %d", c.conns, c.mem, got, c.wantMiB)
+		}
+		if got := cfg.UsersCarried(); got != c.users {
+			t.Errorf("%d conns, %d MiB: carries %d users, want %d", c.conns, c.mem, got, c.users)
+		}
+		if c.mem == 0 && cfg.UsersCarried() < cfg.MaxConnections {
+			t.Errorf("%d conns: the default budget does not carry them", c.conns)
+		}
+	}
+}
