@@ -118,8 +118,12 @@ type Config struct {
 	Circuit CircuitConfig `json:"circuit"`
 
 	// Peers are other relays (multiaddrs ending in /p2p/<id>) to stay
-	// connected to, for revocation gossip. Default none.
+	// connected to, for revocation gossip, and to join the DHT through.
+	// Default none.
 	Peers []string `json:"peers"`
+
+	// DHT sets the relays' Kademlia DHT.
+	DHT DHTConfig `json:"dht"`
 
 	// MaxConnections is the inbound connection limit given to the libp2p
 	// resource manager by kith-rendezvous. Default 20000.
@@ -133,6 +137,29 @@ type Config struct {
 	// resident memory. Default 0: sized from MaxConnections (see
 	// MemoryBudgetMiB); 20000 connections give 5,824 MiB.
 	MaxMemoryMiB int64 `json:"max_memory_mib"`
+}
+
+// DHTConfig sets the relays' Kademlia DHT (DESIGN section 6), a private
+// one (protocol /kith/kad/1.0.0) that only relays serve. Through it relays
+// find each other, beyond the peers configured, and stay connected to a
+// few for revocation gossip; and each relay publishes the signed profiles
+// of the users who log in there, so that any relay can tell a sender where
+// a user's home relays are (presence queries with want_profiles).
+type DHTConfig struct {
+	// Enabled runs the DHT. Default true.
+	Enabled bool `json:"enabled"`
+	// MaxRelayPeers bounds the relays found through the DHT that this one
+	// stays connected to. Default 16.
+	MaxRelayPeers int `json:"max_relay_peers"`
+	// FindInterval is how often the relay looks for other relays. Default
+	// 5m (the first look is at start).
+	FindInterval Duration `json:"find_interval"`
+	// Republish is how often every stored profile is put again; DHT
+	// records expire after 36h. Default 12h.
+	Republish Duration `json:"republish"`
+	// LookupTimeout bounds the DHT lookups that one presence query makes.
+	// Default 5s.
+	LookupTimeout Duration `json:"lookup_timeout"`
 }
 
 // DefaultConfig returns the defaults, as documented on each field.
@@ -157,6 +184,10 @@ func DefaultConfig() Config {
 		Circuit: CircuitConfig{
 			Enabled: true, MaxReservations: 4096, MaxReservationsPerIP: 64, MaxCircuits: 16,
 			DurationLimit: Duration(2 * time.Minute), DataLimit: 128 << 10,
+		},
+		DHT: DHTConfig{
+			Enabled: true, MaxRelayPeers: 16, FindInterval: Duration(5 * time.Minute),
+			Republish: Duration(12 * time.Hour), LookupTimeout: Duration(5 * time.Second),
 		},
 		MaxConnections:    20000,
 		MaxStreamsPerPeer: 64,
@@ -214,6 +245,12 @@ func (c *Config) Validate() error {
 		check(c.Circuit.MaxCircuits >= 1, "circuit.max_circuits must be positive")
 		check(c.Circuit.DurationLimit.D() >= time.Second, "circuit.duration_limit must be at least 1s")
 		check(c.Circuit.DataLimit >= 1024, "circuit.data_limit must be at least 1024")
+	}
+	if c.DHT.Enabled {
+		check(c.DHT.MaxRelayPeers >= 0, "dht.max_relay_peers must not be negative")
+		check(c.DHT.FindInterval.D() >= time.Second, "dht.find_interval must be at least 1s")
+		check(c.DHT.Republish.D() >= time.Minute && c.DHT.Republish.D() <= 24*time.Hour, "dht.republish must be 1m..24h (records expire after 36h)")
+		check(c.DHT.LookupTimeout.D() >= 100*time.Millisecond && c.DHT.LookupTimeout.D() <= time.Minute, "dht.lookup_timeout must be 100ms..1m")
 	}
 	check(c.MaxConnections >= 16, "max_connections must be at least 16, not %d", c.MaxConnections)
 	check(c.MaxStreamsPerPeer >= 8, "max_streams_per_peer must be at least 8, not %d", c.MaxStreamsPerPeer)

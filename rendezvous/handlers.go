@@ -426,14 +426,18 @@ func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAns
 
 func (r *Relay) handlePresence(st network.Stream) {
 	r.serve(st, protocols.MaxPresenceMessage, func(ctx context.Context, remote peer.ID, frame []byte, readErr error) proto.Message {
-		return r.presence(remote, frame, readErr)
+		return r.presence(ctx, remote, frame, readErr)
 	})
 }
 
 // presence answers which peers are online and how to reach them, to
 // askers who prove they may know: a friendship with the peer, or an
 // introduction between them.
-func (r *Relay) presence(remote peer.ID, frame []byte, readErr error) *pb.PresenceResponse {
+//
+// With want_profiles, each answer carries the peer's newest signed profile
+// (which names their home relays): the one stored here for a user
+// registered here, else the newer of that and the one in the relays' DHT.
+func (r *Relay) presence(ctx context.Context, remote peer.ID, frame []byte, readErr error) *pb.PresenceResponse {
 	if readErr != nil {
 		s, text := statusText(readErr)
 		return &pb.PresenceResponse{Status: s, Text: text}
@@ -448,6 +452,7 @@ func (r *Relay) presence(remote peer.ID, frame []byte, readErr error) *pb.Presen
 	}
 	now := r.clock()
 	resp := &pb.PresenceResponse{Status: pb.Status_OK}
+	var lookups []int // entries whose profiles are looked up in the DHT
 	for i, ask := range q.Asks {
 		p := ids[i]
 		e := &pb.PresenceEntry{Peer: []byte(p)}
@@ -470,8 +475,56 @@ func (r *Relay) presence(remote peer.ID, frame []byte, readErr error) *pb.Presen
 		} else {
 			r.metrics.presence.WithLabelValues("offline").Inc()
 		}
+		if q.WantProfiles {
+			if prof := r.store.profile(p); prof != nil {
+				e.Profile = prof.Raw
+			}
+			if r.routing != nil && !r.sessions.registered(p) {
+				lookups = append(lookups, i)
+			}
+		}
+	}
+	if len(lookups) > 0 {
+		r.lookupProfiles(ctx, resp.Entries, lookups)
+	}
+	budget := profileBudget
+	for _, e := range resp.Entries {
+		if len(e.Profile) > budget {
+			e.Profile = nil // the asker asks again, for fewer peers
+		}
+		budget -= len(e.Profile)
 	}
 	return resp
+}
+
+// profileBudget bounds the profile bytes in one presence response, well
+// inside protocols.MaxResponseMessage.
+const profileBudget = 40 << 10
+
+// lookupProfiles fills the profiles of entries[idx] from the DHT where it
+// holds a newer one, a few lookups at a time, within LookupTimeout.
+func (r *Relay) lookupProfiles(ctx context.Context, entries []*pb.PresenceEntry, idx []int) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.DHT.LookupTimeout.D())
+	defer cancel()
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		e := entries[i]
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			found := r.routing.lookup(ctx, peer.ID(e.Peer))
+			if found == nil {
+				return
+			}
+			if local := r.store.profile(found.Owner); local == nil || found.Seq > local.Seq {
+				e.Profile = found.Raw
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func (r *Relay) mayKnow(asker, p peer.ID, ask *pb.PresenceAsk, now time.Time) error {

@@ -298,6 +298,9 @@ func (r *Relay) handleInbox(st network.Stream) {
 		refuse(protocols.Errorf(pb.Status_UNAVAILABLE, "the relay cannot store your profile now; retry"))
 		return
 	}
+	if r.routing != nil {
+		r.routing.publish(r.store.profile(remote)) // the newest, which may be an earlier login's
+	}
 	window := int(login.Window)
 	if window <= 0 {
 		window = r.cfg.InboxWindow

@@ -19,6 +19,8 @@ type metrics struct {
 	logins        *prometheus.CounterVec // by outcome
 	commitSeconds prometheus.Histogram
 	commitOps     prometheus.Histogram
+	dht           *prometheus.CounterVec // profile puts and lookups, by outcome
+	relayPeers    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
@@ -65,6 +67,12 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 			Name: "kith_relay_commit_ops", Help: "Operations sharing one datastore batch (group commit).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
 		}),
+		dht: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kith_relay_dht_profiles_total", Help: "Profiles put into the relays' DHT and looked up in it, by outcome (put, put_failed, found, not_found).",
+		}, []string{"outcome"}),
+		relayPeers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kith_relay_dht_relay_peers", Help: "Relays found through the DHT and kept connected, at the last look.",
+		}),
 	}
 	mailbox := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kith_relay_mailbox_items", Help: "Items waiting in all mailboxes.",
@@ -76,7 +84,7 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 		Name: "kith_relay_online_peers", Help: "Peers with an open inbox.",
 	}, func() float64 { return float64(r.sessions.count()) })
 	for _, c := range []prometheus.Collector{m.shares, m.shareFailures, m.verifySeconds, m.stored, m.pushed,
-		m.delivered, m.expired, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, mailbox, online} {
+		m.delivered, m.expired, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, m.dht, m.relayPeers, mailbox, online} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

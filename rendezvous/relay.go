@@ -88,6 +88,7 @@ type Relay struct {
 	limits   *limiters
 	gossip   *gossip
 	circuit  *relayv2.Relay
+	routing  *routing // nil when the DHT is off
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -179,6 +180,13 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 		r.Close()
 		return nil, err
 	}
+	if r.cfg.DHT.Enabled {
+		r.routing, err = startRouting(r, d)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
 
 	h.SetStreamHandler(protocols.ShareProtocol, r.handleShare)
 	h.SetStreamHandler(protocols.InboxProtocol, r.handleInbox)
@@ -223,6 +231,9 @@ func (r *Relay) Close() error {
 			r.h.RemoveStreamHandler(p)
 		}
 		r.cancel()
+		if r.routing != nil {
+			r.routing.close()
+		}
 		if r.gossip != nil {
 			r.gossip.close()
 		}
@@ -269,9 +280,9 @@ func (r *Relay) sweep() {
 	}
 }
 
-// keepPeers stays connected to the configured relays, for gossip.
-func (r *Relay) keepPeers() {
-	defer r.wg.Done()
+// peerInfos parses the configured relay peers, skipping (with a warning)
+// those that are not full addresses.
+func (r *Relay) peerInfos() []peer.AddrInfo {
 	var infos []peer.AddrInfo
 	for _, s := range r.cfg.Peers {
 		a, err := ma.NewMultiaddr(s)
@@ -286,6 +297,13 @@ func (r *Relay) keepPeers() {
 		}
 		infos = append(infos, *ai)
 	}
+	return infos
+}
+
+// keepPeers stays connected to the configured relays, for gossip.
+func (r *Relay) keepPeers() {
+	defer r.wg.Done()
+	infos := r.peerInfos()
 	if len(infos) == 0 {
 		return
 	}

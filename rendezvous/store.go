@@ -627,6 +627,17 @@ func (s *store) putProfile(ctx context.Context, p *identity.Profile) error {
 	})
 }
 
+// allProfiles returns every profile held.
+func (s *store) allProfiles() []*identity.Profile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*identity.Profile, 0, len(s.profiles))
+	for _, p := range s.profiles {
+		out = append(out, p)
+	}
+	return out
+}
+
 // profile returns the newest profile held for p, or nil.
 func (s *store) profile(p peer.ID) *identity.Profile {
 	s.mu.Lock()

@@ -208,12 +208,18 @@ func delivery(resp *pb.ShareResponse, p peer.ID) pb.Delivery {
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitWithin(t, 10*time.Second, 5*time.Millisecond, what, cond)
+}
+
+// waitWithin polls cond every poll until it holds, for at most d.
+func waitWithin(t testing.TB, d, poll time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(poll)
 	}
 }
 

@@ -1974,8 +1974,12 @@ func (x *PresenceAsk) GetIntroduction() []byte {
 
 // PresenceQuery asks about several peers.
 type PresenceQuery struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Asks          []*PresenceAsk         `protobuf:"bytes,1,rep,name=asks,proto3" json:"asks,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Asks  []*PresenceAsk         `protobuf:"bytes,1,rep,name=asks,proto3" json:"asks,omitempty"`
+	// want_profiles asks for each peer's signed profile (their home relays),
+	// from the relay's own store or the relays' DHT, where the asker may
+	// know the peer.
+	WantProfiles  bool `protobuf:"varint,2,opt,name=want_profiles,json=wantProfiles,proto3" json:"want_profiles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2017,6 +2021,13 @@ func (x *PresenceQuery) GetAsks() []*PresenceAsk {
 	return nil
 }
 
+func (x *PresenceQuery) GetWantProfiles() bool {
+	if x != nil {
+		return x.WantProfiles
+	}
+	return false
+}
+
 // PresenceEntry answers for one peer.
 type PresenceEntry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2025,6 +2036,7 @@ type PresenceEntry struct {
 	Addrs         [][]byte               `protobuf:"bytes,3,rep,name=addrs,proto3" json:"addrs,omitempty"`                                 // binary multiaddrs: direct and circuit
 	Refused       Reason                 `protobuf:"varint,4,opt,name=refused,proto3,enum=kith.protocols.Reason" json:"refused,omitempty"` // set when the asker may not know
 	LastSeen      int64                  `protobuf:"varint,5,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	Profile       []byte                 `protobuf:"bytes,6,opt,name=profile,proto3" json:"profile,omitempty"` // the peer's signed profile, if asked and found
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2092,6 +2104,13 @@ func (x *PresenceEntry) GetLastSeen() int64 {
 		return x.LastSeen
 	}
 	return 0
+}
+
+func (x *PresenceEntry) GetProfile() []byte {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
 }
 
 // PresenceResponse answers a PresenceQuery.
@@ -2387,15 +2406,17 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\vPresenceAsk\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12 \n" +
 	"\vattestation\x18\x02 \x01(\fR\vattestation\x12\"\n" +
-	"\fintroduction\x18\x03 \x01(\fR\fintroduction\"@\n" +
+	"\fintroduction\x18\x03 \x01(\fR\fintroduction\"e\n" +
 	"\rPresenceQuery\x12/\n" +
-	"\x04asks\x18\x01 \x03(\v2\x1b.kith.protocols.PresenceAskR\x04asks\"\xa0\x01\n" +
+	"\x04asks\x18\x01 \x03(\v2\x1b.kith.protocols.PresenceAskR\x04asks\x12#\n" +
+	"\rwant_profiles\x18\x02 \x01(\bR\fwantProfiles\"\xba\x01\n" +
 	"\rPresenceEntry\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x16\n" +
 	"\x06online\x18\x02 \x01(\bR\x06online\x12\x14\n" +
 	"\x05addrs\x18\x03 \x03(\fR\x05addrs\x120\n" +
 	"\arefused\x18\x04 \x01(\x0e2\x16.kith.protocols.ReasonR\arefused\x12\x1b\n" +
-	"\tlast_seen\x18\x05 \x01(\x03R\blastSeen\"\x8f\x01\n" +
+	"\tlast_seen\x18\x05 \x01(\x03R\blastSeen\x12\x18\n" +
+	"\aprofile\x18\x06 \x01(\fR\aprofile\"\x8f\x01\n" +
 	"\x10PresenceResponse\x12.\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x16.kith.protocols.StatusR\x06status\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x127\n" +

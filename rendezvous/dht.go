@@ -1,0 +1,305 @@
+package rendezvous
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+
+	"github.com/kithnet/kith/identity"
+)
+
+// The relays' DHT (DESIGN section 6). Only relays serve it: its protocol
+// is /kith/kad/1.0.0, and nodes never join it; they ask a relay.
+const (
+	// DHTProtocolPrefix makes the DHT's protocol /kith/kad/1.0.0, apart
+	// from the public IPFS DHT.
+	DHTProtocolPrefix = "/kith"
+	// ProfileNamespace is the DHT namespace of users' signed profiles:
+	// the key of p's profile is "/kithprofile/" + the bytes of p.
+	ProfileNamespace = "kithprofile"
+	// RelayNamespace is what relays advertise themselves under, so that
+	// they find each other.
+	RelayNamespace = "kith/relays/1"
+)
+
+// ProfileKey returns the DHT key of p's signed profile.
+func ProfileKey(p peer.ID) string { return "/" + ProfileNamespace + "/" + string(p) }
+
+// ProfileValidator checks DHT records in ProfileNamespace: a record must
+// be a profile signed by the peer its key names, and the best of several
+// is the one with the highest sequence number. A relay's DHT stores and
+// serves nothing else.
+type ProfileValidator struct {
+	Verifier *identity.Verifier
+	Clock    func() time.Time
+}
+
+// Validate implements record.Validator.
+func (v ProfileValidator) Validate(key string, value []byte) error {
+	_, err := v.profile(key, value)
+	return err
+}
+
+// Select implements record.Validator: the valid profile with the highest
+// sequence number, the first of equals.
+func (v ProfileValidator) Select(key string, values [][]byte) (int, error) {
+	best, bestSeq := -1, uint64(0)
+	for i, val := range values {
+		p, err := v.profile(key, val)
+		if err != nil {
+			continue
+		}
+		if best < 0 || p.Seq > bestSeq {
+			best, bestSeq = i, p.Seq
+		}
+	}
+	if best < 0 {
+		return 0, errors.New("rendezvous: no valid profile among the records")
+	}
+	return best, nil
+}
+
+func (v ProfileValidator) profile(key string, value []byte) (*identity.Profile, error) {
+	ns, rest, err := record.SplitKey(key)
+	if err != nil || ns != ProfileNamespace {
+		return nil, fmt.Errorf("rendezvous: %q is not a profile key", key)
+	}
+	owner, err := peer.IDFromBytes([]byte(rest))
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: profile key: %w", err)
+	}
+	p, err := v.Verifier.Profile(value, v.Clock())
+	if err != nil {
+		return nil, err
+	}
+	if p.Owner != owner {
+		return nil, fmt.Errorf("rendezvous: the profile is %s's, stored under %s's key", p.Owner, owner)
+	}
+	return p, nil
+}
+
+// routing is the relay's part in the DHT: finding other relays, and
+// publishing and looking up profiles.
+type routing struct {
+	r    *Relay
+	dht  *dht.IpfsDHT
+	disc *drouting.RoutingDiscovery
+	put  chan *identity.Profile // profiles to publish, by one worker
+
+	mu        sync.Mutex
+	published map[peer.ID]published
+	found     map[peer.ID]foundProfile // looked up in the DHT, for a while
+}
+
+type published struct {
+	seq uint64
+	at  time.Time
+}
+
+type foundProfile struct {
+	p  *identity.Profile // nil: not found
+	at time.Time
+}
+
+// foundTTL is how long a lookup's result is reused; foundMax bounds them.
+const (
+	foundTTL = 10 * time.Minute
+	foundMax = 4096
+)
+
+func startRouting(r *Relay, d ds.Batching) (*routing, error) {
+	val := record.NamespacedValidator{ProfileNamespace: ProfileValidator{Verifier: r.verifier, Clock: r.clock}}
+	kad, err := dht.New(r.h,
+		dht.Mode(dht.ModeServer),
+		dht.ProtocolPrefix(DHTProtocolPrefix),
+		dht.Validator(val),
+		dht.Datastore(namespace.Wrap(d, ds.NewKey("/kith/dht"))),
+		dht.BootstrapPeers(r.peerInfos()...),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: dht: %w", err)
+	}
+	rt := &routing{
+		r: r, dht: kad, disc: drouting.NewRoutingDiscovery(kad),
+		put:       make(chan *identity.Profile, 1024),
+		published: map[peer.ID]published{}, found: map[peer.ID]foundProfile{},
+	}
+	r.wg.Add(3)
+	go rt.findRelays()
+	go rt.publisher()
+	go rt.republish()
+	return rt, nil
+}
+
+func (rt *routing) close() { rt.dht.Close() }
+
+// findRelays advertises this relay and stays connected to up to
+// MaxRelayPeers others found through the DHT, so that gossip reaches them.
+func (rt *routing) findRelays() {
+	defer rt.r.wg.Done()
+	r := rt.r
+	var ttl time.Duration
+	next := time.Duration(0)
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-time.After(next):
+		}
+		next = r.cfg.DHT.FindInterval.D()
+		if rt.dht.RoutingTable().Size() == 0 {
+			next = min(next, 10*time.Second) // not joined yet: look again soon
+			continue
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
+		if ttl <= next { // re-advertise before the record lapses
+			var err error
+			if ttl, err = rt.disc.Advertise(ctx, RelayNamespace); err != nil {
+				r.log.Debug("advertising the relay in the DHT", "err", err)
+				ttl = 0
+			}
+		} else {
+			ttl -= next
+		}
+		found, err := rt.disc.FindPeers(ctx, RelayNamespace, discovery.Limit(4*r.cfg.DHT.MaxRelayPeers+4))
+		if err != nil {
+			cancel()
+			r.log.Debug("looking for relays in the DHT", "err", err)
+			continue
+		}
+		kept := 0
+		for ai := range found {
+			if ai.ID == r.h.ID() || len(ai.Addrs) == 0 {
+				continue
+			}
+			if kept >= r.cfg.DHT.MaxRelayPeers {
+				continue // drain the channel
+			}
+			if r.h.Network().Connectedness(ai.ID) != network.Connected {
+				cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+				err := r.h.Connect(cctx, ai)
+				ccancel()
+				if err != nil {
+					r.log.Debug("cannot reach a relay found in the DHT", "peer", ai.ID, "err", err)
+					continue
+				}
+			}
+			r.h.ConnManager().Protect(ai.ID, "kith-relay-peer")
+			kept++
+		}
+		cancel()
+		r.metrics.relayPeers.Set(float64(kept))
+	}
+}
+
+// publish queues p for the DHT if it is newer than what this relay
+// published, or was published more than half a republish period ago.
+func (rt *routing) publish(p *identity.Profile) {
+	now := rt.r.clock()
+	rt.mu.Lock()
+	last, ok := rt.published[p.Owner]
+	fresh := ok && last.seq >= p.Seq && now.Sub(last.at) < rt.r.cfg.DHT.Republish.D()/2
+	rt.mu.Unlock()
+	if fresh {
+		return
+	}
+	select {
+	case rt.put <- p:
+	default: // full: the republish pass will put it
+	}
+}
+
+// publisher puts queued profiles, one at a time.
+func (rt *routing) publisher() {
+	defer rt.r.wg.Done()
+	r := rt.r
+	for {
+		var p *identity.Profile
+		select {
+		case <-r.ctx.Done():
+			return
+		case p = <-rt.put:
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+		err := rt.dht.PutValue(ctx, ProfileKey(p.Owner), p.Raw)
+		cancel()
+		if err != nil {
+			r.metrics.dht.WithLabelValues("put_failed").Inc()
+			r.log.Debug("publishing a profile", "peer", p.Owner, "err", err)
+			continue
+		}
+		r.metrics.dht.WithLabelValues("put").Inc()
+		rt.mu.Lock()
+		rt.published[p.Owner] = published{seq: p.Seq, at: r.clock()}
+		rt.mu.Unlock()
+	}
+}
+
+// republish puts every profile stored here again, each Republish period,
+// so that the records of users who have not logged in lately live on.
+func (rt *routing) republish() {
+	defer rt.r.wg.Done()
+	r := rt.r
+	t := time.NewTicker(r.cfg.DHT.Republish.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range r.store.allProfiles() {
+			select {
+			case <-r.ctx.Done():
+				return
+			case rt.put <- p:
+			}
+		}
+	}
+}
+
+// lookup returns p's newest profile: the one stored here, else one found
+// in the DHT (remembered for foundTTL, found or not).
+func (rt *routing) lookup(ctx context.Context, p peer.ID) *identity.Profile {
+	now := rt.r.clock()
+	rt.mu.Lock()
+	f, ok := rt.found[p]
+	rt.mu.Unlock()
+	if ok && now.Sub(f.at) < foundTTL {
+		return f.p
+	}
+	var prof *identity.Profile
+	raw, err := rt.dht.GetValue(ctx, ProfileKey(p))
+	if err == nil {
+		// The DHT validated it; check again, as for anything received.
+		if got, verr := rt.r.verifier.Profile(raw, now); verr == nil && got.Owner == p {
+			prof = got
+		}
+	}
+	rt.r.metrics.dht.WithLabelValues(map[bool]string{true: "found", false: "not_found"}[prof != nil]).Inc()
+	if ctx.Err() != nil && prof == nil {
+		return nil // cut short: do not remember a miss
+	}
+	rt.mu.Lock()
+	if len(rt.found) >= foundMax {
+		for k, v := range rt.found {
+			if now.Sub(v.at) >= foundTTL || len(rt.found) >= foundMax {
+				delete(rt.found, k)
+			}
+		}
+	}
+	rt.found[p] = foundProfile{p: prof, at: now}
+	rt.mu.Unlock()
+	return prof
+}

@@ -1,0 +1,144 @@
+package rendezvous
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/protocols/client"
+	"github.com/kithnet/kith/protocols/pb"
+)
+
+func TestProfileValidator(t *testing.T) {
+	alice, bob := newTUser(t, "Alice"), newTUser(t, "Bob")
+	v := ProfileValidator{Verifier: identity.NewVerifier(), Clock: time.Now}
+	newer, err := identity.NewProfile(alice.key, identity.ProfileInfo{Name: "Alice", Seq: 7}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := append([]byte(nil), alice.profile...)
+	tampered[len(tampered)-1] ^= 1
+	future, err := identity.NewProfile(alice.key, identity.ProfileInfo{Name: "Alice", Seq: 9}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		key   string
+		value []byte
+		ok    bool
+	}{
+		{"own profile", ProfileKey(alice.id), alice.profile, true},
+		{"newer own profile", ProfileKey(alice.id), newer, true},
+		{"someone else's profile under alice's key", ProfileKey(alice.id), bob.profile, false},
+		{"tampered signature", ProfileKey(alice.id), tampered, false},
+		{"garbage", ProfileKey(alice.id), []byte("not a profile"), false},
+		{"empty", ProfileKey(alice.id), nil, false},
+		{"issued in the future", ProfileKey(alice.id), future, false},
+		{"other namespace", "/pk/" + string(alice.id), alice.profile, false},
+		{"key is not a peer id", "/" + ProfileNamespace + "/nobody", alice.profile, false},
+		{"no namespace", string(alice.id), alice.profile, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := v.Validate(c.key, c.value); (err == nil) != c.ok {
+				t.Fatalf("Validate = %v, want ok %v", err, c.ok)
+			}
+		})
+	}
+	sel := []struct {
+		name   string
+		values [][]byte
+		want   int
+		ok     bool
+	}{
+		{"newest wins", [][]byte{alice.profile, newer}, 1, true},
+		{"first of newest", [][]byte{newer, alice.profile, newer}, 0, true},
+		{"invalid ones are skipped", [][]byte{tampered, bob.profile, alice.profile}, 2, true},
+		{"none valid", [][]byte{tampered, bob.profile}, 0, false},
+	}
+	for _, c := range sel {
+		t.Run("select "+c.name, func(t *testing.T) {
+			got, err := v.Select(ProfileKey(alice.id), c.values)
+			if (err == nil) != c.ok || (c.ok && got != c.want) {
+				t.Fatalf("Select = %d, %v; want %d, ok %v", got, err, c.want, c.ok)
+			}
+		})
+	}
+}
+
+// TestRelaysFindEachOtherAndProfiles starts four relays that each know
+// only the first: through the DHT they find and connect to one another,
+// and a profile published where its user logs in is found at any relay,
+// for an asker who may know the user, and for nobody else.
+func TestRelaysFindEachOtherAndProfiles(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DHT.FindInterval = Duration(time.Second)
+	relays := []*testRelay{startRelay(t, nil, WithConfig(cfg))}
+	first := fmt.Sprintf("%s/p2p/%s", relays[0].h.Addrs()[0], relays[0].h.ID())
+	for range 3 {
+		c := cfg
+		c.Peers = []string{first}
+		relays = append(relays, startRelay(t, nil, WithConfig(c)))
+	}
+	waitLong(t, "every relay connected to every other", func() bool {
+		for _, a := range relays {
+			for _, b := range relays {
+				if a != b && a.h.Network().Connectedness(b.h.ID()) != network.Connected {
+					return false
+				}
+			}
+		}
+		return true
+	})
+
+	alice, bob, mallory := newTUser(t, "Alice"), newTUser(t, "Bob"), newTUser(t, "Mallory")
+	att := befriend(t, alice, bob)
+	alice.login(relays[1])
+	bob.meet(relays[3])
+	mallory.meet(relays[3])
+	ask := func(u *tuser, proof []byte) *pb.PresenceEntry {
+		t.Helper()
+		resp, err := client.Presence(context.Background(), u.h, relays[3].h.ID(), &pb.PresenceQuery{
+			WantProfiles: true, Asks: []*pb.PresenceAsk{{Peer: []byte(alice.id), Attestation: proof}},
+		})
+		if err != nil {
+			t.Fatalf("presence: %v", err)
+		}
+		return resp.Entries[0]
+	}
+	var e *pb.PresenceEntry
+	waitLong(t, "Alice's profile found at another relay", func() bool {
+		e = ask(bob, att)
+		return len(e.Profile) > 0
+	})
+	prof, err := identity.NewVerifier().Profile(e.Profile, time.Now())
+	if err != nil || prof.Owner != alice.id {
+		t.Fatalf("the profile found is not Alice's: %v", err)
+	}
+	if e.Online {
+		t.Fatal("relay 3 says Alice is online: she logged in at relay 1")
+	}
+	if e := ask(mallory, nil); len(e.Profile) > 0 || e.Refused == pb.Reason_REASON_UNSPECIFIED {
+		t.Fatalf("Mallory, who may not know Alice, got profile %d bytes, refused %v", len(e.Profile), e.Refused)
+	}
+	// A relay that never saw Alice log in has her record in its DHT
+	// store only if it is among the closest; none of them stored it as a
+	// profile of its own.
+	for _, r := range relays {
+		if r != relays[1] && r.store.profile(alice.id) != nil {
+			t.Fatalf("relay %s stored Alice's profile as one of its users'", r.h.ID())
+		}
+	}
+}
+
+// waitLong waits up to 30 s: the DHT's work takes rounds of identify,
+// lookups and dials.
+func waitLong(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	waitWithin(t, 30*time.Second, 50*time.Millisecond, what, cond)
+}
