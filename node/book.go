@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -1192,6 +1193,74 @@ func (b *Book) Rename(name string) ([]Mutation, error) {
 	b.Settings.Name = name
 	b.Settings.Seq++
 	return []Mutation{put(keySettings, b.Settings)}, nil
+}
+
+// SetHomeRelays records the relays the user's profile names. A change
+// takes a new profile sequence, so that the newest profile is the one that
+// wins wherever profiles meet (the relays' DHT keeps the highest).
+func (b *Book) SetHomeRelays(addrs []string) []Mutation {
+	if slices.Equal(addrs, b.Settings.Relays) {
+		return nil
+	}
+	b.Settings.Relays = slices.Clone(addrs)
+	b.Settings.Seq++
+	return []Mutation{put(keySettings, b.Settings)}
+}
+
+// LearnProfile keeps a signed profile of a friend or of a peer in a
+// request, if it verifies and is newer than the one held: the profile
+// names their home relays. Anything else is ignored.
+func (b *Book) LearnProfile(raw []byte, now time.Time) []Mutation {
+	prof, err := b.verifier.Profile(raw, now.Add(identity.DefaultClockSkew))
+	if err != nil {
+		return nil
+	}
+	newer := func(old []byte) bool {
+		if len(old) == 0 {
+			return true
+		}
+		o, err := b.verifier.Profile(old, now.Add(identity.DefaultClockSkew))
+		return err != nil || o.Owner != prof.Owner || prof.Seq > o.Seq
+	}
+	var muts []Mutation
+	if f := b.friends[prof.Owner]; f != nil && newer(f.Profile) {
+		f.Profile = prof.Raw
+		muts = append(muts, put(prefixFriends+f.ID.String(), f))
+	}
+	for _, r := range b.requests {
+		if r.Peer == prof.Owner && newer(r.PeerProfile) {
+			r.PeerProfile = prof.Raw
+			muts = append(muts, put(prefixRequests+r.ID.String(), r))
+		}
+	}
+	return muts
+}
+
+// ProfileAsks returns presence asks for the peers among ps the user may
+// ask about, each with its proof: the friendship, else the introduction
+// of a request between them.
+func (b *Book) ProfileAsks(ps []peer.ID) []*pb.PresenceAsk {
+	var out []*pb.PresenceAsk
+	for _, p := range ps {
+		if f := b.friends[p]; f != nil {
+			out = append(out, &pb.PresenceAsk{Peer: []byte(p), Attestation: f.Attestation})
+			continue
+		}
+		for _, r := range b.requests {
+			if r.Peer != p {
+				continue
+			}
+			var w pb.AddRequest
+			if proto.Unmarshal(r.Wire, &w) != nil {
+				continue
+			}
+			if u, err := protocols.DecodeAddRequest(&w); err == nil && len(u.Introduction) > 0 {
+				out = append(out, &pb.PresenceAsk{Peer: []byte(p), Introduction: u.Introduction})
+				break
+			}
+		}
+	}
+	return out
 }
 
 // SaveSettings returns the mutation storing the settings.

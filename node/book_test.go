@@ -377,12 +377,94 @@ func TestBookSurvivesReload(t *testing.T) {
 			t.Fatalf("load %s: %v", r.Key, err)
 		}
 	}
-	if again.Settings != bob.Settings || len(again.friends) != len(bob.friends) || len(again.requests) != len(bob.requests) ||
+	if !reflect.DeepEqual(again.Settings, bob.Settings) || len(again.friends) != len(bob.friends) || len(again.requests) != len(bob.requests) ||
 		len(again.shares) != len(bob.shares) || len(again.blocked) != 1 || again.Group("family") == nil {
 		t.Fatalf("reloaded book differs: %+v vs %+v", again.Settings, bob.Settings)
 	}
 	s := again.Share(rs.ID)
 	if again.ItemState(s, carol.me) != ItemPending {
 		t.Fatalf("item state after reload: %v", again.ItemState(s, carol.me))
+	}
+}
+
+// TestProfilesAndHomeRelays: which profiles the book keeps (a friend's or
+// a requested peer's, newer only, verified), which peers it may ask about
+// (with their proofs), and the new profile sequence a change of relays
+// takes.
+func TestProfilesAndHomeRelays(t *testing.T) {
+	alice, bob, carol, frank, mallory := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Carol"), newPerson(t, "Frank"), newPerson(t, "Mallory")
+	befriend(t, alice, bob)
+	befriend(t, alice, carol)
+	befriend(t, alice, frank)
+	rs := share(t, alice, bob, []*person{carol, frank})
+	_, muts, err := bob.Pick(rs, nil, true, "", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.apply(t, muts)
+
+	relay1 := "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWKJwHLdAyNbUmLTjDdBGoJDW7khYpi3XTUvoBPzDELGfE"
+	relay2 := "/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWKJwHLdAyNbUmLTjDdBGoJDW7khYpi3XTUvoBPzDELGfE"
+	profile := func(p *person, seq uint64, relay string) []byte {
+		t.Helper()
+		raw, err := identity.NewProfile(p.key, identity.ProfileInfo{Name: p.Settings.Name, Seq: seq, Relays: parseAddrs([]string{relay})}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+
+	// Asks: a friend with the friendship, a requested peer with the
+	// introduction, nobody else.
+	asks := bob.ProfileAsks([]peer.ID{alice.me, carol.me, mallory.me})
+	if len(asks) != 2 || peer.ID(asks[0].Peer) != alice.me || len(asks[0].Attestation) == 0 ||
+		peer.ID(asks[1].Peer) != carol.me || len(asks[1].Introduction) == 0 {
+		t.Fatalf("asks %+v", asks)
+	}
+	if _, err := identity.NewVerifier().Introduction(asks[1].Introduction, t0); err != nil {
+		t.Fatalf("the introduction asked with: %v", err)
+	}
+
+	// Learning: newer wins, older and forged are ignored, strangers too.
+	if m := bob.LearnProfile(profile(alice, 3, relay1), t0); len(m) != 1 {
+		t.Fatalf("a friend's first profile: %d mutations", len(m))
+	}
+	if got := bob.HomeRelays(alice.me); len(got) != 1 || got[0] != relay1 {
+		t.Fatalf("home relays %v", got)
+	}
+	if m := bob.LearnProfile(profile(alice, 2, relay2), t0); len(m) != 0 {
+		t.Fatal("an older profile replaced a newer one")
+	}
+	forged := profile(alice, 9, relay2)
+	forged[len(forged)-1] ^= 1
+	if m := bob.LearnProfile(forged, t0); len(m) != 0 {
+		t.Fatal("a forged profile was kept")
+	}
+	if m := bob.LearnProfile(profile(mallory, 1, relay2), t0); len(m) != 0 {
+		t.Fatal("a stranger's profile was kept")
+	}
+	if m := bob.LearnProfile(profile(alice, 4, relay2), t0); len(m) != 1 {
+		t.Fatal("a newer profile was not kept")
+	}
+	if got := bob.HomeRelays(alice.me); len(got) != 1 || got[0] != relay2 {
+		t.Fatalf("home relays after the move %v", got)
+	}
+	if m := bob.LearnProfile(profile(carol, 1, relay2), t0); len(m) != 1 {
+		t.Fatal("a requested peer's profile was not kept")
+	}
+	if got := bob.HomeRelays(carol.me); len(got) != 1 || got[0] != relay2 {
+		t.Fatalf("Carol's home relays %v", got)
+	}
+
+	// A change of relays takes a new sequence; the same relays do not.
+	seq := alice.Settings.Seq
+	if m := alice.SetHomeRelays([]string{relay1}); len(m) != 1 || alice.Settings.Seq != seq+1 {
+		t.Fatalf("first relays: seq %d -> %d", seq, alice.Settings.Seq)
+	}
+	if m := alice.SetHomeRelays([]string{relay1}); len(m) != 0 || alice.Settings.Seq != seq+1 {
+		t.Fatal("the same relays took a new sequence")
+	}
+	if m := alice.SetHomeRelays([]string{relay2}); len(m) != 1 || alice.Settings.Seq != seq+2 {
+		t.Fatal("a move did not take a new sequence")
 	}
 }

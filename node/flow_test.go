@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/kithnet/kith/identity"
@@ -46,12 +48,14 @@ type member struct {
 	key  crypto.PrivKey
 	d    ds.Batching
 	n    *node.Node
+	home *peer.AddrInfo // the member's relay, if not the world's
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, opts ...rendezvous.Option) *world {
 	rk, _ := identity.GenerateKey()
 	rh := loopback(t, rk)
-	r, err := rendezvous.New(context.Background(), rh, dssync.MutexWrap(ds.NewMapDatastore()), rendezvous.WithLogger(quietLog))
+	opts = append([]rendezvous.Option{rendezvous.WithLogger(quietLog)}, opts...)
+	r, err := rendezvous.New(context.Background(), rh, dssync.MutexWrap(ds.NewMapDatastore()), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +72,12 @@ func (w *world) up(name string) *member {
 		w.nodes[name] = m
 	}
 	h := loopback(w.t, m.key)
-	n, err := node.New(context.Background(), h, m.d, m.key, node.WithName(name), node.WithRendezvous(w.rinfo),
-		node.WithLogger(quietLog), node.WithRetryInterval(200*time.Millisecond))
+	home := w.rinfo
+	if m.home != nil {
+		home = *m.home
+	}
+	n, err := node.New(context.Background(), h, m.d, m.key, node.WithName(name), node.WithRendezvous(home),
+		node.WithLogger(quietLog), node.WithRetryInterval(200*time.Millisecond), node.WithProfileRefresh(100*time.Millisecond))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -337,4 +345,71 @@ func TestHomeRelays(t *testing.T) {
 		}
 	}
 	waitFor(t, "bob's new friends", func() bool { return friendNamed(bob, "Carol") && friendNamed(bob, "Dave") })
+}
+
+// TestMovedFriendFoundThroughDHT: Bob moves from Alice's relay to another.
+// Alice's book still names the old one, where Bob no longer logs in; her
+// node asks her relay for Bob's profile, the relay finds his new one in
+// the relays' DHT, and the share reaches Bob at his new home.
+func TestMovedFriendFoundThroughDHT(t *testing.T) {
+	cfg := rendezvous.DefaultConfig()
+	cfg.RegistrationTTL = rendezvous.Duration(time.Second) // so that the first relay forgets Bob soon
+	w := newWorld(t, rendezvous.WithConfig(cfg))
+	for _, name := range []string{"Alice", "Bob", "Carol"} {
+		w.up(name)
+	}
+	w.befriend("Alice", "Bob")
+	w.befriend("Alice", "Carol")
+
+	// A second relay, joined to the first through the DHT.
+	rk, _ := identity.GenerateKey()
+	rh := loopback(t, rk)
+	cfg2 := rendezvous.DefaultConfig()
+	cfg2.Peers = []string{fmt.Sprintf("%s/p2p/%s", w.rinfo.Addrs[0], w.rinfo.ID)}
+	r2, err := rendezvous.New(context.Background(), rh, dssync.MutexWrap(ds.NewMapDatastore()), rendezvous.WithConfig(cfg2), rendezvous.WithLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r2.Close() })
+	second := peer.AddrInfo{ID: rh.ID(), Addrs: rh.Addrs()}
+
+	w.down("Bob")
+	w.nodes["Bob"].home = &second
+	bob := w.up("Bob").n
+	waitFor(t, "Bob forgotten at his old relay", func() bool {
+		return !w.relay.Online(bob.ID()) && w.relay.Host().Network().Connectedness(rh.ID()) == network.Connected
+	})
+	time.Sleep(1100 * time.Millisecond) // past the old relay's registration TTL
+
+	waitFor(t, "Bob's new profile in the DHT", func() bool { return dhtPuts(t, r2) > 0 })
+
+	res, err := w.nodes["Alice"].n.Share(context.Background(), node.ShareArgs{To: []string{"Bob"}, Friends: []string{"Carol"}})
+	if err != nil || res.Targets[0].Status != "delivered" {
+		t.Fatalf("share to Bob, who moved: %+v %v", res, err)
+	}
+	waitFor(t, "Bob's share", func() bool { return len(bob.Shares()) > 0 })
+	if n := w.relay.Waiting(bob.ID()); n != 0 {
+		t.Fatalf("%d items wait for Bob at the relay he left", n)
+	}
+}
+
+// dhtPuts returns how many profiles r put into the DHT.
+func dhtPuts(t *testing.T, r *rendezvous.Relay) float64 {
+	mfs, err := r.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "kith_relay_dht_profiles_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == "put" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -35,6 +35,7 @@ type options struct {
 	name       string
 	retry      time.Duration
 	directWait time.Duration
+	refresh    time.Duration
 }
 
 // Option configures a Node.
@@ -57,6 +58,10 @@ func WithName(name string) Option { return func(o *options) { o.name = name } }
 // WithRetryInterval sets how often queued messages are retried (default 5s).
 func WithRetryInterval(d time.Duration) Option { return func(o *options) { o.retry = d } }
 
+// WithProfileRefresh sets how long a peer's profile, once asked for and
+// found, is trusted before it is asked for again (default 1h).
+func WithProfileRefresh(d time.Duration) Option { return func(o *options) { o.refresh = d } }
+
 // WithDirectTimeout bounds one attempt to reach a peer directly (default 5s).
 func WithDirectTimeout(d time.Duration) Option { return func(o *options) { o.directWait = d } }
 
@@ -72,8 +77,9 @@ type Node struct {
 	log   *slog.Logger
 	opts  options
 
-	mu   sync.Mutex // guards book and the datastore writes that follow it
-	book *Book
+	mu       sync.Mutex // guards book and the datastore writes that follow it, and resolved
+	book     *Book
+	resolved map[peer.ID]time.Time // when each peer's profile was last asked for
 
 	events *hub
 
@@ -94,7 +100,7 @@ type relayState struct {
 
 // New starts a node for key on h, with its state in d.
 func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, opts ...Option) (*Node, error) {
-	o := options{clock: time.Now, log: slog.Default(), retry: 5 * time.Second, directWait: 5 * time.Second}
+	o := options{clock: time.Now, log: slog.Default(), retry: 5 * time.Second, directWait: 5 * time.Second, refresh: time.Hour}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -118,6 +124,9 @@ func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, op
 		return nil, fmt.Errorf("node: no name: run kith init --name NAME first")
 	}
 	if err := n.commit(n.book.SaveSettings()); err != nil {
+		return nil, err
+	}
+	if err := n.commit(n.book.SetHomeRelays(n.relayAddrs())); err != nil {
 		return nil, err
 	}
 	prof, err := n.profile()

@@ -177,6 +177,7 @@ func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
 	if len(to) == 0 {
 		return nil, fmt.Errorf("%w: no target: say whom to share with (--to)", ErrBadArgument)
 	}
+	n.resolveHomes(ctx, to)
 	order, groups := n.byRelay(to)
 	if len(order) == 0 {
 		order, groups = []peer.ID{""}, map[peer.ID][]peer.ID{"": to}
@@ -413,6 +414,7 @@ func (n *Node) sendRequests(ctx context.Context, reqs []*Request) map[protocols.
 		}
 		byPeer[r.Peer] = append(byPeer[r.Peer], r)
 	}
+	n.resolveHomes(ctx, peers)
 	order, groups := n.byRelay(peers)
 	for _, relay := range order {
 		var asks []*pb.PresenceAsk
@@ -586,6 +588,7 @@ func (n *Node) sendAnswer(ctx context.Context, r *Request) {
 	profile := n.book.myProfile
 	n.mu.Unlock()
 	m := &pb.AddMessage{Msg: &pb.AddMessage_Answer{Answer: &pb.AddAnswer{RequestId: r.ID[:], Attestation: answer, Profile: profile}}}
+	n.resolveHomes(ctx, []peer.ID{r.Peer})
 	for _, relay := range n.relaysOf(r.Peer) {
 		addrs := n.directAddrs(ctx, relay, []*pb.PresenceAsk{{Peer: []byte(r.Peer), Attestation: f.Attestation}})
 		if a := addrs[r.Peer]; len(a) > 0 {

@@ -121,4 +121,5 @@ type Settings struct {
 	Name   string                 `json:"name"`
 	Seq    uint64                 `json:"seq"`
 	Policy identity.SharingPolicy `json:"policy"`
+	Relays []string               `json:"relays,omitempty"` // the home relays the current Seq names
 }

@@ -30,6 +30,62 @@ func (n *Node) ownRelays() []peer.ID {
 	return out
 }
 
+// resolveHomes asks the user's relay for the newest signed profiles of the
+// peers among ps (presence with want_profiles, with the friendship or
+// introduction that presence requires) and keeps those that are newer
+// than what the book holds. A relay answers from its own users or from
+// the relays' DHT, so a friend whose home relay the user never learnt, or
+// who moved to another relay, is reached where they log in. A peer whose
+// profile was found is asked about again after the profile refresh period (WithProfileRefresh); one not
+// found, the next time. Without an answer peers are reached as before.
+func (n *Node) resolveHomes(ctx context.Context, ps []peer.ID) {
+	now := n.clock()
+	var due []peer.ID
+	n.mu.Lock()
+	if n.resolved == nil {
+		n.resolved = map[peer.ID]time.Time{}
+	}
+	for _, p := range ps {
+		if at, ok := n.resolved[p]; !ok || now.Sub(at) >= n.opts.refresh {
+			due = append(due, p)
+		}
+	}
+	asks := n.book.ProfileAsks(due)
+	n.mu.Unlock()
+	if len(asks) == 0 {
+		return
+	}
+	for _, relay := range n.ownRelays() {
+		answered := false
+		for len(asks) > 0 {
+			batch := asks[:min(len(asks), profileAsksPerQuery)]
+			resp, err := client.Presence(ctx, n.h, relay, &pb.PresenceQuery{Asks: batch, WantProfiles: true})
+			if err != nil {
+				n.log.Debug("asking a relay for profiles", "relay", relay, "err", err)
+				break
+			}
+			answered = true
+			asks = asks[len(batch):]
+			for _, e := range resp.Entries {
+				if len(e.Profile) == 0 {
+					continue // not found: asked again next time
+				}
+				n.do(func(b *Book) ([]Mutation, error) {
+					n.resolved[peer.ID(e.Peer)] = now
+					return b.LearnProfile(e.Profile, n.clock()), nil
+				})
+			}
+		}
+		if answered && len(asks) == 0 {
+			return
+		}
+	}
+}
+
+// profileAsksPerQuery keeps a presence answer with profiles within the
+// relay's response budget.
+const profileAsksPerQuery = 32
+
 // relaysOf returns the relays through which p is reached, in order.
 func (n *Node) relaysOf(p peer.ID) []peer.ID {
 	n.mu.Lock()
