@@ -30,23 +30,17 @@ func (id AttestationID) MarshalText() ([]byte, error) { return []byte(id.String(
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (id *AttestationID) UnmarshalText(b []byte) error {
-	p, err := ParseAttestationID(string(b))
-	if err != nil {
-		return err
+	if err := DecodeHexID(id[:], string(b), "an attestation id"); err != nil {
+		return fmt.Errorf("identity: %w", err)
 	}
-	*id = p
 	return nil
 }
 
-// ParseAttestationID parses the hex form of an id.
+// ParseAttestationID parses the hex form of an attestation id.
 func ParseAttestationID(s string) (AttestationID, error) {
 	var id AttestationID
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != len(id) {
-		return id, fmt.Errorf("identity: %q is not an attestation id", s)
-	}
-	copy(id[:], b)
-	return id, nil
+	err := id.UnmarshalText([]byte(s))
+	return id, err
 }
 
 // DefaultAttestationValidity is how long a friendship attestation lasts

@@ -36,23 +36,17 @@ func (id ShareID) MarshalText() ([]byte, error) { return []byte(id.String()), ni
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (id *ShareID) UnmarshalText(b []byte) error {
-	p, err := ParseShareID(string(b))
-	if err != nil {
-		return err
+	if err := DecodeHexID(id[:], string(b), "a share id"); err != nil {
+		return fmt.Errorf("identity: %w", err)
 	}
-	*id = p
 	return nil
 }
 
 // ParseShareID parses the hex form of a share id.
 func ParseShareID(s string) (ShareID, error) {
 	var id ShareID
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != len(id) {
-		return id, fmt.Errorf("identity: %q is not a share id", s)
-	}
-	copy(id[:], b)
-	return id, nil
+	err := id.UnmarshalText([]byte(s))
+	return id, err
 }
 
 // ShareIDFromBytes converts the wire form of a share id.

@@ -40,23 +40,17 @@ func (id RequestID) MarshalText() ([]byte, error) { return []byte(id.String()), 
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (id *RequestID) UnmarshalText(b []byte) error {
-	p, err := ParseRequestID(string(b))
-	if err != nil {
-		return err
+	if err := identity.DecodeHexID(id[:], string(b), "a request id"); err != nil {
+		return fmt.Errorf("protocols: %w", err)
 	}
-	*id = p
 	return nil
 }
 
 // ParseRequestID parses the hex form of a request id.
 func ParseRequestID(s string) (RequestID, error) {
 	var id RequestID
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != len(id) {
-		return id, fmt.Errorf("protocols: %q is not a request id", s)
-	}
-	copy(id[:], b)
-	return id, nil
+	err := id.UnmarshalText([]byte(s))
+	return id, err
 }
 
 func requestIDFromBytes(b []byte) (RequestID, error) {
