@@ -192,7 +192,7 @@ func (v *Verifier) decodeSeal(record string, raw []byte) (*Seal, error) {
 	if body.ExpiresAt <= body.IssuedAt {
 		return nil, fail(record, ReasonMalformed, "expires before it is issued")
 	}
-	if !verifySig(pub, DomainSeal, sr.Body, sr.Signature) {
+	if !v.verifySig(pub, DomainSeal, sr.Body, sr.Signature) {
 		return nil, fail(record, ReasonBadSignature, "sharer %s did not sign it", ShortID(sharer))
 	}
 	s := &Seal{

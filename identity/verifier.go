@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ type Verifier struct {
 	cache   *lru.Cache[cacheKey, any]
 	revoked Revocations
 	skew    time.Duration
+	batch   *SigBatcher
 }
 
 type cacheKey struct {
@@ -46,6 +48,7 @@ type verifierConfig struct {
 	cacheSize int
 	revoked   Revocations
 	skew      time.Duration
+	batch     *SigBatcher
 }
 
 // VerifierOption configures a Verifier.
@@ -63,17 +66,34 @@ func WithRevocations(r Revocations) VerifierOption { return func(c *verifierConf
 // DefaultClockSkew).
 func WithClockSkew(d time.Duration) VerifierOption { return func(c *verifierConfig) { c.skew = d } }
 
+// WithSigBatcher makes the Verifier check share seals, the one signature
+// every share brings, through b, so that concurrent shares share batch
+// verifications (a relay's hot path).
+func WithSigBatcher(b *SigBatcher) VerifierOption { return func(c *verifierConfig) { c.batch = b } }
+
 // NewVerifier returns a Verifier.
 func NewVerifier(opts ...VerifierOption) *Verifier {
 	cfg := verifierConfig{cacheSize: DefaultCacheSize, skew: DefaultClockSkew}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	v := &Verifier{revoked: cfg.revoked, skew: cfg.skew}
+	v := &Verifier{revoked: cfg.revoked, skew: cfg.skew, batch: cfg.batch}
 	if cfg.cacheSize > 0 {
 		v.cache, _ = lru.New[cacheKey, any](cfg.cacheSize)
 	}
 	return v
+}
+
+// Batcher returns the SigBatcher the Verifier checks seals through, or
+// nil.
+func (v *Verifier) Batcher() *SigBatcher { return v.batch }
+
+// verifySig is the package's verifySig, through the batcher if v has one.
+func (v *Verifier) verifySig(pub ed25519.PublicKey, domain string, body, sig []byte) bool {
+	if v == nil || v.batch == nil {
+		return verifySig(pub, domain, body, sig)
+	}
+	return v.batch.Verify(pub, signingBytes(domain, body), sig)
 }
 
 func (v *Verifier) lookup(kind byte, raw []byte) (cacheKey, any, bool) {
