@@ -80,12 +80,21 @@ func OpenDatastore(dir string) (*PebbleStore, error) {
 	// the key.
 	opts := &pebble.Options{}
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	// A larger memtable than pebble's 4 MiB: the keys rewritten on every
+	// share (a mailbox's next seq, an item's id record, items stored and
+	// soon deleted) collapse in memory instead of being flushed and
+	// compacted again and again.
+	opts.MemTableSize = memTableSize
 	d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync), pebbleds.WithPebbleOpts(opts))
 	if err != nil {
 		return nil, err
 	}
 	return &PebbleStore{d}, nil
 }
+
+// memTableSize is the relay's pebble memtable size; pebble keeps up to two
+// (one being flushed).
+const memTableSize = 32 << 20
 
 // PebbleStore is the relay's go-ds-pebble datastore, which can also commit
 // a batch without a sync.

@@ -200,7 +200,10 @@ func (r *Relay) acceptShare(ctx context.Context, remote peer.ID, raw []byte, rea
 	if err != nil {
 		return fail(err)
 	}
-	deliveries := r.deliveries(ctx, items, out.results)
+	deliveries, err := r.deliveries(ctx, items, out.results)
+	if err != nil {
+		return fail(err)
+	}
 	reached := 0
 	full := 0
 	for i, t := range verdict.Targets {
@@ -239,25 +242,51 @@ func (r *Relay) acceptShare(ctx context.Context, remote peer.ID, raw []byte, rea
 
 // deliveries turns store outcomes into what the sender is told, waiting
 // (in parallel, up to DeliverWait) for online recipients to acknowledge
-// what was just stored for them.
-func (r *Relay) deliveries(ctx context.Context, items []newItem, results []putResult) []pb.Delivery {
+// what was just stored for them. An item held in memory that is not
+// acknowledged in that time is written to disk before the sender hears
+// "stored"; if that fails the sender is told to retry.
+func (r *Relay) deliveries(ctx context.Context, items []newItem, results []putResult) ([]pb.Delivery, error) {
 	out := make([]pb.Delivery, len(items))
+	errs := make([]error, len(items))
 	var wg sync.WaitGroup
 	for i := range items {
 		switch results[i].outcome {
 		case putDupDelivered:
 			out[i] = pb.Delivery_DELIVERED
-		case putDupPending:
+		case putStored, putDupPending:
+			// A retry of an item held in memory waits as the first
+			// attempt does: "stored" must mean on disk.
 			out[i] = pb.Delivery_STORED
-		case putStored:
-			out[i] = pb.Delivery_STORED
-			if r.sessions.get(items[i].recipient) == nil {
+			if results[i].outcome == putDupPending && !results[i].held {
+				continue
+			}
+			online := r.sessions.get(items[i].recipient) != nil
+			if !online && !results[i].held {
 				continue
 			}
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				if r.sessions.waitAcked(ctx, items[i].recipient, items[i].id, results[i].seq, r.cfg.DeliverWait.D()) {
+				it, res := items[i], results[i]
+				if online && r.sessions.waitAcked(ctx, it.recipient, it.id, res.seq, r.cfg.DeliverWait.D()) {
+					out[i] = pb.Delivery_DELIVERED
+					if res.held {
+						r.metrics.held.WithLabelValues("acknowledged").Inc()
+					}
+					return
+				}
+				if !res.held {
+					return
+				}
+				r.metrics.held.WithLabelValues("stored").Inc()
+				// Written even if the sender is gone: it was accepted.
+				state, ok, err := r.store.persist(r.ctx, it.recipient, it.id, res.seq)
+				switch {
+				case err != nil:
+					errs[i] = err
+				case !ok:
+					errs[i] = protocols.Errorf(pb.Status_UNAVAILABLE, "the relay lost an item before storing it; retry")
+				case state == storepb.ItemState_ACKED:
 					out[i] = pb.Delivery_DELIVERED
 				}
 			}(i)
@@ -266,7 +295,7 @@ func (r *Relay) deliveries(ctx context.Context, items []newItem, results []putRe
 		}
 	}
 	wg.Wait()
-	return out
+	return out, errors.Join(errs...)
 }
 
 // ---- add
@@ -327,7 +356,10 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 		if err != nil {
 			return fail(err)
 		}
-		ds := r.deliveries(ctx, items, results)
+		ds, err := r.deliveries(ctx, items, results)
+		if err != nil {
+			return fail(err)
+		}
 		for i, slot := range slots {
 			res := resp.Results[slot]
 			res.Delivery = ds[i]
@@ -405,7 +437,12 @@ func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAns
 		s, text := statusText(err)
 		return &pb.AddResponse{Status: s, Text: text}
 	}
-	d := r.deliveries(ctx, items, results)[0]
+	ds, err := r.deliveries(ctx, items, results)
+	if err != nil {
+		s, text := statusText(err)
+		return &pb.AddResponse{Status: s, Text: text}
+	}
+	d := ds[0]
 	res := &pb.AddResult{RequestId: id[:], To: []byte(to), Delivery: d}
 	if results[0].outcome == putOverQuota {
 		res.Reason = pb.Reason_MAILBOX_FULL

@@ -158,6 +158,20 @@ func (ss *sessions) expire(now time.Time) {
 	}
 }
 
+// window reports whether p has a live inbox session, and its window.
+func (ss *sessions) window(p peer.ID) (int, bool) {
+	s := ss.get(p)
+	if s == nil {
+		return 0, false
+	}
+	select {
+	case <-s.done:
+		return 0, false
+	default:
+		return s.window, true
+	}
+}
+
 // lookup returns what presence may reveal about p.
 func (ss *sessions) lookup(p peer.ID) (online bool, reg registration, known bool) {
 	ss.mu.Lock()
@@ -336,6 +350,11 @@ func (r *Relay) handleInbox(st network.Stream) {
 	r.readAcks(s, rd, log)
 	s.close()
 	<-writerDone
+	// What was held in memory for this session waits on disk now.
+	r.sessions.remove(s)
+	if err := r.store.persistHeld(r.ctx, remote); err != nil && !errors.Is(err, ErrClosed) && r.ctx.Err() == nil {
+		log.Error("storing held items failed", "err", err)
+	}
 }
 
 // pushInbox sends the mailbox of s in seq order, up to the window, in

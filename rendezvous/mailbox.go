@@ -42,6 +42,15 @@ type mailItem struct {
 	size    int
 	expires int64
 	deps    []identity.AttestationID
+	// held is set while the item lives only in memory (see put): what
+	// the datastore would hold, and the InboxItem to push.
+	held *heldItem
+}
+
+// heldItem is an item kept in memory for an online recipient: nothing of
+// it is written unless the recipient does not acknowledge it in time.
+type heldItem struct {
+	stored *pb.StoredItem // marshalled and written if it must be kept
 }
 
 type idRecord struct {
@@ -56,6 +65,7 @@ type box struct {
 	nextSeq uint64     // the next seq to assign; seqs start at 1
 	items   []mailItem // pending, by ascending seq
 	bytes   int64
+	held    int // items[i].held != nil
 	ids     map[string]idRecord
 }
 
@@ -103,6 +113,12 @@ type newItem struct {
 	from      peer.ID
 	deps      []identity.AttestationID
 	refused   []*protopb.Failure
+	// hold keeps the item in memory only, for a recipient online now
+	// whose mailbox has nothing else stored: it is pushed at once, and
+	// if it is acknowledged before the sender is answered, the relay
+	// writes only its id record (no item written, then deleted). The
+	// store persists it when that does not happen (see store.persist).
+	hold bool
 }
 
 // putOutcome says what put did.
@@ -119,6 +135,7 @@ const (
 type putResult struct {
 	outcome putOutcome
 	seq     uint64
+	held    bool // stored in memory only, for now
 }
 
 // put stores it unless its id was seen, it rests on a revoked attestation,
@@ -128,11 +145,11 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 	if rec, ok := b.ids[it.id]; ok && now.Unix() < rec.expires {
 		switch rec.state {
 		case pb.ItemState_PENDING:
-			return putResult{putDupPending, rec.seq}, nil
+			return putResult{outcome: putDupPending, seq: rec.seq, held: b.isHeld(rec.seq)}, nil
 		case pb.ItemState_ACKED:
-			return putResult{putDupDelivered, rec.seq}, nil
+			return putResult{outcome: putDupDelivered, seq: rec.seq}, nil
 		default:
-			return putResult{putWithdrawn, rec.seq}, nil
+			return putResult{outcome: putWithdrawn, seq: rec.seq}, nil
 		}
 	}
 	for _, d := range it.deps {
@@ -150,21 +167,36 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 	for _, d := range it.deps {
 		stored.Deps = append(stored.Deps, d[:])
 	}
-	storedBytes, _ := proto.Marshal(stored)
-	if len(b.items) >= m.quota.Items || b.bytes+int64(len(storedBytes)) > m.quota.Bytes {
+	// A held item is marshalled only if it must be written.
+	var storedBytes []byte
+	size := 0
+	if it.hold {
+		size = proto.Size(stored)
+	} else {
+		storedBytes, _ = proto.Marshal(stored)
+		size = len(storedBytes)
+	}
+	if len(b.items) >= m.quota.Items || b.bytes+int64(size) > m.quota.Bytes {
 		return putResult{outcome: putOverQuota}, nil
 	}
 	b.nextSeq++
 	rec := idRecord{seq: seq, state: pb.ItemState_PENDING, kind: it.kind, expires: expires, deps: it.deps}
-	b.items = append(b.items, mailItem{seq: seq, id: it.id, size: len(storedBytes), expires: expires, deps: it.deps})
-	b.bytes += int64(len(storedBytes))
+	mi := mailItem{seq: seq, id: it.id, size: size, expires: expires, deps: it.deps}
+	var muts []mutation
+	if it.hold {
+		mi.held = &heldItem{stored: stored}
+		b.held++
+	} else {
+		muts = []mutation{
+			{key: mboxKey(it.recipient, seq), value: storedBytes},
+			{key: mboxIDKey(it.recipient, it.id), value: rec.marshal()},
+			b.metaMutation(it.recipient),
+		}
+	}
+	b.items = append(b.items, mi)
+	b.bytes += int64(size)
 	b.ids[it.id] = rec
 	m.total++
-	muts := []mutation{
-		{key: mboxKey(it.recipient, seq), value: storedBytes},
-		{key: mboxIDKey(it.recipient, it.id), value: rec.marshal()},
-		{key: mboxMetaKey(it.recipient), value: mustMarshal(&pb.BoxMeta{NextSeq: b.nextSeq})},
-	}
 	for _, d := range it.deps {
 		refs := m.deps[d]
 		if refs == nil {
@@ -173,7 +205,60 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 		}
 		refs[depRef{it.recipient, it.id}] = expires
 	}
-	return putResult{putStored, seq}, muts
+	return putResult{outcome: putStored, seq: seq, held: it.hold}, muts
+}
+
+// persist writes r's held item seq to the datastore, as put would have.
+// It reports false if seq is no longer waiting (acknowledged or
+// withdrawn meanwhile) or was never held.
+func (m *mailboxes) persist(r peer.ID, seq uint64) (bool, []mutation) {
+	b := m.boxes[r]
+	if b == nil {
+		return false, nil
+	}
+	i := b.find(seq)
+	if i < 0 || b.items[i].held == nil {
+		return false, nil
+	}
+	it := &b.items[i]
+	h := it.held
+	it.held = nil
+	b.held--
+	return true, []mutation{
+		{key: mboxKey(r, seq), value: mustMarshal(h.stored)},
+		{key: mboxIDKey(r, it.id), value: b.ids[it.id].marshal()},
+		b.metaMutation(r),
+	}
+}
+
+// metaMutation writes the box's next seq, so that seqs are never reused.
+func (b *box) metaMutation(r peer.ID) mutation {
+	return mutation{key: mboxMetaKey(r), value: mustMarshal(&pb.BoxMeta{NextSeq: b.nextSeq})}
+}
+
+// heldSeqs returns the seqs of r's held items.
+func (m *mailboxes) heldSeqs(r peer.ID) []uint64 {
+	b := m.boxes[r]
+	if b == nil || b.held == 0 {
+		return nil
+	}
+	var out []uint64
+	for _, it := range b.items {
+		if it.held != nil {
+			out = append(out, it.seq)
+		}
+	}
+	return out
+}
+
+// backlog returns how many of r's waiting items are in the
+// datastore, and how many are held in memory.
+func (m *mailboxes) backlog(r peer.ID) (stored, held int) {
+	b := m.boxes[r]
+	if b == nil {
+		return 0, 0
+	}
+	return len(b.items) - b.held, b.held
 }
 
 func (r idRecord) marshal() []byte {
@@ -192,6 +277,12 @@ func mustMarshal(m proto.Message) []byte {
 	return b
 }
 
+// isHeld reports whether seq waits in memory only.
+func (b *box) isHeld(seq uint64) bool {
+	i := b.find(seq)
+	return i >= 0 && b.items[i].held != nil
+}
+
 func (b *box) find(seq uint64) int {
 	i := sort.Search(len(b.items), func(i int) bool { return b.items[i].seq >= seq })
 	if i < len(b.items) && b.items[i].seq == seq {
@@ -208,6 +299,15 @@ func (m *mailboxes) removeAt(r peer.ID, b *box, i int, state pb.ItemState) []mut
 	rec := b.ids[it.id]
 	rec.state = state
 	b.ids[it.id] = rec
+	if it.held != nil {
+		// Never written: its id record (and the box's next seq) is all
+		// the datastore needs.
+		b.held--
+		return []mutation{
+			{key: mboxIDKey(r, it.id), value: rec.marshal()},
+			b.metaMutation(r),
+		}
+	}
 	return []mutation{
 		{key: mboxKey(r, it.seq), del: true},
 		{key: mboxIDKey(r, it.id), value: rec.marshal()},
@@ -242,6 +342,31 @@ func (m *mailboxes) pending(r peer.ID, after uint64, n int) []uint64 {
 	var out []uint64
 	for ; i < len(b.items) && len(out) < n; i++ {
 		out = append(out, b.items[i].seq)
+	}
+	return out
+}
+
+// pendingRef is a seq waiting in a mailbox, with its InboxItem if the
+// item is held in memory.
+type pendingRef struct {
+	seq  uint64
+	item []byte
+}
+
+// pendingRefs is pending with the InboxItems of held items.
+func (m *mailboxes) pendingRefs(r peer.ID, after uint64, n int) []pendingRef {
+	b := m.boxes[r]
+	if b == nil {
+		return nil
+	}
+	i := sort.Search(len(b.items), func(i int) bool { return b.items[i].seq > after })
+	var out []pendingRef
+	for ; i < len(b.items) && len(out) < n; i++ {
+		ref := pendingRef{seq: b.items[i].seq}
+		if h := b.items[i].held; h != nil {
+			ref.item = h.stored.Item
+		}
+		out = append(out, ref)
 	}
 	return out
 }
@@ -337,6 +462,10 @@ func (m *mailboxes) expire(now time.Time) (dropped int, muts []mutation) {
 			b.bytes -= int64(it.size)
 			m.total--
 			dropped++
+			if it.held != nil {
+				b.held--
+				continue
+			}
 			muts = append(muts, mutation{key: mboxKey(r, it.seq), del: true})
 		}
 		b.items = kept

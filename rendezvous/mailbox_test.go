@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -321,5 +322,114 @@ func TestPeerTextMatchesString(t *testing.T) {
 		if i%10000 == 0 && peerText(p) != p.String() {
 			t.Fatal("cached text of a real id differs")
 		}
+	}
+}
+
+// TestMailboxHeldItems: an item held in memory writes nothing at put; if
+// it is acknowledged, only its id record and the box's next seq are
+// written; if it must be kept, persist writes exactly what put would have
+// written for it.
+func TestMailboxHeldItems(t *testing.T) {
+	bob := testPeer(t)
+	q := Quota{Items: 100, Bytes: 1 << 20}
+	held := newMailboxes(q, time.Hour, nil)
+	plain := newMailboxes(q, time.Hour, nil)
+	put := func(m *mailboxes, id string, hold bool) (putResult, []mutation) {
+		it := item(bob, id, identity.AttestationID{1}, identity.AttestationID{2})
+		it.hold = hold
+		return m.put(it, t0)
+	}
+	keys := func(muts []mutation) map[string]string {
+		out := map[string]string{}
+		for _, m := range muts {
+			v := string(m.value)
+			if m.del {
+				v = "<delete>"
+			}
+			out[m.key.String()] = v
+		}
+		return out
+	}
+
+	// s1: held, then acknowledged.
+	res, muts := put(held, "s1", true)
+	if res.outcome != putStored || !res.held || res.seq != 1 || len(muts) != 0 {
+		t.Fatalf("held put: %+v, %d mutations, want stored, held, seq 1, none", res, len(muts))
+	}
+	plainRes, plainMuts := put(plain, "s1", false)
+	refs := held.pendingRefs(bob, 0, 10)
+	if len(refs) != 1 || refs[0].seq != 1 || refs[0].item == nil {
+		t.Fatalf("pending refs %+v, want seq 1 with its item", refs)
+	}
+	var st pb.StoredItem
+	if err := proto.Unmarshal(plainMuts[0].value, &st); err != nil || !bytes.Equal(st.Item, refs[0].item) {
+		t.Fatalf("the held InboxItem is not the one put stores (%v)", err)
+	}
+	if stored, h := held.backlog(bob); stored != 0 || h != 1 {
+		t.Fatalf("backlog %d stored, %d held", stored, h)
+	}
+	// A retry while it is held says so.
+	if dup, _ := put(held, "s1", true); dup.outcome != putDupPending || !dup.held {
+		t.Fatalf("retry of a held item: %+v", dup)
+	}
+	acked, muts := held.ack(bob, []uint64{1})
+	if len(acked) != 1 {
+		t.Fatal("held item not acknowledged")
+	}
+	_, plainAck := plain.ack(bob, []uint64{plainRes.seq})
+	got := keys(muts)
+	if _, ok := got[mboxKey(bob, 1).String()]; ok {
+		t.Fatalf("acknowledging a held item touched its item key: %v", got)
+	}
+	if got[mboxIDKey(bob, "s1").String()] != keys(plainAck)[mboxIDKey(bob, "s1").String()] {
+		t.Fatal("the id record written for a held item differs from a stored one's")
+	}
+	if _, ok := got[mboxMetaKey(bob).String()]; !ok {
+		t.Fatal("the box's next seq is not written with a held item's acknowledgement")
+	}
+
+	// s2: held, then persisted: the same writes as a plain put.
+	res, _ = put(held, "s2", true)
+	_, plainMuts = put(plain, "s2", false)
+	ok, muts := held.persist(bob, res.seq)
+	if !ok || !reflect.DeepEqual(keys(muts), keys(plainMuts)) {
+		t.Fatalf("persist wrote %v, want what put writes: %v", keys(muts), keys(plainMuts))
+	}
+	if ok, _ := held.persist(bob, res.seq); ok {
+		t.Fatal("persisted twice")
+	}
+	if stored, h := held.backlog(bob); stored != 1 || h != 0 {
+		t.Fatalf("backlog after persist: %d stored, %d held", stored, h)
+	}
+	// It is an ordinary stored item now: acknowledging it deletes it.
+	if _, muts := held.ack(bob, []uint64{res.seq}); keys(muts)[mboxKey(bob, res.seq).String()] != "<delete>" {
+		t.Fatalf("ack of a persisted item: %v", keys(muts))
+	}
+
+	// s3: held, then withdrawn: nothing to delete, its record says so.
+	rev := realRevocation(t)
+	it := item(bob, "s3", rev.AttestationID)
+	it.hold = true
+	res, _ = held.put(it, t0)
+	touched, muts := held.withdraw(rev, t0)
+	if len(touched) != 1 || held.depth(bob) != 0 {
+		t.Fatalf("withdraw touched %v, depth %d", touched, held.depth(bob))
+	}
+	if _, ok := keys(muts)[mboxKey(bob, res.seq).String()]; ok {
+		t.Fatal("withdrawing a held item deleted a key never written")
+	}
+	if rec, _ := held.state(bob, "s3"); rec.state != pb.ItemState_WITHDRAWN {
+		t.Fatalf("state %v", rec.state)
+	}
+	if stored, h := held.backlog(bob); stored != 0 || h != 0 {
+		t.Fatalf("backlog after withdraw: %d stored, %d held", stored, h)
+	}
+	// s4: held items expire like others.
+	res, _ = put(held, "s4", true)
+	if n, muts := held.expire(t0.Add(2 * time.Hour)); n != 1 || keys(muts)[mboxKey(bob, res.seq).String()] != "" {
+		t.Fatalf("expire dropped %d: %v", n, keys(muts))
+	}
+	if _, h := held.backlog(bob); h != 0 {
+		t.Fatalf("%d held after expiry", h)
 	}
 }

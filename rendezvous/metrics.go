@@ -21,6 +21,7 @@ type metrics struct {
 	commitOps     prometheus.Histogram
 	dht           *prometheus.CounterVec // profile puts and lookups, by outcome
 	relayPeers    prometheus.Gauge
+	held          *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
@@ -70,6 +71,10 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 		dht: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kith_relay_dht_profiles_total", Help: "Profiles put into the relays' DHT and looked up in it, by outcome (put, put_failed, found, not_found).",
 		}, []string{"outcome"}),
+		held: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kith_relay_held_items_total",
+			Help: "Items for online recipients held in memory, by outcome: acknowledged (delivered with no item written) or stored (written after the wait).",
+		}, []string{"outcome"}),
 		relayPeers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kith_relay_dht_relay_peers", Help: "Relays found through the DHT and kept connected, at the last look.",
 		}),
@@ -80,11 +85,22 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 		_, total := r.store.depth("")
 		return float64(total)
 	})
+	sigs := r.verifier.Batcher()
+	sealBatches := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "kith_relay_seal_batches_total", Help: "Batches of share seal signatures verified together.",
+	}, func() float64 { return float64(sigs.Stats().Batches) })
+	sealBatched := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "kith_relay_seal_batched_total", Help: "Share seal signatures verified in batches (the rest one by one).",
+	}, func() float64 { return float64(sigs.Stats().Batched) })
+	sealFallbacks := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "kith_relay_seal_batch_fallbacks_total", Help: "Batches with a bad signature, verified again one by one.",
+	}, func() float64 { return float64(sigs.Stats().Fallbacks) })
 	online := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kith_relay_online_peers", Help: "Peers with an open inbox.",
 	}, func() float64 { return float64(r.sessions.count()) })
 	for _, c := range []prometheus.Collector{m.shares, m.shareFailures, m.verifySeconds, m.stored, m.pushed,
-		m.delivered, m.expired, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, m.dht, m.relayPeers, mailbox, online} {
+		m.delivered, m.expired, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, m.dht, m.relayPeers, m.held,
+		mailbox, online, sealBatches, sealBatched, sealFallbacks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -141,7 +141,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 		return nil, err
 	}
 	r.store = st
-	r.verifier = identity.NewVerifier(identity.WithRevocations(st.revoked))
+	r.verifier = identity.NewVerifier(identity.WithRevocations(st.revoked), identity.WithSigBatcher(identity.NewSigBatcher(0)))
 	r.sessions = newSessions(r)
 	r.limits = newLimiters(r.clock)
 	reg := o.registerer
@@ -156,6 +156,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 		return nil, err
 	}
 	st.notify = r.sessions.kick
+	st.online = r.sessions.window
 	st.onDrop = func(n int) { r.metrics.expired.Add(float64(n)) }
 	st.onSync = func(d time.Duration, n int) {
 		r.metrics.commitSeconds.Observe(d.Seconds())

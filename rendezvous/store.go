@@ -48,7 +48,10 @@ type store struct {
 	done   chan struct{}
 	closed sync.Once
 	notify func(touched []peer.ID) // mailboxes that gained items
-	onDrop func(n int)             // expired items dropped
+	// online reports whether r has an inbox session now, and its window:
+	// items for such a recipient may be held in memory (see newItem.hold).
+	online func(r peer.ID) (window int, ok bool)
+	onDrop func(n int) // expired items dropped
 	onSync func(d time.Duration, ops int)
 }
 
@@ -66,11 +69,16 @@ type op struct {
 // read what earlier ones wrote.
 type txn struct {
 	s       *store
+	cur     *op // the operation being applied
 	now     time.Time
 	muts    []mutation
 	pending map[ds.Key]*mutation
 	touched []peer.ID
 }
+
+// noSync marks the current operation as one whose loss in a crash is
+// harmless (see doLazy), once its apply has seen what it writes.
+func (tx *txn) noSync() { tx.cur.lazy = true }
 
 func (tx *txn) add(ms ...mutation) {
 	for i := range ms {
@@ -101,6 +109,7 @@ func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() tim
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
 		notify:   func([]peer.ID) {},
+		online:   func(peer.ID) (int, bool) { return 0, false },
 		onDrop:   func(int) {},
 		onSync:   func(time.Duration, int) {},
 	}
@@ -293,6 +302,7 @@ func (s *store) commit(group []*op) {
 	tx := &txn{s: s, now: s.clock(), pending: map[ds.Key]*mutation{}}
 	s.mu.Lock()
 	for _, o := range group {
+		tx.cur = o
 		o.err = o.apply(tx)
 	}
 	s.mu.Unlock()
@@ -358,9 +368,24 @@ func (s *store) write(muts []mutation, sync bool) error {
 	return b.Commit(ctx)
 }
 
-// close stops the committer after it has finished queued work.
+// close stops the committer after it has finished queued work and
+// written every item held in memory.
 func (s *store) close() {
-	s.closed.Do(func() { close(s.quit) })
+	s.closed.Do(func() {
+		err := s.do(context.Background(), func(tx *txn) error {
+			for r := range s.mb.boxes {
+				for _, seq := range s.mb.heldSeqs(r) {
+					_, muts := s.mb.persist(r, seq)
+					tx.add(muts...)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			s.log.Error("writing held items at close failed", "err", err)
+		}
+		close(s.quit)
+	})
 	<-s.done
 }
 
@@ -382,7 +407,7 @@ type orderedScanner interface {
 // with, so that more may be waiting after next.
 func (s *store) itemsAfter(ctx context.Context, r peer.ID, after uint64, n int) (seqs []uint64, items [][]byte, next uint64, more bool) {
 	next = after
-	want := s.pending(r, after, n)
+	want := s.pendingRefs(r, after, n)
 	if len(want) == 0 {
 		return nil, nil, after, false
 	}
@@ -398,37 +423,64 @@ func (s *store) itemsAfter(ctx context.Context, r peer.ID, after uint64, n int) 
 		items = append(items, st.Item)
 	}
 	i := 0 // want[:i] are dealt with
-	if sc, ok := s.ds.(orderedScanner); ok {
+	// takeHeld takes the held items at want[i:], which need no read.
+	takeHeld := func() {
+		for ; i < len(want) && want[i].item != nil; i++ {
+			seqs = append(seqs, want[i].seq)
+			items = append(items, want[i].item)
+			next = want[i].seq
+		}
+	}
+	takeHeld()
+	if sc, ok := s.ds.(orderedScanner); ok && i < len(want) {
 		prefix := []byte(prefixMbox + peerText(r) + "/")
-		err := sc.ScanFrom(prefix, mboxKey(r, want[0]).Bytes(), func(key, value []byte) bool {
+		err := sc.ScanFrom(prefix, mboxKey(r, want[i].seq).Bytes(), func(key, value []byte) bool {
 			seq, err := parseSeq(string(key[len(prefix):]))
 			if err != nil {
 				return true
 			}
-			for i < len(want) && want[i] < seq {
-				if s.isPending(r, want[i]) {
+			for i < len(want) && want[i].seq < seq {
+				if want[i].item != nil {
+					takeHeld()
+					continue
+				}
+				if s.isPending(r, want[i].seq) {
 					return false // not on disk yet
 				}
-				next = want[i] // acknowledged meanwhile
+				next = want[i].seq // acknowledged meanwhile
 				i++
 			}
 			if i == len(want) {
 				return false
 			}
-			if want[i] != seq {
+			if want[i].seq != seq {
 				return true // on disk, not in the model: acknowledged or not yet announced
 			}
-			take(seq, value)
-			next = seq
-			i++
+			if want[i].item != nil { // written since want was read
+				takeHeld()
+			} else {
+				take(seq, value)
+				next = seq
+				i++
+			}
 			return i < len(want)
 		})
 		if err != nil {
 			s.log.Error("mailbox scan failed", "peer", r, "err", err)
 		}
+		// Past the last item on disk, only held items can follow.
+		if i < len(want) && want[i].item != nil {
+			takeHeld()
+		}
 	} else {
 		for ; i < len(want); i++ {
-			seq := want[i]
+			seq := want[i].seq
+			if want[i].item != nil {
+				seqs = append(seqs, seq)
+				items = append(items, want[i].item)
+				next = seq
+				continue
+			}
 			v, err := s.ds.Get(ctx, mboxKey(r, seq))
 			if err != nil {
 				if s.isPending(r, seq) {
@@ -442,6 +494,13 @@ func (s *store) itemsAfter(ctx context.Context, r peer.ID, after uint64, n int) 
 		}
 	}
 	return seqs, items, next, len(want) == n && i == len(want)
+}
+
+// pendingRefs returns up to n items waiting for r after seq `after`.
+func (s *store) pendingRefs(r peer.ID, after uint64, n int) []pendingRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mb.pendingRefs(r, after, n)
 }
 
 // pending returns up to n seqs waiting for r after seq `after`.
@@ -539,13 +598,20 @@ func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identit
 					st, ok := s.mb.state(it.recipient, it.id)
 					switch {
 					case !ok:
-						out.results[i] = putResult{outcome: putOverQuota}
+						// Refused at quota the first time, or its id
+						// record expired: try again.
+						r, muts := s.mb.put(it, tx.now)
+						out.results[i] = r
+						if r.outcome == putStored {
+							tx.add(muts...)
+							tx.touched = append(tx.touched, it.recipient)
+						}
 					case st.state == pb.ItemState_PENDING:
-						out.results[i] = putResult{putDupPending, st.seq}
+						out.results[i] = putResult{outcome: putDupPending, seq: st.seq, held: s.mb.box(it.recipient).isHeld(st.seq)}
 					case st.state == pb.ItemState_ACKED:
-						out.results[i] = putResult{putDupDelivered, st.seq}
+						out.results[i] = putResult{outcome: putDupDelivered, seq: st.seq}
 					default:
-						out.results[i] = putResult{putWithdrawn, st.seq}
+						out.results[i] = putResult{outcome: putWithdrawn, seq: st.seq}
 					}
 				}
 				return nil
@@ -555,17 +621,66 @@ func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identit
 		}
 		tx.add(mutation{key: key, value: mustMarshal(rec)})
 		s.seen.add(id)
+		allHeld := true
 		for i, it := range items {
+			it.hold = s.mayHold(it.recipient)
 			r, muts := s.mb.put(it, tx.now)
 			out.results[i] = r
 			if r.outcome == putStored {
 				tx.add(muts...)
 				tx.touched = append(tx.touched, it.recipient)
 			}
+			allHeld = allHeld && r.held
+		}
+		if allHeld {
+			// Nothing the sender will be told rests on this write alone:
+			// it hears "delivered" once an acknowledgement is written, or
+			// "stored" once persist wrote the item with a sync. A crash
+			// before either loses only what the sender will retry.
+			tx.noSync()
 		}
 		return nil
 	})
 	return out, err
+}
+
+// mayHold reports whether a new item for r may be held in memory: r is
+// online and nothing stored waits before it, so that it will be pushed at
+// once, and fewer than r's window are held already.
+func (s *store) mayHold(r peer.ID) bool {
+	window, ok := s.online(r)
+	if !ok {
+		return false
+	}
+	stored, held := s.mb.backlog(r)
+	return stored == 0 && held < window
+}
+
+// persist makes r's held item durable (a synced write) unless it was
+// acknowledged or withdrawn meanwhile, and returns its state: PENDING
+// (stored), ACKED or WITHDRAWN. ok is false if the relay no longer knows
+// the item (a failed commit reloaded the model), so that the sender must
+// be told to retry.
+func (s *store) persist(ctx context.Context, r peer.ID, id string, seq uint64) (state pb.ItemState, ok bool, err error) {
+	err = s.do(ctx, func(tx *txn) error {
+		_, muts := s.mb.persist(r, seq)
+		tx.add(muts...)
+		rec, known := s.mb.state(r, id)
+		state, ok = rec.state, known && rec.seq == seq
+		return nil
+	})
+	return state, ok, err
+}
+
+// persistHeld makes every item held for r durable: r's session ended.
+func (s *store) persistHeld(ctx context.Context, r peer.ID) error {
+	return s.do(ctx, func(tx *txn) error {
+		for _, seq := range s.mb.heldSeqs(r) {
+			_, muts := s.mb.persist(r, seq)
+			tx.add(muts...)
+		}
+		return nil
+	})
 }
 
 // shareRecord returns the record of an accepted share, if the relay has one.
