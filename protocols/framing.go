@@ -28,7 +28,14 @@ type Reader struct {
 
 // NewReader returns a Reader of frames at most max bytes long.
 func NewReader(r io.Reader, max int) *Reader {
-	return &Reader{r: bufio.NewReaderSize(r, 4096), max: max}
+	return NewReaderSize(r, max, 4096)
+}
+
+// NewReaderSize is NewReader with a read buffer of size bytes: a stream
+// that lives for hours and carries small frames (a relay's inbox session
+// reading acknowledgements) need not keep 4 KiB for each.
+func NewReaderSize(r io.Reader, max, size int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, size), max: max}
 }
 
 // ReadFrame returns the next frame's bytes. The slice is valid until the

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -13,30 +14,33 @@ import (
 )
 
 func TestFramingRoundTrip(t *testing.T) {
-	var buf bytes.Buffer
 	msgs := []*pb.ShareResponse{
 		{Status: pb.Status_OK, Text: "one"},
 		{Status: pb.Status_REFUSED, Failures: []*pb.Failure{{Peer: []byte("x"), Reason: pb.Reason_EXPIRED}}},
 		{},
+		{Status: pb.Status_OK, Text: strings.Repeat("longer than the read buffer ", 20)},
 	}
-	for _, m := range msgs {
-		if err := WriteMsg(&buf, m); err != nil {
-			t.Fatal(err)
+	for _, size := range []int{4096, 16} { // 16: frames larger than the buffer
+		var buf bytes.Buffer
+		for _, m := range msgs {
+			if err := WriteMsg(&buf, m); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	r := NewReader(&buf, 1024)
-	for i, want := range msgs {
-		var got pb.ShareResponse
-		if err := r.ReadMsg(&got); err != nil {
-			t.Fatalf("frame %d: %v", i, err)
+		r := NewReaderSize(&buf, 1024, size)
+		for i, want := range msgs {
+			var got pb.ShareResponse
+			if err := r.ReadMsg(&got); err != nil {
+				t.Fatalf("buffer %d, frame %d: %v", size, i, err)
+			}
+			if !proto.Equal(&got, want) {
+				t.Fatalf("buffer %d, frame %d: got %v, want %v", size, i, &got, want)
+			}
 		}
-		if !proto.Equal(&got, want) {
-			t.Fatalf("frame %d: got %v, want %v", i, &got, want)
+		var m pb.ShareResponse
+		if err := r.ReadMsg(&m); err != io.EOF {
+			t.Fatalf("buffer %d, after last frame: %v, want io.EOF", size, err)
 		}
-	}
-	var m pb.ShareResponse
-	if err := r.ReadMsg(&m); err != io.EOF {
-		t.Fatalf("after last frame: %v, want io.EOF", err)
 	}
 }
 

@@ -124,7 +124,7 @@ func startRouting(r *Relay, d ds.Batching) (*routing, error) {
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(DHTProtocolPrefix),
 		dht.Validator(val),
-		dht.Datastore(namespace.Wrap(d, ds.NewKey("/kith/dht"))),
+		dht.Datastore(namespace.Wrap(unsynced(d), ds.NewKey("/kith/dht"))),
 		dht.BootstrapPeers(r.peerInfos()...),
 	)
 	if err != nil {
@@ -303,3 +303,43 @@ func (rt *routing) lookup(ctx context.Context, p peer.ID) *identity.Profile {
 	rt.mu.Unlock()
 	return prof
 }
+
+// unsynced returns d with writes that do not wait for a sync, where d can
+// (the pebble store): DHT records are republished by their owners and by
+// this relay, so losing the last few in a crash is harmless, and a synced
+// write per login cost the relay a disk flush per user.
+func unsynced(d ds.Batching) ds.Batching {
+	if u, ok := d.(unsyncedBatcher); ok {
+		return &unsyncedDS{Batching: d, u: u}
+	}
+	return d
+}
+
+type unsyncedDS struct {
+	ds.Batching
+	u unsyncedBatcher
+}
+
+func (d *unsyncedDS) Put(ctx context.Context, k ds.Key, v []byte) error {
+	b, err := d.u.UnsyncedBatch(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(ctx, k, v); err != nil {
+		return err
+	}
+	return b.Commit(ctx)
+}
+
+func (d *unsyncedDS) Delete(ctx context.Context, k ds.Key) error {
+	b, err := d.u.UnsyncedBatch(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.Delete(ctx, k); err != nil {
+		return err
+	}
+	return b.Commit(ctx)
+}
+
+func (d *unsyncedDS) Batch(ctx context.Context) (ds.Batch, error) { return d.u.UnsyncedBatch(ctx) }

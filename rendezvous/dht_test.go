@@ -2,10 +2,13 @@ package rendezvous
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/kithnet/kith/identity"
@@ -141,4 +144,47 @@ func TestRelaysFindEachOtherAndProfiles(t *testing.T) {
 func waitLong(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	waitWithin(t, 30*time.Second, 50*time.Millisecond, what, cond)
+}
+
+// TestUnsyncedDatastore: the DHT's view of the pebble store writes and
+// deletes what it is given, one by one and in batches.
+func TestUnsyncedDatastore(t *testing.T) {
+	p, err := OpenDatastore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	d := unsynced(p)
+	if _, ok := d.(*unsyncedDS); !ok {
+		t.Fatal("the pebble store was not given unsynced writes")
+	}
+	ctx := context.Background()
+	k1, k2 := ds.NewKey("/a"), ds.NewKey("/b")
+	if err := d.Put(ctx, k1, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.Batch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Put(ctx, k2, []byte("two"))
+	b.Delete(ctx, k1)
+	if err := b.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := p.Get(ctx, k2); err != nil || string(v) != "two" {
+		t.Fatalf("batched put: %q %v", v, err)
+	}
+	if _, err := p.Get(ctx, k1); !errors.Is(err, ds.ErrNotFound) {
+		t.Fatalf("batched delete: %v", err)
+	}
+	if err := d.Delete(ctx, k2); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := p.Has(ctx, k2); ok {
+		t.Fatal("delete left the key")
+	}
+	if _, ok := unsynced(dssync.MutexWrap(ds.NewMapDatastore())).(*unsyncedDS); ok {
+		t.Fatal("a datastore without unsynced batches was wrapped")
+	}
 }

@@ -1,7 +1,9 @@
 package rendezvous
 
 import (
+	"bytes"
 	"context"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -187,4 +189,28 @@ func TestRelayCloseStoresHeldItems(t *testing.T) {
 	if n := r2.Waiting(c.bob.id); n != 1 {
 		t.Fatalf("%d waiting after restart, want 1", n)
 	}
+}
+
+// TestIdleSessionsHaveNoPusher: a logged-in node with nothing to receive
+// costs the relay its reader goroutine only; a pusher comes when an item
+// does and leaves when it is sent.
+func TestIdleSessionsHaveNoPusher(t *testing.T) {
+	r := startRelay(t, nil)
+	c := newCast(t)
+	pushers := func() int {
+		var buf bytes.Buffer
+		pprof.Lookup("goroutine").WriteTo(&buf, 1)
+		return strings.Count(buf.String(), "rendezvous.(*Relay).pushInbox")
+	}
+	inbox := c.bob.login(r)
+	c.erin.login(r)
+	waitFor(t, "no pusher while idle", func() bool { return pushers() == 0 })
+	s := c.buildShare(t, []*tuser{c.bob}, []*tuser{c.carol})
+	go c.alice.share(r, s.Raw)
+	it := next(t, inbox)
+	inbox.Ack(it.Seq)
+	waitFor(t, "the pusher gone after the push", func() bool { return pushers() == 0 })
+	// And it comes back for the next item.
+	go c.alice.share(r, c.buildShare(t, []*tuser{c.bob}, []*tuser{c.carol}).Raw)
+	next(t, inbox)
 }

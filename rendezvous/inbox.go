@@ -18,32 +18,64 @@ import (
 	storepb "github.com/kithnet/kith/rendezvous/pb"
 )
 
-// A session is one node's open inbox stream. The writer goroutine pushes
-// the mailbox in seq order, keeping at most `window` items unacknowledged;
-// the reader turns acknowledgements into durable deletes. Everything is
-// stored before it is pushed, so a session that dies loses nothing: the
-// next login starts again from the first unacknowledged item.
+// A session is one node's open inbox stream. A pusher pushes the mailbox
+// in seq order, keeping at most `window` items unacknowledged; the
+// session's handler reads acknowledgements and turns them into deletes.
+// The pusher is a goroutine started when there is something to push and
+// gone when there is not, so an idle session costs one goroutine of ours
+// (the reader), not two. An item is stored, or held in memory and written
+// if the session ends, before it is pushed, so a session that dies loses
+// nothing: the next login starts again from the first unacknowledged item.
 type session struct {
+	r      *Relay
 	peer   peer.ID
 	s      network.Stream
 	window int
 	since  time.Time
 	addrs  []ma.Multiaddr
-	kickC  chan struct{}
 	done   chan struct{}
 	once   sync.Once
 
 	mu       sync.Mutex
+	closed   bool
+	pushing  bool // a pusher runs
+	again    bool // kicked while it ran: look once more before leaving
+	pushers  sync.WaitGroup
 	lastSent uint64
 	inflight map[uint64]struct{}
 	waiters  map[uint64][]chan struct{}
 }
 
+// kick makes the session look for items to push: it starts a pusher
+// unless one runs, which then looks again before it leaves.
 func (s *session) kick() {
-	select {
-	case s.kickC <- struct{}{}:
-	default:
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
 	}
+	if s.pushing {
+		s.again = true
+		return
+	}
+	s.pushing = true
+	s.pushers.Add(1)
+	go func() {
+		defer s.pushers.Done()
+		s.r.pushInbox(s)
+	}()
+}
+
+// idle ends a pusher's run unless it was kicked meanwhile.
+func (s *session) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.again && !s.closed {
+		s.again = false
+		return false
+	}
+	s.pushing = false
+	return true
 }
 
 func (s *session) close() {
@@ -51,6 +83,7 @@ func (s *session) close() {
 		close(s.done)
 		s.s.Reset()
 		s.mu.Lock()
+		s.closed = true
 		for _, ws := range s.waiters {
 			for _, w := range ws {
 				close(w)
@@ -231,6 +264,10 @@ func (ss *sessions) waitAcked(ctx context.Context, recipient peer.ID, id string,
 	return false
 }
 
+// inboxReadBuffer is an inbox session's read buffer: a node sends a login,
+// then acknowledgements of a few bytes per item.
+const inboxReadBuffer = 512
+
 // sessionMemory is what one inbox session reserves from the resource
 // manager.
 const sessionMemory = 16 << 10
@@ -251,7 +288,7 @@ func (r *Relay) handleInbox(st network.Stream) {
 	log := r.log.With("peer", remote.String())
 
 	st.SetDeadline(r.clock().Add(protocols.StreamDeadline))
-	rd := protocols.NewReader(st, protocols.MaxInboxClient)
+	rd := protocols.NewReaderSize(st, protocols.MaxInboxClient, inboxReadBuffer)
 	refuse := func(err error) {
 		res := &pb.LoginResult{Status: protocols.StatusOf(err), Text: err.Error()}
 		protocols.WriteMsg(st, &pb.InboxServer{Msg: &pb.InboxServer_Result{Result: res}})
@@ -324,7 +361,8 @@ func (r *Relay) handleInbox(st network.Stream) {
 	}
 	s := &session{
 		peer: remote, s: st, window: window, since: now, addrs: addrs,
-		kickC: make(chan struct{}, 1), done: make(chan struct{}),
+		r: r, done: make(chan struct{}),
+		pushing:  true, // not before the login result is written
 		inflight: map[uint64]struct{}{}, waiters: map[uint64][]chan struct{}{},
 	}
 	waiting, _ := r.store.depth(remote)
@@ -342,14 +380,13 @@ func (r *Relay) handleInbox(st network.Stream) {
 	r.metrics.logins.WithLabelValues("ok").Inc()
 	log.Debug("logged in", "waiting", waiting, "window", window)
 
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		r.pushInbox(s)
-	}()
+	s.mu.Lock()
+	s.pushing = false
+	s.mu.Unlock()
+	s.kick()
 	r.readAcks(s, rd, log)
 	s.close()
-	<-writerDone
+	s.pushers.Wait()
 	// What was held in memory for this session waits on disk now.
 	r.sessions.remove(s)
 	if err := r.store.persistHeld(r.ctx, remote); err != nil && !errors.Is(err, ErrClosed) && r.ctx.Err() == nil {
@@ -359,7 +396,7 @@ func (r *Relay) handleInbox(st network.Stream) {
 
 // pushInbox sends the mailbox of s in seq order, up to the window, in
 // writes of at most pushChunk bytes so that the node starts on the first
-// items while the relay reads the next.
+// items while the relay reads the next, until nothing more can be sent.
 func (r *Relay) pushInbox(s *session) {
 	var buf []byte
 	for {
@@ -409,9 +446,7 @@ func (r *Relay) pushInbox(s *session) {
 		if more {
 			continue // more may be waiting
 		}
-		select {
-		case <-s.kickC:
-		case <-s.done:
+		if s.idle() {
 			return
 		}
 	}
