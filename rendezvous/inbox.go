@@ -405,7 +405,9 @@ func (r *Relay) pushInbox(s *session) {
 		s.mu.Unlock()
 		more := false
 		if room > 0 {
-			seqs, items, next, full := r.store.itemsAfter(r.ctx, s.peer, after, room)
+			// A few at a time, so that the node works on the first items
+			// while the relay reads the next.
+			seqs, items, next, full := r.store.itemsAfter(r.ctx, s.peer, after, min(room, pushBatch))
 			more = full
 			s.mu.Lock()
 			for _, seq := range seqs {
@@ -454,6 +456,9 @@ func (r *Relay) pushInbox(s *session) {
 
 // pushChunk bounds one write of pushed items.
 const pushChunk = 64 << 10
+
+// pushBatch bounds the items read from the store for one round of writes.
+const pushBatch = 64
 
 // appendItemFrame frames a stored InboxItem as an InboxServer message
 // without decoding it: field 2 (item), length-delimited.
