@@ -62,9 +62,23 @@ func verifySig(pub ed25519.PublicKey, domain string, body, sig []byte) bool {
 	return ed25519consensus.Verify(pub, signingBytes(domain, body), sig)
 }
 
+// ed25519IDPrefix begins the canonical peer id of every Ed25519 key: an
+// identity multihash (0x00) of 36 bytes holding the protobuf PublicKey
+// {Type: Ed25519, Data: 32 bytes}.
+const ed25519IDPrefix = "\x00\x24\x08\x01\x12\x20"
+
+// ed25519IDLen is the length of such an id.
+const ed25519IDLen = len(ed25519IDPrefix) + ed25519.PublicKeySize
+
 // PublicKey returns the Ed25519 public key embedded in id. Kith users are
 // Ed25519 keys, whose peer ids inline the key; any other id is refused.
+// The canonical form is read in place (every share names several peers,
+// and unmarshalling each key was a visible part of a relay's work); any
+// other form goes through libp2p's decoder, as before.
 func PublicKey(id peer.ID) (ed25519.PublicKey, error) {
+	if len(id) == ed25519IDLen && string(id[:len(ed25519IDPrefix)]) == ed25519IDPrefix {
+		return ed25519.PublicKey(id[len(ed25519IDPrefix):]), nil
+	}
 	pk, err := id.ExtractPublicKey()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotEd25519, err)
@@ -79,9 +93,20 @@ func PublicKey(id peer.ID) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(raw), nil
 }
 
+// PeerFromBytes decodes the binary form of an Ed25519 user's peer id,
+// refusing any other kind of id.
+func PeerFromBytes(b []byte) (peer.ID, error) {
+	id, _, err := parsePeer(b)
+	return id, err
+}
+
 // parsePeer decodes a peer id from its binary form and checks that it is an
 // Ed25519 key.
 func parsePeer(b []byte) (peer.ID, ed25519.PublicKey, error) {
+	if len(b) == ed25519IDLen && string(b[:len(ed25519IDPrefix)]) == ed25519IDPrefix {
+		id := peer.ID(b)
+		return id, ed25519.PublicKey(id[len(ed25519IDPrefix):]), nil
+	}
 	id, err := peer.IDFromBytes(b)
 	if err != nil {
 		return "", nil, err

@@ -155,6 +155,18 @@ func checkText(what, s string, max int) error {
 }
 
 func decodePeer(what string, b []byte) (peer.ID, error) {
+	return decodePeerN(what, -1, b)
+}
+
+// decodePeerN is decodePeer for the n-th of a list ("target 3"), naming
+// it only if it fails.
+func decodePeerN(what string, n int, b []byte) (peer.ID, error) {
+	if id, err := identity.PeerFromBytes(b); err == nil {
+		return id, nil
+	}
+	if n >= 0 {
+		what = fmt.Sprintf("%s %d", what, n)
+	}
 	id, err := peer.IDFromBytes(b)
 	if err != nil {
 		return "", Errorf(pb.Status_BAD_REQUEST, "%s is not a peer id", what)
@@ -203,7 +215,7 @@ func decodeShareBody(raw []byte, lim Limits) (*UnverifiedShare, error) {
 	}
 	seen := map[peer.ID]string{sharer: "the sharer"}
 	for i, t := range b.Targets {
-		p, err := decodePeer(fmt.Sprintf("target %d", i), t.Peer)
+		p, err := decodePeerN("target", i, t.Peer)
 		if err != nil {
 			return nil, err
 		}
@@ -217,7 +229,7 @@ func decodeShareBody(raw []byte, lim Limits) (*UnverifiedShare, error) {
 		u.Targets = append(u.Targets, ShareTarget{Peer: p, Attestation: t.Attestation})
 	}
 	for i, it := range b.Items {
-		p, err := decodePeer(fmt.Sprintf("item %d", i), it.Peer)
+		p, err := decodePeerN("item", i, it.Peer)
 		if err != nil {
 			return nil, err
 		}
