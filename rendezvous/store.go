@@ -541,7 +541,10 @@ func (s *store) ack(ctx context.Context, r peer.ID, seqs []uint64) ([]uint64, er
 		tx.add(muts...)
 		return nil
 	})
-	return acked, err
+	if err != nil {
+		return nil, err // the operation may still run: read nothing it writes
+	}
+	return acked, nil
 }
 
 // put stores items, each for its own recipient, in one batch.
@@ -558,7 +561,10 @@ func (s *store) put(ctx context.Context, items []newItem) ([]putResult, error) {
 		}
 		return nil
 	})
-	return res, err
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // errReplay is returned by acceptShare for a share id already used for
@@ -641,7 +647,10 @@ func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identit
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // mayHold reports whether a new item for r may be held in memory: r is
@@ -661,15 +670,20 @@ func (s *store) mayHold(r peer.ID) bool {
 // (stored), ACKED or WITHDRAWN. ok is false if the relay no longer knows
 // the item (a failed commit reloaded the model), so that the sender must
 // be told to retry.
-func (s *store) persist(ctx context.Context, r peer.ID, id string, seq uint64) (state pb.ItemState, ok bool, err error) {
-	err = s.do(ctx, func(tx *txn) error {
+func (s *store) persist(ctx context.Context, r peer.ID, id string, seq uint64) (pb.ItemState, bool, error) {
+	var state pb.ItemState
+	var ok bool
+	err := s.do(ctx, func(tx *txn) error {
 		_, muts := s.mb.persist(r, seq)
 		tx.add(muts...)
 		rec, known := s.mb.state(r, id)
 		state, ok = rec.state, known && rec.seq == seq
 		return nil
 	})
-	return state, ok, err
+	if err != nil {
+		return 0, false, err // the operation may still run: read nothing it writes
+	}
+	return state, ok, nil
 }
 
 // persistHeld makes every item held for r durable: r's session ended.
@@ -727,7 +741,10 @@ func (s *store) revoke(ctx context.Context, r *identity.Revocation) (bool, error
 		}
 		return nil
 	})
-	return fresh, err
+	if err != nil {
+		return false, err
+	}
+	return fresh, nil
 }
 
 // putProfile keeps p if it is newer than the profile held for its owner.
