@@ -154,15 +154,9 @@ func decodeAttestation(raw []byte, needBoth bool) (*Attestation, error) {
 	if !needBoth {
 		record = "offer"
 	}
-	if len(raw) == 0 {
-		return nil, fail(record, ReasonMissing, "no attestation given")
-	}
-	if len(raw) > MaxRecordSize {
-		return nil, fail(record, ReasonMalformed, "%d bytes, limit %d", len(raw), MaxRecordSize)
-	}
 	var sa pb.SignedAttestation
-	if err := proto.Unmarshal(raw, &sa); err != nil {
-		return nil, malformed(record, err, "")
+	if err := openRecord(record, "attestation", raw, &sa); err != nil {
+		return nil, err
 	}
 	var body pb.AttestationBody
 	if err := proto.Unmarshal(sa.Body, &body); err != nil {

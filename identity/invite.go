@@ -111,19 +111,10 @@ func truncate(s string, n int) string {
 // validity window at now.
 func (v *Verifier) Invite(raw []byte, now time.Time) (*Invite, error) {
 	const record = "invite"
-	if len(raw) == 0 {
-		return nil, fail(record, ReasonMissing, "no invite given")
-	}
-	if len(raw) > MaxRecordSize {
-		return nil, fail(record, ReasonMalformed, "%d bytes, limit %d", len(raw), MaxRecordSize)
-	}
-	var sr pb.SignedRecord
-	if err := proto.Unmarshal(raw, &sr); err != nil {
-		return nil, malformed(record, err, "")
-	}
 	var body pb.InviteBody
-	if err := proto.Unmarshal(sr.Body, &body); err != nil {
-		return nil, malformed(record, err, "body")
+	sr, err := openSigned(record, "invite", raw, &body)
+	if err != nil {
+		return nil, err
 	}
 	inviter, pub, err := parsePeer(body.Inviter)
 	if err != nil {

@@ -146,19 +146,10 @@ func (v *Verifier) Profile(raw []byte, now time.Time) (*Profile, error) {
 
 func decodeProfile(raw []byte) (*Profile, error) {
 	const record = "profile"
-	if len(raw) == 0 {
-		return nil, fail(record, ReasonMissing, "no profile given")
-	}
-	if len(raw) > MaxRecordSize {
-		return nil, fail(record, ReasonMalformed, "%d bytes, limit %d", len(raw), MaxRecordSize)
-	}
-	var sr pb.SignedRecord
-	if err := proto.Unmarshal(raw, &sr); err != nil {
-		return nil, malformed(record, err, "")
-	}
 	var body pb.ProfileBody
-	if err := proto.Unmarshal(sr.Body, &body); err != nil {
-		return nil, malformed(record, err, "body")
+	sr, err := openSigned(record, "profile", raw, &body)
+	if err != nil {
+		return nil, err
 	}
 	owner, pub, err := parsePeer(body.Owner)
 	if err != nil {

@@ -53,19 +53,10 @@ func (v *Verifier) Revocation(raw []byte) (*Revocation, error) {
 		return cached.(*Revocation), nil
 	}
 	const record = "revocation"
-	if len(raw) == 0 {
-		return nil, fail(record, ReasonMissing, "no revocation given")
-	}
-	if len(raw) > MaxRecordSize {
-		return nil, fail(record, ReasonMalformed, "%d bytes, limit %d", len(raw), MaxRecordSize)
-	}
-	var sr pb.SignedRecord
-	if err := proto.Unmarshal(raw, &sr); err != nil {
-		return nil, malformed(record, err, "")
-	}
 	var body pb.RevocationBody
-	if err := proto.Unmarshal(sr.Body, &body); err != nil {
-		return nil, malformed(record, err, "body")
+	sr, err := openSigned(record, "revocation", raw, &body)
+	if err != nil {
+		return nil, err
 	}
 	var ab pb.AttestationBody
 	if err := proto.Unmarshal(body.Attestation, &ab); err != nil {

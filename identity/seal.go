@@ -161,19 +161,10 @@ func (v *Verifier) decodeSeal(record string, raw []byte) (*Seal, error) {
 	if ok {
 		return cached.(*Seal), nil
 	}
-	if len(raw) == 0 {
-		return nil, fail(record, ReasonMissing, "no seal given")
-	}
-	if len(raw) > MaxRecordSize {
-		return nil, fail(record, ReasonMalformed, "%d bytes, limit %d", len(raw), MaxRecordSize)
-	}
-	var sr pb.SignedRecord
-	if err := proto.Unmarshal(raw, &sr); err != nil {
-		return nil, malformed(record, err, "seal")
-	}
 	var body pb.SealBody
-	if err := proto.Unmarshal(sr.Body, &body); err != nil {
-		return nil, malformed(record, err, "seal body")
+	sr, err := openSigned(record, "seal", raw, &body)
+	if err != nil {
+		return nil, err
 	}
 	sharer, pub, err := parsePeer(body.Sharer)
 	if err != nil {

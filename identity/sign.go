@@ -11,6 +11,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/identity/pb"
 )
 
 // Signature domains. A signature made for one record type never verifies as
@@ -91,6 +94,33 @@ func PublicKey(id peer.ID) (ed25519.PublicKey, error) {
 		return nil, ErrNotEd25519
 	}
 	return ed25519.PublicKey(raw), nil
+}
+
+// openRecord is the start of every decoder: raw must be given, within
+// MaxRecordSize, and decode as msg. missing names what was not given.
+func openRecord(record, missing string, raw []byte, msg proto.Message) error {
+	if len(raw) == 0 {
+		return fail(record, ReasonMissing, "no %s given", missing)
+	}
+	if len(raw) > MaxRecordSize {
+		return fail(record, ReasonMalformed, "%d bytes, limit %d", len(raw), MaxRecordSize)
+	}
+	if err := proto.Unmarshal(raw, msg); err != nil {
+		return malformed(record, err, "")
+	}
+	return nil
+}
+
+// openSigned opens raw as a SignedRecord whose body decodes as body.
+func openSigned(record, missing string, raw []byte, body proto.Message) (*pb.SignedRecord, error) {
+	var sr pb.SignedRecord
+	if err := openRecord(record, missing, raw, &sr); err != nil {
+		return nil, err
+	}
+	if err := proto.Unmarshal(sr.Body, body); err != nil {
+		return nil, malformed(record, err, "body")
+	}
+	return &sr, nil
 }
 
 // PeerFromBytes decodes the binary form of an Ed25519 user's peer id,
