@@ -48,7 +48,11 @@ type mailItem struct {
 }
 
 // heldItem is an item kept in memory for an online recipient: nothing of
-// it is written unless the recipient does not acknowledge it in time.
+// it is written unless the recipient does not acknowledge it in time. A
+// relay killed while it holds an item forgets it (its sender has been told
+// nothing and retries); the item's seq may then be given again after the
+// restart, which is harmless: nodes acknowledge by seq within a session
+// and drop what they already have by item id.
 type heldItem struct {
 	stored *pb.StoredItem // marshalled and written if it must be kept
 }
