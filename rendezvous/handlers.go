@@ -278,7 +278,6 @@ func (r *Relay) deliveries(ctx context.Context, items []newItem, results []putRe
 				if !res.held {
 					return
 				}
-				r.metrics.held.WithLabelValues("stored").Inc()
 				// Written even if the sender is gone: it was accepted.
 				state, ok, err := r.store.persist(r.ctx, it.recipient, it.id, res.seq)
 				switch {
@@ -286,8 +285,11 @@ func (r *Relay) deliveries(ctx context.Context, items []newItem, results []putRe
 					errs[i] = err
 				case !ok:
 					errs[i] = protocols.Errorf(pb.Status_UNAVAILABLE, "the relay lost an item before storing it; retry")
-				case state == storepb.ItemState_ACKED:
+				case state == storepb.ItemState_ACKED: // just after the wait
 					out[i] = pb.Delivery_DELIVERED
+					r.metrics.held.WithLabelValues("acknowledged").Inc()
+				default:
+					r.metrics.held.WithLabelValues("stored").Inc()
 				}
 			}(i)
 		default:

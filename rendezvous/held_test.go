@@ -85,16 +85,7 @@ func TestOnlineDeliveryWritesNoItem(t *testing.T) {
 	d := newRecordingDS()
 	r := startRelay(t, d)
 	c := newCast(t)
-	inbox := c.bob.login(r)
-	go func() {
-		for {
-			it, err := inbox.Next()
-			if err != nil {
-				return
-			}
-			inbox.Ack(it.Seq)
-		}
-	}()
+	ackAll(c.bob.login(r), nil)
 	for i := range 20 {
 		s := c.buildShare(t, []*tuser{c.bob}, []*tuser{c.carol})
 		resp, err := c.alice.share(r, s.Raw)

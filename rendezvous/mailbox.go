@@ -240,19 +240,20 @@ func (b *box) metaMutation(r peer.ID) mutation {
 	return mutation{key: mboxMetaKey(r), value: mustMarshal(&pb.BoxMeta{NextSeq: b.nextSeq})}
 }
 
-// heldSeqs returns the seqs of r's held items.
-func (m *mailboxes) heldSeqs(r peer.ID) []uint64 {
+// persistHeld writes every item held for r.
+func (m *mailboxes) persistHeld(r peer.ID) []mutation {
 	b := m.boxes[r]
 	if b == nil || b.held == 0 {
 		return nil
 	}
-	var out []uint64
+	var muts []mutation
 	for _, it := range b.items {
 		if it.held != nil {
-			out = append(out, it.seq)
+			_, pm := m.persist(r, it.seq)
+			muts = append(muts, pm...)
 		}
 	}
-	return out
+	return muts
 }
 
 // backlog returns how many of r's waiting items are in the
@@ -334,20 +335,6 @@ func (m *mailboxes) ack(r peer.ID, seqs []uint64) (acked []uint64, muts []mutati
 		acked = append(acked, seq)
 	}
 	return acked, muts
-}
-
-// pending returns up to n seqs of r's mailbox after seq `after`.
-func (m *mailboxes) pending(r peer.ID, after uint64, n int) []uint64 {
-	b := m.boxes[r]
-	if b == nil {
-		return nil
-	}
-	i := sort.Search(len(b.items), func(i int) bool { return b.items[i].seq > after })
-	var out []uint64
-	for ; i < len(b.items) && len(out) < n; i++ {
-		out = append(out, b.items[i].seq)
-	}
-	return out
 }
 
 // pendingRef is a seq waiting in a mailbox, with its InboxItem if the

@@ -433,3 +433,19 @@ func TestMailboxHeldItems(t *testing.T) {
 		t.Fatalf("%d held after expiry", h)
 	}
 }
+
+// pending returns the seqs of up to n items waiting for r after `after`.
+func (m *mailboxes) pending(r peer.ID, after uint64, n int) []uint64 {
+	var out []uint64
+	for _, ref := range m.pendingRefs(r, after, n) {
+		out = append(out, ref.seq)
+	}
+	return out
+}
+
+// pending is mailboxes.pending under the store's lock.
+func (s *store) pending(r peer.ID, after uint64, n int) []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mb.pending(r, after, n)
+}

@@ -354,17 +354,8 @@ func TestConcurrentSharesAllPushedInOneSession(t *testing.T) {
 	c := newCast(t)
 	inbox := c.bob.login(r)
 	const n = 300
-	got := make(chan string, n)
-	go func() {
-		for {
-			it, err := inbox.Next()
-			if err != nil {
-				return
-			}
-			inbox.Ack(it.Seq)
-			got <- string(it.Id)
-		}
-	}()
+	got := make(chan *pb.InboxItem, n)
+	ackAll(inbox, got)
 	errs := make(chan error, n)
 	var shares []*protocols.UnverifiedShare
 	for range n {
@@ -387,8 +378,8 @@ func TestConcurrentSharesAllPushedInOneSession(t *testing.T) {
 	deadline := time.After(20 * time.Second)
 	for len(seen) < n {
 		select {
-		case id := <-got:
-			seen[id] = true
+		case it := <-got:
+			seen[string(it.Id)] = true
 		case <-deadline:
 			t.Fatalf("%d of %d shares reached the online target in its session (%d still waiting at the relay)", len(seen), n, r.Waiting(c.bob.id))
 		}

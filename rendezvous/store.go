@@ -76,6 +76,17 @@ type txn struct {
 	touched []peer.ID
 }
 
+// put puts it into the model and records what that writes, and that its
+// recipient's mailbox gained an item.
+func (tx *txn) put(it newItem) putResult {
+	r, muts := tx.s.mb.put(it, tx.now)
+	if r.outcome == putStored {
+		tx.add(muts...)
+		tx.touched = append(tx.touched, it.recipient)
+	}
+	return r
+}
+
 // noSync marks the current operation as one whose loss in a crash is
 // harmless (see doLazy), once its apply has seen what it writes.
 func (tx *txn) noSync() { tx.cur.lazy = true }
@@ -374,10 +385,7 @@ func (s *store) close() {
 	s.closed.Do(func() {
 		err := s.do(context.Background(), func(tx *txn) error {
 			for r := range s.mb.boxes {
-				for _, seq := range s.mb.heldSeqs(r) {
-					_, muts := s.mb.persist(r, seq)
-					tx.add(muts...)
-				}
+				tx.add(s.mb.persistHeld(r)...)
 			}
 			return nil
 		})
@@ -503,13 +511,6 @@ func (s *store) pendingRefs(r peer.ID, after uint64, n int) []pendingRef {
 	return s.mb.pendingRefs(r, after, n)
 }
 
-// pending returns up to n seqs waiting for r after seq `after`.
-func (s *store) pending(r peer.ID, after uint64, n int) []uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mb.pending(r, after, n)
-}
-
 // isPending reports whether seq is still waiting in r's mailbox.
 func (s *store) isPending(r peer.ID, seq uint64) bool {
 	s.mu.Lock()
@@ -552,12 +553,7 @@ func (s *store) put(ctx context.Context, items []newItem) ([]putResult, error) {
 	res := make([]putResult, len(items))
 	err := s.do(ctx, func(tx *txn) error {
 		for i, it := range items {
-			r, muts := s.mb.put(it, tx.now)
-			res[i] = r
-			if r.outcome == putStored {
-				tx.add(muts...)
-				tx.touched = append(tx.touched, it.recipient)
-			}
+			res[i] = tx.put(it)
 		}
 		return nil
 	})
@@ -606,12 +602,7 @@ func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identit
 					case !ok:
 						// Refused at quota the first time, or its id
 						// record expired: try again.
-						r, muts := s.mb.put(it, tx.now)
-						out.results[i] = r
-						if r.outcome == putStored {
-							tx.add(muts...)
-							tx.touched = append(tx.touched, it.recipient)
-						}
+						out.results[i] = tx.put(it)
 					case st.state == pb.ItemState_PENDING:
 						out.results[i] = putResult{outcome: putDupPending, seq: st.seq, held: s.mb.box(it.recipient).isHeld(st.seq)}
 					case st.state == pb.ItemState_ACKED:
@@ -630,13 +621,8 @@ func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identit
 		allHeld := true
 		for i, it := range items {
 			it.hold = s.mayHold(it.recipient)
-			r, muts := s.mb.put(it, tx.now)
-			out.results[i] = r
-			if r.outcome == putStored {
-				tx.add(muts...)
-				tx.touched = append(tx.touched, it.recipient)
-			}
-			allHeld = allHeld && r.held
+			out.results[i] = tx.put(it)
+			allHeld = allHeld && out.results[i].held
 		}
 		if allHeld {
 			// Nothing the sender will be told rests on this write alone:
@@ -689,10 +675,7 @@ func (s *store) persist(ctx context.Context, r peer.ID, id string, seq uint64) (
 // persistHeld makes every item held for r durable: r's session ended.
 func (s *store) persistHeld(ctx context.Context, r peer.ID) error {
 	return s.do(ctx, func(tx *txn) error {
-		for _, seq := range s.mb.heldSeqs(r) {
-			_, muts := s.mb.persist(r, seq)
-			tx.add(muts...)
-		}
+		tx.add(s.mb.persistHeld(r)...)
 		return nil
 	})
 }
@@ -732,12 +715,8 @@ func (s *store) revoke(ctx context.Context, r *identity.Revocation) (bool, error
 		// knows the other friend's profile keeps a notice for them.)
 		if s.profiles[r.Other] != nil {
 			payload := mustMarshal(&protopb.Withdrawal{ItemId: r.AttestationID[:], Revocation: r.Raw})
-			res, pm := s.mb.put(newItem{recipient: r.Other, id: withdrawalID("friendship", r.AttestationID),
-				kind: protopb.ItemKind_WITHDRAWAL, payload: payload, from: r.Revoker}, tx.now)
-			if res.outcome == putStored {
-				tx.add(pm...)
-				tx.touched = append(tx.touched, r.Other)
-			}
+			tx.put(newItem{recipient: r.Other, id: withdrawalID("friendship", r.AttestationID),
+				kind: protopb.ItemKind_WITHDRAWAL, payload: payload, from: r.Revoker})
 		}
 		return nil
 	})

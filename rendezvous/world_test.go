@@ -180,6 +180,23 @@ func next(t testing.TB, in *client.Inbox) *pb.InboxItem {
 	return nil
 }
 
+// ackAll acknowledges whatever arrives in `in`, as a node does once it
+// has stored it, and passes each item to got unless got is nil.
+func ackAll(in *client.Inbox, got chan<- *pb.InboxItem) {
+	go func() {
+		for {
+			it, err := in.Next()
+			if err != nil {
+				return
+			}
+			in.Ack(it.Seq)
+			if got != nil {
+				got <- it
+			}
+		}
+	}()
+}
+
 // quiet asserts nothing arrives within d.
 func quiet(t testing.TB, in *client.Inbox, d time.Duration) {
 	t.Helper()

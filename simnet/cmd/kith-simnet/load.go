@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -48,12 +47,7 @@ func loadCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "kith-simnet load:", err)
 		return 1
 	}
-	if *asJSON {
-		b, _ := json.Marshal(rep)
-		fmt.Println(string(b))
-	} else {
-		rep.WriteTable(os.Stdout)
-	}
+	printReport(rep, *asJSON)
 	if rep.Lost > 0 || rep.Duplicates > 0 || rep.Redelivered > 0 {
 		fmt.Fprintln(os.Stderr, "kith-simnet load: items were lost, duplicated or redelivered")
 		return 1

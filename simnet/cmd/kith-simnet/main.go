@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -88,12 +89,7 @@ func run(args []string) int {
 			fmt.Fprintln(os.Stderr, "kith-simnet:", err)
 			return 1
 		}
-		if *asJSON {
-			b, _ := json.Marshal(rep)
-			fmt.Println(string(b))
-		} else {
-			rep.WriteTable(os.Stdout)
-		}
+		printReport(rep, *asJSON)
 		if !rep.OK() {
 			fmt.Fprintln(os.Stderr, "kith-simnet: the network broke a promise (see the report)")
 			return 1
@@ -101,4 +97,15 @@ func run(args []string) int {
 		return 0
 	})
 	return 0 // simnet.Main exits
+}
+
+// printReport prints rep to standard output as one JSON object or as a
+// table.
+func printReport(rep interface{ WriteTable(io.Writer) }, asJSON bool) {
+	if asJSON {
+		b, _ := json.Marshal(rep)
+		fmt.Println(string(b))
+		return
+	}
+	rep.WriteTable(os.Stdout)
 }
