@@ -70,6 +70,60 @@ func TestMailboxPutAckOrder(t *testing.T) {
 	}
 }
 
+// TestMailboxAckAnyOrder acknowledges a mailbox's items in orders that
+// remove at the front, the back and the middle (cut moves whichever side
+// is shorter) and checks what is left against a plain list each time.
+func TestMailboxAckAnyOrder(t *testing.T) {
+	const n = 40
+	orders := map[string]func(i int) uint64{
+		"oldest first": func(i int) uint64 { return uint64(i + 1) },
+		"newest first": func(i int) uint64 { return uint64(n - i) },
+		"middle out":   func(i int) uint64 { return uint64((n/2+(i+1)/2*(1-2*(i%2)))%n + 1) },
+		"strided":      func(i int) uint64 { return uint64((i*7)%n + 1) },
+	}
+	for name, order := range orders {
+		t.Run(name, func(t *testing.T) {
+			bob := testPeer(t)
+			m := newMailboxes(Quota{Items: n, Bytes: 1 << 20}, time.Hour, nil)
+			var want []uint64
+			for i := range n {
+				m.put(item(bob, fmt.Sprint("s", i)), t0)
+				want = append(want, uint64(i+1))
+			}
+			for i := range n {
+				seq := order(i)
+				acked, _ := m.ack(bob, []uint64{seq})
+				if !reflect.DeepEqual(acked, []uint64{seq}) {
+					t.Fatalf("step %d: ack %d acknowledged %v (already gone?)", i, seq, acked)
+				}
+				for j, s := range want {
+					if s == seq {
+						want = append(want[:j:j], want[j+1:]...)
+						break
+					}
+				}
+				got := m.pending(bob, 0, n)
+				if len(got) == 0 {
+					got = nil
+				}
+				if len(want) == 0 {
+					want = nil
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("step %d (ack %d): pending %v, want %v", i, seq, got, want)
+				}
+				if m.depth(bob) != len(want) || m.total != len(want) {
+					t.Fatalf("step %d: depth %d total %d, want %d", i, m.depth(bob), m.total, len(want))
+				}
+			}
+			// The box still takes new items, in order, after any drain.
+			if res, _ := m.put(item(bob, "after"), t0); res.outcome != putStored || res.seq != n+1 {
+				t.Fatalf("put after drain: %+v", res)
+			}
+		})
+	}
+}
+
 func TestMailboxQuota(t *testing.T) {
 	bob, carol := testPeer(t), testPeer(t)
 	m := newMailboxes(Quota{Items: 3, Bytes: 1 << 20}, time.Hour, nil)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -48,6 +50,12 @@ type Config struct {
 	Hold  time.Duration // how long they stay
 
 	Progress func(string) // optional
+
+	// CPUProfile, if set, receives a pprof CPU profile of this generator
+	// over the measured phase (online: after the warm-up; offline: storing
+	// and draining; conns: the logins), to tell its own cost from the
+	// relay's.
+	CPUProfile io.Writer
 }
 
 // Report is what a run measured. Fields that a mode does not measure are
@@ -110,6 +118,19 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("unknown mode %q (online, offline, conns)", c.Mode)
 	}
 	return nil
+}
+
+// profile starts the generator's CPU profile, if one was asked for, and
+// returns what stops it.
+func (c *Config) profile() (stop func()) {
+	if c.CPUProfile == nil {
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(c.CPUProfile); err != nil {
+		c.say("no CPU profile: %v", err)
+		return func() {}
+	}
+	return pprof.StopCPUProfile
 }
 
 func (c *Config) say(format string, args ...any) {
@@ -385,9 +406,11 @@ func (l *loader) online(ctx context.Context) (*Report, error) {
 	time.Sleep(c.Warmup)
 	cpu0, _ := l.relayCPU()
 	measuring.Store(true)
+	stopProfile := c.profile()
 	t0 := time.Now()
 	time.Sleep(time.Until(stopAt))
 	measured := time.Since(t0)
+	stopProfile()
 	cpu1, _ := l.relayCPU()
 	wg.Wait()
 	// Stragglers: whatever the relay stored rather than delivered at once
@@ -464,6 +487,8 @@ func (l *loader) offline(ctx context.Context) (*Report, error) {
 	var ids sync.Map
 	jobs := make(chan struct{})
 	var wg sync.WaitGroup
+	stopProfile := c.profile()
+	defer stopProfile()
 	t0 := time.Now()
 	for range c.Window {
 		wg.Add(1)
@@ -574,6 +599,7 @@ func (l *loader) conns(ctx context.Context) (*Report, error) {
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	var failures atomic.Int64
+	stopProfile := c.profile()
 	t0 := time.Now()
 	for i, u := range users {
 		sem <- struct{}{}
@@ -598,6 +624,7 @@ func (l *loader) conns(ctx context.Context) (*Report, error) {
 	}
 	wg.Wait()
 	loginTime := time.Since(t0)
+	stopProfile()
 	rep := &Report{}
 	var good []time.Duration
 	for i := range users {

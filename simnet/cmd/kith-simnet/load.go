@@ -29,8 +29,18 @@ func loadCmd(args []string) int {
 	fs.DurationVar(&c.Hold, "hold", 10*time.Second, "conns: how long they stay")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	quiet := fs.Bool("quiet", false, "no progress on standard error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this generator over the measured phase to `file`")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kith-simnet load:", err)
+			return 1
+		}
+		defer f.Close()
+		c.CPUProfile = f
 	}
 	if c.Relay == "" {
 		fmt.Fprintln(os.Stderr, "kith-simnet load: --relay is required (start kith-rendezvous first; it prints its addresses)")
