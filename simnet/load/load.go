@@ -16,13 +16,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/time/rate"
 
 	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/node"
 	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/protocols/client"
 	"github.com/kithnet/kith/protocols/pb"
@@ -200,11 +200,11 @@ func (l *loader) newUser() (*user, error) {
 	return u, err
 }
 
-// hostFor makes a lean client host: TCP, Noise, Yamux, no listening, no
-// relay transport, no resource limits of its own.
+// hostFor makes a lean client host: TCP, Noise, a node's Yamux, no
+// listening, no relay transport, no resource limits of its own.
 func (l *loader) hostFor(k crypto.PrivKey) (*user, error) {
 	h, err := libp2p.New(libp2p.Identity(k), libp2p.NoListenAddrs, libp2p.DisableRelay(),
-		libp2p.Transport(tcp.NewTCPTransport), libp2p.Security(noise.ID, noise.New), libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Transport(tcp.NewTCPTransport), libp2p.Security(noise.ID, noise.New), node.Muxer(),
 		libp2p.ResourceManager(&network.NullResourceManager{}), libp2p.DisableMetrics(), libp2p.DisableIdentifyAddressDiscovery())
 	if err != nil {
 		return nil, err
