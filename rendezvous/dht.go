@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -99,8 +100,27 @@ type routing struct {
 
 	mu        sync.Mutex
 	published map[peer.ID]published
+	retries   map[peer.ID]*putRetry    // profiles whose put failed, to try again
 	found     map[peer.ID]foundProfile // looked up in the DHT, for a while
 }
+
+// putRetry is the backoff of a profile whose put failed.
+type putRetry struct {
+	seq      uint64
+	attempts int
+	bo       *backoff.ExponentialBackOff
+}
+
+// A failed put is tried again after 1 s, 2 s, 4 s ... up to a minute
+// apart, putRetries times; after that the republish pass puts it. Without
+// this a user who logged in while the relay had no DHT peers yet (just
+// started, or cut off) stayed unpublished until the next republish, hours
+// later, and nobody whose relay looked them up could reach them.
+const (
+	putRetries        = 10
+	putRetryFirst     = time.Second
+	putRetryMaxPeriod = time.Minute
+)
 
 type published struct {
 	seq uint64
@@ -133,7 +153,7 @@ func startRouting(r *Relay, d ds.Batching) (*routing, error) {
 	rt := &routing{
 		r: r, dht: kad, disc: drouting.NewRoutingDiscovery(kad),
 		put:       make(chan *identity.Profile, 1024),
-		published: map[peer.ID]published{}, found: map[peer.ID]foundProfile{},
+		published: map[peer.ID]published{}, retries: map[peer.ID]*putRetry{}, found: map[peer.ID]foundProfile{},
 	}
 	r.wg.Add(3)
 	go rt.findRelays()
@@ -231,19 +251,60 @@ func (rt *routing) publisher() {
 			return
 		case p = <-rt.put:
 		}
+		rt.mu.Lock()
+		last, ok := rt.published[p.Owner]
+		rt.mu.Unlock()
+		if ok && last.seq > p.Seq {
+			continue // a newer profile went out meanwhile
+		}
 		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 		err := rt.dht.PutValue(ctx, ProfileKey(p.Owner), p.Raw)
 		cancel()
 		if err != nil {
 			r.metrics.dht.WithLabelValues("put_failed").Inc()
 			r.log.Debug("publishing a profile", "peer", p.Owner, "err", err)
+			rt.retryLater(p)
 			continue
 		}
 		r.metrics.dht.WithLabelValues("put").Inc()
 		rt.mu.Lock()
 		rt.published[p.Owner] = published{seq: p.Seq, at: r.clock()}
+		if rs := rt.retries[p.Owner]; rs != nil && rs.seq <= p.Seq {
+			delete(rt.retries, p.Owner)
+		}
 		rt.mu.Unlock()
 	}
+}
+
+// retryLater queues p again after its backoff, unless it has failed
+// putRetries times (the republish pass has it then).
+func (rt *routing) retryLater(p *identity.Profile) {
+	rt.mu.Lock()
+	rs := rt.retries[p.Owner]
+	if rs == nil || rs.seq != p.Seq {
+		bo := backoff.NewExponentialBackOff()
+		bo.InitialInterval, bo.MaxInterval = putRetryFirst, putRetryMaxPeriod
+		rs = &putRetry{seq: p.Seq, bo: bo}
+		rt.retries[p.Owner] = rs
+	}
+	rs.attempts++
+	if rs.attempts > putRetries {
+		delete(rt.retries, p.Owner)
+		rt.mu.Unlock()
+		rt.r.log.Warn("publishing a profile failed repeatedly; the republish pass will try again", "peer", p.Owner)
+		return
+	}
+	wait := rs.bo.NextBackOff()
+	rt.mu.Unlock()
+	time.AfterFunc(wait, func() {
+		if rt.r.ctx.Err() != nil {
+			return
+		}
+		select {
+		case rt.put <- p:
+		default: // full: the republish pass will put it
+		}
+	})
 }
 
 // republish puts every profile stored here again, each Republish period,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"testing"
 	"time"
 
@@ -136,6 +137,41 @@ func TestRelaysFindEachOtherAndProfiles(t *testing.T) {
 		if r != relays[1] && r.store.profile(alice.id) != nil {
 			t.Fatalf("relay %s stored Alice's profile as one of its users'", r.h.ID())
 		}
+	}
+}
+
+// TestFailedProfilePutRetried: a user logs in at a relay that has no DHT
+// peers yet, so the put of their profile fails; when another relay joins,
+// the profile is put without a new login, and the other relay finds it.
+func TestFailedProfilePutRetried(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DHT.FindInterval = Duration(time.Second)
+	a := startRelay(t, nil, WithConfig(cfg))
+	alice, bob := newTUser(t, "Alice"), newTUser(t, "Bob")
+	att := befriend(t, alice, bob)
+	alice.login(a)
+	waitLong(t, "the put of Alice's profile failing (no peers)", func() bool {
+		return testutil.ToFloat64(a.metrics.dht.WithLabelValues("put_failed")) > 0
+	})
+	if n := testutil.ToFloat64(a.metrics.dht.WithLabelValues("put")); n != 0 {
+		t.Fatalf("%v puts with no peer", n)
+	}
+
+	c := cfg
+	c.Peers = []string{fmt.Sprintf("%s/p2p/%s", a.h.Addrs()[0], a.h.ID())}
+	b := startRelay(t, nil, WithConfig(c))
+	waitLong(t, "Alice's profile put once relay B joined", func() bool {
+		return testutil.ToFloat64(a.metrics.dht.WithLabelValues("put")) > 0
+	})
+	bob.meet(b)
+	resp, err := client.Presence(context.Background(), bob.h, b.h.ID(), &pb.PresenceQuery{
+		WantProfiles: true, Asks: []*pb.PresenceAsk{{Peer: []byte(alice.id), Attestation: att}},
+	})
+	if err != nil {
+		t.Fatalf("presence: %v", err)
+	}
+	if len(resp.Entries[0].Profile) == 0 {
+		t.Fatal("relay B does not find the profile Alice published at relay A")
 	}
 }
 
