@@ -90,6 +90,15 @@ func AppendFrame(dst []byte, m proto.Message) ([]byte, error) {
 	return proto.MarshalOptions{}.MarshalAppend(dst, m)
 }
 
+// WriteFrame writes payload, already encoded, as one frame in one Write
+// call.
+func WriteFrame(w io.Writer, payload []byte) error {
+	b := make([]byte, 0, binary.MaxVarintLen64+len(payload))
+	b = binary.AppendUvarint(b, uint64(len(payload)))
+	_, err := w.Write(append(b, payload...))
+	return err
+}
+
 // WriteMsg writes m as one frame, in one Write call.
 func WriteMsg(w io.Writer, m proto.Message) error {
 	b, err := AppendFrame(nil, m)

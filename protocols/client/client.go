@@ -223,11 +223,14 @@ type Sharer struct {
 func NewSharer(h host.Host, relay peer.ID) *Sharer { return &Sharer{h: h, relay: relay} }
 
 // Share sends one sealed share and returns the relay's answer, as Share
-// does.
+// does. raw goes out as it is, the very bytes that were sealed, without
+// being decoded and encoded again; the relay checks them.
 func (c *Sharer) Share(ctx context.Context, raw []byte) (*pb.ShareResponse, error) {
-	var m pb.Share
-	if err := proto.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("share: %w", err)
+	if len(raw) == 0 {
+		return nil, errors.New("share: no bytes to send")
+	}
+	if len(raw) > protocols.MaxShareMessage {
+		return nil, fmt.Errorf("share: %w: %d bytes (limit %d)", protocols.ErrTooLarge, len(raw), protocols.MaxShareMessage)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -248,7 +251,7 @@ func (c *Sharer) Share(ctx context.Context, raw []byte) (*pb.ShareResponse, erro
 		}
 		c.s.SetDeadline(deadline)
 		var frame []byte
-		err := protocols.WriteMsg(c.s, &m)
+		err := protocols.WriteFrame(c.s, raw)
 		if err == nil {
 			frame, err = c.rd.ReadFrame()
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/kithnet/kith/identity"
@@ -41,6 +43,13 @@ type Config struct {
 	Duration time.Duration // measured time
 	Warmup   time.Duration // unmeasured time before it
 	Items    int           // shared friends per share; default 5
+	// Presealed is how many shares are sealed before the clock starts, in
+	// all (0: enough for Rate over warm-up and run, or presealRate per
+	// second when unpaced). Sealing is the sender's work, not the
+	// relay's: done during the run it takes a core's worth of the CPU the
+	// relay is measured on. Shares beyond these are sealed as they are
+	// sent (Report.SealedInRun).
+	Presealed int
 
 	// offline
 	M int // shares stored for one offline target
@@ -88,7 +97,24 @@ type Report struct {
 	RSSKiBPerConn   float64 `json:"rss_kib_per_conn"`
 	RelayRSSKiB     int64   `json:"relay_rss_kib"`
 
+	Presealed   int     `json:"presealed"`
+	SealedInRun int     `json:"sealed_in_run"`
 	WallSeconds float64 `json:"wall_seconds"`
+}
+
+// presealRate is the throughput an unpaced online run is presealed for.
+const presealRate = 10000
+
+// presealed returns how many shares the online run seals in advance.
+func (c *Config) presealed() int {
+	if c.Presealed > 0 {
+		return c.Presealed
+	}
+	run := (c.Warmup + c.Duration).Seconds()
+	if c.Rate > 0 {
+		return int(c.Rate*run*1.1) + c.Pairs*c.Window
+	}
+	return int(presealRate * run)
 }
 
 func (c *Config) defaults() error {
@@ -233,6 +259,41 @@ type sharer struct {
 	*user
 	target *user
 	spec   protocols.ShareSpec
+	pre    []preShare // sealed before the clock, sent first
+	taken  atomic.Int64
+}
+
+// preShare is a share sealed in advance: its id and its bytes.
+type preShare struct {
+	id  identity.ShareID
+	raw []byte
+}
+
+// preseal seals n shares for later.
+func (s *sharer) preseal(n int) error {
+	s.pre = make([]preShare, n)
+	for i := range s.pre {
+		u, err := s.build()
+		if err != nil {
+			return err
+		}
+		s.pre[i] = preShare{id: u.ID, raw: u.Raw}
+	}
+	return nil
+}
+
+// next returns a share to send: a presealed one while they last, else one
+// sealed now (fresh).
+func (s *sharer) next() (p preShare, fresh bool, err error) {
+	if i := int(s.taken.Add(1) - 1); i < len(s.pre) {
+		p, s.pre[i] = s.pre[i], preShare{} // sent once, then let go
+		return p, false, nil
+	}
+	u, err := s.build()
+	if err != nil {
+		return preShare{}, true, err
+	}
+	return preShare{id: u.ID, raw: u.Raw}, true, nil
 }
 
 func (l *loader) newPair() (*sharer, error) {
@@ -353,6 +414,22 @@ func (l *loader) online(ctx context.Context) (*Report, error) {
 			return nil, err
 		}
 	}
+	// Sealed before the clock, on every core.
+	n := c.presealed()
+	c.say("sealing %d shares before the clock", n)
+	var seal errgroup.Group
+	seal.SetLimit(runtime.GOMAXPROCS(0))
+	for i, p := range pairs {
+		per := n / len(pairs)
+		if i < n%len(pairs) {
+			per++
+		}
+		seal.Go(func() error { return p.preseal(per) })
+	}
+	if err := seal.Wait(); err != nil {
+		return nil, fmt.Errorf("sealing shares: %w", err)
+	}
+	var sealedInRun atomic.Int64
 	var limiter *rate.Limiter
 	if c.Rate > 0 {
 		limiter = rate.NewLimiter(rate.Limit(c.Rate), max(1, int(c.Rate/100)))
@@ -381,13 +458,16 @@ func (l *loader) online(ctx context.Context) (*Report, error) {
 					if limiter != nil && limiter.Wait(runCtx) != nil {
 						return
 					}
-					s, err := p.build()
+					s, fresh, err := p.next()
+					if fresh {
+						sealedInRun.Add(1)
+					}
 					if err != nil {
 						failed.Add(1)
 						continue
 					}
 					at := time.Now()
-					resp, err := sh.Share(runCtx, s.Raw)
+					resp, err := sh.Share(runCtx, s.raw)
 					if err != nil || resp.Status != pb.Status_OK {
 						if runCtx.Err() == nil {
 							refused.Add(1)
@@ -396,7 +476,7 @@ func (l *loader) online(ctx context.Context) (*Report, error) {
 					}
 					if measuring.Load() {
 						mu.Lock()
-						sends[string(s.ID[:])] = sent{at: at, pair: i}
+						sends[string(s.id[:])] = sent{at: at, pair: i}
 						mu.Unlock()
 					}
 				}
@@ -451,6 +531,7 @@ func (l *loader) online(ctx context.Context) (*Report, error) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	rep.P50ms, rep.P99ms, rep.P999ms = quantile(lat, .5), quantile(lat, .99), quantile(lat, .999)
 	rep.SharesPerSecond = float64(rep.Delivered) / measured.Seconds()
+	rep.Presealed, rep.SealedInRun = n, int(sealedInRun.Load())
 	if c.RelayPID > 0 && rep.Delivered > 0 {
 		rep.RelayCPUusPerShare = float64((cpu1 - cpu0).Microseconds()) / float64(rep.Delivered)
 		rep.RelayCPUPercent = 100 * (cpu1 - cpu0).Seconds() / measured.Seconds()

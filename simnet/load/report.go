@@ -17,6 +17,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		row("latency to the target", fmt.Sprintf("p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms", r.P50ms, r.P99ms, r.P999ms))
 		row("sent / delivered / lost / duplicated", fmt.Sprintf("%d / %d / %d / %d", r.Sent, r.Delivered, r.Lost, r.Duplicates))
 		row("relay CPU per delivered share", fmt.Sprintf("%.1f us (relay at %.0f%% of a core)", r.RelayCPUusPerShare, r.RelayCPUPercent))
+		row("sealed before the clock / during the run", fmt.Sprintf("%d / %d", r.Presealed, r.SealedInRun))
 	case "offline":
 		row("stored shares/s", fmt.Sprintf("%.0f (%d stored, %d refused at the quota)", r.StoreSharesPerSecond, r.Sent, r.RefusedAtQuota))
 		row("login to last item received and acknowledged", fmt.Sprintf("%.1f ms (first item at %.1f ms)", r.DrainMs, r.FirstItemMs))
