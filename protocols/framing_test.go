@@ -44,6 +44,44 @@ func TestFramingRoundTrip(t *testing.T) {
 	}
 }
 
+// TestWriteFrameMatchesWriteMsg: bytes already encoded go out framed
+// exactly as WriteMsg frames the message they encode, in one Write.
+func TestWriteFrameMatchesWriteMsg(t *testing.T) {
+	for _, m := range []*pb.ShareResponse{
+		{Status: pb.Status_OK, Text: strings.Repeat("x", 300)}, // a two-byte length
+		{Status: pb.Status_REFUSED},
+	} {
+		raw, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b countingWriter
+		if err := WriteMsg(&a, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteFrame(&b, raw); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a.buf.Bytes(), b.buf.Bytes()) || b.writes != 1 {
+			t.Fatalf("WriteFrame wrote %x in %d writes, WriteMsg %x", b.buf.Bytes(), b.writes, a.buf.Bytes())
+		}
+		frame, err := NewReader(&b.buf, 1<<10).ReadFrame()
+		if err != nil || !bytes.Equal(frame, raw) {
+			t.Fatalf("read back %x, %v", frame, err)
+		}
+	}
+}
+
+type countingWriter struct {
+	buf    bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.buf.Write(p)
+}
+
 func TestFramingRefusals(t *testing.T) {
 	frame := func(n uint64, body []byte) []byte { return append(binary.AppendUvarint(nil, n), body...) }
 	tests := []struct {
