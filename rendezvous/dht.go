@@ -100,8 +100,9 @@ type routing struct {
 
 	mu        sync.Mutex
 	published map[peer.ID]published
-	retries   map[peer.ID]*putRetry    // profiles whose put failed, to try again
-	found     map[peer.ID]foundProfile // looked up in the DHT, for a while
+	retries   map[peer.ID]*putRetry         // profiles whose put failed, to try again
+	deferred  map[peer.ID]*identity.Profile // not put for want of any DHT peer
+	found     map[peer.ID]foundProfile      // looked up in the DHT, for a while
 }
 
 // putRetry is the backoff of a profile whose put failed.
@@ -111,12 +112,16 @@ type putRetry struct {
 	bo       *backoff.ExponentialBackOff
 }
 
-// A failed put is tried again after 1 s, 2 s, 4 s ... up to a minute
-// apart, putRetries times; after that the republish pass puts it. Without
-// this a user who logged in while the relay had no DHT peers yet (just
-// started, or cut off) stayed unpublished until the next republish, hours
-// later, and nobody whose relay looked them up could reach them.
+// A profile is put only when the DHT has a peer to put it to: until then
+// (a relay just started, cut off, or alone) it waits in deferred, and
+// all of them go out as soon as a peer appears. A put that fails with
+// peers present is tried again after 1 s, 2 s, 4 s ... up to a minute
+// apart, putRetries times; after that the republish pass puts it. Before
+// this, a user who logged in while the relay had no DHT peers stayed
+// unpublished until the next republish, hours later, and nobody whose
+// relay looked them up could reach them.
 const (
+	deferredCheck     = 2 * time.Second
 	putRetries        = 10
 	putRetryFirst     = time.Second
 	putRetryMaxPeriod = time.Minute
@@ -153,12 +158,14 @@ func startRouting(r *Relay, d ds.Batching) (*routing, error) {
 	rt := &routing{
 		r: r, dht: kad, disc: drouting.NewRoutingDiscovery(kad),
 		put:       make(chan *identity.Profile, 1024),
-		published: map[peer.ID]published{}, retries: map[peer.ID]*putRetry{}, found: map[peer.ID]foundProfile{},
+		published: map[peer.ID]published{}, retries: map[peer.ID]*putRetry{},
+		deferred: map[peer.ID]*identity.Profile{}, found: map[peer.ID]foundProfile{},
 	}
-	r.wg.Add(3)
+	r.wg.Add(4)
 	go rt.findRelays()
 	go rt.publisher()
 	go rt.republish()
+	go rt.putDeferred()
 	return rt, nil
 }
 
@@ -257,6 +264,15 @@ func (rt *routing) publisher() {
 		if ok && last.seq > p.Seq {
 			continue // a newer profile went out meanwhile
 		}
+		if rt.dht.RoutingTable().Size() == 0 {
+			r.metrics.dht.WithLabelValues("put_deferred").Inc()
+			rt.mu.Lock()
+			if old := rt.deferred[p.Owner]; old == nil || old.Seq <= p.Seq {
+				rt.deferred[p.Owner] = p
+			}
+			rt.mu.Unlock()
+			continue
+		}
 		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 		err := rt.dht.PutValue(ctx, ProfileKey(p.Owner), p.Raw)
 		cancel()
@@ -273,6 +289,42 @@ func (rt *routing) publisher() {
 			delete(rt.retries, p.Owner)
 		}
 		rt.mu.Unlock()
+	}
+}
+
+// putDeferred queues the deferred profiles once the DHT has a peer.
+func (rt *routing) putDeferred() {
+	defer rt.r.wg.Done()
+	r := rt.r
+	t := time.NewTicker(deferredCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		rt.mu.Lock()
+		n := len(rt.deferred)
+		rt.mu.Unlock()
+		if n == 0 || rt.dht.RoutingTable().Size() == 0 {
+			continue
+		}
+		rt.mu.Lock()
+		ps := make([]*identity.Profile, 0, len(rt.deferred))
+		for _, p := range rt.deferred {
+			ps = append(ps, p)
+		}
+		clear(rt.deferred)
+		rt.mu.Unlock()
+		r.log.Info("the DHT has peers: putting deferred profiles", "profiles", len(ps))
+		for _, p := range ps {
+			select {
+			case <-r.ctx.Done():
+				return
+			case rt.put <- p:
+			}
+		}
 	}
 }
 

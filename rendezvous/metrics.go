@@ -69,7 +69,7 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
 		}),
 		dht: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "kith_relay_dht_profiles_total", Help: "Profiles put into the relays' DHT and looked up in it, by outcome (put, put_failed, found, not_found).",
+			Name: "kith_relay_dht_profiles_total", Help: "Profiles put into the relays' DHT and looked up in it, by outcome (put, put_failed, put_deferred: no DHT peer yet, found, not_found).",
 		}, []string{"outcome"}),
 		held: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kith_relay_held_items_total",
