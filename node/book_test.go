@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -458,13 +459,48 @@ func TestProfilesAndHomeRelays(t *testing.T) {
 
 	// A change of relays takes a new sequence; the same relays do not.
 	seq := alice.Settings.Seq
-	if m := alice.SetHomeRelays([]string{relay1}); len(m) != 1 || alice.Settings.Seq != seq+1 {
+	if m := alice.SetHomeRelays([]string{relay1}, t0); len(m) != 1 || alice.Settings.Seq != seq+1 {
 		t.Fatalf("first relays: seq %d -> %d", seq, alice.Settings.Seq)
 	}
-	if m := alice.SetHomeRelays([]string{relay1}); len(m) != 0 || alice.Settings.Seq != seq+1 {
+	if m := alice.SetHomeRelays([]string{relay1}, t0); len(m) != 0 || alice.Settings.Seq != seq+1 {
 		t.Fatal("the same relays took a new sequence")
 	}
-	if m := alice.SetHomeRelays([]string{relay2}); len(m) != 1 || alice.Settings.Seq != seq+2 {
+	if m := alice.SetHomeRelays([]string{relay2}, t0); len(m) != 1 || alice.Settings.Seq != seq+2 {
 		t.Fatal("a move did not take a new sequence")
+	}
+	// The same relay at another address is not a relay left behind.
+	if l := alice.LeftRelays(); len(l) != 0 {
+		t.Fatalf("left relays after a change of address %+v", l)
+	}
+	// Another relay's is: it is to be drained; named again, it is not.
+	k, _ := identity.GenerateKey()
+	other, _ := peer.IDFromPrivateKey(k)
+	relay3 := "/ip4/127.0.0.1/tcp/4003/p2p/" + other.String()
+	alice.SetHomeRelays([]string{relay1}, t0)
+	alice.SetHomeRelays([]string{relay3}, t0)
+	left, _ := relayPeer(relay1)
+	if l := alice.LeftRelays(); len(l) != 1 || l[0].Peer != left || len(l[0].Addrs) != 1 || l[0].Addrs[0] != relay1 || !l[0].Since.Equal(t0) {
+		t.Fatalf("left relays after the move %+v", l)
+	}
+	alice.SetHomeRelays([]string{relay3, relay1}, t0)
+	if l := alice.LeftRelays(); len(l) != 0 {
+		t.Fatalf("left relays after coming back %+v", l)
+	}
+	alice.SetHomeRelays([]string{relay3}, t0.Add(time.Hour))
+	alice.SetHomeRelays(nil, t0.Add(2*time.Hour)) // both left; the first keeps its earlier date
+	if l := alice.LeftRelays(); len(l) != 2 || l[0].Peer != left || l[1].Peer != other ||
+		!l[0].Since.Equal(t0.Add(time.Hour)) || !l[1].Since.Equal(t0.Add(2*time.Hour)) {
+		t.Fatalf("left relays after leaving both %+v", l)
+	}
+	raw, _ := json.Marshal(alice.Settings)
+	var back Settings
+	if err := json.Unmarshal(raw, &back); err != nil || !reflect.DeepEqual(back.Left, alice.Settings.Left) {
+		t.Fatalf("left relays do not survive the settings' encoding: %+v, %v", back.Left, err)
+	}
+	if m := alice.RelayDrained(left); len(m) != 1 || len(alice.LeftRelays()) != 1 {
+		t.Fatal("a drained relay was not forgotten")
+	}
+	if m := alice.RelayDrained(left); len(m) != 0 {
+		t.Fatal("forgetting a relay twice wrote again")
 	}
 }

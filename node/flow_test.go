@@ -413,3 +413,50 @@ func dhtPuts(t *testing.T, r *rendezvous.Relay) float64 {
 	}
 	return 0
 }
+
+// TestLeftRelayDrained: Bob changes his home relay while a share waits for
+// him at the old one; his node logs in there once more, takes it, and
+// forgets the old relay, also across a restart.
+func TestLeftRelayDrained(t *testing.T) {
+	w := newWorld(t)
+	for _, name := range []string{"Alice", "Bob", "Carol"} {
+		w.up(name)
+	}
+	w.befriend("Alice", "Bob")
+	w.befriend("Alice", "Carol")
+	w.down("Bob")
+	bobID := w.nodes["Bob"].n.ID()
+	res, err := w.nodes["Alice"].n.Share(context.Background(), node.ShareArgs{To: []string{"Bob"}, Friends: []string{"Carol"}})
+	if err != nil || res.Targets[0].Status != "stored" {
+		t.Fatalf("share to Bob, offline: %+v %v", res, err)
+	}
+	if n := w.relay.Waiting(bobID); n != 1 {
+		t.Fatalf("%d items wait for Bob, want 1", n)
+	}
+
+	rk, _ := identity.GenerateKey()
+	rh := loopback(t, rk)
+	r2, err := rendezvous.New(context.Background(), rh, dssync.MutexWrap(ds.NewMapDatastore()), rendezvous.WithLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r2.Close() })
+	w.nodes["Bob"].home = &peer.AddrInfo{ID: rh.ID(), Addrs: rh.Addrs()}
+	bob := w.up("Bob").n
+	if !r2.Online(bob.ID()) {
+		t.Fatal("Bob is not logged in at his new relay")
+	}
+	waitFor(t, "the share taken from the relay Bob left", func() bool { return len(bob.Shares()) > 0 })
+	waitFor(t, "the old relay empty and forgotten", func() bool {
+		return w.relay.Waiting(bobID) == 0 && len(bob.Status().Leaving) == 0
+	})
+
+	w.down("Bob")
+	bob = w.up("Bob").n
+	if l := bob.Status().Leaving; len(l) != 0 {
+		t.Fatalf("after a restart Bob still drains %v", l)
+	}
+	if len(bob.Shares()) != 1 {
+		t.Fatalf("Bob has %d shares, want 1", len(bob.Shares()))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -17,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/record"
+	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kithnet/kith/identity"
@@ -126,7 +128,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, op
 	if err := n.commit(n.book.SaveSettings()); err != nil {
 		return nil, err
 	}
-	if err := n.commit(n.book.SetHomeRelays(n.relayAddrs())); err != nil {
+	if err := n.commit(n.book.SetHomeRelays(n.relayAddrs(), n.clock())); err != nil {
 		return nil, err
 	}
 	prof, err := n.profile()
@@ -141,6 +143,21 @@ func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, op
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
 		n.wg.Add(1)
 		go n.runRelay(ai)
+	}
+	for _, l := range n.book.LeftRelays() {
+		if n.clock().Sub(l.Since) > leftRelayMaxAge {
+			if err := n.commit(n.book.RelayDrained(l.Peer)); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		ai := peer.AddrInfo{ID: l.Peer, Addrs: parseAddrs(l.Addrs)}
+		for i, a := range ai.Addrs {
+			ai.Addrs[i], _ = ma.SplitLast(a) // without the /p2p/ part
+		}
+		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+		n.wg.Add(1)
+		go n.drainRelay(ai)
 	}
 	n.wg.Add(1)
 	go n.retryLoop()
@@ -379,6 +396,100 @@ func (n *Node) session(ai peer.AddrInfo) error {
 		if !in.More() || len(acks) >= 256 {
 			if err := in.Ack(acks...); err != nil {
 				return err
+			}
+			acks = acks[:0]
+		}
+	}
+}
+
+// leftRelayMaxAge is how long the node keeps trying a relay it left: a
+// relay keeps an undelivered item 30 days by default (mailbox_ttl).
+const leftRelayMaxAge = 31 * 24 * time.Hour
+
+// drainIdle is how long a drain waits for more items once it has taken
+// as many as were waiting at its login; drainStall how long before that
+// (a silent relay: the drain ends and is tried again later).
+const (
+	drainIdle  = time.Second
+	drainStall = 30 * time.Second
+)
+
+// drainRelay logs in once more at a relay the user left, takes what it
+// stored for them, and forgets it. An unreachable relay is tried again
+// with backoff (up to 15 minutes apart) for as long as the node runs.
+func (n *Node) drainRelay(ai peer.AddrInfo) {
+	defer n.wg.Done()
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = time.Second
+	bo.MaxInterval = 15 * time.Minute
+	for n.ctx.Err() == nil {
+		taken, err := n.drain(ai)
+		if err == nil {
+			if cerr := n.do(func(b *Book) ([]Mutation, error) { return b.RelayDrained(ai.ID), nil }); cerr != nil {
+				n.log.Error("forgetting a drained relay", "relay", ai.ID, "err", cerr)
+			}
+			n.log.Info("took what a relay the user left held", "relay", ai.ID, "items", taken)
+			return
+		}
+		n.log.Debug("draining a relay the user left", "relay", ai.ID, "err", err)
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(bo.NextBackOff()):
+		}
+	}
+}
+
+// drain is one login at a left relay: it takes items until as many as
+// were waiting have come and none has followed for drainIdle.
+func (n *Node) drain(ai peer.AddrInfo) (taken int, err error) {
+	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	err = n.h.Connect(ctx, ai)
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("connect: %w", err)
+	}
+	prof, err := n.profile()
+	if err != nil {
+		return 0, err
+	}
+	in, err := client.Login(n.ctx, n.h, ai.ID, prof, nil, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	waiting := int(in.Result.Waiting)
+	var idled atomic.Bool
+	idle := time.AfterFunc(drainIdle, func() {
+		idled.Store(true)
+		in.Close()
+	})
+	defer idle.Stop()
+	stop := context.AfterFunc(n.ctx, func() { in.Close() })
+	defer stop()
+	var acks []uint64
+	for {
+		if taken >= waiting {
+			idle.Reset(drainIdle)
+		} else {
+			idle.Reset(drainStall)
+		}
+		it, err := in.Next()
+		if err != nil {
+			if idled.Load() && taken >= waiting && n.ctx.Err() == nil {
+				return taken, nil // closed by the idle timer: drained
+			}
+			if idled.Load() {
+				return taken, fmt.Errorf("%d of %d waiting items came, then nothing for %s", taken, waiting, drainStall)
+			}
+			return taken, err
+		}
+		n.handleItem(it)
+		taken++
+		acks = append(acks, it.Seq)
+		if !in.More() || len(acks) >= 256 {
+			if err := in.Ack(acks...); err != nil {
+				return taken, err
 			}
 			acks = acks[:0]
 		}

@@ -699,6 +699,9 @@ func (n *Node) Status() StatusView {
 	}
 	reqs, answers := n.book.Unsent()
 	v.Queued = len(reqs) + len(answers) + len(n.book.UnansweredShares()) + len(n.book.revokeQueue)
+	for _, l := range n.book.Settings.Left {
+		v.Leaving = append(v.Leaving, l.Peer.String())
+	}
 	n.mu.Unlock()
 	for _, a := range n.h.Addrs() {
 		v.Addrs = append(v.Addrs, a.String()+"/p2p/"+n.h.ID().String())

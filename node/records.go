@@ -122,4 +122,15 @@ type Settings struct {
 	Seq    uint64                 `json:"seq"`
 	Policy identity.SharingPolicy `json:"policy"`
 	Relays []string               `json:"relays,omitempty"` // the home relays the current Seq names
+	Left   []LeftRelay            `json:"left,omitempty"`   // relays dropped from Relays, still to drain
+}
+
+// LeftRelay is a relay the user dropped from their home relays. It may
+// still hold items stored for them before they left (senders who had not
+// yet seen the new profile), so the node logs in there once more and
+// takes them; then it forgets the relay.
+type LeftRelay struct {
+	Peer  peer.ID   `json:"peer"`
+	Addrs []string  `json:"addrs"` // multiaddrs ending in /p2p/<peer>
+	Since time.Time `json:"since"`
 }

@@ -107,11 +107,14 @@ type StatusView struct {
 	Name       string        `json:"name"`
 	Addrs      []string      `json:"addrs"`
 	Rendezvous []RelayStatus `json:"rendezvous"`
-	Friends    int           `json:"friends"`
-	Pending    int           `json:"pending_requests"`
-	Shares     int           `json:"shares"`
-	Queued     int           `json:"queued"`
-	API        string        `json:"api"`
+	// Leaving are relays the user left that the node still drains of
+	// items stored for them before (peer ids).
+	Leaving []string `json:"leaving_relays,omitempty"`
+	Friends int      `json:"friends"`
+	Pending int      `json:"pending_requests"`
+	Shares  int      `json:"shares"`
+	Queued  int      `json:"queued"`
+	API     string   `json:"api"`
 }
 
 // RelayStatus is the state of the connection to one rendezvous node.
