@@ -130,6 +130,9 @@ func statusCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(out, "Rendezvous %s: %s\n", r.Addr, state)
 			}
+			for _, p := range st.Leaving {
+				fmt.Fprintf(out, "Left rendezvous %s: taking what it still holds for you\n", p)
+			}
 			return nil
 		},
 	}
