@@ -243,7 +243,18 @@ func (rt *routing) publish(p *identity.Profile) {
 	}
 	select {
 	case rt.put <- p:
-	default: // full: the republish pass will put it
+	default: // full: put when there is room
+		rt.deferPut(p)
+	}
+}
+
+// deferPut keeps p for putDeferred, replacing an older profile of its
+// owner.
+func (rt *routing) deferPut(p *identity.Profile) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if old := rt.deferred[p.Owner]; old == nil || old.Seq <= p.Seq {
+		rt.deferred[p.Owner] = p
 	}
 }
 
@@ -266,11 +277,7 @@ func (rt *routing) publisher() {
 		}
 		if rt.dht.RoutingTable().Size() == 0 {
 			r.metrics.dht.WithLabelValues("put_deferred").Inc()
-			rt.mu.Lock()
-			if old := rt.deferred[p.Owner]; old == nil || old.Seq <= p.Seq {
-				rt.deferred[p.Owner] = p
-			}
-			rt.mu.Unlock()
+			rt.deferPut(p)
 			continue
 		}
 		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
@@ -292,7 +299,8 @@ func (rt *routing) publisher() {
 	}
 }
 
-// putDeferred queues the deferred profiles once the DHT has a peer.
+// putDeferred queues the deferred profiles (no DHT peer then, or the
+// queue was full) once the DHT has a peer.
 func (rt *routing) putDeferred() {
 	defer rt.r.wg.Done()
 	r := rt.r
@@ -317,7 +325,7 @@ func (rt *routing) putDeferred() {
 		}
 		clear(rt.deferred)
 		rt.mu.Unlock()
-		r.log.Info("the DHT has peers: putting deferred profiles", "profiles", len(ps))
+		r.log.Debug("putting deferred profiles", "profiles", len(ps))
 		for _, p := range ps {
 			select {
 			case <-r.ctx.Done():
@@ -354,7 +362,8 @@ func (rt *routing) retryLater(p *identity.Profile) {
 		}
 		select {
 		case rt.put <- p:
-		default: // full: the republish pass will put it
+		default: // full: put when there is room
+			rt.deferPut(p)
 		}
 	})
 }
