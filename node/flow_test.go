@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/node"
@@ -458,5 +461,64 @@ func TestLeftRelayDrained(t *testing.T) {
 	}
 	if len(bob.Shares()) != 1 {
 		t.Fatalf("Bob has %d shares, want 1", len(bob.Shares()))
+	}
+}
+
+// TestLeftRelayGivenUp: a relay the user left that cannot be reached is
+// tried until whatever it held has expired there, then forgotten; one
+// left longer ago than that is forgotten at once.
+func TestLeftRelayGivenUp(t *testing.T) {
+	w := newWorld(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there now
+	dk, _ := identity.GenerateKey()
+	did, _ := peer.IDFromPrivateKey(dk)
+	dead := peer.AddrInfo{ID: did, Addrs: []ma.Multiaddr{ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))}}
+
+	var now atomic.Pointer[time.Time]
+	set := func(tm time.Time) { now.Store(&tm) }
+	clock := func() time.Time { return *now.Load() }
+	start := time.Now()
+	set(start)
+	key, _ := identity.GenerateKey()
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	run := func(home peer.AddrInfo) *node.Node {
+		n, err := node.New(context.Background(), loopback(t, key), d, key, node.WithName("Alice"), node.WithRendezvous(home),
+			node.WithLogger(quietLog), node.WithClock(clock))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	stop := func(n *node.Node) {
+		n.Close()
+		n.Host().Close()
+	}
+	stop(run(dead))
+	n := run(w.rinfo) // the unreachable relay is left now
+	time.Sleep(300 * time.Millisecond)
+	if l := n.Status().Leaving; len(l) != 1 || l[0] != did.String() {
+		t.Fatalf("leaving %v, want the unreachable relay", l)
+	}
+	set(start.Add(29 * 24 * time.Hour)) // still within the relay's mailbox life
+	time.Sleep(1500 * time.Millisecond)
+	if len(n.Status().Leaving) != 1 {
+		t.Fatal("the unreachable relay was given up within its mailboxes' life")
+	}
+	set(start.Add(32 * 24 * time.Hour))
+	waitFor(t, "the unreachable relay given up", func() bool { return len(n.Status().Leaving) == 0 })
+	stop(n)
+
+	// Left long ago: forgotten at once, without a try.
+	stop(run(dead))
+	stop(run(w.rinfo))
+	set(start.Add(64 * 24 * time.Hour))
+	if n = run(w.rinfo); len(n.Status().Leaving) != 0 {
+		t.Fatalf("a relay left 32 days ago is still drained: %v", n.Status().Leaving)
 	}
 }

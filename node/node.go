@@ -157,7 +157,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, op
 		}
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 		n.wg.Add(1)
-		go n.drainRelay(ai)
+		go n.drainRelay(ai, l.Since.Add(leftRelayMaxAge))
 	}
 	n.wg.Add(1)
 	go n.retryLoop()
@@ -416,19 +416,28 @@ const (
 
 // drainRelay logs in once more at a relay the user left, takes what it
 // stored for them, and forgets it. An unreachable relay is tried again
-// with backoff (up to 15 minutes apart) for as long as the node runs.
-func (n *Node) drainRelay(ai peer.AddrInfo) {
+// with backoff (up to 15 minutes apart) until giveUp, when whatever it
+// held has expired there.
+func (n *Node) drainRelay(ai peer.AddrInfo, giveUp time.Time) {
 	defer n.wg.Done()
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = time.Second
 	bo.MaxInterval = 15 * time.Minute
+	forget := func() {
+		if err := n.do(func(b *Book) ([]Mutation, error) { return b.RelayDrained(ai.ID), nil }); err != nil {
+			n.log.Error("forgetting a relay the user left", "relay", ai.ID, "err", err)
+		}
+	}
 	for n.ctx.Err() == nil {
 		taken, err := n.drain(ai)
 		if err == nil {
-			if cerr := n.do(func(b *Book) ([]Mutation, error) { return b.RelayDrained(ai.ID), nil }); cerr != nil {
-				n.log.Error("forgetting a drained relay", "relay", ai.ID, "err", cerr)
-			}
+			forget()
 			n.log.Info("took what a relay the user left held", "relay", ai.ID, "items", taken)
+			return
+		}
+		if n.clock().After(giveUp) {
+			forget()
+			n.log.Warn("gave up on a relay the user left: unreachable past its mailboxes' life", "relay", ai.ID, "err", err)
 			return
 		}
 		n.log.Debug("draining a relay the user left", "relay", ai.ID, "err", err)
