@@ -228,6 +228,7 @@ func decodeShareBody(raw []byte, lim Limits) (*UnverifiedShare, error) {
 		}
 		u.Targets = append(u.Targets, ShareTarget{Peer: p, Attestation: t.Attestation})
 	}
+	u.Items = make([]ShareItem, 0, len(b.Items))
 	for i, it := range b.Items {
 		p, err := decodePeerN("item", i, it.Peer)
 		if err != nil {
@@ -347,7 +348,8 @@ func VerifyShare(v *identity.Verifier, s *UnverifiedShare, now time.Time, profil
 		f := NewFailure(s.Sharer, pb.Role_SHARER, err)
 		return nil, &StatusError{Status: pb.Status_REFUSED, Text: "the share's seal does not verify", Failures: []Failure{f}}
 	}
-	verdict := &ShareVerdict{Seal: seal, Attestations: map[peer.ID]identity.AttestationID{}}
+	verdict := &ShareVerdict{Seal: seal, Attestations: make(map[peer.ID]identity.AttestationID, len(s.Targets)+len(s.Items)),
+		Items: make([]ShareItem, 0, len(s.Items))}
 	for _, t := range s.Targets {
 		a, err := v.Friendship(t.Attestation, s.Sharer, t.Peer, now)
 		if err != nil {
