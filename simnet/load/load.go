@@ -45,7 +45,7 @@ type Config struct {
 	Items    int           // shared friends per share; default 5
 	// Presealed is how many shares are sealed before the clock starts, in
 	// all (0: enough for Rate over warm-up and run, or presealRate per
-	// second when unpaced). Sealing is the sender's work, not the
+	// second when unpaced, at most maxAutoPresealed). Sealing is the sender's work, not the
 	// relay's: done during the run it takes a core's worth of the CPU the
 	// relay is measured on. Shares beyond these are sealed as they are
 	// sent (Report.SealedInRun).
@@ -102,8 +102,13 @@ type Report struct {
 	WallSeconds float64 `json:"wall_seconds"`
 }
 
-// presealRate is the throughput an unpaced online run is presealed for.
-const presealRate = 10000
+// presealRate is the throughput an unpaced online run is presealed for;
+// maxAutoPresealed bounds what is sealed in advance unasked (about 2 KB
+// each: 400 MB), so that a long run does not hold it all in memory.
+const (
+	presealRate      = 10000
+	maxAutoPresealed = 200000
+)
 
 // presealed returns how many shares the online run seals in advance.
 func (c *Config) presealed() int {
@@ -111,10 +116,11 @@ func (c *Config) presealed() int {
 		return c.Presealed
 	}
 	run := (c.Warmup + c.Duration).Seconds()
+	n := presealRate * run
 	if c.Rate > 0 {
-		return int(c.Rate*run*1.1) + c.Pairs*c.Window
+		n = c.Rate*run*1.1 + float64(c.Pairs*c.Window)
 	}
-	return int(presealRate * run)
+	return int(min(n, maxAutoPresealed))
 }
 
 func (c *Config) defaults() error {

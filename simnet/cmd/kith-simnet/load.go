@@ -24,7 +24,7 @@ func loadCmd(args []string) int {
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "online: measured time")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "online: unmeasured time first")
 	fs.IntVar(&c.Items, "items", 5, "shared friends per share")
-	fs.IntVar(&c.Presealed, "presealed", 0, "online: shares sealed before the clock, in all (0 = enough for --rate, or 10,000/s unpaced); more are sealed as they are sent")
+	fs.IntVar(&c.Presealed, "presealed", 0, "online: shares sealed before the clock, in all (0 = enough for --rate, or 10,000/s unpaced, at most 200,000); more are sealed as they are sent")
 	fs.IntVar(&c.M, "m", 1000, "offline: shares stored for one offline target")
 	fs.IntVar(&c.Conns, "conns", 1000, "conns: users that log in")
 	fs.DurationVar(&c.Hold, "hold", 10*time.Second, "conns: how long they stay")
