@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/kithnet/kith/simnet"
@@ -67,10 +68,27 @@ func run(args []string) int {
 	fs.BoolVar(&cfg.Partition, "partition", false, "cut a cluster off the relays for a minute, then heal")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	quiet := fs.Bool("quiet", false, "no progress on standard error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg.Seed = *seed
+	stopProfile := func() {}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kith-simnet:", err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "kith-simnet:", err)
+			return 1
+		}
+		stopProfile = func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+	}
 	start := simnet.WallClock()
 	last := ""
 	lastDone := -1.0
@@ -85,6 +103,7 @@ func run(args []string) int {
 		}
 	}
 	simnet.Main(cfg, func(rep *simnet.Report, err error) int {
+		stopProfile()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "kith-simnet:", err)
 			return 1
