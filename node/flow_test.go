@@ -55,6 +55,14 @@ type member struct {
 }
 
 func newWorld(t *testing.T, opts ...rendezvous.Option) *world {
+	r, info := startRelay(t, opts...)
+	return &world{t: t, relay: r, rinfo: info, nodes: map[string]*member{}}
+}
+
+// startRelay starts a relay on loopback with an in-memory datastore; it
+// stops with the test.
+func startRelay(t *testing.T, opts ...rendezvous.Option) (*rendezvous.Relay, peer.AddrInfo) {
+	t.Helper()
 	rk, _ := identity.GenerateKey()
 	rh := loopback(t, rk)
 	opts = append([]rendezvous.Option{rendezvous.WithLogger(quietLog)}, opts...)
@@ -63,7 +71,7 @@ func newWorld(t *testing.T, opts ...rendezvous.Option) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	return &world{t: t, relay: r, rinfo: peer.AddrInfo{ID: rh.ID(), Addrs: rh.Addrs()}, nodes: map[string]*member{}}
+	return r, peer.AddrInfo{ID: rh.ID(), Addrs: rh.Addrs()}
 }
 
 // up starts (or restarts) a member's node.
@@ -268,14 +276,7 @@ func TestPatentStory(t *testing.T) {
 // invite), so offline users get what was sent to them wherever it came from.
 func TestHomeRelays(t *testing.T) {
 	w := newWorld(t)
-	rk, _ := identity.GenerateKey()
-	rh := loopback(t, rk)
-	r2, err := rendezvous.New(context.Background(), rh, dssync.MutexWrap(ds.NewMapDatastore()), rendezvous.WithLogger(quietLog))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r2.Close() })
-	second := peer.AddrInfo{ID: rh.ID(), Addrs: rh.Addrs()}
+	r2, second := startRelay(t)
 	home := map[string]peer.AddrInfo{"Alice": w.rinfo, "Carol": w.rinfo, "Bob": second, "Dave": second}
 	up := func(name string) *node.Node {
 		m := w.nodes[name]
@@ -365,22 +366,15 @@ func TestMovedFriendFoundThroughDHT(t *testing.T) {
 	w.befriend("Alice", "Carol")
 
 	// A second relay, joined to the first through the DHT.
-	rk, _ := identity.GenerateKey()
-	rh := loopback(t, rk)
 	cfg2 := rendezvous.DefaultConfig()
 	cfg2.Peers = []string{fmt.Sprintf("%s/p2p/%s", w.rinfo.Addrs[0], w.rinfo.ID)}
-	r2, err := rendezvous.New(context.Background(), rh, dssync.MutexWrap(ds.NewMapDatastore()), rendezvous.WithConfig(cfg2), rendezvous.WithLogger(quietLog))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r2.Close() })
-	second := peer.AddrInfo{ID: rh.ID(), Addrs: rh.Addrs()}
+	r2, second := startRelay(t, rendezvous.WithConfig(cfg2))
 
 	w.down("Bob")
 	w.nodes["Bob"].home = &second
 	bob := w.up("Bob").n
 	waitFor(t, "Bob forgotten at his old relay", func() bool {
-		return !w.relay.Online(bob.ID()) && w.relay.Host().Network().Connectedness(rh.ID()) == network.Connected
+		return !w.relay.Online(bob.ID()) && w.relay.Host().Network().Connectedness(second.ID) == network.Connected
 	})
 	time.Sleep(1100 * time.Millisecond) // past the old relay's registration TTL
 
@@ -437,14 +431,8 @@ func TestLeftRelayDrained(t *testing.T) {
 		t.Fatalf("%d items wait for Bob, want 1", n)
 	}
 
-	rk, _ := identity.GenerateKey()
-	rh := loopback(t, rk)
-	r2, err := rendezvous.New(context.Background(), rh, dssync.MutexWrap(ds.NewMapDatastore()), rendezvous.WithLogger(quietLog))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r2.Close() })
-	w.nodes["Bob"].home = &peer.AddrInfo{ID: rh.ID(), Addrs: rh.Addrs()}
+	r2, second := startRelay(t)
+	w.nodes["Bob"].home = &second
 	bob := w.up("Bob").n
 	if !r2.Online(bob.ID()) {
 		t.Fatal("Bob is not logged in at his new relay")

@@ -104,14 +104,7 @@ func BenchmarkVerifyShare(b *testing.B) {
 func BenchmarkMailbox(b *testing.B) {
 	backends := map[string]func(b *testing.B) ds.Batching{
 		"memory": func(*testing.B) ds.Batching { return dssync.MutexWrap(ds.NewMapDatastore()) },
-		"pebble": func(b *testing.B) ds.Batching {
-			d, err := OpenDatastore(b.TempDir())
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { d.Close() })
-			return d
-		},
+		"pebble": func(b *testing.B) ds.Batching { return tempPebble(b) },
 	}
 	for _, name := range []string{"memory", "pebble"} {
 		b.Run(name+"/store", func(b *testing.B) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -312,28 +314,30 @@ func (rt *routing) putDeferred() {
 			return
 		case <-t.C:
 		}
-		rt.mu.Lock()
-		n := len(rt.deferred)
-		rt.mu.Unlock()
-		if n == 0 || rt.dht.RoutingTable().Size() == 0 {
+		if rt.dht.RoutingTable().Size() == 0 {
 			continue
 		}
 		rt.mu.Lock()
-		ps := make([]*identity.Profile, 0, len(rt.deferred))
-		for _, p := range rt.deferred {
-			ps = append(ps, p)
-		}
+		ps := slices.Collect(maps.Values(rt.deferred))
 		clear(rt.deferred)
 		rt.mu.Unlock()
-		r.log.Debug("putting deferred profiles", "profiles", len(ps))
-		for _, p := range ps {
-			select {
-			case <-r.ctx.Done():
-				return
-			case rt.put <- p:
-			}
+		if !rt.queue(ps) {
+			return
 		}
 	}
+}
+
+// queue hands ps to the publisher, waiting for room; false if the relay
+// closed first.
+func (rt *routing) queue(ps []*identity.Profile) bool {
+	for _, p := range ps {
+		select {
+		case <-rt.r.ctx.Done():
+			return false
+		case rt.put <- p:
+		}
+	}
+	return true
 }
 
 // retryLater queues p again after its backoff, unless it has failed
@@ -381,12 +385,8 @@ func (rt *routing) republish() {
 			return
 		case <-t.C:
 		}
-		for _, p := range r.store.allProfiles() {
-			select {
-			case <-r.ctx.Done():
-				return
-			case rt.put <- p:
-			}
+		if !rt.queue(r.store.allProfiles()) {
+			return
 		}
 	}
 }

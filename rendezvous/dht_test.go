@@ -186,11 +186,7 @@ func waitLong(t testing.TB, what string, cond func() bool) {
 // TestUnsyncedDatastore: the DHT's view of the pebble store writes and
 // deletes what it is given, one by one and in batches.
 func TestUnsyncedDatastore(t *testing.T) {
-	p, err := OpenDatastore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := tempPebble(t)
 	d := unsynced(p)
 	if _, ok := d.(*unsyncedDS); !ok {
 		t.Fatal("the pebble store was not given unsynced writes")

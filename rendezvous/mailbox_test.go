@@ -27,6 +27,18 @@ func testPeer(tb testing.TB) peer.ID {
 	return id
 }
 
+// tempPebble opens a go-ds-pebble store in a temporary directory, closed
+// when the test ends.
+func tempPebble(tb testing.TB) *PebbleStore {
+	tb.Helper()
+	d, err := OpenDatastore(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { d.Close() })
+	return d
+}
+
 func item(r peer.ID, id string, deps ...identity.AttestationID) newItem {
 	return newItem{recipient: r, id: id, kind: protopb.ItemKind_SHARE, payload: []byte("payload " + id), deps: deps}
 }
@@ -295,14 +307,7 @@ func realRevocation(tb testing.TB) *identity.Revocation {
 func TestItemsAfter(t *testing.T) {
 	backends := map[string]func(t *testing.T) ds.Batching{
 		"lookup": func(*testing.T) ds.Batching { return dssync.MutexWrap(ds.NewMapDatastore()) },
-		"scan": func(t *testing.T) ds.Batching {
-			d, err := OpenDatastore(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { d.Close() })
-			return d
-		},
+		"scan":   func(t *testing.T) ds.Batching { return tempPebble(t) },
 	}
 	for name, open := range backends {
 		t.Run(name, func(t *testing.T) {
