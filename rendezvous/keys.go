@@ -20,6 +20,14 @@ import (
 //	/kith/mbox/<recipient>/<seq>            StoredItem
 //	/kith/mboxid/<recipient>/<item id>      ItemRecord (idempotency)
 //	/kith/mboxmeta/<recipient>              BoxMeta
+//	/kith/mboxfrom/<sender>/<recipient>/<item id>
+//	                                        expiry (8 bytes, Unix seconds): a
+//	                                        delivered item that rests on
+//	                                        attestations (see storedDep)
+//	/kith/mboxdep/<attestation>/<recipient>/<item id>
+//	                                        the same, for an item whose record
+//	                                        does not name its sender
+//	/kith/layout                            layoutVersion
 //	/kith/shares/<share id>                 ShareRecord
 //	/kith/revoked/<attestation id>          identity revocation bytes
 //	/kith/profiles/<peer>                   identity signed profile bytes
@@ -27,6 +35,8 @@ const (
 	prefixMbox     = "/kith/mbox/"
 	prefixMboxID   = "/kith/mboxid/"
 	prefixMboxMeta = "/kith/mboxmeta/"
+	prefixMboxDep  = "/kith/mboxdep/"
+	prefixMboxFrom = "/kith/mboxfrom/"
 	prefixShares   = "/kith/shares/"
 	prefixRevoked  = "/kith/revoked/"
 	prefixProfiles = "/kith/profiles/"
@@ -41,6 +51,33 @@ func mboxIDKey(r peer.ID, id string) ds.Key {
 }
 
 func mboxMetaKey(r peer.ID) ds.Key { return ds.RawKey(prefixMboxMeta + peerText(r)) }
+
+// mboxDepPrefix is where the delivered items resting on att are listed.
+func mboxDepPrefix(att identity.AttestationID) string {
+	return prefixMboxDep + att.String() + "/"
+}
+
+func mboxDepKey(att identity.AttestationID, r peer.ID, id string) ds.Key {
+	return ds.RawKey(mboxDepPrefix(att) + peerText(r) + "/" + hex.EncodeToString([]byte(id)))
+}
+
+// mboxFromPrefix is where the delivered items from sender are listed.
+func mboxFromPrefix(sender peer.ID) string { return prefixMboxFrom + peerText(sender) + "/" }
+
+func mboxFromKey(sender, r peer.ID, id string) ds.Key {
+	return ds.RawKey(mboxFromPrefix(sender) + peerText(r) + "/" + hex.EncodeToString([]byte(id)))
+}
+
+// layoutKey holds the version of the key layout the datastore is in.
+var layoutKey = ds.RawKey("/kith/layout")
+
+// layoutVersion 2 added the indexes of delivered items (/kith/mboxfrom/,
+// /kith/mboxdep/) and the sender in id records: before it, the relay kept
+// every delivered item's id record and dependencies in memory until they
+// expired (30 days by default). Opening an older datastore indexes its
+// delivered items under their attestations, since their records do not
+// name their senders.
+const layoutVersion = "2"
 
 // peerTexts caches the base58 form of recently seen peer ids: every share
 // builds three mailbox keys from its recipient, and base58 encoding was 2%

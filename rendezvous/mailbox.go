@@ -2,7 +2,11 @@ package rendezvous
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -16,10 +20,19 @@ import (
 
 // The mailbox model is the pure core of store-and-forward. It holds every
 // recipient's pending items (metadata only; payloads live in the
-// datastore), the item ids each recipient has seen, and which items rest on
-// which attestations. Each operation takes `now`, updates the model and
-// returns the datastore mutations that make the change durable; the store
-// writes them in one batch. Nothing here does I/O.
+// datastore), their id records, and which pending items rest on which
+// attestations. Each operation takes `now`, updates the model and returns
+// the datastore mutations that make the change durable; the store writes
+// them in one batch. Nothing here does I/O.
+//
+// Memory holds what is pending, not the history: once an item is settled
+// (acknowledged or withdrawn) its id record stays in memory only for
+// recentTTL, long enough for the sender's wait and a quick retry, and then
+// lives on disk alone until it expires. The store recalls a record from
+// disk before putting an id the model does not know (see recall), and
+// hands withdraw the delivered items that may rest on the revoked
+// attestation (see storedDep). Before this, every delivered item cost the
+// relay about 1 KB of memory for the 30 days of its record.
 
 // Quota bounds one recipient's mailbox.
 type Quota struct {
@@ -63,6 +76,7 @@ type idRecord struct {
 	kind    protopb.ItemKind
 	expires int64
 	deps    []identity.AttestationID
+	from    peer.ID // empty in records written before layout 2
 }
 
 type box struct {
@@ -70,7 +84,11 @@ type box struct {
 	items   []mailItem // pending, by ascending seq
 	bytes   int64
 	held    int // items[i].held != nil
+	// ids holds the records of pending items and of recently settled
+	// ones (see forget); idsPeak is the most it held since it was last
+	// rebuilt (Go maps do not shrink).
 	ids     map[string]idRecord
+	idsPeak int
 }
 
 type depRef struct {
@@ -81,13 +99,31 @@ type depRef struct {
 // mailboxes is the model of every mailbox of one relay. It is not safe for
 // concurrent use; the store serialises access.
 type mailboxes struct {
-	boxes   map[peer.ID]*box
+	boxes map[peer.ID]*box
+	// deps lists the pending items resting on each attestation (the
+	// delivered ones are found on disk, see storedDep).
 	deps    map[identity.AttestationID]map[depRef]int64
 	quota   Quota
 	ttl     time.Duration
 	revoked func(identity.AttestationID) bool
 	total   int // pending items in all mailboxes
+	// recent lists the settled id records still in memory, oldest first;
+	// forget drops those settled more than recentTTL ago.
+	recent    []settledRef
+	recentTTL time.Duration
 }
+
+// settledRef is an id record that was settled (or recalled) at a time.
+type settledRef struct {
+	recipient peer.ID
+	id        string
+	at        int64 // Unix nanoseconds
+}
+
+// defaultRecentTTL is how long a settled id record stays in memory unless
+// the store says otherwise: past the sender's wait for an acknowledgement
+// (deliver_wait) and a quick retry.
+const defaultRecentTTL = time.Minute
 
 func newMailboxes(q Quota, ttl time.Duration, revoked func(identity.AttestationID) bool) *mailboxes {
 	if revoked == nil {
@@ -95,7 +131,7 @@ func newMailboxes(q Quota, ttl time.Duration, revoked func(identity.AttestationI
 	}
 	return &mailboxes{
 		boxes: map[peer.ID]*box{}, deps: map[identity.AttestationID]map[depRef]int64{},
-		quota: q, ttl: ttl, revoked: revoked,
+		quota: q, ttl: ttl, revoked: revoked, recentTTL: defaultRecentTTL,
 	}
 }
 
@@ -184,7 +220,7 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 		return putResult{outcome: putOverQuota}, nil
 	}
 	b.nextSeq++
-	rec := idRecord{seq: seq, state: pb.ItemState_PENDING, kind: it.kind, expires: expires, deps: it.deps}
+	rec := idRecord{seq: seq, state: pb.ItemState_PENDING, kind: it.kind, expires: expires, deps: it.deps, from: it.from}
 	mi := mailItem{seq: seq, id: it.id, size: size, expires: expires, deps: it.deps}
 	var muts []mutation
 	if it.hold {
@@ -200,6 +236,7 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 	b.items = append(b.items, mi)
 	b.bytes += int64(size)
 	b.ids[it.id] = rec
+	b.idsPeak = max(b.idsPeak, len(b.ids))
 	m.total++
 	for _, d := range it.deps {
 		refs := m.deps[d]
@@ -267,7 +304,7 @@ func (m *mailboxes) backlog(r peer.ID) (stored, held int) {
 }
 
 func (r idRecord) marshal() []byte {
-	m := &pb.ItemRecord{Seq: r.seq, State: r.state, ExpiresAt: r.expires, Kind: int32(r.kind)}
+	m := &pb.ItemRecord{Seq: r.seq, State: r.state, ExpiresAt: r.expires, Kind: int32(r.kind), From: []byte(r.from)}
 	for _, d := range r.deps {
 		m.Deps = append(m.Deps, d[:])
 	}
@@ -313,7 +350,10 @@ func (b *box) cut(i int) {
 	b.items = b.items[:n-1]
 }
 
-func (m *mailboxes) removeAt(r peer.ID, b *box, i int, state pb.ItemState) []mutation {
+// removeAt settles items[i] of r's box as state (ACKED or WITHDRAWN). An
+// acknowledged item that rests on attestations is listed on disk under its
+// sender, where a later revocation finds it (see storedDep).
+func (m *mailboxes) removeAt(r peer.ID, b *box, i int, state pb.ItemState, now time.Time) []mutation {
 	it := b.items[i]
 	b.cut(i)
 	b.bytes -= int64(it.size)
@@ -321,24 +361,121 @@ func (m *mailboxes) removeAt(r peer.ID, b *box, i int, state pb.ItemState) []mut
 	rec := b.ids[it.id]
 	rec.state = state
 	b.ids[it.id] = rec
+	m.unindex(r, it.id, it.deps)
+	m.settle(r, it.id, now)
+	var muts []mutation
 	if it.held != nil {
 		// Never written: its id record (and the box's next seq) is all
 		// the datastore needs.
 		b.held--
-		return []mutation{
-			{key: mboxIDKey(r, it.id), value: rec.marshal()},
-			b.metaMutation(r),
+		muts = append(muts, mutation{key: mboxIDKey(r, it.id), value: rec.marshal()}, b.metaMutation(r))
+	} else {
+		muts = append(muts,
+			mutation{key: mboxKey(r, it.seq), del: true},
+			mutation{key: mboxIDKey(r, it.id), value: rec.marshal()})
+	}
+	if state == pb.ItemState_ACKED && len(rec.deps) > 0 {
+		muts = append(muts, delivered(r, it.id, rec)...)
+	}
+	return muts
+}
+
+// delivered returns the index entries that let a revocation find r's
+// delivered item id: one under its sender, or, for a record that does not
+// name its sender (written before layout 2), one under each attestation.
+func delivered(r peer.ID, id string, rec idRecord) []mutation {
+	exp := expiryValue(rec.expires)
+	if rec.from != "" {
+		return []mutation{{key: mboxFromKey(rec.from, r, id), value: exp}}
+	}
+	muts := make([]mutation, 0, len(rec.deps))
+	for _, d := range rec.deps {
+		muts = append(muts, mutation{key: mboxDepKey(d, r, id), value: exp})
+	}
+	return muts
+}
+
+// unindex drops r's item id from the in-memory index of pending items'
+// dependencies.
+func (m *mailboxes) unindex(r peer.ID, id string, deps []identity.AttestationID) {
+	for _, d := range deps {
+		refs := m.deps[d]
+		delete(refs, depRef{r, id})
+		if len(refs) == 0 {
+			delete(m.deps, d)
 		}
 	}
-	return []mutation{
-		{key: mboxKey(r, it.seq), del: true},
-		{key: mboxIDKey(r, it.id), value: rec.marshal()},
+}
+
+// settle notes that r's record of id was settled now, so that forget
+// drops it from memory later, and forgets what is already old.
+func (m *mailboxes) settle(r peer.ID, id string, now time.Time) {
+	m.recent = append(m.recent, settledRef{recipient: r, id: id, at: now.UnixNano()})
+	m.forget(now)
+}
+
+// forget drops from memory the settled id records settled more than
+// recentTTL before now; their records stay on disk. A record pending
+// again (its id put anew after it expired) stays.
+func (m *mailboxes) forget(now time.Time) {
+	cut := now.Add(-m.recentTTL).UnixNano()
+	n := 0
+	var shrink []*box
+	for ; n < len(m.recent) && m.recent[n].at < cut; n++ {
+		ref := m.recent[n]
+		b := m.boxes[ref.recipient]
+		if b == nil {
+			continue
+		}
+		if rec, ok := b.ids[ref.id]; ok && rec.state != pb.ItemState_PENDING {
+			delete(b.ids, ref.id)
+			if b.idsPeak >= 256 && len(b.ids) < b.idsPeak/4 {
+				shrink = append(shrink, b)
+			}
+		}
 	}
+	if n == 0 {
+		return
+	}
+	clear(m.recent[:n]) // let go of the ids
+	m.recent = m.recent[n:]
+	for _, b := range shrink {
+		if b.idsPeak >= 256 && len(b.ids) < b.idsPeak/4 {
+			b.ids = maps.Clone(b.ids)
+			if b.ids == nil {
+				b.ids = map[string]idRecord{}
+			}
+			b.idsPeak = len(b.ids)
+		}
+	}
+}
+
+// knows reports whether the model holds r's record of id.
+func (m *mailboxes) knows(r peer.ID, id string) bool {
+	b := m.boxes[r]
+	if b == nil {
+		return false
+	}
+	_, ok := b.ids[id]
+	return ok
+}
+
+// recall puts back in memory, for recentTTL, a settled record of r's that
+// the store read from disk, so that put and state see it. A pending record
+// is never only on disk; one that says so is ignored.
+func (m *mailboxes) recall(r peer.ID, id string, rec idRecord, now time.Time) {
+	if rec.state == pb.ItemState_PENDING || m.knows(r, id) {
+		return
+	}
+	b := m.box(r)
+	b.ids[id] = rec
+	b.idsPeak = max(b.idsPeak, len(b.ids))
+	m.settle(r, id, now)
 }
 
 // ack removes the acknowledged items of r's mailbox. Unknown or already
 // acknowledged seqs are ignored: acks are idempotent.
-func (m *mailboxes) ack(r peer.ID, seqs []uint64) (acked []uint64, muts []mutation) {
+func (m *mailboxes) ack(r peer.ID, seqs []uint64, now time.Time) (acked []uint64, muts []mutation) {
 	b := m.boxes[r]
 	if b == nil {
 		return nil, nil
@@ -348,7 +485,7 @@ func (m *mailboxes) ack(r peer.ID, seqs []uint64) (acked []uint64, muts []mutati
 		if i < 0 {
 			continue
 		}
-		muts = append(muts, m.removeAt(r, b, i, pb.ItemState_ACKED)...)
+		muts = append(muts, m.removeAt(r, b, i, pb.ItemState_ACKED, now)...)
 		acked = append(acked, seq)
 	}
 	return acked, muts
@@ -406,12 +543,27 @@ func withdrawalID(id string, att identity.AttestationID) string {
 	return string(h.Sum(nil)[:16])
 }
 
+// storedDep is a delivered item that may rest on a revoked attestation,
+// as the datastore knows it: the store lists the items to or from either
+// friend of the attestation (every attestation an item rests on is its
+// sender's or its recipient's) and those indexed under the attestation
+// itself, with their id records as last written, before it calls
+// withdraw.
+type storedDep struct {
+	keys      []ds.Key // its index entries (under its sender or the attestation)
+	recipient peer.ID
+	id        string
+	rec       idRecord
+	found     bool // the id record exists
+}
+
 // withdraw applies a revocation to the items resting on its attestation:
-// an item still waiting is deleted unseen; one already delivered gets a
-// withdrawal notice queued behind it. It returns the recipients whose
-// mailboxes changed.
-func (m *mailboxes) withdraw(rev *identity.Revocation, now time.Time) (touched []peer.ID, muts []mutation) {
-	refs := m.deps[rev.AttestationID]
+// an item still waiting is deleted unseen; one already delivered (among
+// stored, from the datastore) gets a withdrawal notice queued behind it.
+// It returns the recipients whose mailboxes changed.
+func (m *mailboxes) withdraw(rev *identity.Revocation, now time.Time, stored []storedDep) (touched []peer.ID, muts []mutation) {
+	att := rev.AttestationID
+	refs := m.deps[att]
 	// Visit in a fixed order so the same revocation gives the same seqs.
 	ordered := make([]depRef, 0, len(refs))
 	for ref := range refs {
@@ -429,32 +581,68 @@ func (m *mailboxes) withdraw(rev *identity.Revocation, now time.Time) (touched [
 			continue
 		}
 		rec, ok := b.ids[ref.id]
-		if !ok {
+		if !ok || rec.state != pb.ItemState_PENDING {
 			continue
 		}
-		switch rec.state {
-		case pb.ItemState_PENDING:
-			if i := b.find(rec.seq); i >= 0 {
-				muts = append(muts, m.removeAt(ref.recipient, b, i, pb.ItemState_WITHDRAWN)...)
-				touched = append(touched, ref.recipient)
-			}
-		case pb.ItemState_ACKED:
-			payload := mustMarshal(&protopb.Withdrawal{ItemId: []byte(ref.id), ItemKind: rec.kind, Revocation: rev.Raw})
-			res, pm := m.put(newItem{
-				recipient: ref.recipient, id: withdrawalID(ref.id, rev.AttestationID),
-				kind: protopb.ItemKind_WITHDRAWAL, payload: payload, from: rev.Revoker,
-			}, now)
-			if res.outcome == putStored {
-				muts = append(muts, pm...)
-				touched = append(touched, ref.recipient)
-			}
-			rec.state = pb.ItemState_WITHDRAWN
-			b.ids[ref.id] = rec
-			muts = append(muts, mutation{key: mboxIDKey(ref.recipient, ref.id), value: rec.marshal()})
+		if i := b.find(rec.seq); i >= 0 {
+			muts = append(muts, m.removeAt(ref.recipient, b, i, pb.ItemState_WITHDRAWN, now)...)
+			touched = append(touched, ref.recipient)
 		}
 	}
-	delete(m.deps, rev.AttestationID)
+	delete(m.deps, att)
+	attPrefix := mboxDepPrefix(att)
+	for _, d := range stored {
+		rec, found := d.rec, d.found
+		if b := m.boxes[d.recipient]; b != nil {
+			if mem, ok := b.ids[d.id]; ok {
+				rec, found = mem, true // newer than the disk's, if it differs
+			}
+		}
+		live := found && rec.state == pb.ItemState_ACKED && now.Unix() < rec.expires
+		if !live || !slices.Contains(rec.deps, att) {
+			// An entry under this attestation has done its work; one
+			// under the sender stays while the item may rest on others.
+			for _, k := range d.keys {
+				if !live || strings.HasPrefix(k.String(), attPrefix) {
+					muts = append(muts, mutation{key: k, del: true})
+				}
+			}
+			continue
+		}
+		payload := mustMarshal(&protopb.Withdrawal{ItemId: []byte(d.id), ItemKind: rec.kind, Revocation: rev.Raw})
+		res, pm := m.put(newItem{
+			recipient: d.recipient, id: withdrawalID(d.id, att),
+			kind: protopb.ItemKind_WITHDRAWAL, payload: payload, from: rev.Revoker,
+		}, now)
+		if res.outcome == putStored {
+			muts = append(muts, pm...)
+			touched = append(touched, d.recipient)
+		}
+		rec.state = pb.ItemState_WITHDRAWN
+		if b := m.boxes[d.recipient]; b != nil {
+			if _, ok := b.ids[d.id]; ok {
+				b.ids[d.id] = rec
+			}
+		}
+		muts = append(muts, mutation{key: mboxIDKey(d.recipient, d.id), value: rec.marshal()})
+		for _, k := range d.keys {
+			muts = append(muts, mutation{key: k, del: true})
+		}
+	}
 	return touched, muts
+}
+
+// expiryValue is the value of a dependency index entry: when it expires.
+func expiryValue(unix int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(unix))
+}
+
+// parseExpiryValue reads expiryValue; anything else reads as long expired.
+func parseExpiryValue(v []byte) int64 {
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
 }
 
 // expire drops items, id records and dependencies past their expiry.
@@ -494,6 +682,7 @@ func (m *mailboxes) expire(now time.Time) (dropped int, muts []mutation) {
 			delete(m.deps, att)
 		}
 	}
+	m.forget(now)
 	return dropped, muts
 }
 
@@ -522,12 +711,14 @@ func (m *mailboxes) loadItem(r peer.ID, seq uint64, size int, st *pb.StoredItem)
 	m.total++
 }
 
+// loadID loads a pending item's id record. Settled records stay on disk:
+// the store recalls one when it is needed (see recall).
 func (m *mailboxes) loadID(r peer.ID, id string, rec *pb.ItemRecord) {
-	ir := idRecord{seq: rec.Seq, state: rec.State, kind: protopb.ItemKind(rec.Kind), expires: rec.ExpiresAt}
-	for _, d := range rec.Deps {
-		var a identity.AttestationID
-		copy(a[:], d)
-		ir.deps = append(ir.deps, a)
+	if rec.State != pb.ItemState_PENDING {
+		return
+	}
+	ir := idRecordOf(rec)
+	for _, a := range ir.deps {
 		if m.revoked(a) {
 			continue // withdrawn already, when the revocation came
 		}
@@ -538,7 +729,23 @@ func (m *mailboxes) loadID(r peer.ID, id string, rec *pb.ItemRecord) {
 		}
 		refs[depRef{r, id}] = rec.ExpiresAt
 	}
-	m.box(r).ids[id] = ir
+	b := m.box(r)
+	b.ids[id] = ir
+	b.idsPeak = max(b.idsPeak, len(b.ids))
+}
+
+// idRecordOf decodes a stored id record.
+func idRecordOf(rec *pb.ItemRecord) idRecord {
+	ir := idRecord{seq: rec.Seq, state: rec.State, kind: protopb.ItemKind(rec.Kind), expires: rec.ExpiresAt}
+	if from, err := peer.IDFromBytes(rec.From); err == nil {
+		ir.from = from
+	}
+	for _, d := range rec.Deps {
+		var a identity.AttestationID
+		copy(a[:], d)
+		ir.deps = append(ir.deps, a)
+	}
+	return ir
 }
 
 func (m *mailboxes) finishLoad() {

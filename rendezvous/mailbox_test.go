@@ -58,7 +58,7 @@ func TestMailboxPutAckOrder(t *testing.T) {
 	if got := m.pending(bob, 2, 2); !reflect.DeepEqual(got, []uint64{3, 4}) {
 		t.Fatalf("pending after 2 %v", got)
 	}
-	acked, _ := m.ack(bob, []uint64{2, 4, 99, 2})
+	acked, _ := m.ack(bob, []uint64{2, 4, 99, 2}, t0)
 	if !reflect.DeepEqual(acked, []uint64{2, 4}) {
 		t.Fatalf("acked %v", acked)
 	}
@@ -73,7 +73,7 @@ func TestMailboxPutAckOrder(t *testing.T) {
 		t.Fatalf("retry of a waiting item: %+v", res)
 	}
 	// Seqs never go back, even after everything is acknowledged.
-	m.ack(bob, []uint64{1, 3, 5})
+	m.ack(bob, []uint64{1, 3, 5}, t0)
 	if res, _ := m.put(item(bob, "s9"), t0); res.seq != 6 {
 		t.Fatalf("seq after drain %d, want 6", res.seq)
 	}
@@ -104,7 +104,7 @@ func TestMailboxAckAnyOrder(t *testing.T) {
 			}
 			for i := range n {
 				seq := order(i)
-				acked, _ := m.ack(bob, []uint64{seq})
+				acked, _ := m.ack(bob, []uint64{seq}, t0)
 				if !reflect.DeepEqual(acked, []uint64{seq}) {
 					t.Fatalf("step %d: ack %d acknowledged %v (already gone?)", i, seq, acked)
 				}
@@ -148,7 +148,7 @@ func TestMailboxQuota(t *testing.T) {
 	if res, _ := m.put(item(carol, "x"), t0); res.outcome != putStored {
 		t.Fatalf("another mailbox is not affected: %+v", res)
 	}
-	m.ack(bob, []uint64{1})
+	m.ack(bob, []uint64{1}, t0)
 	if res, _ := m.put(item(bob, "x"), t0); res.outcome != putStored {
 		t.Fatalf("room after an ack: %+v", res)
 	}
@@ -187,11 +187,26 @@ func TestMailboxWithdraw(t *testing.T) {
 	m.put(item(bob, "waiting", att), t0)     // seq 1, not yet delivered
 	m.put(item(erin, "seen", att), t0)       // erin's seq 1, delivered below
 	m.put(item(bob, "unrelated", other), t0) // seq 2
-	m.ack(erin, []uint64{1})
+	_, ackMuts := m.ack(erin, []uint64{1}, t0)
+	// The delivered item (whose record names no sender) is listed on disk
+	// under its attestation, and no longer in memory's index of pending
+	// items.
+	depKey := mboxDepKey(att, erin, "seen")
+	if v, ok := mutKeys(ackMuts)[depKey.String()]; !ok || v == "<delete>" {
+		t.Fatalf("ack did not index the delivered item: %v", mutKeys(ackMuts))
+	}
+	if _, ok := m.deps[att][depRef{erin, "seen"}]; ok {
+		t.Fatal("a delivered item is still in the pending index")
+	}
+	seen, _ := m.state(erin, "seen")
+	stored := []storedDep{{keys: []ds.Key{depKey}, recipient: erin, id: "seen", rec: seen, found: true}}
 
 	rev := &identity.Revocation{AttestationID: att, Revoker: bob, Raw: []byte("revocation")}
 	revoked[att] = true
-	touched, _ := m.withdraw(rev, t0)
+	touched, muts := m.withdraw(rev, t0, stored)
+	if mutKeys(muts)[depKey.String()] != "<delete>" {
+		t.Fatalf("the index entry was kept: %v", mutKeys(muts))
+	}
 	if len(touched) != 2 {
 		t.Fatalf("touched %v", touched)
 	}
@@ -213,7 +228,7 @@ func TestMailboxWithdraw(t *testing.T) {
 		t.Fatalf("new item on a revoked attestation: %+v", res)
 	}
 	// Hearing the revocation again changes nothing.
-	if touched, muts := m.withdraw(rev, t0); len(touched) != 0 || len(muts) != 0 {
+	if touched, muts := m.withdraw(rev, t0, nil); len(touched) != 0 || len(muts) != 0 {
 		t.Fatalf("second withdraw: %v %d", touched, len(muts))
 	}
 }
@@ -258,6 +273,14 @@ func TestStoreMatchesModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.close()
+	// Settled records are not loaded: they live on disk until recalled.
+	// The writer forgets them too once they are old enough.
+	s.mb.forget(t0.Add(s.mb.recentTTL + time.Second))
+	for _, m := range []*mailboxes{s.mb, s2.mb} {
+		for _, b := range m.boxes {
+			b.idsPeak = 0
+		}
+	}
 	if !reflect.DeepEqual(s.mb.boxes, s2.mb.boxes) {
 		for p, b := range s.mb.boxes {
 			t.Logf("%s: before %+v\nafter %+v", p, b, s2.mb.boxes[p])
@@ -267,8 +290,17 @@ func TestStoreMatchesModel(t *testing.T) {
 	if !s2.revoked.Revoked(rev.AttestationID) {
 		t.Fatal("revocation not reloaded")
 	}
-	if rec, _ := s2.itemState(bob, "on-revoked"); rec.state != pb.ItemState_WITHDRAWN {
-		t.Fatalf("withdrawn item state after reload: %v", rec.state)
+	if s2.mb.knows(bob, "on-revoked") || s2.mb.knows(bob, "b1") {
+		t.Fatal("settled records were loaded into memory")
+	}
+	var rec pb.ItemRecord
+	if v, err := d.Get(ctx, mboxIDKey(bob, "on-revoked")); err != nil || proto.Unmarshal(v, &rec) != nil || rec.State != pb.ItemState_WITHDRAWN {
+		t.Fatalf("withdrawn item's record after reload: %v %v", rec.State, err)
+	}
+	// Retries of settled items are recognised from their records on disk.
+	res, err := s2.put(ctx, []newItem{item(bob, "b1", att), item(bob, "on-revoked", rev.AttestationID)})
+	if err != nil || res[0].outcome != putDupDelivered || res[1].outcome != putWithdrawn {
+		t.Fatalf("retries after reload: %+v %v", res, err)
 	}
 	if got := s2.pending(erin, 20, 10); len(got) != 1 {
 		t.Fatalf("erin's withdrawal notice after reload: %v", got)
@@ -398,18 +430,6 @@ func TestMailboxHeldItems(t *testing.T) {
 		it.hold = hold
 		return m.put(it, t0)
 	}
-	keys := func(muts []mutation) map[string]string {
-		out := map[string]string{}
-		for _, m := range muts {
-			v := string(m.value)
-			if m.del {
-				v = "<delete>"
-			}
-			out[m.key.String()] = v
-		}
-		return out
-	}
-
 	// s1: held, then acknowledged.
 	res, muts := put(held, "s1", true)
 	if res.outcome != putStored || !res.held || res.seq != 1 || len(muts) != 0 {
@@ -431,16 +451,16 @@ func TestMailboxHeldItems(t *testing.T) {
 	if dup, _ := put(held, "s1", true); dup.outcome != putDupPending || !dup.held {
 		t.Fatalf("retry of a held item: %+v", dup)
 	}
-	acked, muts := held.ack(bob, []uint64{1})
+	acked, muts := held.ack(bob, []uint64{1}, t0)
 	if len(acked) != 1 {
 		t.Fatal("held item not acknowledged")
 	}
-	_, plainAck := plain.ack(bob, []uint64{plainRes.seq})
-	got := keys(muts)
+	_, plainAck := plain.ack(bob, []uint64{plainRes.seq}, t0)
+	got := mutKeys(muts)
 	if _, ok := got[mboxKey(bob, 1).String()]; ok {
 		t.Fatalf("acknowledging a held item touched its item key: %v", got)
 	}
-	if got[mboxIDKey(bob, "s1").String()] != keys(plainAck)[mboxIDKey(bob, "s1").String()] {
+	if got[mboxIDKey(bob, "s1").String()] != mutKeys(plainAck)[mboxIDKey(bob, "s1").String()] {
 		t.Fatal("the id record written for a held item differs from a stored one's")
 	}
 	if _, ok := got[mboxMetaKey(bob).String()]; !ok {
@@ -451,8 +471,8 @@ func TestMailboxHeldItems(t *testing.T) {
 	res, _ = put(held, "s2", true)
 	_, plainMuts = put(plain, "s2", false)
 	ok, muts := held.persist(bob, res.seq)
-	if !ok || !reflect.DeepEqual(keys(muts), keys(plainMuts)) {
-		t.Fatalf("persist wrote %v, want what put writes: %v", keys(muts), keys(plainMuts))
+	if !ok || !reflect.DeepEqual(mutKeys(muts), mutKeys(plainMuts)) {
+		t.Fatalf("persist wrote %v, want what put writes: %v", mutKeys(muts), mutKeys(plainMuts))
 	}
 	if ok, _ := held.persist(bob, res.seq); ok {
 		t.Fatal("persisted twice")
@@ -461,8 +481,8 @@ func TestMailboxHeldItems(t *testing.T) {
 		t.Fatalf("backlog after persist: %d stored, %d held", stored, h)
 	}
 	// It is an ordinary stored item now: acknowledging it deletes it.
-	if _, muts := held.ack(bob, []uint64{res.seq}); keys(muts)[mboxKey(bob, res.seq).String()] != "<delete>" {
-		t.Fatalf("ack of a persisted item: %v", keys(muts))
+	if _, muts := held.ack(bob, []uint64{res.seq}, t0); mutKeys(muts)[mboxKey(bob, res.seq).String()] != "<delete>" {
+		t.Fatalf("ack of a persisted item: %v", mutKeys(muts))
 	}
 
 	// s3: held, then withdrawn: nothing to delete, its record says so.
@@ -470,11 +490,11 @@ func TestMailboxHeldItems(t *testing.T) {
 	it := item(bob, "s3", rev.AttestationID)
 	it.hold = true
 	res, _ = held.put(it, t0)
-	touched, muts := held.withdraw(rev, t0)
+	touched, muts := held.withdraw(rev, t0, nil)
 	if len(touched) != 1 || held.depth(bob) != 0 {
 		t.Fatalf("withdraw touched %v, depth %d", touched, held.depth(bob))
 	}
-	if _, ok := keys(muts)[mboxKey(bob, res.seq).String()]; ok {
+	if _, ok := mutKeys(muts)[mboxKey(bob, res.seq).String()]; ok {
 		t.Fatal("withdrawing a held item deleted a key never written")
 	}
 	if rec, _ := held.state(bob, "s3"); rec.state != pb.ItemState_WITHDRAWN {
@@ -485,8 +505,8 @@ func TestMailboxHeldItems(t *testing.T) {
 	}
 	// s4: held items expire like others.
 	res, _ = put(held, "s4", true)
-	if n, muts := held.expire(t0.Add(2 * time.Hour)); n != 1 || keys(muts)[mboxKey(bob, res.seq).String()] != "" {
-		t.Fatalf("expire dropped %d: %v", n, keys(muts))
+	if n, muts := held.expire(t0.Add(2 * time.Hour)); n != 1 || mutKeys(muts)[mboxKey(bob, res.seq).String()] != "" {
+		t.Fatalf("expire dropped %d: %v", n, mutKeys(muts))
 	}
 	if _, h := held.backlog(bob); h != 0 {
 		t.Fatalf("%d held after expiry", h)
@@ -507,4 +527,17 @@ func (s *store) pending(r peer.ID, after uint64, n int) []uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mb.pending(r, after, n)
+}
+
+// mutKeys maps each key muts write to its value, or "<delete>".
+func mutKeys(muts []mutation) map[string]string {
+	out := map[string]string{}
+	for _, m := range muts {
+		v := string(m.value)
+		if m.del {
+			v = "<delete>"
+		}
+		out[m.key.String()] = v
+	}
+	return out
 }

@@ -275,6 +275,9 @@ func (r *Relay) sweep() {
 			if err := r.store.expireShares(r.ctx); err != nil && r.ctx.Err() == nil {
 				r.log.Warn("expiring share records", "err", err)
 			}
+			if _, err := r.store.expireSettled(r.ctx); err != nil && r.ctx.Err() == nil {
+				r.log.Warn("expiring delivered items' records", "err", err)
+			}
 		}
 		r.sessions.expire(now)
 		r.limits.sweep()

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,14 +80,79 @@ type txn struct {
 }
 
 // put puts it into the model and records what that writes, and that its
-// recipient's mailbox gained an item.
+// recipient's mailbox gained an item. A record of its id that only the
+// datastore holds is recalled first, so that a retry long after delivery
+// is still answered as one.
 func (tx *txn) put(it newItem) putResult {
+	tx.recall(it.recipient, it.id)
+	return tx.putNew(it)
+}
+
+// putNew is put for an item whose id cannot have a record: the id of a
+// share the relay has no record of.
+func (tx *txn) putNew(it newItem) putResult {
 	r, muts := tx.s.mb.put(it, tx.now)
 	if r.outcome == putStored {
 		tx.add(muts...)
 		tx.touched = append(tx.touched, it.recipient)
 	}
 	return r
+}
+
+// recall brings r's record of id from the datastore into the model if
+// the model does not hold it. A record that cannot be read is treated as
+// absent: the item is stored again, and the node drops what it already
+// has by id.
+func (tx *txn) recall(r peer.ID, id string) {
+	if tx.s.mb.knows(r, id) {
+		return
+	}
+	v, err := tx.get(context.Background(), mboxIDKey(r, id))
+	if err != nil {
+		if !errors.Is(err, ds.ErrNotFound) {
+			tx.s.log.Warn("reading an item's id record", "recipient", r, "err", err)
+		}
+		return
+	}
+	var rec pb.ItemRecord
+	if err := proto.Unmarshal(v, &rec); err != nil {
+		tx.s.log.Warn("unreadable item id record", "recipient", r, "err", err)
+		return
+	}
+	tx.s.mb.recall(r, id, idRecordOf(&rec), tx.now)
+}
+
+// scan returns the keys and values under prefix as they will be once the
+// group commits, in key order.
+func (tx *txn) scan(ctx context.Context, prefix string) ([]string, [][]byte, error) {
+	res, err := tx.s.ds.Query(ctx, query.Query{Prefix: prefix})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer res.Close()
+	found := map[string][]byte{}
+	for r := range res.Next() {
+		if r.Error != nil {
+			return nil, nil, r.Error
+		}
+		found[r.Key] = r.Value
+	}
+	for k, m := range tx.pending {
+		if !strings.HasPrefix(k.String(), prefix) {
+			continue
+		}
+		if m.del {
+			delete(found, k.String())
+		} else {
+			found[k.String()] = m.value
+		}
+	}
+	keys := slices.Sorted(maps.Keys(found))
+	values := make([][]byte, len(keys))
+	for i, k := range keys {
+		values[i] = found[k]
+	}
+	return keys, values, nil
 }
 
 // noSync marks the current operation as one whose loss in a crash is
@@ -125,6 +193,7 @@ func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() tim
 		onSync:   func(time.Duration, int) {},
 	}
 	s.mb = newMailboxes(Quota{Items: cfg.MailboxItems, Bytes: cfg.MailboxBytes}, cfg.MailboxTTL.D(), s.revoked.Revoked)
+	s.mb.recentTTL = cfg.DeliverWait.D() + time.Minute
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
@@ -136,6 +205,16 @@ func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() tim
 func (s *store) load(ctx context.Context) error {
 	verifier := identity.NewVerifier(identity.WithCacheSize(0))
 	mb := newMailboxes(s.mb.quota, s.mb.ttl, s.revoked.Revoked)
+	mb.recentTTL = s.mb.recentTTL
+	layout, err := s.ds.Get(ctx, layoutKey)
+	if err != nil && !errors.Is(err, ds.ErrNotFound) {
+		return fmt.Errorf("rendezvous: load layout: %w", err)
+	}
+	// A datastore written before layout 2 kept delivered items'
+	// dependencies only in their id records: index them once.
+	migrate := string(layout) != layoutVersion
+	var migration []mutation
+	now := s.clock()
 	var seen []identity.ShareID
 	scan := func(prefix string, keysOnly bool, f func(rest []string, value []byte) error) error {
 		res, err := s.ds.Query(ctx, query.Query{Prefix: prefix, KeysOnly: keysOnly})
@@ -155,7 +234,7 @@ func (s *store) load(ctx context.Context) error {
 		}
 		return nil
 	}
-	err := errors.Join(
+	err = errors.Join(
 		scan(prefixShares, true, func(k []string, _ []byte) error {
 			id, err := identity.ParseShareID(k[0])
 			if err != nil {
@@ -228,11 +307,27 @@ func (s *store) load(ctx context.Context) error {
 				return err
 			}
 			mb.loadID(r, id, &rec)
+			if migrate && rec.State == pb.ItemState_ACKED && now.Unix() < rec.ExpiresAt {
+				for _, a := range idRecordOf(&rec).deps {
+					if !s.revoked.Revoked(a) {
+						migration = append(migration, mutation{key: mboxDepKey(a, r, id), value: expiryValue(rec.ExpiresAt)})
+					}
+				}
+			}
 			return nil
 		}),
 	)
 	if err != nil {
 		return err
+	}
+	if migrate {
+		migration = append(migration, mutation{key: layoutKey, value: []byte(layoutVersion)})
+		if err := s.write(migration, true); err != nil {
+			return fmt.Errorf("rendezvous: index delivered items: %w", err)
+		}
+		if len(migration) > 1 {
+			s.log.Info("indexed delivered items by attestation", "entries", len(migration)-1)
+		}
 	}
 	mb.finishLoad()
 	s.mb = mb
@@ -537,7 +632,7 @@ func (s *store) itemState(r peer.ID, id string) (idRecord, bool) {
 func (s *store) ack(ctx context.Context, r peer.ID, seqs []uint64) ([]uint64, error) {
 	var acked []uint64
 	err := s.doLazy(ctx, func(tx *txn) error {
-		a, muts := s.mb.ack(r, seqs)
+		a, muts := s.mb.ack(r, seqs, tx.now)
 		acked = a
 		tx.add(muts...)
 		return nil
@@ -597,12 +692,13 @@ func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identit
 				}
 				out.retry = true
 				for i, it := range items {
+					tx.recall(it.recipient, it.id)
 					st, ok := s.mb.state(it.recipient, it.id)
 					switch {
 					case !ok:
 						// Refused at quota the first time, or its id
 						// record expired: try again.
-						out.results[i] = tx.put(it)
+						out.results[i] = tx.putNew(it)
 					case st.state == pb.ItemState_PENDING:
 						out.results[i] = putResult{outcome: putDupPending, seq: st.seq, held: s.mb.box(it.recipient).isHeld(st.seq)}
 					case st.state == pb.ItemState_ACKED:
@@ -620,8 +716,9 @@ func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identit
 		s.seen.add(id)
 		allHeld := true
 		for i, it := range items {
+			// No record of the share: no item of it was ever stored.
 			it.hold = s.mayHold(it.recipient)
-			out.results[i] = tx.put(it)
+			out.results[i] = tx.putNew(it)
 			allHeld = allHeld && out.results[i].held
 		}
 		if allHeld {
@@ -705,9 +802,13 @@ func (s *store) revoke(ctx context.Context, r *identity.Revocation) (bool, error
 			return nil
 		}
 		fresh = true
+		stored, err := tx.storedDeps(ctx, r)
+		if err != nil {
+			return err
+		}
 		s.revoked.Add(r)
 		tx.add(mutation{key: revokedKey(r.AttestationID), value: r.Raw})
-		touched, muts := s.mb.withdraw(r, tx.now)
+		touched, muts := s.mb.withdraw(r, tx.now, stored)
 		tx.add(muts...)
 		tx.touched = append(tx.touched, touched...)
 		// Tell the other friend, if this is their relay: the friendship
@@ -724,6 +825,100 @@ func (s *store) revoke(ctx context.Context, r *identity.Revocation) (bool, error
 		return false, err
 	}
 	return fresh, nil
+}
+
+// storedDeps reads from the datastore the delivered items that may rest
+// on rev's attestation: those indexed under it, and those from or to
+// either friend (see storedDep), with their id records.
+func (tx *txn) storedDeps(ctx context.Context, rev *identity.Revocation) ([]storedDep, error) {
+	type ref struct {
+		r  peer.ID
+		id string
+	}
+	byRef := map[ref]*storedDep{}
+	var order []ref
+	note := func(r peer.ID, id string) *storedDep {
+		k := ref{r, id}
+		d := byRef[k]
+		if d == nil {
+			d = &storedDep{recipient: r, id: id}
+			byRef[k] = d
+			order = append(order, k)
+		}
+		return d
+	}
+	// Index entries: <prefix><recipient>/<id>.
+	indexed := func(prefix string) error {
+		keys, _, err := tx.scan(ctx, prefix)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			parts := splitKey(k, prefix)
+			var r peer.ID
+			var id string
+			err := fmt.Errorf("bad key")
+			if len(parts) == 2 {
+				if r, err = parsePeerText(parts[0]); err == nil {
+					id, err = parseHexID(parts[1])
+				}
+			}
+			if err != nil {
+				// Unreadable: withdraw deletes it.
+				byRef[ref{"", k}] = &storedDep{keys: []ds.Key{ds.RawKey(k)}}
+				order = append(order, ref{"", k})
+				continue
+			}
+			d := note(r, id)
+			d.keys = append(d.keys, ds.RawKey(k))
+		}
+		return nil
+	}
+	friends := []peer.ID{rev.Revoker}
+	if rev.Other != "" && rev.Other != rev.Revoker {
+		friends = append(friends, rev.Other)
+	}
+	if err := indexed(mboxDepPrefix(rev.AttestationID)); err != nil {
+		return nil, fmt.Errorf("rendezvous: read items resting on %s: %w", rev.AttestationID, err)
+	}
+	for _, p := range friends {
+		if err := indexed(mboxFromPrefix(p)); err != nil {
+			return nil, fmt.Errorf("rendezvous: read items from %s: %w", p, err)
+		}
+		// Items to p: its mailbox's id records.
+		prefix := prefixMboxID + peerText(p) + "/"
+		keys, values, err := tx.scan(ctx, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous: read items to %s: %w", p, err)
+		}
+		for i, k := range keys {
+			id, err := parseHexID(splitKey(k, prefix)[0])
+			var rec pb.ItemRecord
+			if err != nil || proto.Unmarshal(values[i], &rec) != nil || rec.State != pb.ItemState_ACKED || len(rec.Deps) == 0 {
+				continue
+			}
+			d := note(p, id)
+			d.rec, d.found = idRecordOf(&rec), true
+		}
+	}
+	out := make([]storedDep, 0, len(order))
+	for _, k := range order {
+		d := byRef[k]
+		if !d.found && d.recipient != "" {
+			v, err := tx.get(ctx, mboxIDKey(d.recipient, d.id))
+			switch {
+			case err == nil:
+				var rec pb.ItemRecord
+				if proto.Unmarshal(v, &rec) == nil {
+					d.rec, d.found = idRecordOf(&rec), true
+				}
+			case !errors.Is(err, ds.ErrNotFound):
+				return nil, fmt.Errorf("rendezvous: read a delivered item's record: %w", err)
+			}
+		}
+		out = append(out, *d)
+	}
+	return out, nil
 }
 
 // putProfile keeps p if it is newer than the profile held for its owner.
@@ -802,6 +997,59 @@ func (s *store) expireShares(ctx context.Context) error {
 		s.seen.forget(expired)
 		return nil
 	})
+}
+
+// expireSettled deletes, from the datastore, the id records of settled
+// items and the index entries of delivered items that have expired: the
+// model no longer holds them, so its expire cannot. It returns how many
+// keys it deleted. Each key is checked again when it is deleted, in case it
+// was written anew since the scan.
+func (s *store) expireSettled(ctx context.Context) (int, error) {
+	now := s.clock().Unix()
+	expiredRecord := func(v []byte) bool {
+		var rec pb.ItemRecord
+		if proto.Unmarshal(v, &rec) != nil {
+			return true
+		}
+		return rec.State != pb.ItemState_PENDING && now >= rec.ExpiresAt
+	}
+	expiredDep := func(v []byte) bool { return now >= parseExpiryValue(v) }
+	deleted := 0
+	for _, kind := range []struct {
+		prefix  string
+		expired func([]byte) bool
+	}{{prefixMboxID, expiredRecord}, {prefixMboxFrom, expiredDep}, {prefixMboxDep, expiredDep}} {
+		res, err := s.ds.Query(ctx, query.Query{Prefix: kind.prefix})
+		if err != nil {
+			return deleted, err
+		}
+		var old []ds.Key
+		for r := range res.Next() {
+			if r.Error != nil {
+				res.Close()
+				return deleted, r.Error
+			}
+			if kind.expired(r.Value) {
+				old = append(old, ds.RawKey(r.Key))
+			}
+		}
+		res.Close()
+		for chunk := range slices.Chunk(old, 4096) {
+			err := s.do(ctx, func(tx *txn) error {
+				for _, k := range chunk {
+					if v, err := tx.get(ctx, k); err == nil && kind.expired(v) {
+						tx.add(mutation{key: k, del: true})
+						deleted++
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return deleted, err
+			}
+		}
+	}
+	return deleted, nil
 }
 
 func bodyHash(raw []byte) []byte {

@@ -152,12 +152,17 @@ func (x *StoredItem) GetId() []byte {
 // It also names the attestations the item rests on, so that a revocation
 // withdraws it (or notifies its recipient) until it expires.
 type ItemRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	State         ItemState              `protobuf:"varint,2,opt,name=state,proto3,enum=kith.rendezvous.ItemState" json:"state,omitempty"`
-	ExpiresAt     int64                  `protobuf:"varint,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	Kind          int32                  `protobuf:"varint,4,opt,name=kind,proto3" json:"kind,omitempty"` // the protocols ItemKind, for withdrawal notices
-	Deps          [][]byte               `protobuf:"bytes,5,rep,name=deps,proto3" json:"deps,omitempty"`  // attestation ids the item rests on, until it expires
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Seq       uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	State     ItemState              `protobuf:"varint,2,opt,name=state,proto3,enum=kith.rendezvous.ItemState" json:"state,omitempty"`
+	ExpiresAt int64                  `protobuf:"varint,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Kind      int32                  `protobuf:"varint,4,opt,name=kind,proto3" json:"kind,omitempty"` // the protocols ItemKind, for withdrawal notices
+	Deps      [][]byte               `protobuf:"bytes,5,rep,name=deps,proto3" json:"deps,omitempty"`  // attestation ids the item rests on, until it expires
+	// The item's sender. A delivered item is listed under its sender at
+	// /kith/mboxfrom/<from>/<recipient>/<id>: every attestation an item
+	// rests on is its sender's or its recipient's, so a revocation finds
+	// what it withdraws among the items from or to either friend.
+	From          []byte `protobuf:"bytes,6,opt,name=from,proto3" json:"from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,6 +228,13 @@ func (x *ItemRecord) GetKind() int32 {
 func (x *ItemRecord) GetDeps() [][]byte {
 	if x != nil {
 		return x.Deps
+	}
+	return nil
+}
+
+func (x *ItemRecord) GetFrom() []byte {
+	if x != nil {
+		return x.From
 	}
 	return nil
 }
@@ -416,7 +428,7 @@ const file_rendezvous_pb_store_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\x03R\texpiresAt\x12\x12\n" +
 	"\x04deps\x18\x03 \x03(\fR\x04deps\x12\x0e\n" +
-	"\x02id\x18\x04 \x01(\fR\x02id\"\x97\x01\n" +
+	"\x02id\x18\x04 \x01(\fR\x02id\"\xab\x01\n" +
 	"\n" +
 	"ItemRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x120\n" +
@@ -424,7 +436,8 @@ const file_rendezvous_pb_store_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\x03R\texpiresAt\x12\x12\n" +
 	"\x04kind\x18\x04 \x01(\x05R\x04kind\x12\x12\n" +
-	"\x04deps\x18\x05 \x03(\fR\x04deps\"$\n" +
+	"\x04deps\x18\x05 \x03(\fR\x04deps\x12\x12\n" +
+	"\x04from\x18\x06 \x01(\fR\x04from\"$\n" +
 	"\aBoxMeta\x12\x19\n" +
 	"\bnext_seq\x18\x01 \x01(\x04R\anextSeq\"\xb1\x01\n" +
 	"\vShareRecord\x12\x16\n" +
