@@ -121,9 +121,8 @@ type settledRef struct {
 }
 
 // defaultRecentTTL is how long a settled id record stays in memory unless
-// the store says otherwise: past the sender's wait for an acknowledgement
-// (deliver_wait) and a quick retry.
-const defaultRecentTTL = time.Minute
+// the store says otherwise (it says deliver_wait + recentSlack).
+const defaultRecentTTL = 12 * time.Second
 
 func newMailboxes(q Quota, ttl time.Duration, revoked func(identity.AttestationID) bool) *mailboxes {
 	if revoked == nil {

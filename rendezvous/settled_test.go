@@ -294,3 +294,34 @@ func dsKeys(t *testing.T, d ds.Datastore, prefix string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestPersistAfterForget: the sender's wait for a held item may end after
+// the item's record left memory (a slow commit queue); persist reads it
+// back and reports what happened instead of "lost".
+func TestPersistAfterForget(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{now: t0}
+	s := openTestStore(t, dssync.MutexWrap(ds.NewMapDatastore()), clock)
+	defer s.close()
+	alice, bob := testPeer(t), testPeer(t)
+	it := sent(alice, bob, "held", identity.AttestationID{4})
+	it.hold = true
+	res, err := s.put(ctx, []newItem{it})
+	if err != nil || !res[0].held {
+		t.Fatalf("put: %+v %v", res, err)
+	}
+	if _, err := s.ack(ctx, bob, []uint64{res[0].seq}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(s.mb.recentTTL + time.Second)
+	if err := s.expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s.mb.knows(bob, "held") {
+		t.Fatal("the record is still in memory")
+	}
+	state, ok, err := s.persist(ctx, bob, "held", res[0].seq)
+	if err != nil || !ok || state != pb.ItemState_ACKED {
+		t.Fatalf("persist after forget: %v %v %v, want ACKED", state, ok, err)
+	}
+}

@@ -193,7 +193,7 @@ func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() tim
 		onSync:   func(time.Duration, int) {},
 	}
 	s.mb = newMailboxes(Quota{Items: cfg.MailboxItems, Bytes: cfg.MailboxBytes}, cfg.MailboxTTL.D(), s.revoked.Revoked)
-	s.mb.recentTTL = cfg.DeliverWait.D() + time.Minute
+	s.mb.recentTTL = cfg.DeliverWait.D() + recentSlack
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
@@ -334,6 +334,11 @@ func (s *store) load(ctx context.Context) error {
 	s.seen.replace(seen)
 	return nil
 }
+
+// recentSlack is how long past deliver_wait a settled id record stays in
+// memory: a sender's retry within it needs no datastore read. Nothing
+// depends on it for correctness; records are recalled from disk.
+const recentSlack = 10 * time.Second
 
 // do submits an operation and waits until its batch is durable.
 func (s *store) do(ctx context.Context, apply func(tx *txn) error) error {
@@ -759,6 +764,7 @@ func (s *store) persist(ctx context.Context, r peer.ID, id string, seq uint64) (
 	err := s.do(ctx, func(tx *txn) error {
 		_, muts := s.mb.persist(r, seq)
 		tx.add(muts...)
+		tx.recall(r, id) // settled long enough ago to have left memory
 		rec, known := s.mb.state(r, id)
 		state, ok = rec.state, known && rec.seq == seq
 		return nil
