@@ -694,7 +694,11 @@ func (m *mailboxes) loadMeta(r peer.ID, meta *pb.BoxMeta) {
 	}
 }
 
-func (m *mailboxes) loadItem(r peer.ID, seq uint64, size int, st *pb.StoredItem) {
+// loadItem loads a pending item, with its id record and its place in the
+// index of pending items' dependencies (what put made of it); kind and from
+// are read from its InboxItem. Settled records stay on disk: the store
+// recalls one when it is needed (see recall).
+func (m *mailboxes) loadItem(r peer.ID, seq uint64, size int, st *pb.StoredItem, kind protopb.ItemKind, from peer.ID) {
 	b := m.box(r)
 	it := mailItem{seq: seq, id: string(st.Id), size: size, expires: st.ExpiresAt}
 	for _, d := range st.Deps {
@@ -708,16 +712,9 @@ func (m *mailboxes) loadItem(r peer.ID, seq uint64, size int, st *pb.StoredItem)
 		b.nextSeq = seq + 1
 	}
 	m.total++
-}
-
-// loadID loads a pending item's id record. Settled records stay on disk:
-// the store recalls one when it is needed (see recall).
-func (m *mailboxes) loadID(r peer.ID, id string, rec *pb.ItemRecord) {
-	if rec.State != pb.ItemState_PENDING {
-		return
-	}
-	ir := idRecordOf(rec)
-	for _, a := range ir.deps {
+	b.ids[it.id] = idRecord{seq: seq, state: pb.ItemState_PENDING, kind: kind, expires: it.expires, deps: it.deps, from: from}
+	b.idsPeak = max(b.idsPeak, len(b.ids))
+	for _, a := range it.deps {
 		if m.revoked(a) {
 			continue // withdrawn already, when the revocation came
 		}
@@ -726,11 +723,8 @@ func (m *mailboxes) loadID(r peer.ID, id string, rec *pb.ItemRecord) {
 			refs = map[depRef]int64{}
 			m.deps[a] = refs
 		}
-		refs[depRef{r, id}] = rec.ExpiresAt
+		refs[depRef{r, it.id}] = it.expires
 	}
-	b := m.box(r)
-	b.ids[id] = ir
-	b.idsPeak = max(b.idsPeak, len(b.ids))
 }
 
 // idRecordOf decodes a stored id record.

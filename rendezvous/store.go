@@ -234,6 +234,15 @@ func (s *store) load(ctx context.Context) error {
 		}
 		return nil
 	}
+	// Id records are read only to index an older datastore: pending items'
+	// records are rebuilt from the items, and settled ones stay on disk, so
+	// a relay's start does not grow with its history.
+	migrateScan := func(f func(k []string, v []byte) error) error {
+		if !migrate {
+			return nil
+		}
+		return scan(prefixMboxID, false, f)
+	}
 	err = errors.Join(
 		scan(prefixShares, true, func(k []string, _ []byte) error {
 			id, err := identity.ParseShareID(k[0])
@@ -287,10 +296,15 @@ func (s *store) load(ctx context.Context) error {
 			if err := proto.Unmarshal(v, &st); err != nil {
 				return err
 			}
-			mb.loadItem(r, seq, len(v), &st)
+			var item protopb.InboxItem
+			if err := proto.Unmarshal(st.Item, &item); err != nil {
+				return err
+			}
+			from, _ := peer.IDFromBytes(item.From)
+			mb.loadItem(r, seq, len(v), &st, item.Kind, from)
 			return nil
 		}),
-		scan(prefixMboxID, false, func(k []string, v []byte) error {
+		migrateScan(func(k []string, v []byte) error {
 			if len(k) != 2 {
 				return fmt.Errorf("bad key")
 			}
@@ -306,8 +320,7 @@ func (s *store) load(ctx context.Context) error {
 			if err := proto.Unmarshal(v, &rec); err != nil {
 				return err
 			}
-			mb.loadID(r, id, &rec)
-			if migrate && rec.State == pb.ItemState_ACKED && now.Unix() < rec.ExpiresAt {
+			if rec.State == pb.ItemState_ACKED && now.Unix() < rec.ExpiresAt {
 				for _, a := range idRecordOf(&rec).deps {
 					if !s.revoked.Revoked(a) {
 						migration = append(migration, mutation{key: mboxDepKey(a, r, id), value: expiryValue(rec.ExpiresAt)})
