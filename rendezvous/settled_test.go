@@ -265,6 +265,15 @@ func TestLayoutMigration(t *testing.T) {
 	if keys := dsKeys(t, d, prefixMboxDep); len(keys) != 0 {
 		t.Fatalf("migrated twice: %v", keys)
 	}
+	// A newer layout is refused, not rewritten.
+	newer := dssync.MutexWrap(ds.NewMapDatastore())
+	if err := newer.Put(ctx, layoutKey, []byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	if _, err := openStore(ctx, newer, &cfg, clock.Now, slog.Default()); err == nil {
+		t.Fatal("a datastore of a newer layout was opened")
+	}
 	if err := d.Put(ctx, mboxDepKey(rev.AttestationID, bob, "delivered"), expiryValue(expires)); err != nil {
 		t.Fatal(err)
 	}

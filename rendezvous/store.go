@@ -210,9 +210,12 @@ func (s *store) load(ctx context.Context) error {
 	if err != nil && !errors.Is(err, ds.ErrNotFound) {
 		return fmt.Errorf("rendezvous: load layout: %w", err)
 	}
+	if len(layout) > 0 && string(layout) != layoutVersion {
+		return fmt.Errorf("rendezvous: the datastore was written by a newer relay (key layout %q; this relay reads %q)", layout, layoutVersion)
+	}
 	// A datastore written before layout 2 kept delivered items'
 	// dependencies only in their id records: index them once.
-	migrate := string(layout) != layoutVersion
+	migrate := len(layout) == 0
 	var migration []mutation
 	now := s.clock()
 	var seen []identity.ShareID
