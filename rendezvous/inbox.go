@@ -283,7 +283,12 @@ func (r *Relay) handleInbox(st network.Stream) {
 		st.Reset()
 		return
 	}
-	defer st.Scope().ReleaseMemory(sessionMemory)
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			st.Scope().ReleaseMemory(sessionMemory)
+		}
+	}()
 	remote := st.Conn().RemotePeer()
 	log := r.log.With("peer", remote.String())
 
@@ -371,27 +376,35 @@ func (r *Relay) handleInbox(st network.Stream) {
 	// Registered before the node hears OK, so that whatever it does next
 	// (reserve a circuit slot, ask presence) already sees it logged in.
 	r.sessions.add(s)
-	defer r.sessions.remove(s)
 	st.SetWriteDeadline(time.Now().Add(protocols.FrameDeadline))
 	if err := protocols.WriteMsg(st, &pb.InboxServer{Msg: &pb.InboxServer_Result{Result: res}}); err != nil {
+		r.sessions.remove(s)
 		return
 	}
 	st.SetDeadline(time.Time{})
 	r.metrics.logins.WithLabelValues("ok").Inc()
 	log.Debug("logged in", "waiting", waiting, "window", window)
 
-	s.mu.Lock()
-	s.pushing = false
-	s.mu.Unlock()
-	s.kick()
-	r.readAcks(s, rd, log)
-	s.close()
-	s.pushers.Wait()
-	// What was held in memory for this session waits on disk now.
-	r.sessions.remove(s)
-	if err := r.store.persistHeld(r.ctx, remote); err != nil && !errors.Is(err, ErrClosed) && r.ctx.Err() == nil {
-		log.Error("storing held items failed", "err", err)
-	}
+	// The session lives for hours on a goroutine of its own: this one's
+	// stack grew deep in protocol negotiation and the login's checks, and
+	// a parked goroutine keeps its stack (about 8 KiB per user).
+	handedOff = true
+	go func() {
+		defer st.Scope().ReleaseMemory(sessionMemory)
+		defer r.sessions.remove(s)
+		s.mu.Lock()
+		s.pushing = false
+		s.mu.Unlock()
+		s.kick()
+		r.readAcks(s, rd, log)
+		s.close()
+		s.pushers.Wait()
+		// What was held in memory for this session waits on disk now.
+		r.sessions.remove(s)
+		if err := r.store.persistHeld(r.ctx, remote); err != nil && !errors.Is(err, ErrClosed) && r.ctx.Err() == nil {
+			log.Error("storing held items failed", "err", err)
+		}
+	}()
 }
 
 // pushInbox sends the mailbox of s in seq order, up to the window, in
