@@ -293,3 +293,31 @@ func TestCacheDoesNotBypassTimeOrRevocation(t *testing.T) {
 		t.Fatalf("cache grew to %d, bound 8", v.CacheLen())
 	}
 }
+
+// TestSealsDoNotEvictAttestations: every share brings a new seal; a
+// stream of them must not push out the attestations every share needs
+// again, or a busy relay checks each attestation's two signatures anew.
+func TestSealsDoNotEvictAttestations(t *testing.T) {
+	alice, bob := newUser(t), newUser(t)
+	att := befriend(t, alice, bob, t0, time.Hour)
+	v := NewVerifier(WithCacheSize(64))
+	if _, err := v.Attestation(att.Raw, t0); err != nil {
+		t.Fatal(err)
+	}
+	var last []byte
+	for i := range 200 {
+		last = sealFor(t, alice, i)
+		if _, err := v.decodeSeal("seal", last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, ok := v.lookup(kindAttestation, att.Raw); !ok {
+		t.Fatal("200 seals evicted the attestation")
+	}
+	if _, _, ok := v.lookup(kindSeal, last); !ok {
+		t.Fatal("the newest seal is not cached")
+	}
+	if v.seals.Len() > 64/sealCacheShare || v.CacheLen() != 1 {
+		t.Fatalf("%d seals and %d other records cached; bounds %d and 64", v.seals.Len(), v.CacheLen(), 64/sealCacheShare)
+	}
+}
