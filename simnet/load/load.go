@@ -344,6 +344,8 @@ type receiver struct {
 	total    atomic.Int64
 	earliest atomic.Int64 // UnixNano of the earliest arrival
 	last     atomic.Int64 // UnixNano of the latest arrival
+	acked    atomic.Int64 // items acknowledged (the acknowledgement written)
+	ackedAt  atomic.Int64 // UnixNano of the latest acknowledgement written
 }
 
 func newReceiver() *receiver {
@@ -373,6 +375,8 @@ func (r *receiver) run(in *client.Inbox) error {
 			if err := in.Ack(acks...); err != nil {
 				return err
 			}
+			r.ackedAt.Store(time.Now().UnixNano())
+			r.acked.Add(int64(len(acks)))
 			acks = acks[:0]
 		}
 	}
@@ -619,10 +623,11 @@ func (l *loader) offline(ctx context.Context) (*Report, error) {
 	}
 	go r.run(in)
 	deadline := time.Now().Add(60 * time.Second)
-	for int(r.total.Load()) < rep.Sent && time.Now().Before(deadline) {
+	for int(r.acked.Load()) < rep.Sent && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Microsecond)
 	}
-	rep.DrainMs = float64(time.Unix(0, r.last.Load()).Sub(t1).Microseconds()) / 1000
+	// Drained: the last item received and its acknowledgement written.
+	rep.DrainMs = float64(time.Unix(0, r.ackedAt.Load()).Sub(t1).Microseconds()) / 1000
 	rep.FirstItemMs = float64(time.Unix(0, r.earliest.Load()).Sub(t1).Microseconds()) / 1000
 	time.Sleep(500 * time.Millisecond) // let the last acknowledgements be written
 	in.Close()
