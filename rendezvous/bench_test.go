@@ -26,7 +26,7 @@ type benchSharer struct {
 	spec   protocols.ShareSpec
 }
 
-func benchAttestation(b *testing.B, a, c crypto.PrivKey) []byte {
+func benchAttestation(b testing.TB, a, c crypto.PrivKey) []byte {
 	b.Helper()
 	cid, _ := peer.IDFromPrivateKey(c)
 	offer, err := identity.MakeOffer(a, cid, time.Now(), 0)
@@ -41,7 +41,7 @@ func benchAttestation(b *testing.B, a, c crypto.PrivKey) []byte {
 }
 
 // newBenchSharer is a sharer with a target and five friends to share.
-func newBenchSharer(b *testing.B) *benchSharer {
+func newBenchSharer(b testing.TB) *benchSharer {
 	k, _ := identity.GenerateKey()
 	tk, _ := identity.GenerateKey()
 	s := &benchSharer{key: k}
@@ -56,7 +56,7 @@ func newBenchSharer(b *testing.B) *benchSharer {
 	return s
 }
 
-func (s *benchSharer) share(b *testing.B) *protocols.UnverifiedShare {
+func (s *benchSharer) share(b testing.TB) *protocols.UnverifiedShare {
 	spec := s.spec
 	spec.CreatedAt = time.Now()
 	spec.Items = append([]protocols.ShareItem(nil), spec.Items...)

@@ -180,7 +180,11 @@ func (r *Relay) acceptShare(ctx context.Context, remote peer.ID, raw []byte, rea
 			refused = append(refused, f.ToWire())
 		}
 	}
-	rec := &storepb.ShareRecord{Sharer: []byte(u.Sharer), BodyHash: bodyHash(u.Raw), ExpiresAt: verdict.Seal.ExpiresAt.Unix()}
+	// The record lives while the seal does, but no longer than the
+	// mailbox keeps items: a sharer's choice of a decades-long seal must
+	// not make the relay keep its record that long.
+	recExpires := min(verdict.Seal.ExpiresAt.Unix(), now.Add(r.cfg.MailboxTTL.D()).Unix())
+	rec := &storepb.ShareRecord{Sharer: []byte(u.Sharer), BodyHash: bodyHash(u.Raw), ExpiresAt: recExpires}
 	for p, a := range verdict.Attestations {
 		rec.Atts = append(rec.Atts, &storepb.PeerAttestation{Peer: []byte(p), AttestationId: a[:]})
 	}

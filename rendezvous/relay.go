@@ -264,6 +264,19 @@ func (r *Relay) sweep() {
 		select {
 		case <-r.ctx.Done():
 			return
+		case <-r.store.seen.grow:
+			// The replay filter is full: rebuild it larger now rather
+			// than at the hour (unless a rebuild since the signal did).
+			if !r.store.seen.full() {
+				continue
+			}
+			start := time.Now()
+			if err := r.store.expireShares(r.ctx); err != nil && r.ctx.Err() == nil {
+				r.log.Warn("rebuilding the replay filter", "err", err)
+			} else {
+				r.log.Info("rebuilt the replay filter", "ids", r.store.seen.count(), "took", time.Since(start))
+			}
+			continue
 		case <-t.C:
 		}
 		if err := r.store.expire(r.ctx); err != nil && !errors.Is(err, ErrClosed) && r.ctx.Err() == nil {

@@ -16,6 +16,7 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kithnet/kith/identity"
@@ -218,7 +219,6 @@ func (s *store) load(ctx context.Context) error {
 	migrate := len(layout) == 0
 	var migration []mutation
 	now := s.clock()
-	var seen []identity.ShareID
 	scan := func(prefix string, keysOnly bool, f func(rest []string, value []byte) error) error {
 		res, err := s.ds.Query(ctx, query.Query{Prefix: prefix, KeysOnly: keysOnly})
 		if err != nil {
@@ -246,13 +246,20 @@ func (s *store) load(ctx context.Context) error {
 		}
 		return scan(prefixMboxID, false, f)
 	}
+	// The replay filter is rebuilt from the share records, counted first
+	// so that it is sized without holding every id.
+	shares := 0
+	if err := scan(prefixShares, true, func([]string, []byte) error { shares++; return nil }); err != nil {
+		return err
+	}
+	rebuild := s.seen.begin(2 * shares)
 	err = errors.Join(
 		scan(prefixShares, true, func(k []string, _ []byte) error {
 			id, err := identity.ParseShareID(k[0])
 			if err != nil {
 				return err
 			}
-			seen = append(seen, id)
+			s.seen.include(rebuild, id)
 			return nil
 		}),
 		scan(prefixRevoked, false, func(_ []string, v []byte) error {
@@ -334,11 +341,13 @@ func (s *store) load(ctx context.Context) error {
 		}),
 	)
 	if err != nil {
+		s.seen.abort(rebuild)
 		return err
 	}
 	if migrate {
 		migration = append(migration, mutation{key: layoutKey, value: []byte(layoutVersion)})
 		if err := s.write(migration, true); err != nil {
+			s.seen.abort(rebuild)
 			return fmt.Errorf("rendezvous: index delivered items: %w", err)
 		}
 		if len(migration) > 1 {
@@ -347,7 +356,7 @@ func (s *store) load(ctx context.Context) error {
 	}
 	mb.finishLoad()
 	s.mb = mb
-	s.seen.replace(seen)
+	s.seen.finish(rebuild)
 	return nil
 }
 
@@ -985,40 +994,100 @@ func (s *store) expire(ctx context.Context) error {
 	})
 }
 
-// expireShares deletes share records whose seals have expired; a replay of
-// them is refused by the seal's own expiry.
+// expireShares deletes share records whose seals have expired (a replay
+// of them is refused by the seal's own expiry) and rebuilds the replay
+// filter from the records that remain, sized for four times as many as the
+// old one held (expired ones included: a roomier filter only has fewer
+// false positives, and the next rebuild sizes it for what is live). It
+// runs hourly and whenever the filter fills; growing fourfold, the scans
+// of a growing relay add up to a third of its records again.
 func (s *store) expireShares(ctx context.Context) error {
-	res, err := s.ds.Query(ctx, query.Query{Prefix: prefixShares})
+	now := s.clock().Unix()
+	var old []ds.Key
+	rebuild := s.seen.begin(4 * s.seen.count())
+	visit := func(key string, value []byte) {
+		id, err := identity.ParseShareID(strings.TrimPrefix(key, prefixShares))
+		if err == nil && shareExpiry(value) > now {
+			s.seen.include(rebuild, id)
+			return
+		}
+		old = append(old, ds.RawKey(key))
+	}
+	var err error
+	if sc, ok := s.ds.(orderedScanner); ok {
+		err = sc.ScanFrom([]byte(prefixShares), []byte(prefixShares), func(k, v []byte) bool {
+			visit(string(k), v)
+			return true
+		})
+	} else {
+		err = queryEach(ctx, s.ds, prefixShares, visit)
+	}
+	if err != nil {
+		s.seen.abort(rebuild)
+		return err
+	}
+	s.seen.finish(rebuild)
+	return s.deleteShares(ctx, old)
+}
+
+// queryEach calls f with every key and value under prefix.
+func queryEach(ctx context.Context, d ds.Datastore, prefix string, f func(key string, value []byte)) error {
+	res, err := d.Query(ctx, query.Query{Prefix: prefix})
 	if err != nil {
 		return err
 	}
 	defer res.Close()
-	now := s.clock().Unix()
-	var old []ds.Key
-	expired := map[identity.ShareID]bool{}
 	for r := range res.Next() {
 		if r.Error != nil {
 			return r.Error
 		}
-		var rec pb.ShareRecord
-		if proto.Unmarshal(r.Value, &rec) == nil && rec.ExpiresAt > now {
+		f(r.Key, r.Value)
+	}
+	return nil
+}
+
+// shareExpiry reads a ShareRecord's expires_at without decoding the rest
+// (the last one, as a decode would); 0 if the record cannot be read.
+func shareExpiry(v []byte) int64 {
+	var exp int64
+	for len(v) > 0 {
+		num, typ, n := protowire.ConsumeTag(v)
+		if n < 0 {
+			return 0
+		}
+		v = v[n:]
+		if num == 3 && typ == protowire.VarintType {
+			x, n := protowire.ConsumeVarint(v)
+			if n < 0 {
+				return 0
+			}
+			exp = int64(x)
+			v = v[n:]
 			continue
 		}
-		old = append(old, ds.RawKey(r.Key))
-		if id, err := identity.ParseShareID(splitKey(r.Key, prefixShares)[0]); err == nil {
-			expired[id] = true
+		n = protowire.ConsumeFieldValue(num, typ, v)
+		if n < 0 {
+			return 0
+		}
+		v = v[n:]
+	}
+	return exp
+}
+
+// deleteShares deletes share records.
+func (s *store) deleteShares(ctx context.Context, keys []ds.Key) error {
+	for chunk := range slices.Chunk(keys, 4096) {
+		err := s.do(ctx, func(tx *txn) error {
+			for _, k := range chunk {
+				tx.add(mutation{key: k, del: true})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
-	if len(old) == 0 {
-		return nil
-	}
-	return s.do(ctx, func(tx *txn) error {
-		for _, k := range old {
-			tx.add(mutation{key: k, del: true})
-		}
-		s.seen.forget(expired)
-		return nil
-	})
+	return nil
 }
 
 // expireSettled deletes, from the datastore, the id records of settled
