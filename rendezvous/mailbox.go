@@ -226,11 +226,11 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 		mi.held = &heldItem{stored: stored}
 		b.held++
 	} else {
-		muts = []mutation{
+		muts = append([]mutation{
 			{key: mboxKey(it.recipient, seq), value: storedBytes},
 			{key: mboxIDKey(it.recipient, it.id), value: rec.marshal()},
 			b.metaMutation(it.recipient),
-		}
+		}, indexEntries(it.recipient, it.id, rec)...)
 	}
 	b.items = append(b.items, mi)
 	b.bytes += int64(size)
@@ -264,11 +264,12 @@ func (m *mailboxes) persist(r peer.ID, seq uint64) (bool, []mutation) {
 	h := it.held
 	it.held = nil
 	b.held--
-	return true, []mutation{
+	rec := b.ids[it.id]
+	return true, append([]mutation{
 		{key: mboxKey(r, seq), value: mustMarshal(h.stored)},
-		{key: mboxIDKey(r, it.id), value: b.ids[it.id].marshal()},
+		{key: mboxIDKey(r, it.id), value: rec.marshal()},
 		b.metaMutation(r),
-	}
+	}, indexEntries(r, it.id, rec)...)
 }
 
 // metaMutation writes the box's next seq, so that seqs are never reused.
@@ -350,8 +351,10 @@ func (b *box) cut(i int) {
 }
 
 // removeAt settles items[i] of r's box as state (ACKED or WITHDRAWN). An
-// acknowledged item that rests on attestations is listed on disk under its
-// sender, where a later revocation finds it (see storedDep).
+// item that rests on attestations is listed on disk under its sender,
+// where a revocation after its delivery finds it (see storedDep), from
+// when its record is first written: when it is stored (put, persist) or,
+// for an item held in memory, when it is acknowledged.
 func (m *mailboxes) removeAt(r peer.ID, b *box, i int, state pb.ItemState, now time.Time) []mutation {
 	it := b.items[i]
 	b.cut(i)
@@ -373,16 +376,20 @@ func (m *mailboxes) removeAt(r peer.ID, b *box, i int, state pb.ItemState, now t
 			mutation{key: mboxKey(r, it.seq), del: true},
 			mutation{key: mboxIDKey(r, it.id), value: rec.marshal()})
 	}
-	if state == pb.ItemState_ACKED && len(rec.deps) > 0 {
-		muts = append(muts, delivered(r, it.id, rec)...)
+	if it.held != nil && state == pb.ItemState_ACKED {
+		muts = append(muts, indexEntries(r, it.id, rec)...)
 	}
 	return muts
 }
 
-// delivered returns the index entries that let a revocation find r's
-// delivered item id: one under its sender, or, for a record that does not
-// name its sender (written before layout 2), one under each attestation.
-func delivered(r peer.ID, id string, rec idRecord) []mutation {
+// indexEntries returns the index entries that let a revocation find r's
+// item id once it is delivered: one under its sender, or, for a record
+// that does not name its sender (written before layout 2), one under each
+// attestation; none for an item that rests on none.
+func indexEntries(r peer.ID, id string, rec idRecord) []mutation {
+	if len(rec.deps) == 0 {
+		return nil
+	}
 	exp := expiryValue(rec.expires)
 	if rec.from != "" {
 		return []mutation{{key: mboxFromKey(rec.from, r, id), value: exp}}
@@ -596,6 +603,9 @@ func (m *mailboxes) withdraw(rev *identity.Revocation, now time.Time, stored []s
 			if mem, ok := b.ids[d.id]; ok {
 				rec, found = mem, true // newer than the disk's, if it differs
 			}
+		}
+		if found && rec.state == pb.ItemState_PENDING {
+			continue // still waiting: withdrawn above if it rests on att; its entry stays for later
 		}
 		live := found && rec.state == pb.ItemState_ACKED && now.Unix() < rec.expires
 		if !live || !slices.Contains(rec.deps, att) {

@@ -184,16 +184,16 @@ func TestMailboxWithdraw(t *testing.T) {
 	att, other := identity.AttestationID{1}, identity.AttestationID{2}
 	revoked := map[identity.AttestationID]bool{}
 	m := newMailboxes(Quota{Items: 100, Bytes: 1 << 20}, time.Hour, func(a identity.AttestationID) bool { return revoked[a] })
-	m.put(item(bob, "waiting", att), t0)     // seq 1, not yet delivered
-	m.put(item(erin, "seen", att), t0)       // erin's seq 1, delivered below
-	m.put(item(bob, "unrelated", other), t0) // seq 2
-	_, ackMuts := m.ack(erin, []uint64{1}, t0)
-	// The delivered item (whose record names no sender) is listed on disk
-	// under its attestation, and no longer in memory's index of pending
-	// items.
+	m.put(item(bob, "waiting", att), t0)             // seq 1, not yet delivered
+	_, putMuts := m.put(item(erin, "seen", att), t0) // erin's seq 1, delivered below
+	m.put(item(bob, "unrelated", other), t0)         // seq 2
+	m.ack(erin, []uint64{1}, t0)
+	// The stored item (whose record names no sender) is listed on disk
+	// under its attestation from when it is stored; once delivered it is
+	// no longer in memory's index of pending items.
 	depKey := mboxDepKey(att, erin, "seen")
-	if v, ok := mutKeys(ackMuts)[depKey.String()]; !ok || v == "<delete>" {
-		t.Fatalf("ack did not index the delivered item: %v", mutKeys(ackMuts))
+	if v, ok := mutKeys(putMuts)[depKey.String()]; !ok || v == "<delete>" {
+		t.Fatalf("put did not index the item: %v", mutKeys(putMuts))
 	}
 	if _, ok := m.deps[att][depRef{erin, "seen"}]; ok {
 		t.Fatal("a delivered item is still in the pending index")

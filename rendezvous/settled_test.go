@@ -207,8 +207,8 @@ func TestSettledSweepKeepsLiveRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Add(13 * time.Hour) // "old" expired, "young" has 11 hours left
-	if n, err := s.expireSettled(ctx); err != nil || n != 2 {
-		t.Fatalf("swept %d keys (%v), want old's record and its index entry", n, err)
+	if n, err := s.expireSettled(ctx); err != nil || n != 3 {
+		t.Fatalf("swept %d keys (%v), want old's record and the index entries of old and the expired waiting item", n, err)
 	}
 	for _, k := range []ds.Key{mboxIDKey(bob, "young"), mboxFromKey(alice, bob, "young")} {
 		if ok, _ := d.Has(ctx, k); !ok {
@@ -332,5 +332,38 @@ func TestPersistAfterForget(t *testing.T) {
 	state, ok, err := s.persist(ctx, bob, "held", res[0].seq)
 	if err != nil || !ok || state != pb.ItemState_ACKED {
 		t.Fatalf("persist after forget: %v %v %v, want ACKED", state, ok, err)
+	}
+}
+
+// TestPendingItemKeepsItsIndexEntry: an item is listed under its sender
+// from when it is stored; a revocation of another friendship of the
+// sender's, heard while the item waits, must leave the entry for the day
+// a revocation of its own friendship comes after delivery.
+func TestPendingItemKeepsItsIndexEntry(t *testing.T) {
+	ctx := context.Background()
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	clock := &testClock{now: t0}
+	s := openTestStore(t, d, clock)
+	defer s.close()
+	rev := realRevocation(t)
+	alice, bob := rev.Revoker, testPeer(t)
+	if _, err := s.put(ctx, []newItem{sent(alice, bob, "waiting", identity.AttestationID{5})}); err != nil {
+		t.Fatal(err)
+	}
+	key := mboxFromKey(alice, bob, "waiting")
+	if ok, _ := d.Has(ctx, key); !ok {
+		t.Fatal("a stored item is not listed under its sender")
+	}
+	if _, err := s.revoke(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := d.Has(ctx, key); !ok {
+		t.Fatal("a revocation of another friendship dropped the waiting item's entry")
+	}
+	if _, err := s.ack(ctx, bob, []uint64{1}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := d.Has(ctx, key); !ok {
+		t.Fatal("the delivered item lost its entry")
 	}
 }

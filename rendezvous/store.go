@@ -312,6 +312,11 @@ func (s *store) load(ctx context.Context) error {
 			}
 			from, _ := peer.IDFromBytes(item.From)
 			mb.loadItem(r, seq, len(v), &st, item.Kind, from)
+			if migrate {
+				// Layout 2 lists a stored item from when it is stored.
+				rec, _ := mb.state(r, string(st.Id))
+				migration = append(migration, indexEntries(r, string(st.Id), rec)...)
+			}
 			return nil
 		}),
 		migrateScan(func(k []string, v []byte) error {
