@@ -247,20 +247,30 @@ func (s *store) load(ctx context.Context) error {
 		return scan(prefixMboxID, false, f)
 	}
 	// The replay filter is rebuilt from the share records, counted first
-	// so that it is sized without holding every id.
+	// so that it is sized without holding every id (two passes over the
+	// keys, on pebble without the query machinery).
+	shareKeys := func(f func(key string)) error {
+		if sc, ok := s.ds.(orderedScanner); ok {
+			return sc.ScanFrom([]byte(prefixShares), []byte(prefixShares), func(k, _ []byte) bool {
+				f(string(k))
+				return true
+			})
+		}
+		return queryEach(ctx, s.ds, prefixShares, func(k string, _ []byte) { f(k) })
+	}
 	shares := 0
-	if err := scan(prefixShares, true, func([]string, []byte) error { shares++; return nil }); err != nil {
-		return err
+	if err := shareKeys(func(string) { shares++ }); err != nil {
+		return fmt.Errorf("rendezvous: load %s: %w", prefixShares, err)
 	}
 	rebuild := s.seen.begin(2 * shares)
 	err = errors.Join(
-		scan(prefixShares, true, func(k []string, _ []byte) error {
-			id, err := identity.ParseShareID(k[0])
+		shareKeys(func(k string) {
+			id, err := identity.ParseShareID(strings.TrimPrefix(k, prefixShares))
 			if err != nil {
-				return err
+				s.log.Warn("skipping unreadable record", "key", k, "err", err)
+				return
 			}
 			s.seen.include(rebuild, id)
-			return nil
 		}),
 		scan(prefixRevoked, false, func(_ []string, v []byte) error {
 			r, err := verifier.Revocation(v)
