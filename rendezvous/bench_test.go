@@ -3,6 +3,7 @@ package rendezvous
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -199,5 +200,61 @@ func BenchmarkHandleShare(b *testing.B) {
 		if resp := r.acceptShare(context.Background(), s.id, shares[i], nil); resp.Status != protopb.Status_OK {
 			b.Fatalf("%v %s", resp.Status, resp.Text)
 		}
+	}
+}
+
+// BenchmarkRevokeBusySender is a revocation by a sender with n delivered
+// items on a pebble store: it reads every item from or to either friend
+// (see storedDep), under the store's lock, and withdraws the fifth of
+// them that rest on the revoked friendship.
+func BenchmarkRevokeBusySender(b *testing.B) {
+	for _, n := range []int{1000, 20000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			ctx := context.Background()
+			for b.Loop() {
+				b.StopTimer()
+				cfg := DefaultConfig()
+				cfg.MailboxItems = 1 << 30
+				cfg.MailboxBytes = 1 << 40
+				st, err := openStore(ctx, tempPebble(b), &cfg, time.Now, testLogger(b))
+				if err != nil {
+					b.Fatal(err)
+				}
+				rev := realRevocation(b)
+				bob := testPeer(b)
+				items := make([]newItem, n)
+				seqs := make([]uint64, n)
+				for i := range items {
+					dep := identity.AttestationID{byte(i), byte(i >> 8), 1}
+					if i%5 == 0 {
+						dep = rev.AttestationID
+					}
+					items[i] = sent(rev.Revoker, bob, fmt.Sprint(i), dep)
+					items[i].payload = make([]byte, 2000)
+					seqs[i] = uint64(i + 1)
+				}
+				for chunk := range slices.Chunk(items, 1000) {
+					if _, err := st.put(ctx, chunk); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := st.ack(ctx, bob, seqs); err != nil {
+					b.Fatal(err)
+				}
+				st.mu.Lock()
+				st.mb.forget(time.Now().Add(time.Hour)) // delivered long ago: on disk only
+				st.mu.Unlock()
+				b.StartTimer()
+				if _, err := st.revoke(ctx, rev); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if got := len(st.pending(bob, 0, n)); got != n/5 {
+					b.Fatalf("%d withdrawal notices, want %d", got, n/5)
+				}
+				st.close()
+				b.StartTimer()
+			}
+		})
 	}
 }
