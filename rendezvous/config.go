@@ -80,6 +80,15 @@ type Config struct {
 	MailboxItems int `json:"mailbox_items"`
 	// MailboxBytes is the per-recipient quota of stored bytes. Default 64 MiB.
 	MailboxBytes int64 `json:"mailbox_bytes"`
+	// StoreItems and StoreBytes bound the items waiting in all mailboxes
+	// together, and their stored bytes: past them every new item is
+	// refused (MAILBOX_FULL, "the relay's store is full"), so that
+	// identities made up by the thousand cannot fill the disk (or the
+	// memory: a waiting item's metadata takes about 1 KB, 3 KB when each
+	// item rests on friendships of its own) with a mailbox each. Defaults
+	// 500,000 items and 8 GiB.
+	StoreItems int   `json:"store_items"`
+	StoreBytes int64 `json:"store_bytes"`
 	// MailboxTTL is how long an undelivered item is kept, and how long an
 	// item id is remembered so that retries are not delivered twice.
 	// Default 30 days.
@@ -170,6 +179,8 @@ func DefaultConfig() Config {
 		RequestsPerAdd:  protocols.MaxRequestsPerAdd,
 		MailboxItems:    20000,
 		MailboxBytes:    64 << 20,
+		StoreItems:      500_000,
+		StoreBytes:      8 << 30,
 		MailboxTTL:      Duration(30 * 24 * time.Hour),
 		SweepInterval:   Duration(time.Minute),
 		RegistrationTTL: Duration(10 * time.Minute),
@@ -229,6 +240,8 @@ func (c *Config) Validate() error {
 		"requests_per_add must be 1..%d, not %d", protocols.MaxRequestsPerAdd, c.RequestsPerAdd)
 	check(c.MailboxItems >= 1, "mailbox_items must be positive, not %d", c.MailboxItems)
 	check(c.MailboxBytes >= protocols.MaxInboxMessage, "mailbox_bytes must be at least %d, not %d", protocols.MaxInboxMessage, c.MailboxBytes)
+	check(c.StoreItems >= 1, "store_items must be positive, not %d", c.StoreItems)
+	check(c.StoreBytes >= protocols.MaxInboxMessage, "store_bytes must be at least %d, not %d", protocols.MaxInboxMessage, c.StoreBytes)
 	check(c.MailboxTTL.D() >= time.Minute, "mailbox_ttl must be at least 1m, not %s", c.MailboxTTL.D())
 	check(c.SweepInterval.D() >= time.Second, "sweep_interval must be at least 1s, not %s", c.SweepInterval.D())
 	check(c.RegistrationTTL.D() >= time.Second, "registration_ttl must be at least 1s, not %s", c.RegistrationTTL.D())

@@ -216,7 +216,11 @@ func (r *Relay) acceptShare(ctx context.Context, remote peer.ID, raw []byte, rea
 		switch out.results[i].outcome {
 		case putOverQuota:
 			full++
-			resp.Failures = append(resp.Failures, &pb.Failure{Peer: []byte(t.Peer), Role: pb.Role_TARGET, Reason: pb.Reason_MAILBOX_FULL})
+			f := &pb.Failure{Peer: []byte(t.Peer), Role: pb.Role_TARGET, Reason: pb.Reason_MAILBOX_FULL}
+			if out.results[i].storeFull {
+				f.Detail = "the relay's store is full; retry later or through another relay"
+			}
+			resp.Failures = append(resp.Failures, f)
 		case putWithdrawn:
 			resp.Failures = append(resp.Failures, &pb.Failure{Peer: []byte(t.Peer), Role: pb.Role_TARGET, Reason: pb.Reason_REVOKED,
 				Detail: "a friendship this share rests on was revoked"})

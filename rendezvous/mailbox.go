@@ -40,6 +40,15 @@ type Quota struct {
 	Bytes int64 // stored bytes of pending items
 }
 
+// Budget bounds all mailboxes of a relay together: a per-recipient quota
+// alone lets identities made up by the thousand (a target needs only an
+// attestation, which one person can sign with two keys) fill the disk with
+// a mailbox each. Zero fields are unbounded.
+type Budget struct {
+	Items int   // pending items in all mailboxes
+	Bytes int64 // their stored bytes
+}
+
 // mutation is one datastore write the model asks for.
 type mutation struct {
 	key   ds.Key
@@ -106,7 +115,9 @@ type mailboxes struct {
 	quota   Quota
 	ttl     time.Duration
 	revoked func(identity.AttestationID) bool
-	total   int // pending items in all mailboxes
+	budget  Budget
+	total   int   // pending items in all mailboxes
+	bytes   int64 // and their stored bytes
 	// recent lists the settled id records still in memory, oldest first;
 	// forget drops those settled more than recentTTL ago.
 	recent    []settledRef
@@ -172,15 +183,21 @@ const (
 )
 
 type putResult struct {
-	outcome putOutcome
-	seq     uint64
-	held    bool // stored in memory only, for now
+	outcome   putOutcome
+	seq       uint64
+	held      bool // stored in memory only, for now
+	storeFull bool // putOverQuota because the relay's Budget is spent
 }
 
 // put stores it unless its id was seen, it rests on a revoked attestation,
 // or the mailbox is full.
 func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
-	b := m.box(it.recipient)
+	// A recipient's box is made only when something is stored for it,
+	// so that refused items leave nothing behind.
+	b := m.boxes[it.recipient]
+	if b == nil {
+		b = &box{nextSeq: 1}
+	}
 	if rec, ok := b.ids[it.id]; ok && now.Unix() < rec.expires {
 		switch rec.state {
 		case pb.ItemState_PENDING:
@@ -218,6 +235,13 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 	if len(b.items) >= m.quota.Items || b.bytes+int64(size) > m.quota.Bytes {
 		return putResult{outcome: putOverQuota}, nil
 	}
+	if (m.budget.Items > 0 && m.total >= m.budget.Items) || (m.budget.Bytes > 0 && m.bytes+int64(size) > m.budget.Bytes) {
+		return putResult{outcome: putOverQuota, storeFull: true}, nil
+	}
+	if b.ids == nil {
+		b.ids = map[string]idRecord{}
+		m.boxes[it.recipient] = b
+	}
 	b.nextSeq++
 	rec := idRecord{seq: seq, state: pb.ItemState_PENDING, kind: it.kind, expires: expires, deps: it.deps, from: it.from}
 	mi := mailItem{seq: seq, id: it.id, size: size, expires: expires, deps: it.deps}
@@ -237,6 +261,7 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 	b.ids[it.id] = rec
 	b.idsPeak = max(b.idsPeak, len(b.ids))
 	m.total++
+	m.bytes += int64(size)
 	for _, d := range it.deps {
 		refs := m.deps[d]
 		if refs == nil {
@@ -360,6 +385,7 @@ func (m *mailboxes) removeAt(r peer.ID, b *box, i int, state pb.ItemState, now t
 	b.cut(i)
 	b.bytes -= int64(it.size)
 	m.total--
+	m.bytes -= int64(it.size)
 	rec := b.ids[it.id]
 	rec.state = state
 	b.ids[it.id] = rec
@@ -666,6 +692,7 @@ func (m *mailboxes) expire(now time.Time) (dropped int, muts []mutation) {
 			}
 			b.bytes -= int64(it.size)
 			m.total--
+			m.bytes -= int64(it.size)
 			dropped++
 			if it.held != nil {
 				b.held--
@@ -722,6 +749,7 @@ func (m *mailboxes) loadItem(r peer.ID, seq uint64, size int, st *pb.StoredItem,
 		b.nextSeq = seq + 1
 	}
 	m.total++
+	m.bytes += int64(size)
 	b.ids[it.id] = idRecord{seq: seq, state: pb.ItemState_PENDING, kind: kind, expires: it.expires, deps: it.deps, from: from}
 	b.idsPeak = max(b.idsPeak, len(b.ids))
 	for _, a := range it.deps {

@@ -541,3 +541,45 @@ func mutKeys(muts []mutation) map[string]string {
 	}
 	return out
 }
+
+// TestMailboxBudget: the relay's budget bounds all mailboxes together,
+// counts what leaves them, and a refused item leaves no mailbox behind.
+func TestMailboxBudget(t *testing.T) {
+	m := newMailboxes(Quota{Items: 100, Bytes: 1 << 20}, time.Hour, nil)
+	m.budget = Budget{Items: 3}
+	var peers []peer.ID
+	for i := range 3 {
+		p := testPeer(t)
+		peers = append(peers, p)
+		if res, _ := m.put(item(p, fmt.Sprint("s", i)), t0); res.outcome != putStored {
+			t.Fatalf("put %d under the budget: %+v", i, res)
+		}
+	}
+	sybil := testPeer(t)
+	res, muts := m.put(item(sybil, "flood"), t0)
+	if res.outcome != putOverQuota || !res.storeFull || len(muts) != 0 {
+		t.Fatalf("put past the budget: %+v, %d mutations", res, len(muts))
+	}
+	if _, ok := m.boxes[sybil]; ok {
+		t.Fatal("a refused item left a mailbox behind")
+	}
+	// Per-recipient quota refusals are not the store's.
+	small := newMailboxes(Quota{Items: 1, Bytes: 1 << 20}, time.Hour, nil)
+	small.put(item(sybil, "a"), t0)
+	if res, _ := small.put(item(sybil, "b"), t0); res.outcome != putOverQuota || res.storeFull {
+		t.Fatalf("mailbox quota: %+v", res)
+	}
+	// Delivery and expiry give the room back, in items and in bytes.
+	m.ack(peers[0], []uint64{1}, t0)
+	if res, _ := m.put(item(sybil, "flood"), t0); res.outcome != putStored {
+		t.Fatalf("put after a delivery: %+v", res)
+	}
+	m.expire(t0.Add(2 * time.Hour))
+	if m.total != 0 || m.bytes != 0 {
+		t.Fatalf("after expiry: %d items, %d bytes counted", m.total, m.bytes)
+	}
+	m.budget = Budget{Bytes: 10}
+	if res, _ := m.put(item(sybil, "big"), t0.Add(2*time.Hour)); res.outcome != putOverQuota || !res.storeFull {
+		t.Fatalf("put past the byte budget: %+v", res)
+	}
+}

@@ -85,6 +85,9 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 		_, total := r.store.depth("")
 		return float64(total)
 	})
+	mailboxBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kith_relay_mailbox_bytes", Help: "Stored bytes of the items waiting in all mailboxes (bounded by store_bytes).",
+	}, func() float64 { return float64(r.store.pendingBytes()) })
 	sigs := r.verifier.Batcher()
 	sealBatches := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "kith_relay_seal_batches_total", Help: "Batches of share seal signatures verified together.",
@@ -100,7 +103,7 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 	}, func() float64 { return float64(r.sessions.count()) })
 	for _, c := range []prometheus.Collector{m.shares, m.shareFailures, m.verifySeconds, m.stored, m.pushed,
 		m.delivered, m.expired, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, m.dht, m.relayPeers, m.held,
-		mailbox, online, sealBatches, sealBatched, sealFallbacks} {
+		mailbox, mailboxBytes, online, sealBatches, sealBatched, sealFallbacks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package rendezvous
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,4 +187,22 @@ func FuzzShareExpiry(f *testing.F) {
 			t.Fatalf("read %d, a full decode says %d", got, rec.ExpiresAt)
 		}
 	})
+}
+
+// TestStoreBudgetRefusesShares: past store_items a share is refused for
+// its target with MAILBOX_FULL, and the sender is told it is the relay's
+// store that is full, not the target's mailbox.
+func TestStoreBudgetRefusesShares(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.StoreItems = 1
+	r := startRelay(t, nil, WithConfig(cfg))
+	s := newBenchSharer(t)
+	if resp := r.acceptShare(context.Background(), s.id, s.share(t).Raw, nil); resp.Status != protopb.Status_OK {
+		t.Fatalf("first share: %v %s", resp.Status, resp.Text)
+	}
+	resp := r.acceptShare(context.Background(), s.id, s.share(t).Raw, nil)
+	if resp.Status != protopb.Status_QUOTA_EXCEEDED || len(resp.Failures) != 1 ||
+		resp.Failures[0].Reason != protopb.Reason_MAILBOX_FULL || !strings.Contains(resp.Failures[0].Detail, "store is full") {
+		t.Fatalf("share past the budget: %v %s %v", resp.Status, resp.Text, resp.Failures)
+	}
 }

@@ -195,6 +195,7 @@ func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() tim
 	}
 	s.mb = newMailboxes(Quota{Items: cfg.MailboxItems, Bytes: cfg.MailboxBytes}, cfg.MailboxTTL.D(), s.revoked.Revoked)
 	s.mb.recentTTL = cfg.DeliverWait.D() + recentSlack
+	s.mb.budget = Budget{Items: cfg.StoreItems, Bytes: cfg.StoreBytes}
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
@@ -207,6 +208,7 @@ func (s *store) load(ctx context.Context) error {
 	verifier := identity.NewVerifier(identity.WithCacheSize(0))
 	mb := newMailboxes(s.mb.quota, s.mb.ttl, s.revoked.Revoked)
 	mb.recentTTL = s.mb.recentTTL
+	mb.budget = s.mb.budget
 	layout, err := s.ds.Get(ctx, layoutKey)
 	if err != nil && !errors.Is(err, ds.ErrNotFound) {
 		return fmt.Errorf("rendezvous: load layout: %w", err)
@@ -664,6 +666,14 @@ func (s *store) depth(r peer.ID) (mine, total int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mb.depth(r), s.mb.total
+}
+
+// pendingBytes returns the stored bytes of the items waiting in all
+// mailboxes.
+func (s *store) pendingBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mb.bytes
 }
 
 // itemState returns what r's mailbox knows of item id.
