@@ -105,13 +105,82 @@ type depRef struct {
 	id        string
 }
 
+// depRefs is the set of pending items resting on one attestation, with
+// their expiry. The first is kept inline: most attestations carry one or
+// a few, and a Go map holding one entry costs about 370 bytes (items that
+// each rest on six friendships of their own cost 3.4 KB of memory apiece
+// with a map per attestation, 1.4 KB with this; 1.1 KB when attestations
+// are shared).
+type depRefs struct {
+	first    depRef
+	firstExp int64
+	has      bool
+	rest     map[depRef]int64
+}
+
+func (d *depRefs) add(r depRef, exp int64) {
+	switch {
+	case d.has && d.first == r:
+		d.firstExp = exp
+	case !d.has && !d.inRest(r):
+		d.first, d.firstExp, d.has = r, exp, true
+	default: // new to the rest, or already there
+		if d.rest == nil {
+			d.rest = map[depRef]int64{}
+		}
+		d.rest[r] = exp
+	}
+}
+
+func (d *depRefs) inRest(r depRef) bool {
+	_, ok := d.rest[r]
+	return ok
+}
+
+func (d *depRefs) remove(r depRef) {
+	if d.has && d.first == r {
+		d.first, d.firstExp, d.has = depRef{}, 0, false
+		return
+	}
+	delete(d.rest, r)
+}
+
+func (d *depRefs) len() int {
+	n := len(d.rest)
+	if d.has {
+		n++
+	}
+	return n
+}
+
+// each calls f with every item and its expiry; f may remove the one it is
+// given.
+func (d *depRefs) each(f func(r depRef, exp int64)) {
+	if d.has {
+		f(d.first, d.firstExp)
+	}
+	for r, exp := range d.rest {
+		f(r, exp)
+	}
+}
+
+// index notes that r's pending item id rests on att until exp.
+func (m *mailboxes) index(att identity.AttestationID, r peer.ID, id string, exp int64) {
+	refs := m.deps[att]
+	if refs == nil {
+		refs = &depRefs{}
+		m.deps[att] = refs
+	}
+	refs.add(depRef{r, id}, exp)
+}
+
 // mailboxes is the model of every mailbox of one relay. It is not safe for
 // concurrent use; the store serialises access.
 type mailboxes struct {
 	boxes map[peer.ID]*box
 	// deps lists the pending items resting on each attestation (the
 	// delivered ones are found on disk, see storedDep).
-	deps    map[identity.AttestationID]map[depRef]int64
+	deps    map[identity.AttestationID]*depRefs
 	quota   Quota
 	ttl     time.Duration
 	revoked func(identity.AttestationID) bool
@@ -140,7 +209,7 @@ func newMailboxes(q Quota, ttl time.Duration, revoked func(identity.AttestationI
 		revoked = func(identity.AttestationID) bool { return false }
 	}
 	return &mailboxes{
-		boxes: map[peer.ID]*box{}, deps: map[identity.AttestationID]map[depRef]int64{},
+		boxes: map[peer.ID]*box{}, deps: map[identity.AttestationID]*depRefs{},
 		quota: q, ttl: ttl, revoked: revoked, recentTTL: defaultRecentTTL,
 	}
 }
@@ -263,12 +332,7 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 	m.total++
 	m.bytes += int64(size)
 	for _, d := range it.deps {
-		refs := m.deps[d]
-		if refs == nil {
-			refs = map[depRef]int64{}
-			m.deps[d] = refs
-		}
-		refs[depRef{it.recipient, it.id}] = expires
+		m.index(d, it.recipient, it.id, expires)
 	}
 	return putResult{outcome: putStored, seq: seq, held: it.hold}, muts
 }
@@ -431,10 +495,11 @@ func indexEntries(r peer.ID, id string, rec idRecord) []mutation {
 // dependencies.
 func (m *mailboxes) unindex(r peer.ID, id string, deps []identity.AttestationID) {
 	for _, d := range deps {
-		refs := m.deps[d]
-		delete(refs, depRef{r, id})
-		if len(refs) == 0 {
-			delete(m.deps, d)
+		if refs := m.deps[d]; refs != nil {
+			refs.remove(depRef{r, id})
+			if refs.len() == 0 {
+				delete(m.deps, d)
+			}
 		}
 	}
 }
@@ -595,11 +660,11 @@ type storedDep struct {
 // It returns the recipients whose mailboxes changed.
 func (m *mailboxes) withdraw(rev *identity.Revocation, now time.Time, stored []storedDep) (touched []peer.ID, muts []mutation) {
 	att := rev.AttestationID
-	refs := m.deps[att]
 	// Visit in a fixed order so the same revocation gives the same seqs.
-	ordered := make([]depRef, 0, len(refs))
-	for ref := range refs {
-		ordered = append(ordered, ref)
+	var ordered []depRef
+	if refs := m.deps[att]; refs != nil {
+		ordered = make([]depRef, 0, refs.len())
+		refs.each(func(r depRef, _ int64) { ordered = append(ordered, r) })
 	}
 	sort.Slice(ordered, func(i, j int) bool {
 		if ordered[i].recipient != ordered[j].recipient {
@@ -709,12 +774,12 @@ func (m *mailboxes) expire(now time.Time) (dropped int, muts []mutation) {
 		}
 	}
 	for att, refs := range m.deps {
-		for ref, exp := range refs {
+		refs.each(func(r depRef, exp int64) {
 			if t >= exp {
-				delete(refs, ref) // it lived in the id record, deleted above
+				refs.remove(r) // it lived in the id record, deleted above
 			}
-		}
-		if len(refs) == 0 {
+		})
+		if refs.len() == 0 {
 			delete(m.deps, att)
 		}
 	}
@@ -756,12 +821,7 @@ func (m *mailboxes) loadItem(r peer.ID, seq uint64, size int, st *pb.StoredItem,
 		if m.revoked(a) {
 			continue // withdrawn already, when the revocation came
 		}
-		refs := m.deps[a]
-		if refs == nil {
-			refs = map[depRef]int64{}
-			m.deps[a] = refs
-		}
-		refs[depRef{r, it.id}] = it.expires
+		m.index(a, r, it.id, it.expires)
 	}
 }
 

@@ -195,7 +195,7 @@ func TestMailboxWithdraw(t *testing.T) {
 	if v, ok := mutKeys(putMuts)[depKey.String()]; !ok || v == "<delete>" {
 		t.Fatalf("put did not index the item: %v", mutKeys(putMuts))
 	}
-	if _, ok := m.deps[att][depRef{erin, "seen"}]; ok {
+	if _, ok := m.depIndex()[att][depRef{erin, "seen"}]; ok {
 		t.Fatal("a delivered item is still in the pending index")
 	}
 	seen, _ := m.state(erin, "seen")
@@ -305,7 +305,7 @@ func TestStoreMatchesModel(t *testing.T) {
 	if got := s2.pending(erin, 20, 10); len(got) != 1 {
 		t.Fatalf("erin's withdrawal notice after reload: %v", got)
 	}
-	if !reflect.DeepEqual(s.mb.deps, s2.mb.deps) || s.mb.total != s2.mb.total {
+	if !reflect.DeepEqual(s.mb.depIndex(), s2.mb.depIndex()) || s.mb.total != s2.mb.total {
 		t.Fatalf("reloaded deps or totals differ: %d vs %d", s.mb.total, s2.mb.total)
 	}
 }
@@ -581,5 +581,57 @@ func TestMailboxBudget(t *testing.T) {
 	m.budget = Budget{Bytes: 10}
 	if res, _ := m.put(item(sybil, "big"), t0.Add(2*time.Hour)); res.outcome != putOverQuota || !res.storeFull {
 		t.Fatalf("put past the byte budget: %+v", res)
+	}
+}
+
+// depIndex is the index of pending items' dependencies as plain maps,
+// whichever of an attestation's items is kept inline.
+func (m *mailboxes) depIndex() map[identity.AttestationID]map[depRef]int64 {
+	out := map[identity.AttestationID]map[depRef]int64{}
+	for att, refs := range m.deps {
+		out[att] = map[depRef]int64{}
+		refs.each(func(r depRef, exp int64) { out[att][r] = exp })
+	}
+	return out
+}
+
+// TestDepRefs: the set of items on one attestation, its first kept
+// inline, behaves as a map.
+func TestDepRefs(t *testing.T) {
+	var d depRefs
+	want := map[depRef]int64{}
+	check := func(step string) {
+		t.Helper()
+		got := map[depRef]int64{}
+		d.each(func(r depRef, exp int64) {
+			if _, dup := got[r]; dup {
+				t.Fatalf("%s: %v listed twice", step, r)
+			}
+			got[r] = exp
+		})
+		if !reflect.DeepEqual(got, want) || d.len() != len(want) {
+			t.Fatalf("%s: %v (len %d), want %v", step, got, d.len(), want)
+		}
+	}
+	a, b, c := depRef{"p", "a"}, depRef{"p", "b"}, depRef{"q", "c"}
+	for _, step := range []struct {
+		name string
+		do   func()
+	}{
+		{"add a", func() { d.add(a, 1); want[a] = 1 }},
+		{"add b", func() { d.add(b, 2); want[b] = 2 }},
+		{"update a", func() { d.add(a, 3); want[a] = 3 }},
+		{"remove a", func() { d.remove(a); delete(want, a) }},
+		{"update b in the rest", func() { d.add(b, 4); want[b] = 4 }},
+		{"add c inline again", func() { d.add(c, 5); want[c] = 5 }},
+		{"update b", func() { d.add(b, 6); want[b] = 6 }},
+		{"remove absent", func() { d.remove(a) }},
+		{"remove all", func() {
+			d.each(func(r depRef, _ int64) { d.remove(r) })
+			clear(want)
+		}},
+	} {
+		step.do()
+		check(step.name)
 	}
 }

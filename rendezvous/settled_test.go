@@ -57,7 +57,7 @@ func (s *store) inMemory() (ids, deps, recent int) {
 		ids += len(b.ids)
 	}
 	for _, refs := range s.mb.deps {
-		deps += len(refs)
+		deps += refs.len()
 	}
 	return ids, deps, len(s.mb.recent)
 }
