@@ -184,10 +184,15 @@ func TestSettledRecordsLeaveMemory(t *testing.T) {
 }
 
 // TestSettledSweepKeepsLiveRecords: the sweep deletes only what has
-// expired, and a key rewritten between its scan and its delete survives.
+// expired, on either kind of datastore (pebble is scanned with its own
+// iterator).
 func TestSettledSweepKeepsLiveRecords(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testSettledSweep(t, dssync.MutexWrap(ds.NewMapDatastore())) })
+	t.Run("pebble", func(t *testing.T) { testSettledSweep(t, tempPebble(t)) })
+}
+
+func testSettledSweep(t *testing.T, d ds.Batching) {
 	ctx := context.Background()
-	d := dssync.MutexWrap(ds.NewMapDatastore())
 	clock := &testClock{now: t0}
 	s := openTestStore(t, d, clock)
 	defer s.close()
