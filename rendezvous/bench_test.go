@@ -205,8 +205,8 @@ func BenchmarkHandleShare(b *testing.B) {
 
 // BenchmarkRevokeBusySender is a revocation by a sender with n delivered
 // items on a pebble store: it reads every item from or to either friend
-// (see storedDep), under the store's lock, and withdraws the fifth of
-// them that rest on the revoked friendship.
+// (see storedDep) and withdraws the fifth of them that rest on the
+// revoked friendship, withdrawChunk items per commit.
 func BenchmarkRevokeBusySender(b *testing.B) {
 	for _, n := range []int{1000, 20000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {

@@ -27,6 +27,9 @@ import (
 //	/kith/mboxdep/<attestation>/<recipient>/<item id>
 //	                                        the same, for an item whose record
 //	                                        does not name its sender
+//	/kith/withdrawing/<attestation id>      identity revocation bytes: its
+//	                                        delivered items are still being
+//	                                        withdrawn (resumed at start)
 //	/kith/layout                            layoutVersion
 //	/kith/shares/<share id>                 ShareRecord
 //	/kith/revoked/<attestation id>          identity revocation bytes
@@ -37,6 +40,7 @@ const (
 	prefixMboxMeta = "/kith/mboxmeta/"
 	prefixMboxDep  = "/kith/mboxdep/"
 	prefixMboxFrom = "/kith/mboxfrom/"
+	prefixWithdraw = "/kith/withdrawing/"
 	prefixShares   = "/kith/shares/"
 	prefixRevoked  = "/kith/revoked/"
 	prefixProfiles = "/kith/profiles/"
@@ -107,6 +111,10 @@ func peerText(r peer.ID) string {
 func shareKey(id identity.ShareID) ds.Key { return ds.RawKey(prefixShares + id.String()) }
 
 func revokedKey(id identity.AttestationID) ds.Key { return ds.RawKey(prefixRevoked + id.String()) }
+
+func withdrawingKey(id identity.AttestationID) ds.Key {
+	return ds.RawKey(prefixWithdraw + id.String())
+}
 
 func profileKey(p peer.ID) ds.Key { return ds.RawKey(prefixProfiles + p.String()) }
 

@@ -372,3 +372,49 @@ func TestPendingItemKeepsItsIndexEntry(t *testing.T) {
 		t.Fatal("the delivered item lost its entry")
 	}
 }
+
+// TestWithdrawalResumesAtStart: a relay stopped between recording a
+// revocation and withdrawing the delivered items resting on it (which
+// happens a chunk at a time) finishes at its next start, once.
+func TestWithdrawalResumesAtStart(t *testing.T) {
+	ctx := context.Background()
+	d := dssync.MutexWrap(ds.NewMapDatastore())
+	clock := &testClock{now: t0}
+	s := openTestStore(t, d, clock)
+	rev := realRevocation(t)
+	bob := testPeer(t)
+	const n = 2*withdrawChunk + 10
+	var items []newItem
+	var seqs []uint64
+	for i := range n {
+		items = append(items, sent(rev.Revoker, bob, fmt.Sprint("d", i), rev.AttestationID))
+		seqs = append(seqs, uint64(i+1))
+	}
+	if _, err := s.put(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ack(ctx, bob, seqs); err != nil {
+		t.Fatal(err)
+	}
+	s.close()
+	// What the revocation's first operation writes, and no more.
+	for _, k := range []ds.Key{revokedKey(rev.AttestationID), withdrawingKey(rev.AttestationID)} {
+		if err := d.Put(ctx, k, rev.Raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = openTestStore(t, d, clock)
+	if got := s.pending(bob, 0, 2*n); len(got) != n {
+		t.Fatalf("%d withdrawal notices after the restart, want %d", len(got), n)
+	}
+	if ok, _ := d.Has(ctx, withdrawingKey(rev.AttestationID)); ok {
+		t.Fatal("the mark survived the finished withdrawal")
+	}
+	s.close()
+	// A second start has nothing to do.
+	s = openTestStore(t, d, clock)
+	defer s.close()
+	if got := s.pending(bob, 0, 2*n); len(got) != n {
+		t.Fatalf("%d withdrawal notices after a second restart, want %d", len(got), n)
+	}
+}

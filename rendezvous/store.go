@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +45,9 @@ type store struct {
 	profiles map[peer.ID]*identity.Profile
 	revoked  *identity.RevocationSet
 	seen     *seenShares // which share ids have records, without reading them
+	// withdrawing holds the revocations whose delivered items a stopped
+	// relay had not finished withdrawing, found by load.
+	withdrawing []*identity.Revocation
 
 	ops    chan *op
 	quit   chan struct{}
@@ -123,39 +125,6 @@ func (tx *txn) recall(r peer.ID, id string) {
 	tx.s.mb.recall(r, id, idRecordOf(&rec), tx.now)
 }
 
-// scan returns the keys and values under prefix as they will be once the
-// group commits, in key order.
-func (tx *txn) scan(ctx context.Context, prefix string) ([]string, [][]byte, error) {
-	res, err := tx.s.ds.Query(ctx, query.Query{Prefix: prefix})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer res.Close()
-	found := map[string][]byte{}
-	for r := range res.Next() {
-		if r.Error != nil {
-			return nil, nil, r.Error
-		}
-		found[r.Key] = r.Value
-	}
-	for k, m := range tx.pending {
-		if !strings.HasPrefix(k.String(), prefix) {
-			continue
-		}
-		if m.del {
-			delete(found, k.String())
-		} else {
-			found[k.String()] = m.value
-		}
-	}
-	keys := slices.Sorted(maps.Keys(found))
-	values := make([][]byte, len(keys))
-	for i, k := range keys {
-		values[i] = found[k]
-	}
-	return keys, values, nil
-}
-
 // noSync marks the current operation as one whose loss in a crash is
 // harmless (see doLazy), once its apply has seen what it writes.
 func (tx *txn) noSync() { tx.cur.lazy = true }
@@ -200,6 +169,14 @@ func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() tim
 		return nil, err
 	}
 	go s.run()
+	for _, rev := range s.withdrawing {
+		if err := s.withdrawDelivered(ctx, rev); err != nil {
+			s.close()
+			return nil, fmt.Errorf("rendezvous: finish withdrawing what rested on %s: %w", rev.AttestationID, err)
+		}
+		log.Info("finished withdrawing what rested on a revoked friendship", "attestation", rev.AttestationID.String())
+	}
+	s.withdrawing = nil
 	return s, nil
 }
 
@@ -220,6 +197,7 @@ func (s *store) load(ctx context.Context) error {
 	// dependencies only in their id records: index them once.
 	migrate := len(layout) == 0
 	var migration []mutation
+	var withdrawing []*identity.Revocation
 	now := s.clock()
 	scan := func(prefix string, keysOnly bool, f func(rest []string, value []byte) error) error {
 		res, err := s.ds.Query(ctx, query.Query{Prefix: prefix, KeysOnly: keysOnly})
@@ -274,6 +252,14 @@ func (s *store) load(ctx context.Context) error {
 				return err
 			}
 			s.revoked.Add(r)
+			return nil
+		}),
+		scan(prefixWithdraw, false, func(_ []string, v []byte) error {
+			r, err := verifier.Revocation(v)
+			if err != nil {
+				return err
+			}
+			withdrawing = append(withdrawing, r)
 			return nil
 		}),
 		scan(prefixProfiles, false, func(_ []string, v []byte) error {
@@ -367,6 +353,7 @@ func (s *store) load(ctx context.Context) error {
 	}
 	mb.finishLoad()
 	s.mb = mb
+	s.withdrawing = withdrawing
 	s.seen.finish(rebuild)
 	return nil
 }
@@ -844,21 +831,28 @@ func (s *store) shareRecord(ctx context.Context, id identity.ShareID) (*pb.Share
 }
 
 // revoke records a verified revocation and withdraws what rested on it.
-// It reports whether the revocation was new.
+// It reports whether the revocation was new. One operation records it,
+// withdraws the items still waiting and marks the revocation as being
+// withdrawn; from then on nothing new can rest on the attestation, so the
+// delivered items it withdraws are a fixed set, read outside the store's
+// lock and withdrawn a chunk per operation (see withdrawDelivered): a
+// revocation by a busy sender does not stop every other commit. A relay
+// that stops before the last chunk resumes at its next start.
 func (s *store) revoke(ctx context.Context, r *identity.Revocation) (bool, error) {
-	fresh := false
+	fresh, unfinished := false, false
 	err := s.do(ctx, func(tx *txn) error {
 		if s.revoked.Revoked(r.AttestationID) {
+			// Heard again while (or after) its withdrawal failed halfway:
+			// finish it now rather than at the next start.
+			_, err := tx.get(ctx, withdrawingKey(r.AttestationID))
+			unfinished = err == nil
 			return nil
 		}
 		fresh = true
-		stored, err := tx.storedDeps(ctx, r)
-		if err != nil {
-			return err
-		}
 		s.revoked.Add(r)
-		tx.add(mutation{key: revokedKey(r.AttestationID), value: r.Raw})
-		touched, muts := s.mb.withdraw(r, tx.now, stored)
+		tx.add(mutation{key: revokedKey(r.AttestationID), value: r.Raw},
+			mutation{key: withdrawingKey(r.AttestationID), value: r.Raw})
+		touched, muts := s.mb.withdraw(r, tx.now, nil)
 		tx.add(muts...)
 		tx.touched = append(tx.touched, touched...)
 		// Tell the other friend, if this is their relay: the friendship
@@ -871,39 +865,83 @@ func (s *store) revoke(ctx context.Context, r *identity.Revocation) (bool, error
 		}
 		return nil
 	})
-	if err != nil {
-		return false, err
+	if err != nil || !(fresh || unfinished) {
+		return fresh, err
 	}
-	return fresh, nil
+	return fresh, s.withdrawDelivered(ctx, r)
 }
 
-// storedDeps reads from the datastore the delivered items that may rest
+// withdrawChunk is how many delivered items one operation of
+// withdrawDelivered handles.
+const withdrawChunk = 512
+
+// withdrawDelivered withdraws the delivered items resting on rev's
+// attestation (a withdrawal notice each), then clears the mark revoke
+// left. It may run again for the same revocation (after a restart):
+// what it already withdrew says so in its record and is skipped.
+func (s *store) withdrawDelivered(ctx context.Context, rev *identity.Revocation) error {
+	cands, err := s.storedDeps(ctx, rev)
+	if err != nil {
+		return err
+	}
+	for chunk := range slices.Chunk(cands, withdrawChunk) {
+		err := s.do(ctx, func(tx *txn) error {
+			for i := range chunk {
+				d := &chunk[i]
+				d.rec, d.found = idRecord{}, false
+				if d.recipient == "" {
+					continue // an unreadable index entry: withdraw deletes it
+				}
+				v, err := tx.get(ctx, mboxIDKey(d.recipient, d.id))
+				switch {
+				case err == nil:
+					var rec pb.ItemRecord
+					if proto.Unmarshal(v, &rec) == nil {
+						d.rec, d.found = idRecordOf(&rec), true
+					}
+				case !errors.Is(err, ds.ErrNotFound):
+					return fmt.Errorf("rendezvous: read a delivered item's record: %w", err)
+				}
+			}
+			touched, muts := s.mb.withdraw(rev, tx.now, chunk)
+			tx.add(muts...)
+			tx.touched = append(tx.touched, touched...)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return s.do(ctx, func(tx *txn) error {
+		tx.add(mutation{key: withdrawingKey(rev.AttestationID), del: true})
+		return nil
+	})
+}
+
+// storedDeps lists from the datastore the delivered items that may rest
 // on rev's attestation: those indexed under it, and those from or to
-// either friend (see storedDep), with their id records.
-func (tx *txn) storedDeps(ctx context.Context, rev *identity.Revocation) ([]storedDep, error) {
+// either friend (see storedDep). Their records are read when each chunk
+// is withdrawn.
+func (s *store) storedDeps(ctx context.Context, rev *identity.Revocation) ([]storedDep, error) {
 	type ref struct {
 		r  peer.ID
 		id string
 	}
-	byRef := map[ref]*storedDep{}
-	var order []ref
-	note := func(r peer.ID, id string) *storedDep {
+	byRef := map[ref]int{}
+	var out []storedDep
+	note := func(r peer.ID, id string, keys ...ds.Key) {
 		k := ref{r, id}
-		d := byRef[k]
-		if d == nil {
-			d = &storedDep{recipient: r, id: id}
-			byRef[k] = d
-			order = append(order, k)
+		i, ok := byRef[k]
+		if !ok {
+			i = len(out)
+			byRef[k] = i
+			out = append(out, storedDep{recipient: r, id: id})
 		}
-		return d
+		out[i].keys = append(out[i].keys, keys...)
 	}
 	// Index entries: <prefix><recipient>/<id>.
 	indexed := func(prefix string) error {
-		keys, _, err := tx.scan(ctx, prefix)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
+		return s.each(ctx, prefix, func(k string, _ []byte) {
 			parts := splitKey(k, prefix)
 			var r peer.ID
 			var id string
@@ -914,15 +952,11 @@ func (tx *txn) storedDeps(ctx context.Context, rev *identity.Revocation) ([]stor
 				}
 			}
 			if err != nil {
-				// Unreadable: withdraw deletes it.
-				byRef[ref{"", k}] = &storedDep{keys: []ds.Key{ds.RawKey(k)}}
-				order = append(order, ref{"", k})
-				continue
+				out = append(out, storedDep{keys: []ds.Key{ds.RawKey(k)}}) // withdraw deletes it
+				return
 			}
-			d := note(r, id)
-			d.keys = append(d.keys, ds.RawKey(k))
-		}
-		return nil
+			note(r, id, ds.RawKey(k))
+		})
 	}
 	friends := []peer.ID{rev.Revoker}
 	if rev.Other != "" && rev.Other != rev.Revoker {
@@ -935,38 +969,20 @@ func (tx *txn) storedDeps(ctx context.Context, rev *identity.Revocation) ([]stor
 		if err := indexed(mboxFromPrefix(p)); err != nil {
 			return nil, fmt.Errorf("rendezvous: read items from %s: %w", p, err)
 		}
-		// Items to p: its mailbox's id records.
+		// Items to p: its mailbox's records of delivered items that rest
+		// on something.
 		prefix := prefixMboxID + peerText(p) + "/"
-		keys, values, err := tx.scan(ctx, prefix)
+		err := s.each(ctx, prefix, func(k string, v []byte) {
+			id, err := parseHexID(strings.TrimPrefix(k, prefix))
+			var rec pb.ItemRecord
+			if err != nil || proto.Unmarshal(v, &rec) != nil || rec.State != pb.ItemState_ACKED || len(rec.Deps) == 0 {
+				return
+			}
+			note(p, id)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("rendezvous: read items to %s: %w", p, err)
 		}
-		for i, k := range keys {
-			id, err := parseHexID(splitKey(k, prefix)[0])
-			var rec pb.ItemRecord
-			if err != nil || proto.Unmarshal(values[i], &rec) != nil || rec.State != pb.ItemState_ACKED || len(rec.Deps) == 0 {
-				continue
-			}
-			d := note(p, id)
-			d.rec, d.found = idRecordOf(&rec), true
-		}
-	}
-	out := make([]storedDep, 0, len(order))
-	for _, k := range order {
-		d := byRef[k]
-		if !d.found && d.recipient != "" {
-			v, err := tx.get(ctx, mboxIDKey(d.recipient, d.id))
-			switch {
-			case err == nil:
-				var rec pb.ItemRecord
-				if proto.Unmarshal(v, &rec) == nil {
-					d.rec, d.found = idRecordOf(&rec), true
-				}
-			case !errors.Is(err, ds.ErrNotFound):
-				return nil, fmt.Errorf("rendezvous: read a delivered item's record: %w", err)
-			}
-		}
-		out = append(out, *d)
 	}
 	return out, nil
 }
