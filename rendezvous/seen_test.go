@@ -86,8 +86,7 @@ func TestSeenShares(t *testing.T) {
 // when it fills, hourly) keeps every live record's id and forgets the
 // expired ones, which are deleted.
 func TestReplayFilterRebuilt(t *testing.T) {
-	t.Run("memory", func(t *testing.T) { testReplayFilterRebuilt(t, dssync.MutexWrap(ds.NewMapDatastore())) })
-	t.Run("pebble", func(t *testing.T) { testReplayFilterRebuilt(t, tempPebble(t)) })
+	onBothDatastores(t, testReplayFilterRebuilt)
 }
 
 func testReplayFilterRebuilt(t *testing.T, d ds.Batching) {

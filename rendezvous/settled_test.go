@@ -187,8 +187,14 @@ func TestSettledRecordsLeaveMemory(t *testing.T) {
 // expired, on either kind of datastore (pebble is scanned with its own
 // iterator).
 func TestSettledSweepKeepsLiveRecords(t *testing.T) {
-	t.Run("memory", func(t *testing.T) { testSettledSweep(t, dssync.MutexWrap(ds.NewMapDatastore())) })
-	t.Run("pebble", func(t *testing.T) { testSettledSweep(t, tempPebble(t)) })
+	onBothDatastores(t, testSettledSweep)
+}
+
+// onBothDatastores runs f on the in-memory datastore and on pebble (which
+// the store scans with its own iterator).
+func onBothDatastores(t *testing.T, f func(t *testing.T, d ds.Batching)) {
+	t.Run("memory", func(t *testing.T) { f(t, dssync.MutexWrap(ds.NewMapDatastore())) })
+	t.Run("pebble", func(t *testing.T) { f(t, tempPebble(t)) })
 }
 
 func testSettledSweep(t *testing.T, d ds.Batching) {
