@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Every decoder in this package is fuzzed. The seed corpus lives in
@@ -25,8 +23,8 @@ func seeds(tb testing.TB) map[string][][]byte {
 	offer, _ := MakeOffer(carol.key, alice.id, t0, time.Hour)
 	rev, _ := Revoke(alice.key, att, t0)
 	prof, _ := NewProfile(alice.key, ProfileInfo{Name: "Alice", Seq: 1}, t0)
-	f := newShare(tb, alice, []peer.ID{bob.id}, []peer.ID{carol.id})
-	intro, _ := MakeIntroduction(f.seal, alice.id, f.id, f.body, f.leaves, 0)
+	f := newShare(tb, alice, []user{bob}, []user{carol})
+	intro := f.intro(tb, 0)
 	plainKey, _ := EncodeKeyFile(alice.key, nil, KDFParams{})
 	encKey, _ := EncodeKeyFile(alice.key, []byte("pw"), fastKDF)
 	invite, _ := NewInvite(bob.key, "Bob", nil, t0, time.Hour)

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"crypto/sha256"
 	"testing"
 	"time"
 
@@ -147,7 +148,8 @@ func TestValidateName(t *testing.T) {
 	}
 }
 
-// shareFixture is a sealed share of items to targets, as protocols builds it.
+// shareFixture is a sealed share of items to targets, as protocols builds it,
+// with the sharer's friendships with every target and item.
 type shareFixture struct {
 	sharer  user
 	id      ShareID
@@ -156,13 +158,28 @@ type shareFixture struct {
 	seal    []byte
 	targets []peer.ID
 	items   []peer.ID
+	atts    map[peer.ID][]byte // sharer <-> peer, both signatures
 }
 
-func newShare(t testing.TB, sharer user, targets, items []peer.ID) *shareFixture {
+func ids(us []user) []peer.ID {
+	out := make([]peer.ID, len(us))
+	for i, u := range us {
+		out[i] = u.id
+	}
+	return out
+}
+
+func newShare(t testing.TB, sharer user, targets, items []user) *shareFixture {
 	t.Helper()
-	f := &shareFixture{sharer: sharer, id: NewShareID(), body: []byte("share body bytes"), targets: targets, items: items}
-	for _, tg := range targets {
-		for _, it := range items {
+	f := &shareFixture{sharer: sharer, id: NewShareID(), body: []byte("share body bytes"), targets: ids(targets), items: ids(items),
+		atts: map[peer.ID][]byte{}}
+	for _, u := range append(append([]user(nil), targets...), items...) {
+		if _, ok := f.atts[u.id]; !ok {
+			f.atts[u.id] = befriend(t, sharer, u, t0, 0).Raw
+		}
+	}
+	for _, tg := range f.targets {
+		for _, it := range f.items {
 			f.leaves = append(f.leaves, IntroLeaf{Recipient: tg, Subject: it, Salt: NewSalt()})
 		}
 	}
@@ -174,9 +191,21 @@ func newShare(t testing.TB, sharer user, targets, items []peer.ID) *shareFixture
 	return f
 }
 
+// intro returns the introduction of leaf i, with the sharer's friendships
+// with its recipient and subject.
+func (f *shareFixture) intro(t testing.TB, i int) []byte {
+	t.Helper()
+	l := f.leaves[i]
+	raw, err := MakeIntroduction(f.seal, f.sharer.id, f.id, f.body, f.leaves, i, f.atts[l.Recipient], f.atts[l.Subject])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
 func TestSeal(t *testing.T) {
 	alice, bob, carol, dave, mallory := newUser(t), newUser(t), newUser(t), newUser(t), newUser(t)
-	f := newShare(t, alice, []peer.ID{bob.id}, []peer.ID{carol.id, dave.id})
+	f := newShare(t, alice, []user{bob}, []user{carol, dave})
 	v := NewVerifier()
 	s, err := v.Seal(f.seal, alice.id, f.body, f.leaves, t0)
 	if err != nil {
@@ -185,8 +214,8 @@ func TestSeal(t *testing.T) {
 	if s.ShareID != f.id || s.Leaves != 3 || s.Sharer != alice.id {
 		t.Fatalf("decoded %+v", s)
 	}
-	other := newShare(t, alice, []peer.ID{bob.id}, []peer.ID{carol.id})
-	forged := newShare(t, mallory, []peer.ID{bob.id}, []peer.ID{carol.id, dave.id})
+	other := newShare(t, alice, []user{bob}, []user{carol})
+	forged := newShare(t, mallory, []user{bob}, []user{carol, dave})
 
 	swappedLeaves := append([]IntroLeaf(nil), f.leaves...)
 	swappedLeaves[0], swappedLeaves[1] = swappedLeaves[1], swappedLeaves[0]
@@ -225,27 +254,27 @@ func TestSeal(t *testing.T) {
 
 func TestIntroduction(t *testing.T) {
 	alice, bob, erin := newUser(t), newUser(t), newUser(t)
-	var items []peer.ID
+	var items []user
 	for range 5 {
-		items = append(items, newUser(t).id)
+		items = append(items, newUser(t))
 	}
-	f := newShare(t, alice, []peer.ID{bob.id, erin.id}, items)
+	f := newShare(t, alice, []user{bob, erin}, items)
 	v := NewVerifier()
 	for i, l := range f.leaves {
-		raw, err := MakeIntroduction(f.seal, alice.id, f.id, f.body, f.leaves, i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, err := v.IntroductionTo(raw, l.Recipient, l.Subject, t0)
+		in, err := v.IntroductionTo(f.intro(t, i), l.Recipient, l.Subject, t0)
 		if err != nil {
 			t.Fatalf("introduction %d: %v", i, err)
 		}
 		if in.Sharer != alice.id || in.ShareID != f.id {
 			t.Fatalf("decoded %+v", in)
 		}
+		if in.RecipientAttestation != sha256.Sum256(attBody(t, f.atts[l.Recipient])) || in.SubjectAttestation != sha256.Sum256(attBody(t, f.atts[l.Subject])) {
+			t.Fatal("the introduction does not name the friendships it rests on")
+		}
 	}
 
-	raw, _ := MakeIntroduction(f.seal, alice.id, f.id, f.body, f.leaves, 2)
+	subject := items[2]
+	raw := f.intro(t, 2)
 	var m pb.Introduction
 	proto.Unmarshal(raw, &m)
 	edit := func(fn func(*pb.Introduction)) []byte {
@@ -254,36 +283,99 @@ func TestIntroduction(t *testing.T) {
 		out, _ := proto.Marshal(c)
 		return out
 	}
-	mallory := newUser(t)
-	otherShare := newShare(t, alice, []peer.ID{bob.id}, items)
+	mallory, puppet := newUser(t), newUser(t)
+	otherShare := newShare(t, alice, []user{bob}, items)
+	// A sock puppet: a key made a second ago seals "puppet introduces
+	// Mallory to the subject", with a friendship of its own with Mallory
+	// (two keys of one person) and none with the subject.
+	sock := newShare(t, puppet, []user{mallory}, []user{subject})
+	sockNoSubject := sock.intro(t, 0)
+	var sm pb.Introduction
+	proto.Unmarshal(sockNoSubject, &sm)
+	sm.SubjectAttestation = nil
+	sockNoSubject, _ = proto.Marshal(&sm)
+	sm.SubjectAttestation = f.atts[subject.id] // Alice's real friendship with the subject
+	sockBorrowed, _ := proto.Marshal(&sm)
+	forgedOffer, _ := MakeOffer(puppet.key, subject.id, t0, 0)
+	var fa pb.SignedAttestation
+	proto.Unmarshal(forgedOffer, &fa)
+	fa.AccepterSig, _ = sign(mallory.key, DomainAttestation, fa.Body) // not the subject's key
+	sm.SubjectAttestation, _ = proto.Marshal(&fa)
+	sockForged, _ := proto.Marshal(&sm)
+	// Alice, a real friend of the subject, introduces a stranger she has
+	// no friendship with: the recipient's attestation is a half-signed
+	// offer (the stranger signed, Alice did not).
+	offer, _ := MakeOffer(mallory.key, alice.id, t0, 0)
+	halfSigned := edit(func(c *pb.Introduction) { c.RecipientAttestation = offer })
+	// Revoked, and expired, friendships of the introducer.
+	revoked := NewRevocationSet()
+	rev, _ := Revoke(alice.key, mustAttestation(t, f.atts[subject.id]), t0)
+	rv, err := NewVerifier().Revocation(rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked.Add(rv)
+	shortLived := befriend(t, alice, subject, t0, time.Hour).Raw
+
 	tests := []struct {
 		name               string
 		raw                []byte
 		recipient, subject peer.ID
 		now                time.Time
+		v                  *Verifier
 		want               Reason
 	}{
-		{"valid", raw, bob.id, items[2], t0, ReasonNone},
-		{"claimed for another recipient", edit(func(c *pb.Introduction) { c.Recipient = []byte(mallory.id) }), mallory.id, items[2], t0, ReasonBadSignature},
-		{"claimed for another subject", edit(func(c *pb.Introduction) { c.Subject = []byte(mallory.id) }), bob.id, mallory.id, t0, ReasonBadSignature},
-		{"salt changed", edit(func(c *pb.Introduction) { c.Salt[0] ^= 1 }), bob.id, items[2], t0, ReasonBadSignature},
-		{"index changed", edit(func(c *pb.Introduction) { c.Index = 4 }), bob.id, items[2], t0, ReasonBadSignature},
-		{"path element dropped", edit(func(c *pb.Introduction) { c.Path = c.Path[1:] }), bob.id, items[2], t0, ReasonBadSignature},
-		{"seal of another share", edit(func(c *pb.Introduction) { c.Seal = otherShare.seal }), bob.id, items[2], t0, ReasonBadSignature},
-		{"index past the tree", edit(func(c *pb.Introduction) { c.Index = 99 }), bob.id, items[2], t0, ReasonBadSignature},
-		{"genuine but for someone else", raw, erin.id, items[2], t0, ReasonWrongPair},
-		{"expired", raw, bob.id, items[2], t0.Add(25 * time.Hour), ReasonExpired},
-		{"short salt", edit(func(c *pb.Introduction) { c.Salt = c.Salt[:4] }), bob.id, items[2], t0, ReasonMalformed},
-		{"index zero names the body leaf", edit(func(c *pb.Introduction) { c.Index = 0 }), bob.id, items[2], t0, ReasonMalformed},
-		{"truncated", raw[:len(raw)-5], bob.id, items[2], t0, ReasonMalformed},
-		{"missing", nil, bob.id, items[2], t0, ReasonMissing},
+		{"valid", raw, bob.id, subject.id, t0, nil, ReasonNone},
+		{"claimed for another recipient", edit(func(c *pb.Introduction) { c.Recipient = []byte(mallory.id) }), mallory.id, subject.id, t0, nil, ReasonBadSignature},
+		{"claimed for another subject", edit(func(c *pb.Introduction) { c.Subject = []byte(mallory.id) }), bob.id, mallory.id, t0, nil, ReasonBadSignature},
+		{"salt changed", edit(func(c *pb.Introduction) { c.Salt[0] ^= 1 }), bob.id, subject.id, t0, nil, ReasonBadSignature},
+		{"index changed", edit(func(c *pb.Introduction) { c.Index = 4 }), bob.id, subject.id, t0, nil, ReasonBadSignature},
+		{"path element dropped", edit(func(c *pb.Introduction) { c.Path = c.Path[1:] }), bob.id, subject.id, t0, nil, ReasonBadSignature},
+		{"seal of another share", edit(func(c *pb.Introduction) { c.Seal = otherShare.seal }), bob.id, subject.id, t0, nil, ReasonBadSignature},
+		{"index past the tree", edit(func(c *pb.Introduction) { c.Index = 99 }), bob.id, subject.id, t0, nil, ReasonBadSignature},
+		{"genuine but for someone else", raw, erin.id, subject.id, t0, nil, ReasonWrongPair},
+		{"expired", raw, bob.id, subject.id, t0.Add(25 * time.Hour), nil, ReasonExpired},
+		{"short salt", edit(func(c *pb.Introduction) { c.Salt = c.Salt[:4] }), bob.id, subject.id, t0, nil, ReasonMalformed},
+		{"index zero names the body leaf", edit(func(c *pb.Introduction) { c.Index = 0 }), bob.id, subject.id, t0, nil, ReasonMalformed},
+		{"truncated", raw[:len(raw)-5], bob.id, subject.id, t0, nil, ReasonMalformed},
+		{"missing", nil, bob.id, subject.id, t0, nil, ReasonMissing},
+		{"without the introducer's friendships (an older node)", edit(func(c *pb.Introduction) { c.RecipientAttestation, c.SubjectAttestation = nil, nil }), bob.id, subject.id, t0, nil, ReasonMissing},
+		{"without the friendship with the subject", edit(func(c *pb.Introduction) { c.SubjectAttestation = nil }), bob.id, subject.id, t0, nil, ReasonMissing},
+		{"sock puppet: sealed by a fresh key, no friendship with the subject", sockNoSubject, mallory.id, subject.id, t0, nil, ReasonMissing},
+		{"sock puppet borrowing Alice's friendship with the subject", sockBorrowed, mallory.id, subject.id, t0, nil, ReasonWrongPair},
+		{"sock puppet with a friendship forged in the subject's name", sockForged, mallory.id, subject.id, t0, nil, ReasonBadSignature},
+		{"an introducer the subject really befriended", sock.intro(t, 0), mallory.id, subject.id, t0, nil, ReasonNone},
+		{"introducer friends with the subject only: recipient's is a bare offer", halfSigned, bob.id, subject.id, t0, nil, ReasonBadSignature},
+		{"friendships swapped between the sides", edit(func(c *pb.Introduction) {
+			c.RecipientAttestation, c.SubjectAttestation = c.SubjectAttestation, c.RecipientAttestation
+		}), bob.id, subject.id, t0, nil, ReasonWrongPair},
+		{"the introducer's friendship with the subject was revoked", raw, bob.id, subject.id, t0, NewVerifier(WithRevocations(revoked)), ReasonRevoked},
+		{"the introducer's friendship with the subject expired", edit(func(c *pb.Introduction) { c.SubjectAttestation = shortLived }), bob.id, subject.id, t0.Add(2 * time.Hour), nil, ReasonExpired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewVerifier().IntroductionTo(tt.raw, tt.recipient, tt.subject, tt.now)
+			v := tt.v
+			if v == nil {
+				v = NewVerifier()
+			}
+			_, err := v.IntroductionTo(tt.raw, tt.recipient, tt.subject, tt.now)
 			wantReason(t, err, tt.want)
 		})
 	}
+}
+
+func attBody(t testing.TB, raw []byte) []byte {
+	t.Helper()
+	return mustAttestation(t, raw).Body
+}
+
+func mustAttestation(t testing.TB, raw []byte) *Attestation {
+	t.Helper()
+	a, err := NewVerifier().Attestation(raw, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 func TestMerkleProofs(t *testing.T) {

@@ -223,7 +223,8 @@ func (v *Verifier) Seal(raw []byte, sharer peer.ID, body []byte, leaves []IntroL
 }
 
 // Introduction is a verified introduction: the sharer, with one signature
-// over its share, introduced Recipient to Subject.
+// over its share, introduced Recipient to Subject, and is a friend of both
+// (each of them signed an attestation with the sharer that holds now).
 type Introduction struct {
 	Sharer    peer.ID
 	Recipient peer.ID
@@ -231,25 +232,33 @@ type Introduction struct {
 	ShareID   ShareID
 	IssuedAt  time.Time
 	ExpiresAt time.Time
-	Raw       []byte // exact Introduction bytes
+	// RecipientAttestation and SubjectAttestation are the sharer's
+	// friendships the introduction rests on: revoking either ends it.
+	RecipientAttestation AttestationID
+	SubjectAttestation   AttestationID
+	Raw                  []byte // exact Introduction bytes
 }
 
 // MakeIntroduction builds the introduction of leaves[i] from a seal over
-// body and leaves: the seal, the leaf's fields and its inclusion path. The
-// recipient hands it to the subject, who checks it with the sharer's key
-// alone and learns nothing else about the share.
-func MakeIntroduction(seal []byte, sharer peer.ID, id ShareID, body []byte, leaves []IntroLeaf, i int) ([]byte, error) {
+// body and leaves: the seal, the leaf's fields, its inclusion path, and the
+// sharer's both-signed attestations with the leaf's recipient (recipientAtt)
+// and subject (subjectAtt), which the share carries. The recipient hands it
+// to the subject, who checks it with the sharer's key and the two
+// attestations alone and learns nothing else about the share.
+func MakeIntroduction(seal []byte, sharer peer.ID, id ShareID, body []byte, leaves []IntroLeaf, i int, recipientAtt, subjectAtt []byte) ([]byte, error) {
 	if i < 0 || i >= len(leaves) {
 		return nil, fmt.Errorf("identity: introduction %d of %d", i, len(leaves))
 	}
 	ds := sealLeaves(sharer, id, body, leaves)
 	path := merklePath(i+1, ds)
 	m := &pb.Introduction{
-		Seal:      seal,
-		Recipient: []byte(leaves[i].Recipient),
-		Subject:   []byte(leaves[i].Subject),
-		Salt:      leaves[i].Salt[:],
-		Index:     uint32(i + 1),
+		Seal:                 seal,
+		Recipient:            []byte(leaves[i].Recipient),
+		Subject:              []byte(leaves[i].Subject),
+		Salt:                 leaves[i].Salt[:],
+		Index:                uint32(i + 1),
+		RecipientAttestation: recipientAtt,
+		SubjectAttestation:   subjectAtt,
 	}
 	for _, p := range path {
 		m.Path = append(m.Path, p[:])
@@ -257,8 +266,13 @@ func MakeIntroduction(seal []byte, sharer peer.ID, id ShareID, body []byte, leav
 	return proto.Marshal(m)
 }
 
-// Introduction verifies an introduction: the seal's signature, the leaf's
-// inclusion in the sealed tree, and the seal's time window at now.
+// Introduction verifies an introduction "A introduces B to C": A's seal
+// and the leaf's inclusion in the sealed tree, the seal's time window at
+// now, and A's friendships with B and with C (both-signed, within their
+// windows, not revoked). A key made a second ago can seal anything; only
+// B's and C's own signatures on attestations with A make it count, so an
+// introduction without them is refused (ReasonMissing), and one whose
+// attestation fails is refused with that attestation's reason.
 func (v *Verifier) Introduction(raw []byte, now time.Time) (*Introduction, error) {
 	const record = "introduction"
 	if len(raw) == 0 {
@@ -305,10 +319,36 @@ func (v *Verifier) Introduction(raw []byte, now time.Time) (*Introduction, error
 	if err := v.checkWindow(record, s.IssuedAt, s.ExpiresAt, now); err != nil {
 		return nil, err
 	}
+	rAtt, err := v.introducerFriendship(m.RecipientAttestation, s.Sharer, rcp, now)
+	if err != nil {
+		return nil, err
+	}
+	sAtt, err := v.introducerFriendship(m.SubjectAttestation, s.Sharer, sub, now)
+	if err != nil {
+		return nil, err
+	}
 	return &Introduction{
 		Sharer: s.Sharer, Recipient: rcp, Subject: sub, ShareID: s.ShareID,
-		IssuedAt: s.IssuedAt, ExpiresAt: s.ExpiresAt, Raw: raw,
+		IssuedAt: s.IssuedAt, ExpiresAt: s.ExpiresAt,
+		RecipientAttestation: rAtt.ID, SubjectAttestation: sAtt.ID, Raw: raw,
 	}, nil
+}
+
+// introducerFriendship checks that raw attests the introducer's friendship
+// with p at now. A failure is the introduction's, with the attestation's
+// reason and what it was about.
+func (v *Verifier) introducerFriendship(raw []byte, introducer, p peer.ID, now time.Time) (*Attestation, error) {
+	if len(raw) == 0 {
+		return nil, fail("introduction", ReasonMissing, "it carries no proof that %s is a friend of %s (a node from before introductions carried their friendships sends none)",
+			ShortID(introducer), ShortID(p))
+	}
+	a, err := v.Friendship(raw, introducer, p, now)
+	if err != nil {
+		ve := &VerifyError{Record: "introduction", Reason: ReasonOf(err), Err: err,
+			Detail: fmt.Sprintf("%s's friendship with %s does not hold", ShortID(introducer), ShortID(p))}
+		return nil, ve
+	}
+	return a, nil
 }
 
 // IntroductionTo verifies an introduction and checks that it introduces

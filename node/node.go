@@ -138,6 +138,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, op
 	n.book.SetProfile(prof)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(protocols.AddProtocol, n.handleAdd)
+	h.SetStreamHandler(protocols.LegacyAddProtocol, n.handleAdd)
 	for _, ai := range o.rendezvous {
 		n.relays[ai.ID] = &relayState{info: ai}
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
@@ -234,6 +235,7 @@ func (n *Node) do(f func(b *Book) ([]Mutation, error)) error {
 // Close stops the node (not its host or datastore).
 func (n *Node) Close() error {
 	n.h.RemoveStreamHandler(protocols.AddProtocol)
+	n.h.RemoveStreamHandler(protocols.LegacyAddProtocol)
 	n.cancel()
 	n.wg.Wait()
 	return nil

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kithnet/kith/identity"
@@ -79,6 +80,28 @@ func TestVerifyAddRequestFailures(t *testing.T) {
 	daveIntro, _ := s.Introduction(w.bob.id, w.dave.id)
 	malOffer, _ := identity.MakeOffer(w.mallory.key, w.carol.id, t0, 0)
 	// Mallory claims Alice introduced her to Carol: she can only reuse Bob's.
+	// Or she seals an introduction herself, with a key made for it (a sock
+	// puppet she is "friends" with), or has Alice, a friend of Carol's
+	// but not hers, seal one.
+	malAsks := func(sealer user, targetAtt, itemAtt []byte) *pb.AddRequest {
+		spec := ShareSpec{CreatedAt: t0,
+			Targets: []ShareTarget{{Peer: w.mallory.id, Attestation: targetAtt}},
+			Items:   []ShareItem{{Peer: w.carol.id, Attestation: itemAtt}}}
+		sh, err := BuildShare(sealer.key, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		intro, _ := sh.Introduction(w.mallory.id, w.carol.id)
+		r, err := BuildAddRequest(w.mallory.key, AddRequestSpec{ID: NewRequestID(), To: w.carol.id, Offer: malOffer, Introduction: intro, CreatedAt: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	puppet := newUser(t, "Puppet")
+	puppetMal := befriend(t, puppet, w.mallory)
+	aliceCarol := w.att[[2]peer.ID{w.alice.id, w.carol.id}]
+	malHalf, _ := identity.MakeOffer(w.mallory.key, w.alice.id, t0, 0)
 	tests := []struct {
 		name string
 		req  *pb.AddRequest
@@ -100,6 +123,11 @@ func TestVerifyAddRequestFailures(t *testing.T) {
 		}, w.mallory), t0, identity.ReasonWrongPair},
 		{"offer made by another requester", resign(func(b *pb.AddRequestBody) { b.Offer = malOffer }, w.bob), t0, identity.ReasonWrongPair},
 		{"introduction expired", good, t0.Add(DefaultShareValidity), identity.ReasonExpired},
+		{"sock puppet: a fresh key introduces Mallory to Carol", malAsks(puppet, puppetMal, nil), t0, identity.ReasonMissing},
+		{"sock puppet showing Alice's friendship with Carol", malAsks(puppet, puppetMal, aliceCarol), t0, identity.ReasonWrongPair},
+		{"Alice, Carol's friend but not Mallory's, introduces Mallory", malAsks(w.alice, nil, aliceCarol), t0, identity.ReasonMissing},
+		{"Alice introduces Mallory on Mallory's half of a friendship", malAsks(w.alice, malHalf, aliceCarol), t0, identity.ReasonBadSignature},
+		{"Alice introduces her friend Mallory without her friendship with Carol", malAsks(w.alice, befriend(t, w.alice, w.mallory), nil), t0, identity.ReasonMissing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,10 +13,24 @@ const (
 	// InboxProtocol is the long-lived mailbox stream, node <-> relay.
 	InboxProtocol protocol.ID = "/kith/inbox/1.0.0"
 	// AddProtocol carries add requests and answers, node -> node directly or
-	// node -> relay (combined requests).
-	AddProtocol protocol.ID = "/kith/add/1.0.0"
+	// node -> relay (combined requests). Version 2: an introduction counts
+	// only with the introducer's both-signed friendships with both sides
+	// inside it (identity.Verifier.Introduction).
+	AddProtocol protocol.ID = "/kith/add/2.0.0"
 	// PresenceProtocol asks a relay which peers are online, node -> relay.
-	PresenceProtocol protocol.ID = "/kith/presence/1.0.0"
+	// Version 2: an introduction given as the asker's proof must carry the
+	// introducer's friendships, as for AddProtocol.
+	PresenceProtocol protocol.ID = "/kith/presence/2.0.0"
+	// LegacyAddProtocol and LegacyPresenceProtocol are the version 1 ids.
+	// The messages are the same; version 1 introductions carry no
+	// friendships. Relays and nodes still answer them, with the version 2
+	// rules, so that an older peer hears why its introductions are refused
+	// (reason MISSING) instead of "protocol not supported", and its
+	// invites and friendships keep working. Callers offer version 2 first
+	// and version 1 after it, so that an older relay (which ignores the
+	// friendships an introduction now carries) is still reached.
+	LegacyAddProtocol      protocol.ID = "/kith/add/1.0.0"
+	LegacyPresenceProtocol protocol.ID = "/kith/presence/1.0.0"
 	// RevokeProtocol hands revocations to a relay, node -> relay.
 	RevokeProtocol protocol.ID = "/kith/revoke/1.0.0"
 	// RevocationTopic is the gossipsub topic on which relays share

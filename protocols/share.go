@@ -270,7 +270,10 @@ func (s *UnverifiedShare) Leaves() []identity.IntroLeaf {
 }
 
 // Introduction returns the introduction of target to item, for the target
-// to hand to the item with its add request.
+// to hand to the item with its add request: the sharer's seal, the leaf's
+// path, and the sharer's attestations with target and item that the share
+// carries, so that the relay and the item can check that the sharer is a
+// friend of both.
 func (s *UnverifiedShare) Introduction(target, item peer.ID) ([]byte, error) {
 	ti, ii := -1, -1
 	for i, t := range s.Targets {
@@ -286,7 +289,8 @@ func (s *UnverifiedShare) Introduction(target, item peer.ID) ([]byte, error) {
 	if ti < 0 || ii < 0 {
 		return nil, fmt.Errorf("protocols: share %s does not introduce %s to %s", s.ID, target, item)
 	}
-	return identity.MakeIntroduction(s.Seal, s.Sharer, s.ID, s.Body, s.Leaves(), ti*len(s.Items)+ii)
+	return identity.MakeIntroduction(s.Seal, s.Sharer, s.ID, s.Body, s.Leaves(), ti*len(s.Items)+ii,
+		s.Targets[ti].Attestation, s.Items[ii].Attestation)
 }
 
 // Item returns the item for p, if the share has one.

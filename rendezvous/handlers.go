@@ -349,7 +349,7 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 		}
 		res := &pb.AddResult{RequestId: u.ID[:], To: []byte(u.To)}
 		resp.Results = append(resp.Results, res)
-		deps, err := r.verifyAdd(ctx, u, now)
+		deps, err := r.verifyAdd(u, now)
 		if err != nil {
 			res.Delivery = pb.Delivery_NOT_SENT
 			res.Reason = protocols.WireReason(identity.ReasonOf(err))
@@ -395,7 +395,7 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 }
 
 // verifyAdd checks one request and returns the attestations it rests on.
-func (r *Relay) verifyAdd(ctx context.Context, u *protocols.UnverifiedAddRequest, now time.Time) ([]identity.AttestationID, error) {
+func (r *Relay) verifyAdd(u *protocols.UnverifiedAddRequest, now time.Time) ([]identity.AttestationID, error) {
 	req, err := protocols.VerifyAddRequest(r.verifier, u, now)
 	if err != nil {
 		return nil, err
@@ -412,20 +412,10 @@ func (r *Relay) verifyAdd(ctx context.Context, u *protocols.UnverifiedAddRequest
 		}
 		return nil, nil
 	}
-	// An introduction made through a share this relay accepted rests on
-	// the sharer's friendships with both; revoking either withdraws it.
-	var deps []identity.AttestationID
-	if rec, ok := r.store.shareRecord(ctx, req.Introduction.ShareID); ok {
-		for _, pa := range rec.Atts {
-			p := peer.ID(pa.Peer)
-			if p == u.From || p == u.To {
-				var a identity.AttestationID
-				copy(a[:], pa.AttestationId)
-				deps = append(deps, a)
-			}
-		}
-	}
-	return deps, nil
+	// The introduction proved the sharer's friendships with both sides
+	// (VerifyAddRequest checked them, revocations included); revoking
+	// either withdraws the request.
+	return []identity.AttestationID{req.Introduction.RecipientAttestation, req.Introduction.SubjectAttestation}, nil
 }
 
 func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAnswer, now time.Time) *pb.AddResponse {

@@ -192,7 +192,9 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	h.SetStreamHandler(protocols.ShareProtocol, r.handleShare)
 	h.SetStreamHandler(protocols.InboxProtocol, r.handleInbox)
 	h.SetStreamHandler(protocols.AddProtocol, r.handleAdd)
+	h.SetStreamHandler(protocols.LegacyAddProtocol, r.handleAdd)
 	h.SetStreamHandler(protocols.PresenceProtocol, r.handlePresence)
+	h.SetStreamHandler(protocols.LegacyPresenceProtocol, r.handlePresence)
 	h.SetStreamHandler(protocols.RevokeProtocol, r.handleRevoke)
 
 	r.wg.Add(2)
@@ -228,7 +230,8 @@ func (r *Relay) Waiting(p peer.ID) int {
 func (r *Relay) Close() error {
 	r.once.Do(func() {
 		for _, p := range []protocol.ID{protocols.ShareProtocol, protocols.InboxProtocol,
-			protocols.AddProtocol, protocols.PresenceProtocol, protocols.RevokeProtocol} {
+			protocols.AddProtocol, protocols.LegacyAddProtocol, protocols.PresenceProtocol,
+			protocols.LegacyPresenceProtocol, protocols.RevokeProtocol} {
 			r.h.RemoveStreamHandler(p)
 		}
 		r.cancel()

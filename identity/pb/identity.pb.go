@@ -511,19 +511,26 @@ func (x *SealBody) GetExpiresAt() int64 {
 	return 0
 }
 
-// Introduction proves to the subject that the sharer introduced the
-// recipient to them in one share: the sealed share header, the leaf's
-// fields and its inclusion path.
+// Introduction proves to the subject, and to any relay, that the sharer
+// introduced the recipient to them in one share, and that the sharer is a
+// friend of both: the sealed share header, the leaf's fields and its
+// inclusion path, and the sharer's both-signed attestations with the
+// recipient and with the subject (the recipient got both in the share).
+// The seal alone proves only that some key said so; the attestations,
+// signed by the recipient and by the subject, make the introducer one of
+// their friends.
 type Introduction struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seal          []byte                 `protobuf:"bytes,1,opt,name=seal,proto3" json:"seal,omitempty"`           // SignedRecord over a SealBody
-	Recipient     []byte                 `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"` // peer id of B, who was given the subject
-	Subject       []byte                 `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`     // peer id of C, who was shared
-	Salt          []byte                 `protobuf:"bytes,4,opt,name=salt,proto3" json:"salt,omitempty"`           // 16 bytes; hides sibling leaves from guessing
-	Index         uint32                 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`        // leaf index in the seal's tree
-	Path          [][]byte               `protobuf:"bytes,6,rep,name=path,proto3" json:"path,omitempty"`           // sibling hashes from the leaf up, 32 bytes each
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Seal                 []byte                 `protobuf:"bytes,1,opt,name=seal,proto3" json:"seal,omitempty"`                                                             // SignedRecord over a SealBody
+	Recipient            []byte                 `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"`                                                   // peer id of B, who was given the subject
+	Subject              []byte                 `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`                                                       // peer id of C, who was shared
+	Salt                 []byte                 `protobuf:"bytes,4,opt,name=salt,proto3" json:"salt,omitempty"`                                                             // 16 bytes; hides sibling leaves from guessing
+	Index                uint32                 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`                                                          // leaf index in the seal's tree
+	Path                 [][]byte               `protobuf:"bytes,6,rep,name=path,proto3" json:"path,omitempty"`                                                             // sibling hashes from the leaf up, 32 bytes each
+	RecipientAttestation []byte                 `protobuf:"bytes,7,opt,name=recipient_attestation,json=recipientAttestation,proto3" json:"recipient_attestation,omitempty"` // SignedAttestation: sharer <-> recipient, both signatures
+	SubjectAttestation   []byte                 `protobuf:"bytes,8,opt,name=subject_attestation,json=subjectAttestation,proto3" json:"subject_attestation,omitempty"`       // SignedAttestation: sharer <-> subject, both signatures
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Introduction) Reset() {
@@ -594,6 +601,20 @@ func (x *Introduction) GetIndex() uint32 {
 func (x *Introduction) GetPath() [][]byte {
 	if x != nil {
 		return x.Path
+	}
+	return nil
+}
+
+func (x *Introduction) GetRecipientAttestation() []byte {
+	if x != nil {
+		return x.RecipientAttestation
+	}
+	return nil
+}
+
+func (x *Introduction) GetSubjectAttestation() []byte {
+	if x != nil {
+		return x.SubjectAttestation
 	}
 	return nil
 }
@@ -722,14 +743,16 @@ const file_identity_pb_identity_proto_rawDesc = "" +
 	"\x06leaves\x18\x04 \x01(\rR\x06leaves\x12\x1b\n" +
 	"\tissued_at\x18\x05 \x01(\x03R\bissuedAt\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x06 \x01(\x03R\texpiresAt\"\x98\x01\n" +
+	"expires_at\x18\x06 \x01(\x03R\texpiresAt\"\xfe\x01\n" +
 	"\fIntroduction\x12\x12\n" +
 	"\x04seal\x18\x01 \x01(\fR\x04seal\x12\x1c\n" +
 	"\trecipient\x18\x02 \x01(\fR\trecipient\x12\x18\n" +
 	"\asubject\x18\x03 \x01(\fR\asubject\x12\x12\n" +
 	"\x04salt\x18\x04 \x01(\fR\x04salt\x12\x14\n" +
 	"\x05index\x18\x05 \x01(\rR\x05index\x12\x12\n" +
-	"\x04path\x18\x06 \x03(\fR\x04path\"\xa4\x01\n" +
+	"\x04path\x18\x06 \x03(\fR\x04path\x123\n" +
+	"\x15recipient_attestation\x18\a \x01(\fR\x14recipientAttestation\x12/\n" +
+	"\x13subject_attestation\x18\b \x01(\fR\x12subjectAttestation\"\xa4\x01\n" +
 	"\n" +
 	"InviteBody\x12\x18\n" +
 	"\ainviter\x18\x01 \x01(\fR\ainviter\x12\x12\n" +

@@ -25,12 +25,16 @@ import (
 	"github.com/kithnet/kith/protocols/pb"
 )
 
-// roundTrip sends req on a new stream of proto to p and returns the
-// response frame.
-func roundTrip(ctx context.Context, h host.Host, p peer.ID, id protocol.ID, req proto.Message) ([]byte, error) {
+// roundTrip sends req on a new stream to p, of the first protocol of ids
+// that p speaks, and returns the response frame.
+func roundTrip(ctx context.Context, h host.Host, p peer.ID, req proto.Message, ids ...protocol.ID) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, protocols.StreamDeadline)
 	defer cancel()
-	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "kith"), p, id)
+	id := ids[0]
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "kith"), p, ids...)
+	if err == nil {
+		id = s.Protocol()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s to %s: %w", id, identity.ShortID(p), err)
 	}
@@ -61,7 +65,7 @@ func Share(ctx context.Context, h host.Host, relay peer.ID, raw []byte) (*pb.Sha
 	if err := proto.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("share: %w", err)
 	}
-	frame, err := roundTrip(ctx, h, relay, protocols.ShareProtocol, &m)
+	frame, err := roundTrip(ctx, h, relay, &m, protocols.ShareProtocol)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +79,7 @@ func Share(ctx context.Context, h host.Host, relay peer.ID, raw []byte) (*pb.Sha
 // Add sends an add message (one request, a combined request, or an
 // answer) to a relay or directly to a node.
 func Add(ctx context.Context, h host.Host, p peer.ID, m *pb.AddMessage) (*pb.AddResponse, error) {
-	frame, err := roundTrip(ctx, h, p, protocols.AddProtocol, m)
+	frame, err := roundTrip(ctx, h, p, m, protocols.AddProtocol, protocols.LegacyAddProtocol)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +92,7 @@ func Add(ctx context.Context, h host.Host, p peer.ID, m *pb.AddMessage) (*pb.Add
 
 // Presence asks a relay about peers.
 func Presence(ctx context.Context, h host.Host, relay peer.ID, q *pb.PresenceQuery) (*pb.PresenceResponse, error) {
-	frame, err := roundTrip(ctx, h, relay, protocols.PresenceProtocol, q)
+	frame, err := roundTrip(ctx, h, relay, q, protocols.PresenceProtocol, protocols.LegacyPresenceProtocol)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +105,7 @@ func Presence(ctx context.Context, h host.Host, relay peer.ID, q *pb.PresenceQue
 
 // Revoke hands revocations to a relay.
 func Revoke(ctx context.Context, h host.Host, relay peer.ID, revocations [][]byte) (*pb.RevokeResponse, error) {
-	frame, err := roundTrip(ctx, h, relay, protocols.RevokeProtocol, &pb.RevokeRequest{Revocations: revocations})
+	frame, err := roundTrip(ctx, h, relay, &pb.RevokeRequest{Revocations: revocations}, protocols.RevokeProtocol)
 	if err != nil {
 		return nil, err
 	}

@@ -1401,7 +1401,7 @@ type AddRequestBody struct {
 	RequestId     []byte                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"` // 16 bytes; the same pick never makes two ids
 	To            []byte                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`                                // C
 	Offer         []byte                 `protobuf:"bytes,3,opt,name=offer,proto3" json:"offer,omitempty"`                          // identity offer: B's half of the attestation, to C
-	Introduction  []byte                 `protobuf:"bytes,4,opt,name=introduction,proto3" json:"introduction,omitempty"`            // identity introduction: A introduced B to C
+	Introduction  []byte                 `protobuf:"bytes,4,opt,name=introduction,proto3" json:"introduction,omitempty"`            // identity introduction: A introduced B to C, with A's friendships with B and C
 	Invite        []byte                 `protobuf:"bytes,5,opt,name=invite,proto3" json:"invite,omitempty"`                        // or: C's signed invite, for a first friendship
 	Message       string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
 	FromName      string                 `protobuf:"bytes,7,opt,name=from_name,json=fromName,proto3" json:"from_name,omitempty"`
