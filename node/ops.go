@@ -478,6 +478,8 @@ func (n *Node) combined(ctx context.Context, relay peer.ID, reqs []*Request, wir
 				n.do(func(b *Book) ([]Mutation, error) { return b.MarkSent(r.ID, SentRelay), nil })
 			case res != nil && res.Reason == pb.Reason_MAILBOX_FULL:
 				out[r.ID] = sendOutcome{how: Queued, reason: "their mailbox is full; it will be retried"}
+			case res != nil && res.Reason == pb.Reason_THROTTLED:
+				out[r.ID] = sendOutcome{how: Queued, reason: "their invite was used by many just now; it will be retried"}
 			case res != nil:
 				reason := protocols.ReasonText(res.Reason)
 				if res.Detail != "" {

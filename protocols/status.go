@@ -237,6 +237,8 @@ func ReasonText(r pb.Reason) string {
 		return "blocked"
 	case pb.Reason_MAILBOX_FULL:
 		return "their mailbox is full"
+	case pb.Reason_THROTTLED:
+		return "too many requests rest on the same invite just now"
 	case pb.Reason_REASON_UNSPECIFIED:
 		return "unspecified"
 	}

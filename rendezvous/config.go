@@ -75,11 +75,22 @@ type Config struct {
 	// Default and ceiling protocols.MaxRequestsPerAdd (64).
 	RequestsPerAdd int `json:"requests_per_add"`
 
-	// MailboxItems is the per-recipient quota of waiting items. Default
-	// 20000.
+	// MailboxItems is the per-recipient quota of waiting items from the
+	// recipient's friends: items resting on a friendship with the
+	// recipient (shares, answers to the recipient's requests,
+	// withdrawals). Default 20000.
 	MailboxItems int `json:"mailbox_items"`
-	// MailboxBytes is the per-recipient quota of stored bytes. Default 64 MiB.
+	// MailboxBytes is the per-recipient quota of their stored bytes.
+	// Default 64 MiB.
 	MailboxBytes int64 `json:"mailbox_bytes"`
+	// StrangerItems and StrangerBytes are the per-recipient room for add
+	// requests, which rest on an introduction or an invite: their senders
+	// are not the recipient's friends yet. A full strangers' room refuses
+	// add requests only (MAILBOX_FULL); friends' items still have their
+	// own room. An add request takes 1.5-3 KB. Defaults 1000 requests and
+	// 4 MiB.
+	StrangerItems int   `json:"stranger_items"`
+	StrangerBytes int64 `json:"stranger_bytes"`
 	// StoreItems and StoreBytes bound the items waiting in all mailboxes
 	// together, and their stored bytes: past them every new item is
 	// refused (MAILBOX_FULL, "the relay's store is full"), so that
@@ -89,6 +100,10 @@ type Config struct {
 	// Defaults 500,000 items and 8 GiB.
 	StoreItems int   `json:"store_items"`
 	StoreBytes int64 `json:"store_bytes"`
+	// StoreReserve is the part of StoreItems and StoreBytes that only
+	// friends' items may use: add requests are refused once the store is
+	// filled to 1 - StoreReserve. 0 to 0.9. Default 0.2.
+	StoreReserve float64 `json:"store_reserve"`
 	// MailboxTTL is how long an undelivered item is kept, and how long an
 	// item id is remembered so that retries are not delivered twice.
 	// Default 30 days.
@@ -116,6 +131,16 @@ type Config struct {
 	ShareRate Rate `json:"share_rate"`
 	// AddRate limits add messages per sender. Default 50/s, burst 200.
 	AddRate Rate `json:"add_rate"`
+	// RequestRate limits add requests per sender, each request of a
+	// combined one counted (AddRate counts messages, and one combined
+	// message carries up to 64). Default 10/s, burst 256: a pick of a
+	// whole large share goes out at once.
+	RequestRate Rate `json:"request_rate"`
+	// InviteRate limits the add requests resting on any one invite,
+	// whoever sends them: an invite link may be posted for anyone to use,
+	// and fresh identities cost nothing, so per-sender limits alone do not
+	// bound it. Default 0.2/s (12 a minute), burst 20.
+	InviteRate Rate `json:"invite_rate"`
 	// PresenceRate limits presence queries per asker. Default 20/s, burst 100.
 	PresenceRate Rate `json:"presence_rate"`
 	// RevokeRate limits revoke requests per sender. Default 10/s, burst 50.
@@ -179,8 +204,11 @@ func DefaultConfig() Config {
 		RequestsPerAdd:  protocols.MaxRequestsPerAdd,
 		MailboxItems:    20000,
 		MailboxBytes:    64 << 20,
+		StrangerItems:   1000,
+		StrangerBytes:   4 << 20,
 		StoreItems:      500_000,
 		StoreBytes:      8 << 30,
+		StoreReserve:    0.2,
 		MailboxTTL:      Duration(30 * 24 * time.Hour),
 		SweepInterval:   Duration(time.Minute),
 		RegistrationTTL: Duration(10 * time.Minute),
@@ -189,6 +217,8 @@ func DefaultConfig() Config {
 		DeliverWait:     Duration(2 * time.Second),
 		ShareRate:       Rate{50, 200},
 		AddRate:         Rate{50, 200},
+		RequestRate:     Rate{10, 256},
+		InviteRate:      Rate{0.2, 20},
 		PresenceRate:    Rate{20, 100},
 		RevokeRate:      Rate{10, 50},
 		LoginRate:       Rate{2, 10},
@@ -240,6 +270,9 @@ func (c *Config) Validate() error {
 		"requests_per_add must be 1..%d, not %d", protocols.MaxRequestsPerAdd, c.RequestsPerAdd)
 	check(c.MailboxItems >= 1, "mailbox_items must be positive, not %d", c.MailboxItems)
 	check(c.MailboxBytes >= protocols.MaxInboxMessage, "mailbox_bytes must be at least %d, not %d", protocols.MaxInboxMessage, c.MailboxBytes)
+	check(c.StrangerItems >= 1, "stranger_items must be positive, not %d", c.StrangerItems)
+	check(c.StrangerBytes >= protocols.MaxInboxMessage, "stranger_bytes must be at least %d, not %d", protocols.MaxInboxMessage, c.StrangerBytes)
+	check(c.StoreReserve >= 0 && c.StoreReserve <= 0.9, "store_reserve must be 0..0.9, not %g", c.StoreReserve)
 	check(c.StoreItems >= 1, "store_items must be positive, not %d", c.StoreItems)
 	check(c.StoreBytes >= protocols.MaxInboxMessage, "store_bytes must be at least %d, not %d", protocols.MaxInboxMessage, c.StoreBytes)
 	check(c.MailboxTTL.D() >= time.Minute, "mailbox_ttl must be at least 1m, not %s", c.MailboxTTL.D())
@@ -249,6 +282,7 @@ func (c *Config) Validate() error {
 	check(c.MaxInboxWindow >= 1 && c.MaxInboxWindow <= 4096, "max_inbox_window must be 1..4096, not %d", c.MaxInboxWindow)
 	check(c.DeliverWait.D() >= 0 && c.DeliverWait.D() <= time.Minute, "deliver_wait must be 0..1m, not %s", c.DeliverWait.D())
 	for name, r := range map[string]Rate{"share_rate": c.ShareRate, "add_rate": c.AddRate,
+		"request_rate": c.RequestRate, "invite_rate": c.InviteRate,
 		"presence_rate": c.PresenceRate, "revoke_rate": c.RevokeRate, "login_rate": c.LoginRate} {
 		check(r.PerSecond > 0 && r.Burst >= 1, "%s needs per_second > 0 and burst >= 1, not %+v", name, r)
 	}
@@ -269,6 +303,21 @@ func (c *Config) Validate() error {
 	check(c.MaxStreamsPerPeer >= 8, "max_streams_per_peer must be at least 8, not %d", c.MaxStreamsPerPeer)
 	check(c.MaxMemoryMiB == 0 || c.MaxMemoryMiB >= 64, "max_memory_mib must be 0 (sized from max_connections) or at least 64, not %d", c.MaxMemoryMiB)
 	return errors.Join(errs...)
+}
+
+// quota returns the per-recipient quota the config sets.
+func (c *Config) quota() Quota {
+	return Quota{Items: c.MailboxItems, Bytes: c.MailboxBytes, StrangerItems: c.StrangerItems, StrangerBytes: c.StrangerBytes}
+}
+
+// budget returns the store-wide budget the config sets, with the part
+// strangers' items may take.
+func (c *Config) budget() Budget {
+	return Budget{
+		Items: c.StoreItems, Bytes: c.StoreBytes,
+		StrangerItems: int(float64(c.StoreItems) * (1 - c.StoreReserve)),
+		StrangerBytes: int64(float64(c.StoreBytes) * (1 - c.StoreReserve)),
+	}
 }
 
 func (c *Config) limits() protocols.Limits {

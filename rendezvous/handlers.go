@@ -218,9 +218,10 @@ func (r *Relay) acceptShare(ctx context.Context, remote peer.ID, raw []byte, rea
 			full++
 			f := &pb.Failure{Peer: []byte(t.Peer), Role: pb.Role_TARGET, Reason: pb.Reason_MAILBOX_FULL}
 			if out.results[i].storeFull {
-				f.Detail = "the relay's store is full; retry later or through another relay"
+				f.Detail = fullDetail(out.results[i])
 			}
 			resp.Failures = append(resp.Failures, f)
+			r.metrics.full.WithLabelValues(out.results[i].fullRoom()).Inc()
 		case putWithdrawn:
 			resp.Failures = append(resp.Failures, &pb.Failure{Peer: []byte(t.Peer), Role: pb.Role_TARGET, Reason: pb.Reason_REVOKED,
 				Detail: "a friendship this share rests on was revoked"})
@@ -340,6 +341,11 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 	if ans := m.GetAnswer(); ans != nil {
 		return r.acceptAnswer(ctx, remote, ans, now)
 	}
+	// Every request counts, not only every message: one combined message
+	// carries up to 64.
+	if !r.limits.allowN("request", remote, len(reqs), r.cfg.RequestRate) {
+		return fail(protocols.Errorf(pb.Status_RATE_LIMITED, "too many add requests; retry later"))
+	}
 	resp := &pb.AddResponse{Status: pb.Status_OK}
 	var items []newItem
 	var slots []int // index in resp.Results of each item
@@ -350,6 +356,12 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 		res := &pb.AddResult{RequestId: u.ID[:], To: []byte(u.To)}
 		resp.Results = append(resp.Results, res)
 		deps, err := r.verifyAdd(u, now)
+		if errors.Is(err, errInviteThrottled) {
+			res.Delivery, res.Reason = pb.Delivery_NOT_SENT, pb.Reason_THROTTLED
+			res.Detail = "too many requests rest on this invite now; retry later"
+			r.metrics.adds.WithLabelValues("throttled").Inc()
+			continue
+		}
 		if err != nil {
 			res.Delivery = pb.Delivery_NOT_SENT
 			res.Reason = protocols.WireReason(identity.ReasonOf(err))
@@ -376,7 +388,9 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 			switch results[i].outcome {
 			case putOverQuota:
 				res.Reason = pb.Reason_MAILBOX_FULL
+				res.Detail = fullDetail(results[i])
 				r.metrics.adds.WithLabelValues("quota_exceeded").Inc()
+				r.metrics.full.WithLabelValues(results[i].fullRoom()).Inc()
 			case putWithdrawn:
 				res.Reason = pb.Reason_REVOKED
 				r.metrics.adds.WithLabelValues("refused").Inc()
@@ -394,7 +408,26 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 	return resp
 }
 
+// errInviteThrottled refuses a request resting on an invite that too many
+// requests used just now (Config.InviteRate).
+var errInviteThrottled = errors.New("rendezvous: too many requests on this invite")
+
+// fullDetail says which room a putOverQuota found full, for the sender.
+func fullDetail(res putResult) string {
+	switch res.fullRoom() {
+	case "store":
+		return "the relay's store is full; retry later or through another relay"
+	case "store_strangers":
+		return "the relay's store has no room left for requests from people who are not friends yet; retry later"
+	case "strangers":
+		return "their mailbox has no room left for requests from people who are not their friends yet; retry later"
+	}
+	return "their mailbox is full; retry later"
+}
+
 // verifyAdd checks one request and returns the attestations it rests on.
+// A request resting on an invite also takes a token of that invite's
+// bucket, once the invite is known to be the recipient's.
 func (r *Relay) verifyAdd(u *protocols.UnverifiedAddRequest, now time.Time) ([]identity.AttestationID, error) {
 	req, err := protocols.VerifyAddRequest(r.verifier, u, now)
 	if err != nil {
@@ -409,6 +442,9 @@ func (r *Relay) verifyAdd(u *protocols.UnverifiedAddRequest, now time.Time) ([]i
 		if in.Inviter != u.To {
 			return nil, &identity.VerifyError{Record: "invite", Reason: identity.ReasonWrongPair,
 				Detail: fmt.Sprintf("the invite is %s's, the request is to %s", identity.ShortID(in.Inviter), identity.ShortID(u.To))}
+		}
+		if !r.limits.allowKey("invite", string(in.Inviter)+string(in.Token[:]), r.cfg.InviteRate) {
+			return nil, errInviteThrottled
 		}
 		return nil, nil
 	}
@@ -446,6 +482,8 @@ func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAns
 	res := &pb.AddResult{RequestId: id[:], To: []byte(to), Delivery: d}
 	if results[0].outcome == putOverQuota {
 		res.Reason = pb.Reason_MAILBOX_FULL
+		res.Detail = fullDetail(results[0])
+		r.metrics.full.WithLabelValues(results[0].fullRoom()).Inc()
 		return &pb.AddResponse{Status: pb.Status_QUOTA_EXCEEDED, Text: "their mailbox is full", Results: []*pb.AddResult{res}}
 	}
 	if results[0].outcome == putWithdrawn {

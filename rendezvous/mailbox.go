@@ -34,20 +34,41 @@ import (
 // attestation (see storedDep). Before this, every delivered item cost the
 // relay about 1 KB of memory for the 30 days of its record.
 
-// Quota bounds one recipient's mailbox.
+// Quota bounds one recipient's mailbox, in two rooms by what the sender
+// has proven. The friends' room holds items resting on a friendship with
+// the recipient (shares, answers, withdrawals); the strangers' room holds
+// add requests, which rest on an introduction or an invite: whoever
+// introduced them, their senders are not the recipient's friends yet. A
+// full strangers' room refuses strangers only, so strangers, however many,
+// cannot crowd out what friends send.
 type Quota struct {
-	Items int   // pending items
-	Bytes int64 // stored bytes of pending items
+	Items int   // pending items in the friends' room
+	Bytes int64 // and their stored bytes
+	// StrangerItems and StrangerBytes bound the strangers' room.
+	StrangerItems int
+	StrangerBytes int64
 }
 
 // Budget bounds all mailboxes of a relay together: a per-recipient quota
 // alone lets identities made up by the thousand (a target needs only an
 // attestation, which one person can sign with two keys) fill the disk with
-// a mailbox each. Zero fields are unbounded.
+// a mailbox each. Zero Items or Bytes are unbounded. Strangers' items may
+// fill the store only up to StrangerItems and StrangerBytes (when Items,
+// or Bytes, is bounded): the rest is a reserve that only friends' items
+// may use.
 type Budget struct {
 	Items int   // pending items in all mailboxes
 	Bytes int64 // their stored bytes
+	// StrangerItems and StrangerBytes: the part of Items and Bytes that
+	// strangers' items may take (counting every item waiting, friends'
+	// included).
+	StrangerItems int
+	StrangerBytes int64
 }
+
+// isStranger reports whether an item of kind belongs in the strangers'
+// room: an add request, whose sender is not the recipient's friend.
+func isStranger(kind protopb.ItemKind) bool { return kind == protopb.ItemKind_ADD_REQUEST }
 
 // mutation is one datastore write the model asks for.
 type mutation struct {
@@ -59,11 +80,12 @@ type mutation struct {
 // Expiry times are Unix seconds, as stored.
 
 type mailItem struct {
-	seq     uint64
-	id      string
-	size    int
-	expires int64
-	deps    []identity.AttestationID
+	seq      uint64
+	id       string
+	size     int
+	expires  int64
+	stranger bool // in the strangers' room (see Quota)
+	deps     []identity.AttestationID
 	// held is set while the item lives only in memory (see put): what
 	// the datastore would hold, and the InboxItem to push.
 	held *heldItem
@@ -93,6 +115,10 @@ type box struct {
 	items   []mailItem // pending, by ascending seq
 	bytes   int64
 	held    int // items[i].held != nil
+	// strangers and strangerBytes are the items of the strangers' room
+	// (items[i].stranger), counted in items and bytes too.
+	strangers     int
+	strangerBytes int64
 	// ids holds the records of pending items and of recently settled
 	// ones (see forget); idsPeak is the most it held since it was last
 	// rebuilt (Go maps do not shrink).
@@ -187,6 +213,8 @@ type mailboxes struct {
 	budget  Budget
 	total   int   // pending items in all mailboxes
 	bytes   int64 // and their stored bytes
+	// strangers counts the pending items of every strangers' room.
+	strangers int
 	// recent lists the settled id records still in memory, oldest first;
 	// forget drops those settled more than recentTTL ago.
 	recent    []settledRef
@@ -256,6 +284,22 @@ type putResult struct {
 	seq       uint64
 	held      bool // stored in memory only, for now
 	storeFull bool // putOverQuota because the relay's Budget is spent
+	stranger  bool // the item was for the strangers' room
+}
+
+// fullRoom names what was full for a putOverQuota: "friends",
+// "strangers" (a recipient's rooms), "store" or "store_strangers" (the
+// relay's Budget, all of it or the strangers' part).
+func (r putResult) fullRoom() string {
+	switch {
+	case r.storeFull && r.stranger:
+		return "store_strangers"
+	case r.storeFull:
+		return "store"
+	case r.stranger:
+		return "strangers"
+	}
+	return "friends"
 }
 
 // put stores it unless its id was seen, it rests on a revoked attestation,
@@ -301,11 +345,12 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 		storedBytes, _ = proto.Marshal(stored)
 		size = len(storedBytes)
 	}
-	if len(b.items) >= m.quota.Items || b.bytes+int64(size) > m.quota.Bytes {
-		return putResult{outcome: putOverQuota}, nil
+	stranger := isStranger(it.kind)
+	if m.roomFull(b, stranger, size) {
+		return putResult{outcome: putOverQuota, stranger: stranger}, nil
 	}
-	if (m.budget.Items > 0 && m.total >= m.budget.Items) || (m.budget.Bytes > 0 && m.bytes+int64(size) > m.budget.Bytes) {
-		return putResult{outcome: putOverQuota, storeFull: true}, nil
+	if m.budgetFull(stranger, size) {
+		return putResult{outcome: putOverQuota, storeFull: true, stranger: stranger}, nil
 	}
 	if b.ids == nil {
 		b.ids = map[string]idRecord{}
@@ -313,7 +358,7 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 	}
 	b.nextSeq++
 	rec := idRecord{seq: seq, state: pb.ItemState_PENDING, kind: it.kind, expires: expires, deps: it.deps, from: it.from}
-	mi := mailItem{seq: seq, id: it.id, size: size, expires: expires, deps: it.deps}
+	mi := mailItem{seq: seq, id: it.id, size: size, expires: expires, deps: it.deps, stranger: stranger}
 	var muts []mutation
 	if it.hold {
 		mi.held = &heldItem{stored: stored}
@@ -326,15 +371,57 @@ func (m *mailboxes) put(it newItem, now time.Time) (putResult, []mutation) {
 		}, indexEntries(it.recipient, it.id, rec)...)
 	}
 	b.items = append(b.items, mi)
-	b.bytes += int64(size)
+	m.count(b, mi, 1)
 	b.ids[it.id] = rec
 	b.idsPeak = max(b.idsPeak, len(b.ids))
-	m.total++
-	m.bytes += int64(size)
 	for _, d := range it.deps {
 		m.index(d, it.recipient, it.id, expires)
 	}
 	return putResult{outcome: putStored, seq: seq, held: it.hold}, muts
+}
+
+// roomFull reports whether the room of b an item of size bytes goes in
+// (the strangers' or the friends') has no room for it.
+func (m *mailboxes) roomFull(b *box, stranger bool, size int) bool {
+	if stranger {
+		return b.strangers >= m.quota.StrangerItems || b.strangerBytes+int64(size) > m.quota.StrangerBytes
+	}
+	return len(b.items)-b.strangers >= m.quota.Items || b.bytes-b.strangerBytes+int64(size) > m.quota.Bytes
+}
+
+// budgetFull reports whether the relay's Budget has no room for an item
+// of size bytes: all of it for a friend's item, the strangers' part for a
+// stranger's.
+func (m *mailboxes) budgetFull(stranger bool, size int) bool {
+	items, bytes := m.budget.Items, m.budget.Bytes
+	if stranger {
+		if items > 0 {
+			items = max(m.budget.StrangerItems, 0)
+			if items == 0 {
+				return true
+			}
+		}
+		if bytes > 0 {
+			bytes = max(m.budget.StrangerBytes, 0)
+			if bytes == 0 {
+				return true
+			}
+		}
+	}
+	return (items > 0 && m.total >= items) || (bytes > 0 && m.bytes+int64(size) > bytes)
+}
+
+// count adds it to (sign 1) or removes it from (sign -1) the counts of b
+// and of every mailbox.
+func (m *mailboxes) count(b *box, it mailItem, sign int) {
+	b.bytes += int64(sign * it.size)
+	m.total += sign
+	m.bytes += int64(sign * it.size)
+	if it.stranger {
+		b.strangers += sign
+		b.strangerBytes += int64(sign * it.size)
+		m.strangers += sign
+	}
 }
 
 // persist writes r's held item seq to the datastore, as put would have.
@@ -447,9 +534,7 @@ func (b *box) cut(i int) {
 func (m *mailboxes) removeAt(r peer.ID, b *box, i int, state pb.ItemState, now time.Time) []mutation {
 	it := b.items[i]
 	b.cut(i)
-	b.bytes -= int64(it.size)
-	m.total--
-	m.bytes -= int64(it.size)
+	m.count(b, it, -1)
 	rec := b.ids[it.id]
 	rec.state = state
 	b.ids[it.id] = rec
@@ -755,9 +840,7 @@ func (m *mailboxes) expire(now time.Time) (dropped int, muts []mutation) {
 				kept = append(kept, it)
 				continue
 			}
-			b.bytes -= int64(it.size)
-			m.total--
-			m.bytes -= int64(it.size)
+			m.count(b, it, -1)
 			dropped++
 			if it.held != nil {
 				b.held--
@@ -802,19 +885,17 @@ func (m *mailboxes) loadMeta(r peer.ID, meta *pb.BoxMeta) {
 // recalls one when it is needed (see recall).
 func (m *mailboxes) loadItem(r peer.ID, seq uint64, size int, st *pb.StoredItem, kind protopb.ItemKind, from peer.ID) {
 	b := m.box(r)
-	it := mailItem{seq: seq, id: string(st.Id), size: size, expires: st.ExpiresAt}
+	it := mailItem{seq: seq, id: string(st.Id), size: size, expires: st.ExpiresAt, stranger: isStranger(kind)}
 	for _, d := range st.Deps {
 		var a identity.AttestationID
 		copy(a[:], d)
 		it.deps = append(it.deps, a)
 	}
 	b.items = append(b.items, it)
-	b.bytes += int64(size)
+	m.count(b, it, 1)
 	if seq >= b.nextSeq {
 		b.nextSeq = seq + 1
 	}
-	m.total++
-	m.bytes += int64(size)
 	b.ids[it.id] = idRecord{seq: seq, state: pb.ItemState_PENDING, kind: kind, expires: it.expires, deps: it.deps, from: from}
 	b.idsPeak = max(b.idsPeak, len(b.ids))
 	for _, a := range it.deps {

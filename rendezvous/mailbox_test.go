@@ -250,6 +250,10 @@ func TestStoreMatchesModel(t *testing.T) {
 	for i := range 20 {
 		items = append(items, item(bob, fmt.Sprint("b", i), att), item(erin, fmt.Sprint("e", i)))
 	}
+	carol := testPeer(t)
+	for i := range 3 {
+		items = append(items, request(carol, fmt.Sprint("r", i)))
+	}
 	if _, err := s.put(ctx, items); err != nil {
 		t.Fatal(err)
 	}
@@ -307,6 +311,9 @@ func TestStoreMatchesModel(t *testing.T) {
 	}
 	if !reflect.DeepEqual(s.mb.depIndex(), s2.mb.depIndex()) || s.mb.total != s2.mb.total {
 		t.Fatalf("reloaded deps or totals differ: %d vs %d", s.mb.total, s2.mb.total)
+	}
+	if s2.mb.strangers != 3 || s2.mb.boxes[carol].strangers != 3 || s.mb.bytes != s2.mb.bytes {
+		t.Fatalf("reloaded strangers' rooms: %d, carol's %d; bytes %d vs %d", s2.mb.strangers, s2.mb.boxes[carol].strangers, s.mb.bytes, s2.mb.bytes)
 	}
 }
 
@@ -544,6 +551,114 @@ func mutKeys(muts []mutation) map[string]string {
 
 // TestMailboxBudget: the relay's budget bounds all mailboxes together,
 // counts what leaves them, and a refused item leaves no mailbox behind.
+// request is an add request for r: an item of the strangers' room.
+func request(r peer.ID, id string) newItem {
+	return newItem{recipient: r, id: id, kind: protopb.ItemKind_ADD_REQUEST, payload: []byte("request " + id)}
+}
+
+// TestMailboxRooms fills a recipient's strangers' room with add requests
+// and checks that it refuses only them: shares, answers and withdrawals
+// have the friends' room, and each room gets its space back on
+// acknowledgement, withdrawal and expiry.
+func TestMailboxRooms(t *testing.T) {
+	bob := testPeer(t)
+	att := identity.AttestationID{9}
+	revoked := map[identity.AttestationID]bool{}
+	m := newMailboxes(Quota{Items: 3, Bytes: 1 << 20, StrangerItems: 2, StrangerBytes: 1 << 20}, time.Hour,
+		func(a identity.AttestationID) bool { return revoked[a] })
+	put := func(it newItem) putResult {
+		t.Helper()
+		res, _ := m.put(it, t0)
+		return res
+	}
+	steps := []struct {
+		name string
+		it   newItem
+		want putOutcome
+		room string // of a putOverQuota
+	}{
+		{"a stranger's request", request(bob, "r1"), putStored, ""},
+		{"a second, on the introduction of a friend", func() newItem { it := request(bob, "r2"); it.deps = []identity.AttestationID{att}; return it }(), putStored, ""},
+		{"a third stranger: their room is full", request(bob, "r3"), putOverQuota, "strangers"},
+		{"a friend's share still has room", item(bob, "s1"), putStored, ""},
+		{"an answer", newItem{recipient: bob, id: "a1", kind: protopb.ItemKind_ADD_ANSWER, payload: []byte("answer")}, putStored, ""},
+		{"a withdrawal", newItem{recipient: bob, id: "w1", kind: protopb.ItemKind_WITHDRAWAL, payload: []byte("withdrawal")}, putStored, ""},
+		{"a fourth friend's item: the friends' room is full", item(bob, "s2"), putOverQuota, "friends"},
+		{"strangers are still refused", request(bob, "r4"), putOverQuota, "strangers"},
+	}
+	for _, st := range steps {
+		res := put(st.it)
+		if res.outcome != st.want || (st.want == putOverQuota && res.fullRoom() != st.room) {
+			t.Fatalf("%s: %+v (room %s), want outcome %v room %q", st.name, res, res.fullRoom(), st.want, st.room)
+		}
+	}
+	if b := m.boxes[bob]; len(b.items) != 5 || b.strangers != 2 || m.strangers != 2 {
+		t.Fatalf("%d items, %d strangers (%d in all)", len(b.items), b.strangers, m.strangers)
+	}
+	// Acknowledging a request frees a stranger's place, not a friend's.
+	m.ack(bob, []uint64{1}, t0)
+	if res := put(item(bob, "s2")); res.outcome != putOverQuota {
+		t.Fatalf("a friend's item after a request was acknowledged: %+v", res)
+	}
+	if res := put(request(bob, "r3")); res.outcome != putStored {
+		t.Fatalf("a request after a request was acknowledged: %+v", res)
+	}
+	// A withdrawal frees one too.
+	revoked[att] = true
+	m.withdraw(&identity.Revocation{AttestationID: att}, t0, nil)
+	if b := m.boxes[bob]; b.strangers != 1 || m.strangers != 1 {
+		t.Fatalf("after the withdrawal: %d strangers (%d in all)", b.strangers, m.strangers)
+	}
+	// And expiry empties both rooms.
+	m.expire(t0.Add(2 * time.Hour))
+	if b := m.boxes[bob]; len(b.items) != 0 || b.strangers != 0 || b.strangerBytes != 0 || b.bytes != 0 || m.strangers != 0 {
+		t.Fatalf("after expiry: %+v, %d strangers in all", b, m.strangers)
+	}
+	// The strangers' room counts bytes as well.
+	m.quota.StrangerBytes = 10
+	if res := put(request(bob, "big")); res.outcome != putOverQuota || res.fullRoom() != "strangers" {
+		t.Fatalf("a request past the strangers' bytes: %+v", res)
+	}
+}
+
+// TestMailboxBudgetReserve checks the store-wide reserve: strangers'
+// requests are refused once every mailbox together holds the strangers'
+// part of the budget, friends' items until the whole of it.
+func TestMailboxBudgetReserve(t *testing.T) {
+	m := newMailboxes(Quota{Items: 100, Bytes: 1 << 20, StrangerItems: 100, StrangerBytes: 1 << 20}, time.Hour, nil)
+	cfg := DefaultConfig()
+	cfg.StoreItems, cfg.StoreReserve = 10, 0.3
+	m.budget = cfg.budget()
+	if m.budget.StrangerItems != 7 {
+		t.Fatalf("strangers may take %d of 10 with a 30%% reserve", m.budget.StrangerItems)
+	}
+	victim := testPeer(t)
+	stored := 0
+	for i := range 20 {
+		if res, _ := m.put(request(testPeer(t), fmt.Sprint("r", i)), t0); res.outcome == putStored {
+			stored++
+		} else if res.fullRoom() != "store_strangers" {
+			t.Fatalf("request %d: %+v (room %s)", i, res, res.fullRoom())
+		}
+	}
+	if stored != 7 {
+		t.Fatalf("%d strangers' requests stored, want 7", stored)
+	}
+	for i := range 3 {
+		if res, _ := m.put(item(victim, fmt.Sprint("s", i)), t0); res.outcome != putStored {
+			t.Fatalf("a friend's share %d in the reserve: %+v", i, res)
+		}
+	}
+	if res, _ := m.put(item(victim, "s3"), t0); res.outcome != putOverQuota || res.fullRoom() != "store" {
+		t.Fatalf("past the whole budget: %+v (room %s)", res, res.fullRoom())
+	}
+	// With no reserve at all, strangers may fill the store.
+	cfg.StoreReserve = 0
+	if b := cfg.budget(); b.StrangerItems != 10 {
+		t.Fatalf("no reserve: strangers may take %d", b.StrangerItems)
+	}
+}
+
 func TestMailboxBudget(t *testing.T) {
 	m := newMailboxes(Quota{Items: 100, Bytes: 1 << 20}, time.Hour, nil)
 	m.budget = Budget{Items: 3}

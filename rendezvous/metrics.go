@@ -22,6 +22,7 @@ type metrics struct {
 	dht           *prometheus.CounterVec // profile puts and lookups, by outcome
 	relayPeers    prometheus.Gauge
 	held          *prometheus.CounterVec
+	full          *prometheus.CounterVec // items refused for want of room, by room
 }
 
 func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
@@ -75,6 +76,10 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 			Name: "kith_relay_held_items_total",
 			Help: "Items for online recipients held in memory, by outcome: acknowledged (delivered with no item written) or stored (written after the wait).",
 		}, []string{"outcome"}),
+		full: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kith_relay_mailbox_full_total",
+			Help: "Items refused MAILBOX_FULL, by the room that was full: friends or strangers (a recipient's), store or store_strangers (all mailboxes together; strangers may not use the store's reserve).",
+		}, []string{"room"}),
 		relayPeers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "kith_relay_dht_relay_peers", Help: "Relays found through the DHT and kept connected, at the last look.",
 		}),
@@ -98,12 +103,15 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 	sealFallbacks := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "kith_relay_seal_batch_fallbacks_total", Help: "Batches with a bad signature, verified again one by one.",
 	}, func() float64 { return float64(sigs.Stats().Fallbacks) })
+	strangers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kith_relay_mailbox_stranger_items", Help: "Add requests waiting in all mailboxes' strangers' rooms (counted in kith_relay_mailbox_items too).",
+	}, func() float64 { return float64(r.store.strangerItems()) })
 	online := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kith_relay_online_peers", Help: "Peers with an open inbox.",
 	}, func() float64 { return float64(r.sessions.count()) })
 	for _, c := range []prometheus.Collector{m.shares, m.shareFailures, m.verifySeconds, m.stored, m.pushed,
-		m.delivered, m.expired, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, m.dht, m.relayPeers, m.held,
-		mailbox, mailboxBytes, online, sealBatches, sealBatched, sealFallbacks} {
+		m.delivered, m.expired, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, m.dht, m.relayPeers, m.held, m.full,
+		mailbox, mailboxBytes, strangers, online, sealBatches, sealBatched, sealFallbacks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

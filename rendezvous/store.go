@@ -162,9 +162,9 @@ func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() tim
 		onDrop:   func(int) {},
 		onSync:   func(time.Duration, int) {},
 	}
-	s.mb = newMailboxes(Quota{Items: cfg.MailboxItems, Bytes: cfg.MailboxBytes}, cfg.MailboxTTL.D(), s.revoked.Revoked)
+	s.mb = newMailboxes(cfg.quota(), cfg.MailboxTTL.D(), s.revoked.Revoked)
 	s.mb.recentTTL = cfg.DeliverWait.D() + recentSlack
-	s.mb.budget = Budget{Items: cfg.StoreItems, Bytes: cfg.StoreBytes}
+	s.mb.budget = cfg.budget()
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
@@ -655,6 +655,13 @@ func (s *store) pendingBytes() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mb.bytes
+}
+
+// strangerItems returns how many add requests wait in all mailboxes.
+func (s *store) strangerItems() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mb.strangers
 }
 
 // itemState returns what r's mailbox knows of item id.

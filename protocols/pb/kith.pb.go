@@ -129,6 +129,7 @@ const (
 	Reason_MISSING            Reason = 8  // no attestation or introduction was given
 	Reason_BLOCKED            Reason = 9  // the peer blocked the sender
 	Reason_MAILBOX_FULL       Reason = 10 // the peer's mailbox is at its quota
+	Reason_THROTTLED          Reason = 11 // too many requests rest on the same invite now; retry later
 )
 
 // Enum value maps for Reason.
@@ -145,6 +146,7 @@ var (
 		8:  "MISSING",
 		9:  "BLOCKED",
 		10: "MAILBOX_FULL",
+		11: "THROTTLED",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED": 0,
@@ -158,6 +160,7 @@ var (
 		"MISSING":            8,
 		"BLOCKED":            9,
 		"MAILBOX_FULL":       10,
+		"THROTTLED":          11,
 	}
 )
 
@@ -2441,7 +2444,7 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\tNOT_FOUND\x10\t\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\n" +
 	"\x12\f\n" +
-	"\bINTERNAL\x10\v*\xba\x01\n" +
+	"\bINTERNAL\x10\v*\xc9\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tMALFORMED\x10\x01\x12\x11\n" +
@@ -2455,7 +2458,8 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\aMISSING\x10\b\x12\v\n" +
 	"\aBLOCKED\x10\t\x12\x10\n" +
 	"\fMAILBOX_FULL\x10\n" +
-	"*>\n" +
+	"\x12\r\n" +
+	"\tTHROTTLED\x10\v*>\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04ITEM\x10\x01\x12\n" +
