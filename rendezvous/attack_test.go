@@ -249,6 +249,11 @@ func TestInboxAttacks(t *testing.T) {
 		{"an ack before logging in", framed(&pb.InboxClient{Msg: &pb.InboxClient_Ack{Ack: &pb.Ack{Seqs: []uint64{1}}}}), pb.Status_BAD_REQUEST},
 		{"garbage", append(binary.AppendUvarint(nil, 5), 0xff, 0xff, 0xff, 0xff, 0xff), pb.Status_BAD_REQUEST},
 		{"oversized", binary.AppendUvarint(nil, protocols.MaxInboxMessage+1), pb.Status_TOO_LARGE},
+		{"an empty stream", nil, pb.Status_BAD_REQUEST},
+		{"a frame cut short", append(binary.AppendUvarint(nil, 200), 1, 2, 3), pb.Status_BAD_REQUEST},
+		{"a length prefix that never ends", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, pb.Status_BAD_REQUEST},
+		{"an empty frame", binary.AppendUvarint(nil, 0), pb.Status_BAD_REQUEST},
+		{"a login without a profile", login(nil), pb.Status_BAD_REQUEST},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

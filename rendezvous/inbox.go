@@ -13,6 +13,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/protocols/pb"
 	storepb "github.com/kithnet/kith/rendezvous/pb"
@@ -295,23 +296,16 @@ func (r *Relay) handleInbox(st network.Stream) {
 	st.SetDeadline(r.clock().Add(protocols.StreamDeadline))
 	rd := protocols.NewReaderSize(st, protocols.MaxInboxClient, inboxReadBuffer)
 	refuse := func(err error) {
-		res := &pb.LoginResult{Status: protocols.StatusOf(err), Text: err.Error()}
+		status, text := statusText(err)
+		res := &pb.LoginResult{Status: status, Text: text}
 		protocols.WriteMsg(st, &pb.InboxServer{Msg: &pb.InboxServer_Result{Result: res}})
 		st.Close()
 	}
 	frame, err := rd.ReadFrame()
+	login, err := decodeLogin(frame, err)
 	if err != nil {
+		r.metrics.logins.WithLabelValues(outcomeLabel(protocols.StatusOf(err))).Inc()
 		refuse(err)
-		return
-	}
-	m, err := protocols.DecodeInboxClient(frame)
-	if err != nil {
-		refuse(err)
-		return
-	}
-	login := m.GetLogin()
-	if login == nil {
-		refuse(protocols.Errorf(pb.Status_BAD_REQUEST, "the first inbox message must be a login"))
 		return
 	}
 	if !r.limits.allow("login", remote, r.cfg.LoginRate) {
@@ -320,29 +314,11 @@ func (r *Relay) handleInbox(st network.Stream) {
 		return
 	}
 	now := r.clock()
-	prof, err := r.verifier.Profile(login.Profile, now)
+	prof, addrs, err := checkLogin(r.verifier, login, remote, now)
 	if err != nil {
-		r.metrics.logins.WithLabelValues("refused").Inc()
-		refuse(protocols.Errorf(pb.Status_REFUSED, "login profile: %v", err))
+		r.metrics.logins.WithLabelValues(outcomeLabel(protocols.StatusOf(err))).Inc()
+		refuse(err)
 		return
-	}
-	if prof.Owner != remote {
-		r.metrics.logins.WithLabelValues("unauthorized").Inc()
-		refuse(protocols.Errorf(pb.Status_UNAUTHORIZED, "the profile is %s's, but the connection is %s's", prof.Owner, remote))
-		return
-	}
-	var addrs []ma.Multiaddr
-	if len(login.PeerRecord) > 0 {
-		var rec peer.PeerRecord
-		if _, err := record.ConsumeTypedEnvelope(login.PeerRecord, &rec); err != nil || rec.PeerID != remote {
-			r.metrics.logins.WithLabelValues("unauthorized").Inc()
-			refuse(protocols.Errorf(pb.Status_UNAUTHORIZED, "the peer record is not signed by %s", remote))
-			return
-		}
-		if len(rec.Addrs) > 16 {
-			rec.Addrs = rec.Addrs[:16]
-		}
-		addrs = rec.Addrs
 	}
 	// A node behind NAT is reachable through this relay.
 	for _, a := range r.h.Addrs() {
@@ -405,6 +381,62 @@ func (r *Relay) handleInbox(st network.Stream) {
 			log.Error("storing held items failed", "err", err)
 		}
 	}()
+}
+
+// decodeLogin reads a session's first frame, or the error reading it, as a
+// login. Every failure is a *protocols.StatusError of BAD_REQUEST or
+// TOO_LARGE: whatever a client sends, it is told what was wrong with it.
+func decodeLogin(frame []byte, readErr error) (*pb.Login, error) {
+	if readErr != nil {
+		s, text := statusText(readErr)
+		switch {
+		case errors.Is(readErr, io.EOF):
+			text = "the stream ended before a login was sent"
+		case s != pb.Status_TOO_LARGE && s != pb.Status_BAD_REQUEST:
+			text = "the login could not be read: " + readErr.Error()
+		}
+		if s != pb.Status_TOO_LARGE {
+			s = pb.Status_BAD_REQUEST
+		}
+		return nil, protocols.Errorf(s, "%s", text)
+	}
+	m, err := protocols.DecodeInboxClient(frame)
+	if err != nil {
+		return nil, err
+	}
+	login := m.GetLogin()
+	if login == nil {
+		return nil, protocols.Errorf(pb.Status_BAD_REQUEST, "the first inbox message must be a login")
+	}
+	return login, nil
+}
+
+// maxLoginAddrs bounds the addresses a login's peer record may announce.
+const maxLoginAddrs = 16
+
+// checkLogin verifies a login on a connection authenticated as remote: its
+// profile (REFUSED if it does not verify, UNAUTHORIZED if it is someone
+// else's) and its peer record (UNAUTHORIZED unless remote signed it). It
+// returns the profile and the announced addresses, at most maxLoginAddrs.
+func checkLogin(v *identity.Verifier, login *pb.Login, remote peer.ID, now time.Time) (*identity.Profile, []ma.Multiaddr, error) {
+	prof, err := v.Profile(login.Profile, now)
+	if err != nil {
+		return nil, nil, protocols.Errorf(pb.Status_REFUSED, "login profile: %v", err)
+	}
+	if prof.Owner != remote {
+		return nil, nil, protocols.Errorf(pb.Status_UNAUTHORIZED, "the profile is %s's, but the connection is %s's", prof.Owner, remote)
+	}
+	if len(login.PeerRecord) == 0 {
+		return prof, nil, nil
+	}
+	var rec peer.PeerRecord
+	if _, err := record.ConsumeTypedEnvelope(login.PeerRecord, &rec); err != nil || rec.PeerID != remote {
+		return nil, nil, protocols.Errorf(pb.Status_UNAUTHORIZED, "the peer record is not signed by %s", remote)
+	}
+	if len(rec.Addrs) > maxLoginAddrs {
+		rec.Addrs = rec.Addrs[:maxLoginAddrs]
+	}
+	return prof, rec.Addrs, nil
 }
 
 // pushInbox sends the mailbox of s in seq order, up to the window, in
