@@ -339,7 +339,8 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 		d.Close()
 		return nil, fmt.Errorf("the local API cannot listen on %s: %w", cfg.API, err)
 	}
-	if tcp, ok := ln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+	tcp, ok := ln.Addr().(*net.TCPAddr)
+	if !ok || !tcp.IP.IsLoopback() {
 		ln.Close()
 		d.Close()
 		return nil, fmt.Errorf("%w: the local API must listen on a loopback address, not %s", ErrBadArgument, cfg.API)
@@ -351,7 +352,7 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	if !o.NoUI {
 		mux.Handle("/", NewUI(token))
 	}
-	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	d.srv = &http.Server{Handler: LocalHostOnly(tcp, mux), ReadHeaderTimeout: 10 * time.Second}
 	go d.srv.Serve(ln)
 	b, _ := json.Marshal(apiInfo{URL: d.URL, PID: os.Getpid()})
 	if err := writeFileAtomic(filepath.Join(o.DataDir, apiFile), b, 0o600); err != nil {

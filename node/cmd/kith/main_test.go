@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,6 +58,11 @@ func TestEndToEnd(t *testing.T) {
 		e.ok("accept", req.ID[:8], "--data", e.dir("Alice"))
 		e.waitFriends(f, "Alice")
 	}
+	// The local server answers only requests addressed to itself: a page
+	// elsewhere whose name resolves to 127.0.0.1 (DNS rebinding) is
+	// refused, page and API, token or not.
+	e.checkHostHeaders("Alice")
+
 	// A group, flags before and after the positional arguments.
 	e.ok("--data", e.dir("Alice"), "group", "create", "work")
 	e.ok("group", "add", "work", "Carol", "Dave", "Erin", "--data", e.dir("Alice"))
@@ -184,6 +191,47 @@ type e2e struct {
 }
 
 func (e *e2e) dir(name string) string { return filepath.Join(e.root, strings.ToLower(name)) }
+
+// checkHostHeaders sends the running daemon of name requests with its own
+// and with foreign Host headers, to the page and to the API.
+func (e *e2e) checkHostHeaders(name string) {
+	e.t.Helper()
+	login, err := node.LoginURL(e.dir(name))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	u, err := url.Parse(login)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	token := u.Query().Get("token")
+	_, port, _ := net.SplitHostPort(u.Host)
+	tests := []struct {
+		host, path string
+		want       int
+	}{
+		{u.Host, "/", 200},
+		{"localhost:" + port, "/api/id", 200},
+		{"127.0.0.1:" + port, "/api/id", 200},
+		{"evil.example:" + port, "/", 421},
+		{"evil.example:" + port, "/api/id", 421},
+		{"evil.example", "/api/id", 421},
+		{"localhost:1", "/api/id", 421},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest("GET", "http://"+u.Host+tt.path, nil)
+		req.Host = tt.host
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			e.t.Fatalf("GET %s with Host %q: %d, want %d", tt.path, tt.host, resp.StatusCode, tt.want)
+		}
+	}
+}
 
 // run runs the kith CLI and returns its combined output and exit code.
 func (e *e2e) run(args ...string) (string, int) {
