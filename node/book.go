@@ -946,8 +946,10 @@ var ErrDropped = errors.New("request dropped")
 
 // ReceiveRequest verifies an incoming friend request and keeps it pending
 // for the user to answer. It needs either an introduction by one of the
-// user's friends ("your friend A shared you with B", verified with A's key)
-// or an invite the user issued.
+// user's friends ("your friend A shared you with B", verified with A's key
+// and with A's both-signed friendships with B and with the user) or an
+// invite the user issued. A request that fails verification is dropped
+// with an error that carries the *identity.VerifyError (its reason).
 func (b *Book) ReceiveRequest(wire *pb.AddRequest, now time.Time) (*Request, []Mutation, error) {
 	u, err := protocols.DecodeAddRequest(wire)
 	if err != nil {
@@ -964,7 +966,7 @@ func (b *Book) ReceiveRequest(wire *pb.AddRequest, now time.Time) (*Request, []M
 	}
 	req, err := protocols.VerifyAddRequest(b.verifier, u, now)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrDropped, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrDropped, err)
 	}
 	r := &Request{ID: u.ID, Direction: Incoming, Peer: u.From, Name: u.FromName, State: Pending,
 		Message: u.Message, CreatedAt: now, OfferID: req.Offer.ID, PeerProfile: u.FromProfile}

@@ -215,16 +215,45 @@ func TestRequestsNeedAFriendsIntroductionOrAnInvite(t *testing.T) {
 		return r
 	}
 
+	// Or she introduces herself: a sock puppet's key seals "puppet
+	// introduces Mallory to Carol" (the puppet is "friends" with Mallory,
+	// two keys of one person), or Bob, her real friend but not Carol's,
+	// does.
+	introducedBy := func(sealer *person, recipientAtt, subjectAtt []byte) *pb.AddRequest {
+		sh, err := protocols.BuildShare(sealer.key, protocols.ShareSpec{CreatedAt: t0,
+			Targets: []protocols.ShareTarget{{Peer: mallory.me, Attestation: recipientAtt}},
+			Items:   []protocols.ShareItem{{Peer: carol.me, Attestation: subjectAtt}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		intro, _ := sh.Introduction(mallory.me, carol.me)
+		o, _ := identity.MakeOffer(mallory.key, carol.me, t0, 0)
+		r, _ := protocols.BuildAddRequest(mallory.key, protocols.AddRequestSpec{ID: protocols.NewRequestID(), To: carol.me, Offer: o, Introduction: intro, CreatedAt: t0})
+		return r
+	}
+	attBetween := func(a, b *person) []byte {
+		o, _ := identity.MakeOffer(a.key, b.me, t0, 0)
+		att, _ := identity.NewVerifier().Countersign(b.key, o, t0)
+		return att.Raw
+	}
+	puppet := newPerson(t, "Puppet")
+	aliceCarol := carol.friends[alice.me].Attestation
+
 	tests := []struct {
-		name string
-		req  *pb.AddRequest
-		ok   bool
+		name   string
+		req    *pb.AddRequest
+		ok     bool
+		reason identity.Reason // of a request that fails verification
 	}{
-		{"introduced by a friend", &good, true},
-		{"the same request again", &good, true},
-		{"someone else's introduction", stolen, false},
-		{"someone else's invite", viaInvite(bobInvite.Link()), false},
-		{"Carol's own invite", viaInvite(carolInvite.Link()), true},
+		{"introduced by a friend", &good, true, 0},
+		{"the same request again", &good, true, 0},
+		{"someone else's introduction", stolen, false, identity.ReasonWrongPair},
+		{"someone else's invite", viaInvite(bobInvite.Link()), false, 0},
+		{"Carol's own invite", viaInvite(carolInvite.Link()), true, 0},
+		{"a sock puppet's introduction", introducedBy(puppet, attBetween(puppet, mallory), nil), false, identity.ReasonMissing},
+		{"a sock puppet showing Alice's friendship with Carol", introducedBy(puppet, attBetween(puppet, mallory), aliceCarol), false, identity.ReasonWrongPair},
+		{"Bob, a friend of Mallory's only", introducedBy(bob, bob.friends[mallory.me].Attestation, nil), false, identity.ReasonMissing},
+		{"Alice, a friend of Carol's only", introducedBy(alice, nil, aliceCarol), false, identity.ReasonMissing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,6 +263,9 @@ func TestRequestsNeedAFriendsIntroductionOrAnInvite(t *testing.T) {
 			}
 			if err != nil && !errors.Is(err, ErrDropped) {
 				t.Fatalf("a refused request must be dropped silently: %v", err)
+			}
+			if tt.reason != 0 && identity.ReasonOf(err) != tt.reason {
+				t.Fatalf("reason %v (%v), want %v", identity.ReasonOf(err), err, tt.reason)
 			}
 			if err == nil && r.State != Pending {
 				t.Fatalf("state %v", r.State)

@@ -628,12 +628,26 @@ func (n *Node) handleAdd(st network.Stream) {
 			switch {
 			case m.GetRequest() != nil:
 				raw, _ := proto.Marshal(m.GetRequest())
-				if u, derr := protocols.DecodeAddRequest(m.GetRequest()); derr != nil || u.From != st.Conn().RemotePeer() {
+				u, derr := protocols.DecodeAddRequest(m.GetRequest())
+				if derr != nil || u.From != st.Conn().RemotePeer() {
 					err = protocols.Errorf(pb.Status_UNAUTHORIZED, "the request is not signed by the sender")
-				} else if rerr := n.receiveRequest(raw, "direct"); rerr != nil && !errors.Is(rerr, ErrDropped) {
-					err = rerr
+				} else if rerr := n.receiveRequest(raw, "direct"); rerr != nil {
+					var ve *identity.VerifyError
+					switch {
+					case errors.As(rerr, &ve):
+						// What fails verification is refused with its
+						// reason, as a relay refuses it: the sender could
+						// check it alone and learns nothing of the user.
+						err = protocols.Errorf(pb.Status_REFUSED, "the request was refused: %v", ve)
+						resp.Results = []*pb.AddResult{{RequestId: u.ID[:], To: []byte(u.To), Delivery: pb.Delivery_NOT_SENT,
+							Reason: protocols.WireReason(ve.Reason), Detail: ve.Error()}}
+					case !errors.Is(rerr, ErrDropped):
+						err = rerr
+					}
 				}
-				// A dropped request is answered OK: the sender learns nothing.
+				// Any other dropped request (blocked, already a friend,
+				// not an invite of the user's) is answered OK: the sender
+				// learns nothing.
 			case m.GetAnswer() != nil:
 				if aerr := n.receiveAnswer(m.GetAnswer()); aerr != nil && !errors.Is(aerr, ErrDropped) {
 					err = aerr
