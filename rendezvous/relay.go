@@ -224,6 +224,10 @@ func (r *Relay) Waiting(p peer.ID) int {
 	return n
 }
 
+// WaitingFromStrangers returns how many of p's waiting items are in its
+// strangers' room: add requests from people not yet p's friends.
+func (r *Relay) WaitingFromStrangers(p peer.ID) int { return r.store.strangersOf(p) }
+
 // Close stops serving: it removes the stream handlers, ends the inbox
 // sessions, finishes the datastore work already queued, and returns. It
 // does not close the host or the datastore.

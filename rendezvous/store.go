@@ -657,6 +657,16 @@ func (s *store) pendingBytes() int64 {
 	return s.mb.bytes
 }
 
+// strangersOf returns how many add requests wait in r's mailbox.
+func (s *store) strangersOf(r peer.ID) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b := s.mb.boxes[r]; b != nil {
+		return b.strangers
+	}
+	return 0
+}
+
 // strangerItems returns how many add requests wait in all mailboxes.
 func (s *store) strangerItems() int {
 	s.mu.Lock()

@@ -3,6 +3,7 @@ package simnet
 import (
 	"crypto/rand"
 	mrand "math/rand/v2"
+	"sort"
 	"sync"
 	"time"
 
@@ -24,12 +25,20 @@ import (
 //   - claimed-introduction: asks a stranger to be friends, claiming one of
 //     the stranger's friends introduced it (a seal it signed in their name),
 //     through the relay and directly to the stranger's node;
-//   - mailbox-flood: fires a burst of shares at one friend.
+//   - mailbox-flood: fires a burst of shares at one friend;
+//   - sock-puppet-flood: 64 requests to a stranger, each resting on an
+//     introduction sealed by one of 8 keys made for the purpose (each
+//     "friends" with the adversary: two keys of one person), through the
+//     stranger's relay and one straight to the stranger's node;
+//   - invite-flood: 64 requests to a stranger on the stranger's own invite
+//     (as if it had been posted publicly): valid, so they fill the
+//     stranger's strangers' room, which must stop them there while the
+//     stranger's friends' items keep arriving.
 //
 // Every forged or replayed item is recorded; if any is accepted by a relay
 // or reaches a user, the run reports it in forged_accepted.
 func (s *sim) adversary(u *user, stop time.Time) {
-	kinds := []string{"forged-share", "replayed-share", "claimed-introduction", "mailbox-flood"}
+	kinds := []string{"forged-share", "replayed-share", "claimed-introduction", "mailbox-flood", "sock-puppet-flood", "invite-flood"}
 	rng := mrand.New(mrand.NewPCG(s.cfg.Seed, uint64(u.idx)+2<<32))
 	for i := 0; time.Now().Before(stop); i++ {
 		time.Sleep(time.Duration(20+rng.IntN(40)) * time.Second)
@@ -50,6 +59,10 @@ func (s *sim) adversary(u *user, stop time.Time) {
 			s.claimedIntroduction(rng, u, n)
 		case "mailbox-flood":
 			s.flood(rng, u, n)
+		case "sock-puppet-flood":
+			s.sockPuppetFlood(rng, u, n)
+		case "invite-flood":
+			s.inviteFlood(rng, u, n)
 		}
 	}
 }
@@ -230,4 +243,188 @@ func (s *sim) flood(rng *mrand.Rand, u *user, n *node.Node) {
 		}()
 	}
 	wg.Wait()
+}
+
+// floodSize is how many requests one flood sends: one combined request.
+const floodSize = protocols.MaxRequestsPerAdd
+
+func (s *sim) sockPuppetFlood(rng *mrand.Rand, u *user, n *node.Node) {
+	victim := s.stranger(rng, u, n)
+	if victim == nil {
+		return
+	}
+	var reqs []*pb.AddRequest
+	for range 8 {
+		puppet, err := identity.GenerateKey()
+		if err != nil {
+			return
+		}
+		offer, _ := identity.MakeOffer(puppet, u.id, time.Now(), 0)
+		withU, err := identity.NewVerifier().Countersign(u.key, offer, time.Now())
+		if err != nil {
+			return
+		}
+		for range floodSize / 8 {
+			sh, err := protocols.BuildShare(puppet, protocols.ShareSpec{CreatedAt: time.Now(),
+				Targets: []protocols.ShareTarget{{Peer: u.id, Attestation: withU.Raw}},
+				Items:   []protocols.ShareItem{{Peer: victim.id}}})
+			if err != nil {
+				return
+			}
+			intro, _ := sh.Introduction(u.id, victim.id)
+			if req := s.floodRequest(u, victim.id, intro, nil); req != nil {
+				reqs = append(reqs, req)
+			}
+		}
+	}
+	s.mu.Lock()
+	for _, r := range reqs {
+		s.forged[requestIDOf(r)] = true
+	}
+	s.strangers.PuppetRequests += len(reqs)
+	s.mu.Unlock()
+	resp, _ := client.Add(s.ctx, n.Host(), s.relayOf(victim), &pb.AddMessage{Msg: &pb.AddMessage_Combined{Combined: &pb.CombinedAdd{Requests: reqs}}})
+	stored := 0
+	for _, res := range resp.GetResults() {
+		if res.Delivery == pb.Delivery_DELIVERED || res.Delivery == pb.Delivery_STORED {
+			stored++
+		}
+	}
+	s.mu.Lock()
+	s.strangers.PuppetStored += stored
+	s.forgedOK += stored
+	s.mu.Unlock()
+	if vn := victim.node(); vn != nil && len(reqs) > 0 {
+		n.Host().Peerstore().AddAddrs(victim.id, vn.Host().Addrs(), time.Minute)
+		client.Add(s.ctx, n.Host(), victim.id, &pb.AddMessage{Msg: &pb.AddMessage_Request{Request: reqs[0]}})
+	}
+}
+
+func (s *sim) inviteFlood(rng *mrand.Rand, u *user, n *node.Node) {
+	// The worst case is a victim offline, whose mailbox keeps what
+	// arrives: flood one whose invite is known and who is offline now, if
+	// there is one; else a stranger online.
+	victim := s.offlineInvitee(u, n)
+	if victim == nil {
+		victim = s.stranger(rng, u, n)
+	}
+	// And harvest a few more invites, as an attacker collects the links
+	// people post.
+	for range 8 {
+		if v := s.stranger(rng, u, n); v != nil {
+			s.inviteOf(v)
+		}
+	}
+	if victim == nil {
+		return
+	}
+	invite := s.inviteOf(victim)
+	if invite == nil {
+		return
+	}
+	var reqs []*pb.AddRequest
+	for range floodSize {
+		if req := s.floodRequest(u, victim.id, nil, invite); req != nil {
+			reqs = append(reqs, req)
+		}
+	}
+	s.mu.Lock()
+	for _, r := range reqs {
+		s.flooded[requestIDOf(r)] = true
+	}
+	s.strangers.InviteRequests += len(reqs)
+	s.mu.Unlock()
+	resp, _ := client.Add(s.ctx, n.Host(), s.relayOf(victim), &pb.AddMessage{Msg: &pb.AddMessage_Combined{Combined: &pb.CombinedAdd{Requests: reqs}}})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, res := range resp.GetResults() {
+		switch {
+		case res.Delivery == pb.Delivery_DELIVERED || res.Delivery == pb.Delivery_STORED:
+			s.strangers.InviteStored++
+		case res.Reason == pb.Reason_MAILBOX_FULL:
+			s.strangers.RoomFull++
+		case res.Reason == pb.Reason_THROTTLED:
+			s.strangers.Throttled++
+		}
+	}
+	if rn := s.w.relays[victim.home]; rn != nil {
+		rn.mu.Lock()
+		if rn.r != nil {
+			s.strangers.Peak = max(s.strangers.Peak, rn.r.WaitingFromStrangers(victim.id))
+		}
+		rn.mu.Unlock()
+	}
+}
+
+// offlineInvitee returns a user offline now, not u's friend, whose
+// invite is known, in a fixed order; or nil.
+func (s *sim) offlineInvitee(u *user, n *node.Node) *user {
+	s.mu.Lock()
+	var known []*user
+	for id := range s.invites {
+		if v := s.byID[id]; v != nil && v != u && !v.adversary {
+			known = append(known, v)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(known, func(i, j int) bool { return known[i].idx < known[j].idx })
+	for _, v := range known {
+		if v.node() == nil && !n.IsFriend(v.id) {
+			return v
+		}
+	}
+	return nil
+}
+
+// inviteOf returns victim's invite, asked of its node once and kept (an
+// invite link is handed out, and anyone who has it may use it).
+func (s *sim) inviteOf(victim *user) []byte {
+	s.mu.Lock()
+	inv, ok := s.invites[victim.id]
+	s.mu.Unlock()
+	if ok {
+		return inv
+	}
+	vn := victim.node()
+	if vn == nil {
+		return nil
+	}
+	id, err := vn.IDView()
+	if err != nil {
+		return nil
+	}
+	raw, err := identity.ParseInviteLink(id.Invite)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	s.invites[victim.id] = raw
+	s.mu.Unlock()
+	return raw
+}
+
+// floodRequest is u's request to `to`, on intro or invite, with a fresh id.
+func (s *sim) floodRequest(u *user, to peer.ID, intro, invite []byte) *pb.AddRequest {
+	offer, err := identity.MakeOffer(u.key, to, time.Now(), 0)
+	if err != nil {
+		return nil
+	}
+	var rid protocols.RequestID
+	rand.Read(rid[:])
+	req, err := protocols.BuildAddRequest(u.key, protocols.AddRequestSpec{
+		ID: rid, To: to, Offer: offer, Introduction: intro, Invite: invite, CreatedAt: time.Now(), FromName: u.name,
+	})
+	if err != nil {
+		return nil
+	}
+	return req
+}
+
+// requestIDOf returns the hex id of a request built here.
+func requestIDOf(r *pb.AddRequest) string {
+	u, err := protocols.DecodeAddRequest(r)
+	if err != nil {
+		return ""
+	}
+	return u.ID.String()
 }

@@ -15,10 +15,12 @@
 // groups to several targets, picks, accepts and declines; churn (nodes
 // going offline and coming back on a schedule), a relay restart, a
 // partition that heals, and adversaries that forge attestations, replay
-// share ids, claim introductions they do not have and flood mailboxes. It
-// reports delivery ratios, duplicates, forged items accepted, refusals by
-// reason, latencies, mailbox depth and relay traffic. The same seed gives
-// the same network and workload.
+// share ids, claim introductions they do not have, seal introductions with
+// sock-puppet keys, and flood mailboxes with shares and with requests on a
+// victim's own invite. It reports delivery ratios, duplicates, forged
+// items accepted, what strangers' floods stored against the strangers'
+// room (StrangerRooms), refusals by reason, latencies, mailbox depth and
+// relay traffic. The same seed gives the same network and workload.
 //
 // RunScript plays a story written as a script (testdata/*.txt) with its
 // expected outcomes; TestScenarios runs them all.

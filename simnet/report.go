@@ -41,6 +41,8 @@ type Report struct {
 	Attacks  map[string]int `json:"attacks"`  // adversarial attempts, by kind
 	Refusals map[string]int `json:"refusals"` // relay refusals, by reason
 
+	Strangers StrangerRooms `json:"stranger_rooms"` // what strangers' floods achieved
+
 	ShareLatency   Latency `json:"share_latency_ms"`   // share sent -> target has it
 	RequestLatency Latency `json:"request_latency_ms"` // pick -> recipient has the request
 	AnswerLatency  Latency `json:"answer_latency_ms"`  // accept -> requester has the answer
@@ -55,6 +57,30 @@ type Report struct {
 	VirtualSeconds float64 `json:"virtual_seconds"`
 	WallSeconds    float64 `json:"wall_seconds"`
 	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
+}
+
+// StrangerRoom is the strangers' room of every relay's mailboxes in a
+// simulated network (the relay's stranger_items; its own default is 1000):
+// small, so that one flood reaches it within the burst that one invite is
+// allowed (the relay's invite_rate, 20).
+const StrangerRoom = 16
+
+// StrangerRooms is what the adversaries' floods of friend requests did to
+// their victims' mailboxes. Sock puppets' requests (on introductions sealed
+// by keys made for the purpose) must all be refused: PuppetStored is 0.
+// Invite floods' requests are valid and fill a victim's strangers' room,
+// but never past it: Peak, the most seen waiting in one victim's room, is
+// at most Limit; the victims' friends' shares and answers are counted in
+// the delivery ratios like everyone's.
+type StrangerRooms struct {
+	Limit          int `json:"limit"`           // each mailbox's strangers' room
+	Peak           int `json:"peak"`            // the most waiting in one, seen after a flood
+	PuppetRequests int `json:"puppet_requests"` // requests on sock puppets' introductions
+	PuppetStored   int `json:"puppet_stored"`   // of them stored anywhere (must be 0)
+	InviteRequests int `json:"invite_requests"` // requests on a victim's own invite
+	InviteStored   int `json:"invite_stored"`   // of them stored
+	RoomFull       int `json:"room_full"`       // refused: the strangers' room was full
+	Throttled      int `json:"throttled"`       // refused: too many on one invite just now
 }
 
 // Latency is a distribution, in milliseconds of virtual time.
@@ -105,7 +131,7 @@ func ratio(a, b int) float64 {
 // delivered, nothing twice, nothing forged accepted.
 func (r *Report) OK() bool {
 	return r.SharesDeliveryRatio == 1 && r.RequestsDeliveryRatio == 1 && r.AnswersDeliveryRatio == 1 &&
-		r.Duplicates == 0 && r.ForgedAccepted == 0
+		r.Duplicates == 0 && r.ForgedAccepted == 0 && r.Strangers.PuppetStored == 0 && r.Strangers.Peak <= r.Strangers.Limit
 }
 
 // PeakRSS returns the process's peak resident set size, from /proc.
@@ -139,6 +165,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("forged or replayed accepted", r.ForgedAccepted)
 	row("attacks", formatCounts(r.Attacks))
 	row("relay refusals", formatCounts(r.Refusals))
+	st := r.Strangers
+	row("strangers' floods", fmt.Sprintf("sock puppets %d sent, %d stored; on invites %d sent, %d stored, %d room full, %d throttled; room peak %d of %d",
+		st.PuppetRequests, st.PuppetStored, st.InviteRequests, st.InviteStored, st.RoomFull, st.Throttled, st.Peak, st.Limit))
 	lat := func(l Latency) string {
 		return fmt.Sprintf("p50 %.0f ms, p95 %.0f ms, p99 %.0f ms (n=%d)", l.P50, l.P95, l.P99, l.N)
 	}

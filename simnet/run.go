@@ -157,7 +157,7 @@ func (s *sim) report() *Report {
 		Nodes: s.cfg.Nodes, Relays: s.cfg.Relays, Seed: s.cfg.Seed, Churn: s.cfg.Churn, Adversaries: s.cfg.Adversaries,
 		SharesAttempted: s.attempted, Redeliveries: s.redeliveries, ForgedAccepted: s.forgedOK,
 		Attacks: s.attacks, Declined: s.declined, ChurnEvents: s.churnEvents, RelayRestarts: s.restarts,
-		PartitionHeals: s.heals, MailboxDepth: s.depth, Refusals: map[string]int{},
+		PartitionHeals: s.heals, MailboxDepth: s.depth, Refusals: map[string]int{}, Strangers: s.strangers,
 		VirtualSeconds: time.Since(s.start).Seconds(),
 	}
 	// Latencies: from when an item was sent to its first arrival, for the

@@ -35,6 +35,9 @@ type sim struct {
 	redeliveries int
 	forged       map[string]bool // ids of adversarial items that must never be accepted
 	forgedOK     int
+	flooded      map[string]bool // ids of valid requests an invite flood sent: nobody answers them
+	invites      map[peer.ID][]byte
+	strangers    StrangerRooms
 	attacks      map[string]int
 	declined     int
 	depth        []DepthSample
@@ -69,6 +72,7 @@ func newSim(w *world) *sim {
 	s := &sim{w: w, cfg: w.cfg, rng: rand.New(rand.NewPCG(w.cfg.Seed, 0x6b697468)),
 		shares: map[string]*shareRec{}, requests: map[string]*requestRec{}, answers: map[string]*answerRec{},
 		seen: map[string]int{}, forged: map[string]bool{}, attacks: map[string]int{}, byID: map[peer.ID]*user{},
+		flooded: map[string]bool{}, invites: map[peer.ID][]byte{}, strangers: StrangerRooms{Limit: StrangerRoom},
 		arrived: map[string]time.Time{}}
 	return s
 }
@@ -122,13 +126,18 @@ func (s *sim) onEvent(u *user, e node.Event) {
 		case "share":
 			s.goDo(func() { s.pick(u, e.ID) })
 		case "request":
-			if s.answering.Load() {
+			s.mu.Lock()
+			spam := s.flooded[e.ID]
+			s.mu.Unlock()
+			if s.answering.Load() && !spam {
 				s.goDo(func() { s.answer(u, e.ID, e.Peer) })
 			}
 		}
 	case "duplicate":
 		s.mu.Lock()
-		s.redeliveries++
+		if !s.flooded[e.ID] { // a flood's further requests collapse into its first
+			s.redeliveries++
+		}
 		s.mu.Unlock()
 	}
 }

@@ -160,6 +160,7 @@ func (w *world) startRelay(ctx context.Context, rn *relayNode) error {
 	}
 	cfg := rendezvous.DefaultConfig()
 	cfg.MailboxItems = 400                                   // small, so that floods reach it
+	cfg.StrangerItems = StrangerRoom                         // likewise for strangers' floods
 	cfg.ShareRate = rendezvous.Rate{PerSecond: 5, Burst: 20} // people share a few times a day; floods hit it
 	for _, other := range w.relays {
 		if other != rn {

@@ -59,7 +59,7 @@ func run(args []string) int {
 	fs.IntVar(&cfg.Relays, "relays", 1, "rendezvous nodes")
 	fs.IntVar(&cfg.Shares, "shares", 0, "shares made during the workload (default 2 per node)")
 	fs.Float64Var(&cfg.Churn, "churn", 0, "fraction of nodes that go offline and come back, 0..1")
-	fs.IntVar(&cfg.Adversaries, "adversaries", 0, "nodes that forge, replay, claim introductions and flood")
+	fs.IntVar(&cfg.Adversaries, "adversaries", 0, "nodes that forge, replay, claim introductions, seal them with sock-puppet keys and flood")
 	seed := fs.Uint64("seed", 1, "the same seed gives the same network and workload")
 	fs.IntVar(&cfg.ClusterSize, "cluster", 10, "friends come in clusters (workplaces) of this size")
 	fs.DurationVar(&cfg.Workload, "workload", 10*time.Minute, "virtual time over which shares are made")
