@@ -280,12 +280,7 @@ func TestAddAttacks(t *testing.T) {
 	}
 	intro, _ := s.Introduction(c.bob.id, c.carol.id)
 	request := func(from *tuser, to peer.ID, intro, invite []byte) *pb.AddRequest {
-		offer, _ := identity.MakeOffer(from.key, to, time.Now(), 0)
-		req, err := protocols.BuildAddRequest(from.key, protocols.AddRequestSpec{ID: protocols.NewRequestID(), To: to, Offer: offer, Introduction: intro, Invite: invite, CreatedAt: time.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return req
+		return addRequest(t, from.key, to, intro, invite)
 	}
 	add := func(m *pb.AddMessage) []byte { return framed(m) }
 	combined := func(reqs ...*pb.AddRequest) []byte {

@@ -33,21 +33,6 @@ func newKey(t testing.TB) keyOnly {
 	return keyOnly{k, id}
 }
 
-// attestBetween returns a both-signed attestation between two keys.
-func attestBetween(t testing.TB, a, b crypto.PrivKey) []byte {
-	t.Helper()
-	bid, _ := peer.IDFromPrivateKey(b)
-	offer, err := identity.MakeOffer(a, bid, time.Now(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	att, err := identity.NewVerifier().Countersign(b, offer, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return att.Raw
-}
-
 // introBy seals, with sealer's key, a share introducing recipient to
 // subject with the given attestations (nil: none), and returns the
 // introduction recipient would carry. The share itself is never sent.
@@ -118,7 +103,7 @@ func TestIntroductionAttacks(t *testing.T) {
 	bobIntro, _ := s.Introduction(c.bob.id, c.carol.id)
 
 	puppet := newKey(t)
-	puppetMallory := attestBetween(t, puppet.key, c.mallory.key) // two keys of one person
+	puppetMallory := benchAttestation(t, puppet.key, c.mallory.key) // two keys of one person
 	ivan := newTUser(t, "Ivan")                                  // Mallory's real friend, not Carol's
 	ivanMallory := befriend(t, ivan, c.mallory)
 	aliceCarol := c.att[c.carol.id]
@@ -286,7 +271,7 @@ func TestStrangersCannotCrowdOutFriends(t *testing.T) {
 	// Sock puppets: refused before anything is stored.
 	stored, full, refused := flood("sock puppets", func(f *tuser) ([]byte, []byte) {
 		p := newKey(t)
-		return introBy(t, p.key, f.id, victim.id, attestBetween(t, p.key, f.key), nil), nil
+		return introBy(t, p.key, f.id, victim.id, benchAttestation(t, p.key, f.key), nil), nil
 	})
 	if stored != 0 || full != 0 || refused != sybils*each || r.Waiting(victim.id) != 0 {
 		t.Fatalf("sock puppets: %d stored, %d full, %d refused; %d waiting", stored, full, refused, r.Waiting(victim.id))

@@ -277,13 +277,7 @@ func (s *sim) sockPuppetFlood(rng *mrand.Rand, u *user, n *node.Node) {
 			}
 		}
 	}
-	s.mu.Lock()
-	for _, r := range reqs {
-		s.forged[requestIDOf(r)] = true
-	}
-	s.strangers.PuppetRequests += len(reqs)
-	s.mu.Unlock()
-	resp, _ := client.Add(s.ctx, n.Host(), s.relayOf(victim), &pb.AddMessage{Msg: &pb.AddMessage_Combined{Combined: &pb.CombinedAdd{Requests: reqs}}})
+	resp := s.sendFlood(n, victim, reqs, s.forged, &s.strangers.PuppetRequests)
 	stored := 0
 	for _, res := range resp.GetResults() {
 		if res.Delivery == pb.Delivery_DELIVERED || res.Delivery == pb.Delivery_STORED {
@@ -328,13 +322,7 @@ func (s *sim) inviteFlood(rng *mrand.Rand, u *user, n *node.Node) {
 			reqs = append(reqs, req)
 		}
 	}
-	s.mu.Lock()
-	for _, r := range reqs {
-		s.flooded[requestIDOf(r)] = true
-	}
-	s.strangers.InviteRequests += len(reqs)
-	s.mu.Unlock()
-	resp, _ := client.Add(s.ctx, n.Host(), s.relayOf(victim), &pb.AddMessage{Msg: &pb.AddMessage_Combined{Combined: &pb.CombinedAdd{Requests: reqs}}})
+	resp := s.sendFlood(n, victim, reqs, s.flooded, &s.strangers.InviteRequests)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, res := range resp.GetResults() {
@@ -401,6 +389,19 @@ func (s *sim) inviteOf(victim *user) []byte {
 	s.invites[victim.id] = raw
 	s.mu.Unlock()
 	return raw
+}
+
+// sendFlood notes reqs' ids in mark and their number in sent, then sends
+// them to victim's relay as one combined request.
+func (s *sim) sendFlood(n *node.Node, victim *user, reqs []*pb.AddRequest, mark map[string]bool, sent *int) *pb.AddResponse {
+	s.mu.Lock()
+	for _, r := range reqs {
+		mark[requestIDOf(r)] = true
+	}
+	*sent += len(reqs)
+	s.mu.Unlock()
+	resp, _ := client.Add(s.ctx, n.Host(), s.relayOf(victim), &pb.AddMessage{Msg: &pb.AddMessage_Combined{Combined: &pb.CombinedAdd{Requests: reqs}}})
+	return resp
 }
 
 // floodRequest is u's request to `to`, on intro or invite, with a fresh id.
