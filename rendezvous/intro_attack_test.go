@@ -104,7 +104,7 @@ func TestIntroductionAttacks(t *testing.T) {
 
 	puppet := newKey(t)
 	puppetMallory := benchAttestation(t, puppet.key, c.mallory.key) // two keys of one person
-	ivan := newTUser(t, "Ivan")                                  // Mallory's real friend, not Carol's
+	ivan := newTUser(t, "Ivan")                                     // Mallory's real friend, not Carol's
 	ivanMallory := befriend(t, ivan, c.mallory)
 	aliceCarol := c.att[c.carol.id]
 	// A friendship "signed by Carol" that Mallory signed twice.
