@@ -274,11 +274,7 @@ func TestInboxAttacks(t *testing.T) {
 func TestAddAttacks(t *testing.T) {
 	r := startRelay(t, nil)
 	c := newCast(t)
-	s := c.buildShare(t, []*tuser{c.bob}, []*tuser{c.carol})
-	if _, err := c.alice.share(r, s.Raw); err != nil {
-		t.Fatal(err)
-	}
-	intro, _ := s.Introduction(c.bob.id, c.carol.id)
+	intro := c.introduceBobToCarol(t, r)
 	request := func(from *tuser, to peer.ID, intro, invite []byte) *pb.AddRequest {
 		return addRequest(t, from.key, to, intro, invite)
 	}

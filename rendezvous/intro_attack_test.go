@@ -92,15 +92,25 @@ func sendAdd(t testing.TB, u *tuser, r *testRelay, id protocol.ID, frame []byte)
 	return resp
 }
 
-func TestIntroductionAttacks(t *testing.T) {
-	r := startRelay(t, nil)
-	c := newCast(t)
-	// Alice shares Carol with Bob, through this relay.
+// introduceBobToCarol has Alice share Carol with Bob through r and returns
+// Bob's introduction to Carol.
+func (c *cast) introduceBobToCarol(t testing.TB, r *testRelay) []byte {
+	t.Helper()
 	s := c.buildShare(t, []*tuser{c.bob}, []*tuser{c.carol})
 	if _, err := c.alice.share(r, s.Raw); err != nil {
 		t.Fatal(err)
 	}
-	bobIntro, _ := s.Introduction(c.bob.id, c.carol.id)
+	intro, err := s.Introduction(c.bob.id, c.carol.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return intro
+}
+
+func TestIntroductionAttacks(t *testing.T) {
+	r := startRelay(t, nil)
+	c := newCast(t)
+	bobIntro := c.introduceBobToCarol(t, r)
 
 	puppet := newKey(t)
 	puppetMallory := benchAttestation(t, puppet.key, c.mallory.key) // two keys of one person
