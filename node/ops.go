@@ -75,11 +75,16 @@ func (n *Node) Friends(ctx context.Context) []FriendView {
 	return out
 }
 
-func chunk(asks []*pb.PresenceAsk) []*pb.PresenceAsk {
-	if len(asks) > protocols.MaxAsksPerPresence {
-		return asks[:protocols.MaxAsksPerPresence]
+// chunks splits asks into runs of at most n, in order, for queries that
+// may carry no more (protocols.MaxAsksPerPresence).
+func chunks(asks []*pb.PresenceAsk, n int) [][]*pb.PresenceAsk {
+	var out [][]*pb.PresenceAsk
+	for len(asks) > 0 {
+		k := min(n, len(asks))
+		out = append(out, asks[:k:k])
+		asks = asks[k:]
 	}
-	return asks
+	return out
 }
 
 // Groups lists groups with their members.

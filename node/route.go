@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/protocols/client"
 	"github.com/kithnet/kith/protocols/pb"
 )
@@ -129,18 +130,22 @@ func (n *Node) directAddrs(ctx context.Context, relay peer.ID, asks []*pb.Presen
 	if len(asks) == 0 {
 		return out
 	}
-	resp, err := client.Presence(ctx, n.h, relay, &pb.PresenceQuery{Asks: chunk(asks)})
-	if err != nil {
-		return out
-	}
-	for _, e := range resp.Entries {
-		if !e.Online {
-			continue
+	// One query carries at most MaxAsksPerPresence asks: a user with more
+	// friends at one relay asks in several.
+	for _, part := range chunks(asks, protocols.MaxAsksPerPresence) {
+		resp, err := client.Presence(ctx, n.h, relay, &pb.PresenceQuery{Asks: part})
+		if err != nil {
+			return out
 		}
-		p := peer.ID(e.Peer)
-		for _, b := range e.Addrs {
-			if a, err := ma.NewMultiaddrBytes(b); err == nil {
-				out[p] = append(out[p], a)
+		for _, e := range resp.Entries {
+			if !e.Online {
+				continue
+			}
+			p := peer.ID(e.Peer)
+			for _, b := range e.Addrs {
+				if a, err := ma.NewMultiaddrBytes(b); err == nil {
+					out[p] = append(out[p], a)
+				}
 			}
 		}
 	}
