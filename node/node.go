@@ -232,6 +232,16 @@ func (n *Node) do(f func(b *Book) ([]Mutation, error)) error {
 	return err
 }
 
+// note records bookkeeping that follows a send (that it was sent, how the
+// relay answered, a profile learnt): a change made only of mutations. If
+// its write fails, commit has logged it and reloaded the book from disk,
+// so the book says what the disk says: the item is still queued and the
+// next flush sends it again under the same id, which its recipient and the
+// relays absorb. Nothing more is to be done here, so there is no error.
+func (n *Node) note(f func(b *Book) []Mutation) {
+	_ = n.do(func(b *Book) ([]Mutation, error) { return f(b), nil })
+}
+
 // Close stops the node (not its host or datastore).
 func (n *Node) Close() error {
 	n.h.RemoveStreamHandler(protocols.AddProtocol)

@@ -294,7 +294,7 @@ func (n *Node) sendShare(ctx context.Context, id identity.ShareID, raw []byte) (
 		}
 		// Retrying cannot change a refusal or a replay: either way the
 		// relay has answered.
-		n.do(func(b *Book) ([]Mutation, error) { return b.RecordShareAnswer(id, res), nil })
+		n.note(func(b *Book) []Mutation { return b.RecordShareAnswer(id, res) })
 		if err != nil {
 			return res, fmt.Errorf("%w: %v", ErrRefused, err)
 		}
@@ -439,7 +439,7 @@ func (n *Node) sendRequests(ctx context.Context, reqs []*Request) map[protocols.
 				err := n.sendDirect(ctx, r.Peer, a, &pb.AddMessage{Msg: &pb.AddMessage_Request{Request: wires[r.ID]}})
 				if err == nil {
 					out[r.ID] = sendOutcome{how: SentDirect}
-					n.do(func(b *Book) ([]Mutation, error) { return b.MarkSent(r.ID, SentDirect), nil })
+					n.note(func(b *Book) []Mutation { return b.MarkSent(r.ID, SentDirect) })
 					continue
 				}
 				n.log.Debug("direct request failed; using the relay", "peer", r.Peer, "err", err)
@@ -480,7 +480,7 @@ func (n *Node) combined(ctx context.Context, relay peer.ID, reqs []*Request, wir
 			switch {
 			case res != nil && (res.Delivery == pb.Delivery_DELIVERED || res.Delivery == pb.Delivery_STORED):
 				out[r.ID] = sendOutcome{how: SentRelay}
-				n.do(func(b *Book) ([]Mutation, error) { return b.MarkSent(r.ID, SentRelay), nil })
+				n.note(func(b *Book) []Mutation { return b.MarkSent(r.ID, SentRelay) })
 			case res != nil && res.Reason == pb.Reason_MAILBOX_FULL:
 				out[r.ID] = sendOutcome{how: Queued, reason: "their mailbox is full; it will be retried"}
 			case res != nil && res.Reason == pb.Reason_THROTTLED:
@@ -491,7 +491,7 @@ func (n *Node) combined(ctx context.Context, relay peer.ID, reqs []*Request, wir
 					reason = res.Detail
 				}
 				out[r.ID] = sendOutcome{how: Skipped, reason: "the relay refused it: " + reason}
-				n.do(func(b *Book) ([]Mutation, error) { return b.MarkSent(r.ID, Skipped), nil })
+				n.note(func(b *Book) []Mutation { return b.MarkSent(r.ID, Skipped) })
 			default:
 				out[r.ID] = sendOutcome{how: Queued, reason: resp.Text}
 			}
@@ -600,12 +600,12 @@ func (n *Node) sendAnswer(ctx context.Context, r *Request) {
 		addrs := n.directAddrs(ctx, relay, []*pb.PresenceAsk{{Peer: []byte(r.Peer), Attestation: f.Attestation}})
 		if a := addrs[r.Peer]; len(a) > 0 {
 			if err := n.sendDirect(ctx, r.Peer, a, m); err == nil {
-				n.do(func(b *Book) ([]Mutation, error) { return b.MarkAnswerSent(r.ID, SentDirect), nil })
+				n.note(func(b *Book) []Mutation { return b.MarkAnswerSent(r.ID, SentDirect) })
 				return
 			}
 		}
 		if resp, err := n.toRelay(ctx, relay, m); err == nil && resp != nil {
-			n.do(func(b *Book) ([]Mutation, error) { return b.MarkAnswerSent(r.ID, SentRelay), nil })
+			n.note(func(b *Book) []Mutation { return b.MarkAnswerSent(r.ID, SentRelay) })
 			return
 		}
 	}
@@ -677,7 +677,7 @@ func (n *Node) Unfriend(ctx context.Context, who string) error {
 func (n *Node) sendRevocations(ctx context.Context, raws [][]byte) {
 	for _, relay := range n.loggedInRelays() {
 		if _, err := client.Revoke(ctx, n.h, relay, raws); err == nil {
-			n.do(func(b *Book) ([]Mutation, error) { return b.RevocationsSent(raws), nil })
+			n.note(func(b *Book) []Mutation { return b.RevocationsSent(raws) })
 			return
 		}
 	}

@@ -71,9 +71,9 @@ func (n *Node) resolveHomes(ctx context.Context, ps []peer.ID) {
 				if len(e.Profile) == 0 {
 					continue // not found: asked again next time
 				}
-				n.do(func(b *Book) ([]Mutation, error) {
+				n.note(func(b *Book) []Mutation {
 					n.resolved[peer.ID(e.Peer)] = now
-					return b.LearnProfile(e.Profile, n.clock()), nil
+					return b.LearnProfile(e.Profile, n.clock())
 				})
 			}
 		}
