@@ -293,7 +293,9 @@ func (r *Relay) handleInbox(st network.Stream) {
 	remote := st.Conn().RemotePeer()
 	log := r.log.With("peer", remote.String())
 
-	st.SetDeadline(r.clock().Add(protocols.StreamDeadline))
+	// Stream deadlines are the transport's, in real time; r.clock is the
+	// time decisions are made at (a test's or a simulation's).
+	st.SetDeadline(time.Now().Add(protocols.StreamDeadline))
 	rd := protocols.NewReaderSize(st, protocols.MaxInboxClient, inboxReadBuffer)
 	refuse := func(err error) {
 		status, text := statusText(err)

@@ -2,8 +2,10 @@ package rendezvous
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/record"
@@ -122,4 +124,34 @@ func FuzzLogin(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLoginWithTheRelaysClockBehind: a relay whose clock (the time its
+// decisions use) is a minute behind still waits for a login that arrives
+// slowly: the stream's deadline is set in real time. It was set from the
+// relay's clock, so it had passed before the login's second byte came.
+func TestLoginWithTheRelaysClockBehind(t *testing.T) {
+	r := startRelay(t, nil, WithClock(func() time.Time { return time.Now().Add(-time.Minute) }))
+	bob := newTUser(t, "Bob")
+	bob.meet(r)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := bob.h.NewStream(ctx, r.h.ID(), protocols.InboxProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	frame := framed(&pb.InboxClient{Msg: &pb.InboxClient_Login{Login: &pb.Login{Profile: bob.profile}}})
+	s.Write(frame[:1])
+	time.Sleep(300 * time.Millisecond)
+	s.Write(frame[1:])
+	s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, err := protocols.NewReader(s, protocols.MaxInboxMessage).ReadFrame()
+	if err != nil {
+		t.Fatalf("no answer to a slow login: %v", err)
+	}
+	m, err := protocols.DecodeInboxServer(answer)
+	if err != nil || m.GetResult().GetStatus() != pb.Status_OK {
+		t.Fatalf("answer %v %v", m, err)
+	}
 }
