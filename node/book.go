@@ -192,6 +192,7 @@ func (b *Book) Load(key string, value []byte) error {
 		}
 		s.Items = u.Items
 		b.shares[s.ID] = &s
+		b.learnNames(u.Items)
 	case strings.HasPrefix(key, prefixSent):
 		var s SentShare
 		if err := json.Unmarshal(value, &s); err != nil {
@@ -638,13 +639,20 @@ func (b *Book) ReceiveShare(raw []byte, relayRefused []*pb.Failure, now time.Tim
 			s.Refused[p.String()] = protocols.ReasonText(f.Reason)
 		}
 	}
-	for _, it := range u.Items {
+	b.learnNames(u.Items)
+	b.shares[u.ID] = s
+	return s, []Mutation{put(prefixShares+u.ID.String(), s)}, nil
+}
+
+// learnNames keeps the names a share gives its items, for peers the book
+// has no name for: a friend's or a requester's own name comes first,
+// whichever is loaded first.
+func (b *Book) learnNames(items []protocols.ShareItem) {
+	for _, it := range items {
 		if it.Name != "" && b.names[it.Peer] == "" {
 			b.names[it.Peer] = it.Name
 		}
 	}
-	b.shares[u.ID] = s
-	return s, []Mutation{put(prefixShares+u.ID.String(), s)}, nil
 }
 
 // Shares returns the inbox of received shares, newest first.

@@ -420,6 +420,32 @@ func TestBookSurvivesReload(t *testing.T) {
 	}
 }
 
+// TestNamesFromSharesSurviveReload: the name a share gives a friend of the
+// sharer's (not picked, so known only from the share) is the same after a
+// reload; it was "12D3Koo..." until the shares were loaded again.
+func TestNamesFromSharesSurviveReload(t *testing.T) {
+	alice, bob, dave := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Dave")
+	befriend(t, alice, bob)
+	befriend(t, alice, dave)
+	share(t, alice, bob, []*person{dave})
+	if got := bob.Name(dave.me); got != "Dave" {
+		t.Fatalf("name from the share: %q", got)
+	}
+	again, _ := NewBook(bob.key, "")
+	res, err := bob.d.Query(context.Background(), query.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range res.Next() {
+		if err := again.Load(r.Key, r.Value); err != nil {
+			t.Fatalf("load %s: %v", r.Key, err)
+		}
+	}
+	if got := again.Name(dave.me); got != "Dave" {
+		t.Fatalf("name after reload: %q", got)
+	}
+}
+
 // TestProfilesAndHomeRelays: which profiles the book keeps (a friend's or
 // a requested peer's, newer only, verified), which peers it may ask about
 // (with their proofs), and the new profile sequence a change of relays
