@@ -53,7 +53,7 @@ func (b *Book) SetProfile(raw []byte) { b.myProfile = raw }
 
 // HomeRelays returns the home relays (multiaddrs ending in /p2p/<id>) that
 // p's profile, or an invite of theirs, named; nil if none is known.
-func (b *Book) HomeRelays(p peer.ID) []string {
+func (b *Book) HomeRelays(p peer.ID, now time.Time) []string {
 	var candidates [][]byte
 	var fallback []string
 	if f := b.friends[p]; f != nil {
@@ -72,7 +72,7 @@ func (b *Book) HomeRelays(p peer.ID) []string {
 		if len(raw) == 0 {
 			continue
 		}
-		if prof, err := b.verifier.Profile(raw, time.Now().Add(identity.DefaultClockSkew)); err == nil && prof.Owner == p {
+		if prof, err := b.verifier.Profile(raw, now.Add(identity.DefaultClockSkew)); err == nil && prof.Owner == p {
 			var out []string
 			for _, a := range prof.Relays {
 				out = append(out, a.String())

@@ -446,6 +446,27 @@ func TestNamesFromSharesSurviveReload(t *testing.T) {
 	}
 }
 
+// TestHomeRelaysAtTheBooksTime: which home relays a friend's profile names
+// is read at the time the book is given, not the machine's: a profile
+// issued two months from now is valid then (it was read at time.Now and
+// refused as not yet valid).
+func TestHomeRelaysAtTheBooksTime(t *testing.T) {
+	alice, bob := newPerson(t, "Alice"), newPerson(t, "Bob")
+	befriend(t, alice, bob)
+	later := time.Now().Add(60 * 24 * time.Hour)
+	relay := "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWKJwHLdAyNbUmLTjDdBGoJDW7khYpi3XTUvoBPzDELGfE"
+	raw, err := identity.NewProfile(alice.key, identity.ProfileInfo{Name: "Alice", Seq: 5, Relays: parseAddrs([]string{relay})}, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := bob.LearnProfile(raw, later); len(m) != 1 {
+		t.Fatalf("learning the profile: %d mutations", len(m))
+	}
+	if got := bob.HomeRelays(alice.me, later); len(got) != 1 || got[0] != relay {
+		t.Fatalf("home relays at the book's time: %v", got)
+	}
+}
+
 // TestProfilesAndHomeRelays: which profiles the book keeps (a friend's or
 // a requested peer's, newer only, verified), which peers it may ask about
 // (with their proofs), and the new profile sequence a change of relays
@@ -488,7 +509,7 @@ func TestProfilesAndHomeRelays(t *testing.T) {
 	if m := bob.LearnProfile(profile(alice, 3, relay1), t0); len(m) != 1 {
 		t.Fatalf("a friend's first profile: %d mutations", len(m))
 	}
-	if got := bob.HomeRelays(alice.me); len(got) != 1 || got[0] != relay1 {
+	if got := bob.HomeRelays(alice.me, t0); len(got) != 1 || got[0] != relay1 {
 		t.Fatalf("home relays %v", got)
 	}
 	if m := bob.LearnProfile(profile(alice, 2, relay2), t0); len(m) != 0 {
@@ -505,13 +526,13 @@ func TestProfilesAndHomeRelays(t *testing.T) {
 	if m := bob.LearnProfile(profile(alice, 4, relay2), t0); len(m) != 1 {
 		t.Fatal("a newer profile was not kept")
 	}
-	if got := bob.HomeRelays(alice.me); len(got) != 1 || got[0] != relay2 {
+	if got := bob.HomeRelays(alice.me, t0); len(got) != 1 || got[0] != relay2 {
 		t.Fatalf("home relays after the move %v", got)
 	}
 	if m := bob.LearnProfile(profile(carol, 1, relay2), t0); len(m) != 1 {
 		t.Fatal("a requested peer's profile was not kept")
 	}
-	if got := bob.HomeRelays(carol.me); len(got) != 1 || got[0] != relay2 {
+	if got := bob.HomeRelays(carol.me, t0); len(got) != 1 || got[0] != relay2 {
 		t.Fatalf("Carol's home relays %v", got)
 	}
 

@@ -90,7 +90,7 @@ const profileAsksPerQuery = 32
 // relaysOf returns the relays through which p is reached, in order.
 func (n *Node) relaysOf(p peer.ID) []peer.ID {
 	n.mu.Lock()
-	home := n.book.HomeRelays(p)
+	home := n.book.HomeRelays(p, n.clock())
 	n.mu.Unlock()
 	ais, err := ParseRendezvous(home)
 	if err != nil || len(ais) == 0 {
