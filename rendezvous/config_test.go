@@ -1,6 +1,8 @@
 package rendezvous
 
 import (
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -57,6 +59,22 @@ func TestMemoryBudget(t *testing.T) {
 		}
 		if c.mem == 0 && cfg.UsersCarried() < cfg.MaxConnections {
 			t.Errorf("%d conns: the default budget does not carry them", c.conns)
+		}
+	}
+}
+
+// TestREADMEListsEveryConfigField: the operator's reference names every
+// field a config file may set.
+func TestREADMEListsEveryConfigField(t *testing.T) {
+	doc, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeOf(Config{})
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if name != "" && !strings.Contains(string(doc), "`"+name+"`") {
+			t.Errorf("rendezvous/README.md does not describe %q", name)
 		}
 	}
 }
