@@ -9,9 +9,8 @@ import (
 )
 
 // TestPresenceChunks: a user with more friends at one relay than one
-// presence query carries asks in several, each friend once, in order
-// (a query used to be cut at the limit, so past 256 friends the rest
-// always showed offline).
+// presence query carries asks in several, each friend once, in order, so
+// that none past the 256th shows offline for want of being asked.
 func TestPresenceChunks(t *testing.T) {
 	const max = protocols.MaxAsksPerPresence
 	for _, n := range []int{0, 1, max - 1, max, max + 1, 2*max + 7} {

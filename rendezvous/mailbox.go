@@ -31,8 +31,8 @@ import (
 // lives on disk alone until it expires. The store recalls a record from
 // disk before putting an id the model does not know (see recall), and
 // hands withdraw the delivered items that may rest on the revoked
-// attestation (see storedDep). Before this, every delivered item cost the
-// relay about 1 KB of memory for the 30 days of its record.
+// attestation (see storedDep). Kept in memory, every delivered item's
+// record would cost about 1 KB for the 30 days it lives.
 
 // Quota bounds one recipient's mailbox, in two rooms by what the sender
 // has proven. The friends' room holds items resting on a friendship with
