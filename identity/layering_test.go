@@ -8,8 +8,10 @@ import (
 
 // TestLayering enforces the module's dependency rules (DESIGN.md section 1):
 // identity <- protocols <- {node, rendezvous} <- simnet; identity imports no
-// networking; the node and rendezvous libraries never import each other
-// (their commands may compose both; tests are not checked).
+// networking; the node's book (its pure core) imports no networking and
+// nothing of the node around it; the node and rendezvous libraries never
+// import each other (their commands may compose both; tests are not
+// checked).
 func TestLayering(t *testing.T) {
 	const mod = "github.com/kithnet/kith/"
 	out, err := exec.Command("go", "list", "-deps", "-test=false",
@@ -45,6 +47,8 @@ func TestLayering(t *testing.T) {
 		{"identity", append(networking, mod+"protocols", mod+"node", mod+"rendezvous", mod+"simnet"), "identity imports no networking and nothing above it"},
 		{"protocols", []string{mod + "node", mod + "rendezvous", mod + "simnet"}, "protocols sits below node and rendezvous"},
 		{"node", []string{mod + "rendezvous", mod + "simnet"}, "node never imports rendezvous"},
+		{"node/book", append(networking, mod+"protocols/client", mod+"node", mod+"rendezvous", mod+"simnet"),
+			"the node's pure core imports no host, network or HTTP, and nothing of the shell around it"},
 		{"rendezvous", []string{mod + "node", mod + "simnet"}, "rendezvous never imports node"},
 	}
 	checked := 0
@@ -69,7 +73,7 @@ func TestLayering(t *testing.T) {
 			}
 		}
 	}
-	if checked < 4 {
+	if checked < 5 {
 		t.Fatalf("only %d packages were checked; is the module layout as expected?", checked)
 	}
 }

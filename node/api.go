@@ -13,6 +13,8 @@ import (
 	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/kithnet/kith/node/book"
 )
 
 // API is the node's local HTTP API, served on 127.0.0.1 under /api/. Every
@@ -135,11 +137,11 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // statusOf maps a node error to an HTTP status.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrBadArgument), errors.Is(err, ErrAmbiguous):
+	case errors.Is(err, book.ErrBadArgument), errors.Is(err, book.ErrAmbiguous):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrNotFriend):
+	case errors.Is(err, book.ErrNotFound), errors.Is(err, book.ErrNotFriend):
 		return http.StatusNotFound
-	case errors.Is(err, ErrAlreadyFinal):
+	case errors.Is(err, book.ErrAlreadyFinal):
 		return http.StatusConflict
 	case errors.Is(err, ErrRefused):
 		return http.StatusUnprocessableEntity

@@ -14,6 +14,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/node/book"
 )
 
 // failingStore fails every batch commit while fail is set.
@@ -64,7 +65,7 @@ func TestBookkeepingWriteFailure(t *testing.T) {
 	defer n.Close()
 
 	store.fail.Store(true)
-	n.note(func(b *Book) []Mutation {
+	n.note(func(b *book.Book) []book.Mutation {
 		muts, err := b.CreateGroup("work")
 		if err != nil {
 			t.Fatal(err)
@@ -79,7 +80,7 @@ func TestBookkeepingWriteFailure(t *testing.T) {
 	}
 
 	store.fail.Store(false)
-	n.note(func(b *Book) []Mutation { muts, _ := b.CreateGroup("work"); return muts })
+	n.note(func(b *book.Book) []book.Mutation { muts, _ := b.CreateGroup("work"); return muts })
 	if g := n.Groups(); len(g) != 1 || g[0].Name != "work" {
 		t.Fatalf("after writes work again: %+v", g)
 	}

@@ -26,6 +26,8 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/kithnet/kith/identity"
+
+	"github.com/kithnet/kith/node/book"
 )
 
 // The data directory of a user (default ~/.kith):
@@ -134,7 +136,7 @@ func passphrase() []byte { return []byte(os.Getenv(PassphraseEnv)) }
 // given rendezvous nodes. It refuses to overwrite an existing identity.
 func Init(dir, name string, rendezvous []string) (peer.ID, error) {
 	if err := identity.ValidateName(name); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadArgument, err)
+		return "", fmt.Errorf("%w: %v", book.ErrBadArgument, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, keyFile)); err == nil {
 		return "", fmt.Errorf("%s already holds an identity; use another --data directory", dir)
@@ -154,7 +156,7 @@ func Init(dir, name string, rendezvous []string) (peer.ID, error) {
 		return "", err
 	}
 	defer d.Close()
-	b, err := NewBook(key, name)
+	b, err := book.NewBook(key, name)
 	if err != nil {
 		return "", err
 	}
@@ -236,13 +238,13 @@ func ParseRendezvous(addrs []string) ([]peer.AddrInfo, error) {
 	for _, s := range addrs {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: rendezvous address %q: %v", ErrBadArgument, s, err)
+			return nil, fmt.Errorf("%w: rendezvous address %q: %v", book.ErrBadArgument, s, err)
 		}
 		mas = append(mas, a)
 	}
 	ais, err := peer.AddrInfosFromP2pAddrs(mas...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: rendezvous addresses must end in /p2p/<peer id>: %v", ErrBadArgument, err)
+		return nil, fmt.Errorf("%w: rendezvous addresses must end in /p2p/<peer id>: %v", book.ErrBadArgument, err)
 	}
 	return ais, nil
 }
@@ -313,9 +315,9 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	listen := parseAddrs(cfg.Listen)
+	listen := book.ParseAddrs(cfg.Listen)
 	if len(listen) != len(cfg.Listen) {
-		return nil, fmt.Errorf("%w: a listen address is not a multiaddr: %v", ErrBadArgument, cfg.Listen)
+		return nil, fmt.Errorf("%w: a listen address is not a multiaddr: %v", book.ErrBadArgument, cfg.Listen)
 	}
 	token, err := ensureToken(o.DataDir)
 	if err != nil {
@@ -343,7 +345,7 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	if !ok || !tcp.IP.IsLoopback() {
 		ln.Close()
 		d.Close()
-		return nil, fmt.Errorf("%w: the local API must listen on a loopback address, not %s", ErrBadArgument, cfg.API)
+		return nil, fmt.Errorf("%w: the local API must listen on a loopback address, not %s", book.ErrBadArgument, cfg.API)
 	}
 	d.URL = "http://" + ln.Addr().String() + "/"
 	api := NewAPI(d.Node, token)

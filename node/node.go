@@ -25,6 +25,8 @@ import (
 	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/protocols/client"
 	"github.com/kithnet/kith/protocols/pb"
+
+	"github.com/kithnet/kith/node/book"
 )
 
 // ServiceName is the libp2p resource manager service of the node's streams.
@@ -80,7 +82,7 @@ type Node struct {
 	opts  options
 
 	mu       sync.Mutex // guards book and the datastore writes that follow it, and resolved
-	book     *Book
+	book     *book.Book
 	resolved map[peer.ID]time.Time // when each peer's profile was last asked for
 
 	events *hub
@@ -113,12 +115,12 @@ func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, op
 	if id != h.ID() {
 		return nil, fmt.Errorf("node: the host is %s but the key is %s's", h.ID(), id)
 	}
-	book, err := NewBook(key, o.name)
+	bk, err := book.NewBook(key, o.name)
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{h: h, key: key, ds: d, clock: o.clock, log: o.log.With("node", id.String()), opts: o,
-		book: book, events: newHub(), relays: map[peer.ID]*relayState{}, kickC: make(chan struct{}, 1)}
+		book: bk, events: newHub(), relays: map[peer.ID]*relayState{}, kickC: make(chan struct{}, 1)}
 	if err := n.load(ctx); err != nil {
 		return nil, err
 	}
@@ -152,7 +154,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, op
 			}
 			continue
 		}
-		ai := peer.AddrInfo{ID: l.Peer, Addrs: parseAddrs(l.Addrs)}
+		ai := peer.AddrInfo{ID: l.Peer, Addrs: book.ParseAddrs(l.Addrs)}
 		for i, a := range ai.Addrs {
 			ai.Addrs[i], _ = ma.SplitLast(a) // without the /p2p/ part
 		}
@@ -185,7 +187,7 @@ func (n *Node) load(ctx context.Context) error {
 // commit writes mutations in one atomic batch. Called with mu held (or
 // before the node is shared). If the write fails the book is reloaded from
 // the datastore, so memory never runs ahead of disk.
-func (n *Node) commit(muts []Mutation) error {
+func (n *Node) commit(muts []book.Mutation) error {
 	if len(muts) == 0 {
 		return nil
 	}
@@ -208,7 +210,7 @@ func (n *Node) commit(muts []Mutation) error {
 	}
 	if err != nil {
 		n.log.Error("datastore write failed; reloading", "err", err)
-		fresh, ferr := NewBook(n.key, n.book.Settings.Name)
+		fresh, ferr := book.NewBook(n.key, n.book.Settings.Name)
 		if ferr == nil {
 			old := n.book
 			n.book = fresh
@@ -222,7 +224,7 @@ func (n *Node) commit(muts []Mutation) error {
 }
 
 // do runs f on the book with the lock held and commits what it returns.
-func (n *Node) do(f func(b *Book) ([]Mutation, error)) error {
+func (n *Node) do(f func(b *book.Book) ([]book.Mutation, error)) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	muts, err := f(n.book)
@@ -238,8 +240,8 @@ func (n *Node) do(f func(b *Book) ([]Mutation, error)) error {
 // so the book says what the disk says: the item is still queued and the
 // next flush sends it again under the same id, which its recipient and the
 // relays absorb. Nothing more is to be done here, so there is no error.
-func (n *Node) note(f func(b *Book) []Mutation) {
-	_ = n.do(func(b *Book) ([]Mutation, error) { return f(b), nil })
+func (n *Node) note(f func(b *book.Book) []book.Mutation) {
+	_ = n.do(func(b *book.Book) ([]book.Mutation, error) { return f(b), nil })
 }
 
 // Close stops the node (not its host or datastore).
@@ -289,7 +291,7 @@ func (n *Node) profile() ([]byte, error) {
 	st := n.book.Settings
 	n.mu.Unlock()
 	return identity.NewProfile(n.key, identity.ProfileInfo{Name: st.Name, Seq: st.Seq, Policy: st.Policy,
-		Relays: parseAddrs(n.relayAddrs())}, n.clock())
+		Relays: book.ParseAddrs(n.relayAddrs())}, n.clock())
 }
 
 // peerRecord returns the host's signed peer record.
@@ -436,7 +438,7 @@ func (n *Node) drainRelay(ai peer.AddrInfo, giveUp time.Time) {
 	bo.InitialInterval = time.Second
 	bo.MaxInterval = 15 * time.Minute
 	forget := func() {
-		if err := n.do(func(b *Book) ([]Mutation, error) { return b.RelayDrained(ai.ID), nil }); err != nil {
+		if err := n.do(func(b *book.Book) ([]book.Mutation, error) { return b.RelayDrained(ai.ID), nil }); err != nil {
 			n.log.Error("forgetting a relay the user left", "relay", ai.ID, "err", err)
 		}
 	}
@@ -524,10 +526,10 @@ func (n *Node) handleItem(it *pb.InboxItem) {
 	from := peer.ID(it.From)
 	switch it.Kind {
 	case pb.ItemKind_SHARE:
-		var s *ReceivedShare
+		var s *book.ReceivedShare
 		fresh := false
-		err := n.do(func(b *Book) ([]Mutation, error) {
-			var muts []Mutation
+		err := n.do(func(b *book.Book) ([]book.Mutation, error) {
+			var muts []book.Mutation
 			var err error
 			s, muts, err = b.ReceiveShare(it.Payload, it.Refused, now)
 			fresh = len(muts) > 0
@@ -556,7 +558,7 @@ func (n *Node) handleItem(it *pb.InboxItem) {
 		if err != nil {
 			return
 		}
-		if err := n.do(func(b *Book) ([]Mutation, error) { return b.Withdraw(w) }); err != nil {
+		if err := n.do(func(b *book.Book) ([]book.Mutation, error) { return b.Withdraw(w) }); err != nil {
 			n.log.Warn("withdrawal refused", "err", err)
 			return
 		}
@@ -569,10 +571,10 @@ func (n *Node) receiveRequest(payload []byte, via string) error {
 	if err := proto.Unmarshal(payload, &wire); err != nil {
 		return protocols.Errorf(pb.Status_BAD_REQUEST, "add request does not decode")
 	}
-	var r *Request
+	var r *book.Request
 	fresh := false
-	err := n.do(func(b *Book) ([]Mutation, error) {
-		var muts []Mutation
+	err := n.do(func(b *book.Book) ([]book.Mutation, error) {
+		var muts []book.Mutation
 		var err error
 		r, muts, err = b.ReceiveRequest(&wire, n.clock())
 		fresh = len(muts) > 0
@@ -596,10 +598,10 @@ func (n *Node) receiveRequest(payload []byte, via string) error {
 }
 
 func (n *Node) receiveAnswer(ans *pb.AddAnswer) error {
-	var f *Friend
+	var f *book.Friend
 	fresh := false
-	err := n.do(func(b *Book) ([]Mutation, error) {
-		var muts []Mutation
+	err := n.do(func(b *book.Book) ([]book.Mutation, error) {
+		var muts []book.Mutation
 		var err error
 		f, muts, err = b.ReceiveAnswer(ans, n.clock())
 		fresh = len(muts) > 0
@@ -651,7 +653,7 @@ func (n *Node) handleAdd(st network.Stream) {
 						err = protocols.Errorf(pb.Status_REFUSED, "the request was refused: %v", ve)
 						resp.Results = []*pb.AddResult{{RequestId: u.ID[:], To: []byte(u.To), Delivery: pb.Delivery_NOT_SENT,
 							Reason: protocols.WireReason(ve.Reason), Detail: ve.Error()}}
-					case !errors.Is(rerr, ErrDropped):
+					case !errors.Is(rerr, book.ErrDropped):
 						err = rerr
 					}
 				}
@@ -659,7 +661,7 @@ func (n *Node) handleAdd(st network.Stream) {
 				// not an invite of the user's) is answered OK: the sender
 				// learns nothing.
 			case m.GetAnswer() != nil:
-				if aerr := n.receiveAnswer(m.GetAnswer()); aerr != nil && !errors.Is(aerr, ErrDropped) {
+				if aerr := n.receiveAnswer(m.GetAnswer()); aerr != nil && !errors.Is(aerr, book.ErrDropped) {
 					err = aerr
 				}
 			default:

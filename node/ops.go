@@ -15,6 +15,8 @@ import (
 	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/protocols/client"
 	"github.com/kithnet/kith/protocols/pb"
+
+	"github.com/kithnet/kith/node/book"
 )
 
 // ErrRefused is returned when a share is refused (by the node itself or
@@ -107,22 +109,22 @@ func (n *Node) Groups() []GroupView {
 
 // CreateGroup makes a group.
 func (n *Node) CreateGroup(name string) error {
-	return n.do(func(b *Book) ([]Mutation, error) { return b.CreateGroup(name) })
+	return n.do(func(b *book.Book) ([]book.Mutation, error) { return b.CreateGroup(name) })
 }
 
 // RenameGroup renames a group.
 func (n *Node) RenameGroup(old, name string) error {
-	return n.do(func(b *Book) ([]Mutation, error) { return b.RenameGroup(old, name) })
+	return n.do(func(b *book.Book) ([]book.Mutation, error) { return b.RenameGroup(old, name) })
 }
 
 // DeleteGroup deletes a group.
 func (n *Node) DeleteGroup(name string) error {
-	return n.do(func(b *Book) ([]Mutation, error) { return b.DeleteGroup(name) })
+	return n.do(func(b *book.Book) ([]book.Mutation, error) { return b.DeleteGroup(name) })
 }
 
 // AddToGroup adds friends (ids or unique names) to a group.
 func (n *Node) AddToGroup(name string, who []string) error {
-	return n.do(func(b *Book) ([]Mutation, error) {
+	return n.do(func(b *book.Book) ([]book.Mutation, error) {
 		ids, err := resolveAll(b, who, nil)
 		if err != nil {
 			return nil, err
@@ -133,7 +135,7 @@ func (n *Node) AddToGroup(name string, who []string) error {
 
 // RemoveFromGroup removes members (ids or unique names) from a group.
 func (n *Node) RemoveFromGroup(name string, who []string) error {
-	return n.do(func(b *Book) ([]Mutation, error) {
+	return n.do(func(b *book.Book) ([]book.Mutation, error) {
 		ids, err := resolveAll(b, who, nil)
 		if err != nil {
 			return nil, err
@@ -142,7 +144,7 @@ func (n *Node) RemoveFromGroup(name string, who []string) error {
 	})
 }
 
-func resolveAll(b *Book, who []string, candidates map[peer.ID]string) ([]peer.ID, error) {
+func resolveAll(b *book.Book, who []string, candidates map[peer.ID]string) ([]peer.ID, error) {
 	var ids []peer.ID
 	for _, w := range who {
 		id, err := b.ResolvePeer(w, candidates)
@@ -180,7 +182,7 @@ func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
 		return nil, err
 	}
 	if len(to) == 0 {
-		return nil, fmt.Errorf("%w: no target: say whom to share with (--to)", ErrBadArgument)
+		return nil, fmt.Errorf("%w: no target: say whom to share with (--to)", book.ErrBadArgument)
 	}
 	n.resolveHomes(ctx, to)
 	order, groups := n.byRelay(to)
@@ -193,7 +195,7 @@ func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
 		var s *protocols.UnverifiedShare
 		var local []protocols.Failure
 		n.mu.Lock()
-		s, local, err = n.book.BuildShare(ShareRequest{To: groups[relay], Friends: friends, Groups: a.Groups, Partial: a.Partial, Note: a.Note}, n.clock())
+		s, local, err = n.book.BuildShare(book.ShareRequest{To: groups[relay], Friends: friends, Groups: a.Groups, Partial: a.Partial, Note: a.Note}, n.clock())
 		if err == nil && s != nil {
 			err = n.commit(n.book.RecordSent(s, n.clock()))
 		}
@@ -294,7 +296,7 @@ func (n *Node) sendShare(ctx context.Context, id identity.ShareID, raw []byte) (
 		}
 		// Retrying cannot change a refusal or a replay: either way the
 		// relay has answered.
-		n.note(func(b *Book) []Mutation { return b.RecordShareAnswer(id, res) })
+		n.note(func(b *book.Book) []book.Mutation { return b.RecordShareAnswer(id, res) })
 		if err != nil {
 			return res, fmt.Errorf("%w: %v", ErrRefused, err)
 		}
@@ -327,7 +329,7 @@ func (n *Node) Shares() []ShareView {
 	return out
 }
 
-func (n *Node) shareView(s *ReceivedShare) ShareView {
+func (n *Node) shareView(s *book.ReceivedShare) ShareView {
 	v := ShareView{ID: s.ID.String(), From: s.From.String(), FromName: s.FromName, Note: s.Note,
 		ReceivedAt: s.ReceivedAt.UTC().Format(time.RFC3339), Withdrawn: s.Withdrawn, Items: []ItemView{}}
 	for _, it := range s.Items {
@@ -353,8 +355,8 @@ type PickArgs struct {
 // (claims 5, 6): directly to each one online and reachable, and one
 // combined request through the relay for the rest.
 func (n *Node) Pick(ctx context.Context, a PickArgs) ([]PickView, error) {
-	var results []PickResult
-	err := n.do(func(b *Book) ([]Mutation, error) {
+	var results []book.PickResult
+	err := n.do(func(b *book.Book) ([]book.Mutation, error) {
 		s, err := b.FindShare(a.Share)
 		if err != nil {
 			return nil, err
@@ -367,14 +369,14 @@ func (n *Node) Pick(ctx context.Context, a PickArgs) ([]PickView, error) {
 		if err != nil {
 			return nil, err
 		}
-		var muts []Mutation
+		var muts []book.Mutation
 		results, muts, err = b.Pick(s, picks, a.All, a.Message, n.clock())
 		return muts, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	var reqs []*Request
+	var reqs []*book.Request
 	for _, r := range results {
 		if r.Request != nil {
 			reqs = append(reqs, r.Request)
@@ -383,7 +385,7 @@ func (n *Node) Pick(ctx context.Context, a PickArgs) ([]PickView, error) {
 	sent := n.sendRequests(ctx, reqs)
 	out := make([]PickView, 0, len(results))
 	for _, r := range results {
-		v := PickView{Peer: r.Peer.String(), Name: r.Name, Sent: string(Skipped), Reason: r.Reason}
+		v := PickView{Peer: r.Peer.String(), Name: r.Name, Sent: string(book.Skipped), Reason: r.Reason}
 		if r.Request != nil {
 			st := sent[r.Request.ID]
 			v.Sent, v.Reason, v.Request = string(st.how), st.reason, r.Request.ID.String()
@@ -394,19 +396,19 @@ func (n *Node) Pick(ctx context.Context, a PickArgs) ([]PickView, error) {
 }
 
 type sendOutcome struct {
-	how    Delivery
+	how    book.Delivery
 	reason string
 }
 
 // sendRequests delivers outgoing requests: directly where the peer is
 // online, and in one combined request per home relay for the rest.
-func (n *Node) sendRequests(ctx context.Context, reqs []*Request) map[protocols.RequestID]sendOutcome {
+func (n *Node) sendRequests(ctx context.Context, reqs []*book.Request) map[protocols.RequestID]sendOutcome {
 	out := map[protocols.RequestID]sendOutcome{}
 	if len(reqs) == 0 {
 		return out
 	}
 	wires := map[protocols.RequestID]*pb.AddRequest{}
-	byPeer := map[peer.ID][]*Request{}
+	byPeer := map[peer.ID][]*book.Request{}
 	var peers []peer.ID
 	for _, r := range reqs {
 		var w pb.AddRequest
@@ -423,7 +425,7 @@ func (n *Node) sendRequests(ctx context.Context, reqs []*Request) map[protocols.
 	order, groups := n.byRelay(peers)
 	for _, relay := range order {
 		var asks []*pb.PresenceAsk
-		var group []*Request
+		var group []*book.Request
 		for _, p := range groups[relay] {
 			for _, r := range byPeer[p] {
 				group = append(group, r)
@@ -433,13 +435,13 @@ func (n *Node) sendRequests(ctx context.Context, reqs []*Request) map[protocols.
 			}
 		}
 		addrs := n.directAddrs(ctx, relay, asks)
-		var viaRelay []*Request
+		var viaRelay []*book.Request
 		for _, r := range group {
 			if a := addrs[r.Peer]; len(a) > 0 {
 				err := n.sendDirect(ctx, r.Peer, a, &pb.AddMessage{Msg: &pb.AddMessage_Request{Request: wires[r.ID]}})
 				if err == nil {
-					out[r.ID] = sendOutcome{how: SentDirect}
-					n.note(func(b *Book) []Mutation { return b.MarkSent(r.ID, SentDirect) })
+					out[r.ID] = sendOutcome{how: book.SentDirect}
+					n.note(func(b *book.Book) []book.Mutation { return b.MarkSent(r.ID, book.SentDirect) })
 					continue
 				}
 				n.log.Debug("direct request failed; using the relay", "peer", r.Peer, "err", err)
@@ -453,7 +455,7 @@ func (n *Node) sendRequests(ctx context.Context, reqs []*Request) map[protocols.
 
 // combined sends requests through one relay, in as few combined requests
 // as the protocol allows.
-func (n *Node) combined(ctx context.Context, relay peer.ID, reqs []*Request, wires map[protocols.RequestID]*pb.AddRequest, out map[protocols.RequestID]sendOutcome) {
+func (n *Node) combined(ctx context.Context, relay peer.ID, reqs []*book.Request, wires map[protocols.RequestID]*pb.AddRequest, out map[protocols.RequestID]sendOutcome) {
 	for len(reqs) > 0 {
 		batch := reqs
 		if len(batch) > protocols.MaxRequestsPerAdd {
@@ -467,7 +469,7 @@ func (n *Node) combined(ctx context.Context, relay peer.ID, reqs []*Request, wir
 		resp, err := n.toRelay(ctx, relay, &pb.AddMessage{Msg: &pb.AddMessage_Combined{Combined: combined}})
 		if resp == nil {
 			for _, r := range batch {
-				out[r.ID] = sendOutcome{how: Queued, reason: fmt.Sprintf("%v; it will be sent when the rendezvous node is reachable", err)}
+				out[r.ID] = sendOutcome{how: book.Queued, reason: fmt.Sprintf("%v; it will be sent when the rendezvous node is reachable", err)}
 			}
 			continue
 		}
@@ -479,21 +481,21 @@ func (n *Node) combined(ctx context.Context, relay peer.ID, reqs []*Request, wir
 			res := byID[string(r.ID[:])]
 			switch {
 			case res != nil && (res.Delivery == pb.Delivery_DELIVERED || res.Delivery == pb.Delivery_STORED):
-				out[r.ID] = sendOutcome{how: SentRelay}
-				n.note(func(b *Book) []Mutation { return b.MarkSent(r.ID, SentRelay) })
+				out[r.ID] = sendOutcome{how: book.SentRelay}
+				n.note(func(b *book.Book) []book.Mutation { return b.MarkSent(r.ID, book.SentRelay) })
 			case res != nil && res.Reason == pb.Reason_MAILBOX_FULL:
-				out[r.ID] = sendOutcome{how: Queued, reason: "their mailbox is full; it will be retried"}
+				out[r.ID] = sendOutcome{how: book.Queued, reason: "their mailbox is full; it will be retried"}
 			case res != nil && res.Reason == pb.Reason_THROTTLED:
-				out[r.ID] = sendOutcome{how: Queued, reason: "their invite was used by many just now; it will be retried"}
+				out[r.ID] = sendOutcome{how: book.Queued, reason: "their invite was used by many just now; it will be retried"}
 			case res != nil:
 				reason := protocols.ReasonText(res.Reason)
 				if res.Detail != "" {
 					reason = res.Detail
 				}
-				out[r.ID] = sendOutcome{how: Skipped, reason: "the relay refused it: " + reason}
-				n.note(func(b *Book) []Mutation { return b.MarkSent(r.ID, Skipped) })
+				out[r.ID] = sendOutcome{how: book.Skipped, reason: "the relay refused it: " + reason}
+				n.note(func(b *book.Book) []book.Mutation { return b.MarkSent(r.ID, book.Skipped) })
 			default:
-				out[r.ID] = sendOutcome{how: Queued, reason: resp.Text}
+				out[r.ID] = sendOutcome{how: book.Queued, reason: resp.Text}
 			}
 		}
 	}
@@ -533,8 +535,8 @@ func (n *Node) Requests() []RequestView {
 		v := RequestView{ID: r.ID.String(), Direction: string(r.Direction), Peer: r.Peer.String(), Name: r.Name,
 			State: string(r.State), IntroducerName: r.IntroducerName, IntroducerVerified: r.IntroducerVerified,
 			Message: r.Message, Sent: string(r.Sent), CreatedAt: r.CreatedAt.UTC().Format(time.RFC3339)}
-		if r.Direction == Outgoing && r.State == Declined {
-			v.State = string(Pending)
+		if r.Direction == book.Outgoing && r.State == book.Declined {
+			v.State = string(book.Pending)
 		}
 		if r.Introducer != "" {
 			v.Introducer = r.Introducer.String()
@@ -545,15 +547,15 @@ func (n *Node) Requests() []RequestView {
 	return out
 }
 
-func provenance(r *Request, me string) string {
+func provenance(r *book.Request, me string) string {
 	switch {
-	case r.Direction == Incoming && r.IntroducerVerified:
+	case r.Direction == book.Incoming && r.IntroducerVerified:
 		return fmt.Sprintf("%s, your friend, shared you with %s (verified)", r.IntroducerName, r.Name)
-	case r.Direction == Incoming && r.ViaInvite:
+	case r.Direction == book.Incoming && r.ViaInvite:
 		return fmt.Sprintf("%s used your invite", r.Name)
-	case r.Direction == Outgoing && r.Introducer != "":
+	case r.Direction == book.Outgoing && r.Introducer != "":
 		return fmt.Sprintf("%s shared %s with you", r.IntroducerName, r.Name)
-	case r.Direction == Outgoing && r.ViaInvite:
+	case r.Direction == book.Outgoing && r.ViaInvite:
 		return fmt.Sprintf("you used %s's invite", r.Name)
 	}
 	return ""
@@ -562,16 +564,16 @@ func provenance(r *Request, me string) string {
 // Accept accepts an incoming request and sends the countersigned
 // attestation back, directly if the requester is online, else through a
 // relay.
-func (n *Node) Accept(ctx context.Context, id string) (*Friend, error) {
-	var f *Friend
-	var r *Request
-	err := n.do(func(b *Book) ([]Mutation, error) {
+func (n *Node) Accept(ctx context.Context, id string) (*book.Friend, error) {
+	var f *book.Friend
+	var r *book.Request
+	err := n.do(func(b *book.Book) ([]book.Mutation, error) {
 		var err error
 		r, err = b.FindRequest(id)
 		if err != nil {
 			return nil, err
 		}
-		var muts []Mutation
+		var muts []book.Mutation
 		f, _, muts, err = b.Accept(r.ID, n.clock())
 		return muts, err
 	})
@@ -583,7 +585,7 @@ func (n *Node) Accept(ctx context.Context, id string) (*Friend, error) {
 	return f, nil
 }
 
-func (n *Node) sendAnswer(ctx context.Context, r *Request) {
+func (n *Node) sendAnswer(ctx context.Context, r *book.Request) {
 	n.mu.Lock()
 	f := n.book.Friend(r.Peer)
 	answer := r.Answer
@@ -592,7 +594,7 @@ func (n *Node) sendAnswer(ctx context.Context, r *Request) {
 		return
 	}
 	n.mu.Lock()
-	profile := n.book.myProfile
+	profile := n.book.Profile()
 	n.mu.Unlock()
 	m := &pb.AddMessage{Msg: &pb.AddMessage_Answer{Answer: &pb.AddAnswer{RequestId: r.ID[:], Attestation: answer, Profile: profile}}}
 	n.resolveHomes(ctx, []peer.ID{r.Peer})
@@ -600,12 +602,12 @@ func (n *Node) sendAnswer(ctx context.Context, r *Request) {
 		addrs := n.directAddrs(ctx, relay, []*pb.PresenceAsk{{Peer: []byte(r.Peer), Attestation: f.Attestation}})
 		if a := addrs[r.Peer]; len(a) > 0 {
 			if err := n.sendDirect(ctx, r.Peer, a, m); err == nil {
-				n.note(func(b *Book) []Mutation { return b.MarkAnswerSent(r.ID, SentDirect) })
+				n.note(func(b *book.Book) []book.Mutation { return b.MarkAnswerSent(r.ID, book.SentDirect) })
 				return
 			}
 		}
 		if resp, err := n.toRelay(ctx, relay, m); err == nil && resp != nil {
-			n.note(func(b *Book) []Mutation { return b.MarkAnswerSent(r.ID, SentRelay) })
+			n.note(func(b *book.Book) []book.Mutation { return b.MarkAnswerSent(r.ID, book.SentRelay) })
 			return
 		}
 	}
@@ -613,7 +615,7 @@ func (n *Node) sendAnswer(ctx context.Context, r *Request) {
 
 // Decline declines an incoming request. Nothing is sent.
 func (n *Node) Decline(id string) error {
-	return n.do(func(b *Book) ([]Mutation, error) {
+	return n.do(func(b *book.Book) ([]book.Mutation, error) {
 		r, err := b.FindRequest(id)
 		if err != nil {
 			return nil, err
@@ -624,10 +626,10 @@ func (n *Node) Decline(id string) error {
 
 // AddInvite sends a friend request to the inviter of an invite link.
 func (n *Node) AddInvite(ctx context.Context, link, message string) (*RequestView, error) {
-	var r *Request
+	var r *book.Request
 	var in *identity.Invite
-	err := n.do(func(b *Book) ([]Mutation, error) {
-		var muts []Mutation
+	err := n.do(func(b *book.Book) ([]book.Mutation, error) {
+		var muts []book.Mutation
 		var err error
 		r, in, muts, err = b.AddByInvite(link, message, n.clock())
 		return muts, err
@@ -641,10 +643,10 @@ func (n *Node) AddInvite(ctx context.Context, link, message string) (*RequestVie
 			n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 		}
 	}
-	res := n.sendRequests(ctx, []*Request{r})[r.ID]
+	res := n.sendRequests(ctx, []*book.Request{r})[r.ID]
 	v := RequestView{ID: r.ID.String(), Direction: string(r.Direction), Peer: r.Peer.String(), Name: r.Name,
 		State: string(r.State), Message: r.Message, Sent: string(res.how)}
-	if res.how == Skipped {
+	if res.how == book.Skipped {
 		return &v, fmt.Errorf("the request was refused: %s", res.reason)
 	}
 	return &v, nil
@@ -653,12 +655,12 @@ func (n *Node) AddInvite(ctx context.Context, link, message string) (*RequestVie
 // Unfriend ends a friendship and hands the revocation to the relays.
 func (n *Node) Unfriend(ctx context.Context, who string) error {
 	var raw []byte
-	err := n.do(func(b *Book) ([]Mutation, error) {
+	err := n.do(func(b *book.Book) ([]book.Mutation, error) {
 		p, err := b.ResolvePeer(who, nil)
 		if err != nil {
 			return nil, err
 		}
-		var muts []Mutation
+		var muts []book.Mutation
 		raw, muts, err = b.Unfriend(p, n.clock())
 		if raw != nil {
 			muts = append(muts, b.QueueRevocation(raw)...)
@@ -677,7 +679,7 @@ func (n *Node) Unfriend(ctx context.Context, who string) error {
 func (n *Node) sendRevocations(ctx context.Context, raws [][]byte) {
 	for _, relay := range n.loggedInRelays() {
 		if _, err := client.Revoke(ctx, n.h, relay, raws); err == nil {
-			n.note(func(b *Book) []Mutation { return b.RevocationsSent(raws) })
+			n.note(func(b *book.Book) []book.Mutation { return b.RevocationsSent(raws) })
 			return
 		}
 	}
@@ -686,8 +688,8 @@ func (n *Node) sendRevocations(ctx context.Context, raws [][]byte) {
 // Block blocks a peer (an id, or a unique name among friends and the
 // people in requests and shares).
 func (n *Node) Block(who string) error {
-	return n.do(func(b *Book) ([]Mutation, error) {
-		p, err := b.ResolvePeer(who, b.names)
+	return n.do(func(b *book.Book) ([]book.Mutation, error) {
+		p, err := b.ResolveKnown(who)
 		if err != nil {
 			return nil, err
 		}
@@ -698,14 +700,9 @@ func (n *Node) Block(who string) error {
 // Status reports the node's state.
 func (n *Node) Status() StatusView {
 	n.mu.Lock()
-	v := StatusView{ID: n.h.ID().String(), Name: n.book.Settings.Name, Friends: len(n.book.friends), Shares: len(n.book.shares)}
-	for _, r := range n.book.requests {
-		if r.State == Pending && r.Direction == Incoming {
-			v.Pending++
-		}
-	}
-	reqs, answers := n.book.Unsent()
-	v.Queued = len(reqs) + len(answers) + len(n.book.UnansweredShares()) + len(n.book.revokeQueue)
+	c := n.book.Counts()
+	v := StatusView{ID: n.h.ID().String(), Name: n.book.Settings.Name, Friends: c.Friends, Shares: c.Shares,
+		Pending: c.Pending, Queued: c.Queued}
 	for _, l := range n.book.Settings.Left {
 		v.Leaving = append(v.Leaving, l.Peer.String())
 	}
@@ -773,7 +770,7 @@ func (n *Node) IsFriend(p peer.ID) bool {
 
 // RequestState returns the direction and state of a request, if the node
 // has it.
-func (n *Node) RequestState(id protocols.RequestID) (Direction, RequestState, bool) {
+func (n *Node) RequestState(id protocols.RequestID) (book.Direction, book.RequestState, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	r := n.book.Request(id)

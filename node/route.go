@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -12,6 +13,8 @@ import (
 	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/protocols/client"
 	"github.com/kithnet/kith/protocols/pb"
+
+	"github.com/kithnet/kith/node/book"
 )
 
 // Reaching a peer (DESIGN section 6): each user's profile names their home
@@ -24,7 +27,7 @@ func (n *Node) ownRelays() []peer.ID {
 	in := n.loggedInRelays()
 	out := append([]peer.ID(nil), in...)
 	for _, ai := range n.opts.rendezvous {
-		if !containsPeer(out, ai.ID) {
+		if !slices.Contains(out, ai.ID) {
 			out = append(out, ai.ID)
 		}
 	}
@@ -71,7 +74,7 @@ func (n *Node) resolveHomes(ctx context.Context, ps []peer.ID) {
 				if len(e.Profile) == 0 {
 					continue // not found: asked again next time
 				}
-				n.note(func(b *Book) []Mutation {
+				n.note(func(b *book.Book) []book.Mutation {
 					n.resolved[peer.ID(e.Peer)] = now
 					return b.LearnProfile(e.Profile, n.clock())
 				})

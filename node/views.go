@@ -1,5 +1,7 @@
 package node
 
+import "github.com/kithnet/kith/node/book"
+
 // The JSON views below are the local API's answers and the CLI's --json
 // output; their field names are the command-line contract.
 
@@ -49,28 +51,13 @@ type MemberView struct {
 	Name string `json:"name"`
 }
 
-// ShareResult answers `kith share`: per target, delivered or stored; per
-// failing id, the reason.
-type ShareResult struct {
-	Share   string         `json:"share"`
-	Targets []TargetStatus `json:"targets"`
-	Failed  []FailedID     `json:"failed"`
-}
-
-// TargetStatus is what happened to one target of a share.
-type TargetStatus struct {
-	Peer   string `json:"peer"`
-	Name   string `json:"name"`
-	Status string `json:"status"`          // delivered, stored, not sent
-	Share  string `json:"share,omitempty"` // the share id this target was sent
-}
-
-// FailedID names one id that failed and why.
-type FailedID struct {
-	Peer   string `json:"peer"`
-	Name   string `json:"name"`
-	Reason string `json:"reason"`
-}
+// ShareResult, TargetStatus and FailedID are the book's record of how a
+// share was answered, which `kith share` shows.
+type (
+	ShareResult  = book.ShareResult
+	TargetStatus = book.TargetStatus
+	FailedID     = book.FailedID
+)
 
 // ShareView is one row of `kith shares`.
 type ShareView struct {

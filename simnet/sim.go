@@ -14,6 +14,7 @@ import (
 
 	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/node"
+	"github.com/kithnet/kith/node/book"
 	"github.com/kithnet/kith/protocols"
 )
 
@@ -175,7 +176,7 @@ func (s *sim) pick(u *user, shareID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range res {
-		if p.Request == "" || p.Sent == string(node.Skipped) {
+		if p.Request == "" || p.Sent == string(book.Skipped) {
 			continue
 		}
 		to, _ := peer.Decode(p.Peer)
@@ -271,7 +272,7 @@ func (s *sim) befriendPair(a, b *user) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		if _, st, ok := na.RequestState(rid); ok {
-			if st == node.Pending {
+			if st == book.Pending {
 				if _, err := na.Accept(s.ctx, v.ID); err != nil {
 					return err
 				}
@@ -501,7 +502,7 @@ func (s *sim) outstanding() (shares, requests, answers int) {
 		rid, err := protocols.ParseRequestID(id)
 		if u := s.byID[rec.to]; err == nil && u != nil {
 			if n := u.node(); n != nil {
-				if _, st, ok := n.RequestState(rid); (ok && st == node.Accepted) || n.IsFriend(rec.from) {
+				if _, st, ok := n.RequestState(rid); (ok && st == book.Accepted) || n.IsFriend(rec.from) {
 					rec.seen = true
 					continue
 				}

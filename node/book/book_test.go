@@ -1,4 +1,4 @@
-package node
+package book
 
 import (
 	"context"
@@ -455,7 +455,7 @@ func TestHomeRelaysAtTheBooksTime(t *testing.T) {
 	befriend(t, alice, bob)
 	later := time.Now().Add(60 * 24 * time.Hour)
 	relay := "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWKJwHLdAyNbUmLTjDdBGoJDW7khYpi3XTUvoBPzDELGfE"
-	raw, err := identity.NewProfile(alice.key, identity.ProfileInfo{Name: "Alice", Seq: 5, Relays: parseAddrs([]string{relay})}, later)
+	raw, err := identity.NewProfile(alice.key, identity.ProfileInfo{Name: "Alice", Seq: 5, Relays: ParseAddrs([]string{relay})}, later)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +487,7 @@ func TestProfilesAndHomeRelays(t *testing.T) {
 	relay2 := "/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWKJwHLdAyNbUmLTjDdBGoJDW7khYpi3XTUvoBPzDELGfE"
 	profile := func(p *person, seq uint64, relay string) []byte {
 		t.Helper()
-		raw, err := identity.NewProfile(p.key, identity.ProfileInfo{Name: p.Settings.Name, Seq: seq, Relays: parseAddrs([]string{relay})}, t0)
+		raw, err := identity.NewProfile(p.key, identity.ProfileInfo{Name: p.Settings.Name, Seq: seq, Relays: ParseAddrs([]string{relay})}, t0)
 		if err != nil {
 			t.Fatal(err)
 		}

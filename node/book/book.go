@@ -1,4 +1,4 @@
-package node
+package book
 
 import (
 	"crypto/sha256"
@@ -50,6 +50,35 @@ type Book struct {
 // SetProfile sets the user's signed profile, which requests and answers
 // carry so that the other side learns the user's home relays.
 func (b *Book) SetProfile(raw []byte) { b.myProfile = raw }
+
+// Profile returns the user's current signed profile (nil before
+// SetProfile).
+func (b *Book) Profile() []byte { return b.myProfile }
+
+// Counts is what the book holds, in numbers, for a status line.
+type Counts struct {
+	Friends int
+	Shares  int // received
+	Pending int // incoming requests waiting for an answer
+	Queued  int // requests, answers, shares and revocations waiting to be sent
+}
+
+// Counts returns what the book holds, in numbers.
+func (b *Book) Counts() Counts {
+	c := Counts{Friends: len(b.friends), Shares: len(b.shares)}
+	for _, r := range b.requests {
+		if r.State == Pending && r.Direction == Incoming {
+			c.Pending++
+		}
+	}
+	reqs, answers := b.Unsent()
+	c.Queued = len(reqs) + len(answers) + len(b.UnansweredShares()) + len(b.revokeQueue)
+	return c
+}
+
+// ResolveKnown is ResolvePeer among everyone the book has a name for:
+// friends, the people in requests and shares.
+func (b *Book) ResolveKnown(s string) (peer.ID, error) { return b.ResolvePeer(s, b.names) }
 
 // HomeRelays returns the home relays (multiaddrs ending in /p2p/<id>) that
 // p's profile, or an invite of theirs, named; nil if none is known.
@@ -453,7 +482,7 @@ func (b *Book) Invite(relays []string, now time.Time) (*identity.Invite, []Mutat
 			return v, nil, nil
 		}
 	}
-	var addrs = parseAddrs(relays)
+	var addrs = ParseAddrs(relays)
 	raw, err := identity.NewInvite(b.key, b.Settings.Name, addrs, now, identity.DefaultInviteValidity)
 	if err != nil {
 		return nil, nil, err

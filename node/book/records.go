@@ -1,4 +1,4 @@
-package node
+package book
 
 import (
 	"time"
@@ -133,4 +133,27 @@ type LeftRelay struct {
 	Peer  peer.ID   `json:"peer"`
 	Addrs []string  `json:"addrs"` // multiaddrs ending in /p2p/<peer>
 	Since time.Time `json:"since"`
+}
+
+// ShareResult answers `kith share`: per target, delivered or stored; per
+// failing id, the reason.
+type ShareResult struct {
+	Share   string         `json:"share"`
+	Targets []TargetStatus `json:"targets"`
+	Failed  []FailedID     `json:"failed"`
+}
+
+// TargetStatus is what happened to one target of a share.
+type TargetStatus struct {
+	Peer   string `json:"peer"`
+	Name   string `json:"name"`
+	Status string `json:"status"`          // delivered, stored, not sent
+	Share  string `json:"share,omitempty"` // the share id this target was sent
+}
+
+// FailedID names one id that failed and why.
+type FailedID struct {
+	Peer   string `json:"peer"`
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
 }
