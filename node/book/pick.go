@@ -1,0 +1,250 @@
+package book
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/protocols"
+)
+
+// requestID derives the id of the request the user makes to p from share
+// s: the same pick always yields the same id.
+func (b *Book) requestID(s identity.ShareID, p peer.ID) protocols.RequestID {
+	h := sha256.New()
+	h.Write([]byte("kith/request-id/v1"))
+	h.Write(s[:])
+	h.Write([]byte(b.me))
+	h.Write([]byte(p))
+	var id protocols.RequestID
+	copy(id[:], h.Sum(nil))
+	return id
+}
+
+// PickResult says what picking one shared friend did.
+type PickResult struct {
+	Peer    peer.ID
+	Name    string
+	Request *Request // the new request, or nil if skipped
+	Reason  string   // why it was skipped
+}
+
+// Pick plans the add requests for the shared friends the user ticked
+// (patent D3 and claims 5, 6): one request per new friend, each with the
+// user's half of the attestation and the sharer's introduction; friends,
+// pending, blocked, refused and withdrawn items are skipped with the
+// reason. Picking again never makes a second request.
+func (b *Book) Pick(s *ReceivedShare, picks []peer.ID, all bool, message string, now time.Time) ([]PickResult, []Mutation, error) {
+	u, err := protocols.DecodeShare(s.Raw, protocols.Limits{})
+	if err != nil {
+		return nil, nil, err
+	}
+	if all {
+		picks = nil
+		for _, it := range u.Items {
+			picks = append(picks, it.Peer)
+		}
+	}
+	if len(picks) == 0 {
+		return nil, nil, fmt.Errorf("%w: pick at least one friend, or --all", ErrBadArgument)
+	}
+	if len(message) > protocols.MaxMessageText {
+		return nil, nil, fmt.Errorf("%w: the message is %d bytes, limit %d", ErrBadArgument, len(message), protocols.MaxMessageText)
+	}
+	var out []PickResult
+	var muts []Mutation
+	for _, p := range picks {
+		it, ok := u.Item(p)
+		res := PickResult{Peer: p, Name: it.Name}
+		if !ok {
+			res.Name = b.Name(p)
+			res.Reason = fmt.Sprintf("%s is not in this share", b.Name(p))
+			out = append(out, res)
+			continue
+		}
+		id := b.requestID(s.ID, p)
+		if r := b.requests[id]; r != nil {
+			res.Reason = "already asked (" + string(r.State) + ")"
+			out = append(out, res)
+			continue
+		}
+		switch st := b.ItemState(s, p); st {
+		case ItemNew:
+		case ItemFriend:
+			res.Reason = "already your friend"
+		case ItemPending:
+			res.Reason = "a request is already pending"
+		case ItemBlocked:
+			res.Reason = "you blocked them"
+		case ItemRefused:
+			res.Reason = "refused: " + s.Refused[p.String()]
+		case ItemWithdrawn:
+			res.Reason = "the share was withdrawn"
+		}
+		if res.Reason != "" {
+			out = append(out, res)
+			continue
+		}
+		intro, err := u.Introduction(b.me, p)
+		if err != nil {
+			res.Reason = err.Error()
+			out = append(out, res)
+			continue
+		}
+		if message == "" {
+			message = fmt.Sprintf("%s shared you with %s; %s would like to be your friend.", s.FromName, b.Settings.Name, b.Settings.Name)
+		}
+		r, _, err := b.newRequest(id, p, it.Name, intro, nil, message, now)
+		if err != nil {
+			res.Reason = err.Error()
+			out = append(out, res)
+			continue
+		}
+		r.Introducer, r.IntroducerName, r.IntroducerVerified, r.ShareID = s.From, s.FromName, true, s.ID
+		r.PeerProfile = it.Profile
+		muts = append(muts, put(prefixRequests+r.ID.String(), r))
+		res.Request = r
+		out = append(out, res)
+	}
+	return out, muts, nil
+}
+
+func (b *Book) newRequest(id protocols.RequestID, to peer.ID, name string, intro, invite []byte, message string, now time.Time) (*Request, []Mutation, error) {
+	offer, err := identity.MakeOffer(b.key, to, now, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	o, err := b.verifier.Offer(offer, to, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	wire, err := protocols.BuildAddRequest(b.key, protocols.AddRequestSpec{
+		ID: id, To: to, Offer: offer, Introduction: intro, Invite: invite,
+		Message: message, FromName: b.Settings.Name, FromProfile: b.myProfile, CreatedAt: now,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, _ := proto.Marshal(wire)
+	r := &Request{ID: id, Direction: Outgoing, Peer: to, Name: name, State: Pending, Message: message,
+		CreatedAt: now, Wire: raw, OfferID: o.ID, Sent: Queued}
+	b.requests[id] = r
+	if name != "" {
+		b.names[to] = name
+	}
+	return r, []Mutation{put(prefixRequests+id.String(), r)}, nil
+}
+
+// AddByInvite makes a friend request to the inviter of an invite link.
+func (b *Book) AddByInvite(link, message string, now time.Time) (*Request, *identity.Invite, []Mutation, error) {
+	raw, err := identity.ParseInviteLink(link)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrBadArgument, err)
+	}
+	in, err := b.verifier.Invite(raw, now)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("the invite does not verify: %w", err)
+	}
+	if in.Inviter == b.me {
+		return nil, nil, nil, fmt.Errorf("%w: that is your own invite", ErrBadArgument)
+	}
+	if b.friends[in.Inviter] != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %s is already your friend", ErrBadArgument, in.Name)
+	}
+	h := sha256.Sum256(append([]byte("kith/invite-request/v1"), append(in.Token[:], []byte(b.me)...)...))
+	var id protocols.RequestID
+	copy(id[:], h[:])
+	if r := b.requests[id]; r != nil {
+		return r, in, nil, nil
+	}
+	if message == "" {
+		message = fmt.Sprintf("%s would like to be your friend.", b.Settings.Name)
+	}
+	r, _, err := b.newRequest(id, in.Inviter, in.Name, nil, raw, message, now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r.ViaInvite = true
+	for _, a := range in.Relays {
+		r.PeerRelays = append(r.PeerRelays, a.String())
+	}
+	return r, in, []Mutation{put(prefixRequests+r.ID.String(), r)}, nil
+}
+
+// MarkSent records how an outgoing request left.
+func (b *Book) MarkSent(id protocols.RequestID, how Delivery) []Mutation {
+	r := b.requests[id]
+	if r == nil || r.Sent == how {
+		return nil
+	}
+	r.Sent = how
+	return []Mutation{put(prefixRequests+id.String(), r)}
+}
+
+// MarkAnswerSent records how an acceptance left.
+func (b *Book) MarkAnswerSent(id protocols.RequestID, how Delivery) []Mutation {
+	r := b.requests[id]
+	if r == nil || r.AnswerSent == how {
+		return nil
+	}
+	r.AnswerSent = how
+	return []Mutation{put(prefixRequests+id.String(), r)}
+}
+
+// Requests returns requests in and out, newest first.
+func (b *Book) Requests() []*Request {
+	out := make([]*Request, 0, len(b.requests))
+	for _, r := range b.requests {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.After(out[j].CreatedAt)
+		}
+		return out[i].ID.String() < out[j].ID.String()
+	})
+	return out
+}
+
+// Request returns a request by id.
+func (b *Book) Request(id protocols.RequestID) *Request { return b.requests[id] }
+
+// FindRequest resolves a full id or a unique prefix (4+ hex digits).
+func (b *Book) FindRequest(s string) (*Request, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if len(s) < 4 {
+		return nil, fmt.Errorf("%w: request id %q is too short", ErrBadArgument, s)
+	}
+	var found []*Request
+	for id, r := range b.requests {
+		if strings.HasPrefix(id.String(), s) {
+			found = append(found, r)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%w: no request %q (see: kith requests)", ErrNotFound, s)
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("%w: %d requests start with %q", ErrAmbiguous, len(found), s)
+}
+
+// Unsent returns outgoing requests and acceptances still to deliver.
+func (b *Book) Unsent() (requests, answers []*Request) {
+	for _, r := range b.requests {
+		if r.Direction == Outgoing && r.State == Pending && r.Sent == Queued {
+			requests = append(requests, r)
+		}
+		if r.Direction == Incoming && r.State == Accepted && (r.AnswerSent == "" || r.AnswerSent == Queued) {
+			answers = append(answers, r)
+		}
+	}
+	return requests, answers
+}

@@ -1,0 +1,150 @@
+package book
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/protocols"
+	"github.com/kithnet/kith/protocols/pb"
+)
+
+// ErrDropped is returned for a request the node drops silently: from a
+// blocked peer, without a valid introduction by a friend or an invite of
+// the user's, or a duplicate. The sender is never told which.
+var ErrDropped = errors.New("request dropped")
+
+// ReceiveRequest verifies an incoming friend request and keeps it pending
+// for the user to answer. It needs either an introduction by one of the
+// user's friends ("your friend A shared you with B", verified with A's key
+// and with A's both-signed friendships with B and with the user) or an
+// invite the user issued. A request that fails verification is dropped
+// with an error that carries the *identity.VerifyError (its reason).
+func (b *Book) ReceiveRequest(wire *pb.AddRequest, now time.Time) (*Request, []Mutation, error) {
+	u, err := protocols.DecodeAddRequest(wire)
+	if err != nil {
+		return nil, nil, err
+	}
+	if u.To != b.me {
+		return nil, nil, fmt.Errorf("%w: addressed to %s", ErrDropped, u.To)
+	}
+	if b.blocked[u.From] {
+		return nil, nil, fmt.Errorf("%w: %s is blocked", ErrDropped, u.From)
+	}
+	if old := b.requests[u.ID]; old != nil {
+		return old, nil, nil // a retry
+	}
+	req, err := protocols.VerifyAddRequest(b.verifier, u, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrDropped, err)
+	}
+	r := &Request{ID: u.ID, Direction: Incoming, Peer: u.From, Name: u.FromName, State: Pending,
+		Message: u.Message, CreatedAt: now, OfferID: req.Offer.ID, PeerProfile: u.FromProfile}
+	r.Wire, _ = proto.Marshal(wire)
+	if req.Introduction != nil {
+		introducer := req.Introduction.Sharer
+		if b.friends[introducer] == nil {
+			return nil, nil, fmt.Errorf("%w: introduced by %s, who is not your friend", ErrDropped, introducer)
+		}
+		r.Introducer, r.IntroducerName, r.IntroducerVerified = introducer, b.Name(introducer), true
+		r.ShareID = req.Introduction.ShareID
+	} else {
+		in, err := b.verifier.Invite(u.Invite, now)
+		if err != nil || in.Inviter != b.me || b.invites[in.TokenString()] == nil {
+			return nil, nil, fmt.Errorf("%w: no introduction and not an invite of yours", ErrDropped)
+		}
+		r.ViaInvite = true
+	}
+	if f := b.friends[u.From]; f != nil {
+		return nil, nil, fmt.Errorf("%w: %s is already your friend", ErrDropped, f.Name)
+	}
+	for _, other := range b.requests {
+		if other.Peer == u.From && other.State == Pending && other.Direction == Incoming {
+			return other, nil, nil // one pending request per person is enough
+		}
+	}
+	b.requests[u.ID] = r
+	if r.Name != "" {
+		b.names[u.From] = r.Name
+	}
+	return r, []Mutation{put(prefixRequests+r.ID.String(), r)}, nil
+}
+
+// Accept answers an incoming request yes: the user countersigns the
+// requester's offer, making the friendship; the answer to send back is the
+// countersigned attestation.
+func (b *Book) Accept(id protocols.RequestID, now time.Time) (*Friend, *pb.AddAnswer, []Mutation, error) {
+	r := b.requests[id]
+	if r == nil || r.Direction != Incoming {
+		return nil, nil, nil, fmt.Errorf("%w: no incoming request %s", ErrNotFound, id)
+	}
+	if r.State != Pending {
+		if r.State == Accepted && r.Answer != nil {
+			return b.friends[r.Peer], &pb.AddAnswer{RequestId: id[:], Attestation: r.Answer, Profile: b.myProfile}, nil, nil
+		}
+		return nil, nil, nil, fmt.Errorf("%w: the request from %s is %s", ErrAlreadyFinal, b.Name(r.Peer), r.State)
+	}
+	var wire pb.AddRequest
+	if err := proto.Unmarshal(r.Wire, &wire); err != nil {
+		return nil, nil, nil, err
+	}
+	u, err := protocols.DecodeAddRequest(&wire)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	att, err := b.verifier.Countersign(b.key, u.Offer, now)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("cannot accept: %w", err)
+	}
+	f, muts := b.addFriend(att, r.Name, r.Introducer, r.PeerProfile, r.PeerRelays, now)
+	r.State, r.Answer, r.AnswerSent = Accepted, att.Raw, Queued
+	muts = append(muts, put(prefixRequests+id.String(), r))
+	return f, &pb.AddAnswer{RequestId: id[:], Attestation: att.Raw, Profile: b.myProfile}, muts, nil
+}
+
+// Decline answers an incoming request no. Nothing is sent: the requester
+// is never told.
+func (b *Book) Decline(id protocols.RequestID) ([]Mutation, error) {
+	r := b.requests[id]
+	if r == nil || r.Direction != Incoming {
+		return nil, fmt.Errorf("%w: no incoming request %s", ErrNotFound, id)
+	}
+	if r.State != Pending {
+		return nil, fmt.Errorf("%w: the request from %s is %s", ErrAlreadyFinal, b.Name(r.Peer), r.State)
+	}
+	r.State = Declined
+	return []Mutation{put(prefixRequests+id.String(), r)}, nil
+}
+
+// ReceiveAnswer takes an acceptance of one of the user's requests: the
+// attestation, countersigned by the friend, of exactly the offer made.
+func (b *Book) ReceiveAnswer(ans *pb.AddAnswer, now time.Time) (*Friend, []Mutation, error) {
+	var id protocols.RequestID
+	copy(id[:], ans.RequestId)
+	r := b.requests[id]
+	if r == nil || r.Direction != Outgoing {
+		return nil, nil, fmt.Errorf("%w: an answer to no request of yours", ErrDropped)
+	}
+	att, err := b.verifier.Friendship(ans.Attestation, b.me, r.Peer, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrDropped, err)
+	}
+	if att.ID != r.OfferID {
+		return nil, nil, fmt.Errorf("%w: the attestation is not the one offered", ErrDropped)
+	}
+	if r.State == Accepted {
+		return b.friends[r.Peer], nil, nil
+	}
+	profile := r.PeerProfile
+	if len(ans.Profile) > 0 {
+		if p, err := b.verifier.Profile(ans.Profile, now); err == nil && p.Owner == r.Peer {
+			profile = ans.Profile
+		}
+	}
+	f, muts := b.addFriend(att, r.Name, r.Introducer, profile, r.PeerRelays, now)
+	r.State = Accepted
+	muts = append(muts, put(prefixRequests+id.String(), r))
+	return f, muts, nil
+}

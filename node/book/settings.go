@@ -1,0 +1,20 @@
+package book
+
+import (
+	"fmt"
+
+	"github.com/kithnet/kith/identity"
+)
+
+// Rename changes the user's display name (a new profile sequence).
+func (b *Book) Rename(name string) ([]Mutation, error) {
+	if err := identity.ValidateName(name); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadArgument, err)
+	}
+	b.Settings.Name = name
+	b.Settings.Seq++
+	return []Mutation{put(keySettings, b.Settings)}, nil
+}
+
+// SaveSettings returns the mutation storing the settings.
+func (b *Book) SaveSettings() []Mutation { return []Mutation{put(keySettings, b.Settings)} }
