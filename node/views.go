@@ -111,3 +111,28 @@ type RelayStatus struct {
 	LoggedIn  bool   `json:"logged_in"`
 	LastError string `json:"last_error,omitempty"`
 }
+
+// The local API's request bodies and its error answer.
+
+// ErrorBody is the API's error answer.
+type ErrorBody struct {
+	Error  string `json:"error"`
+	Result any    `json:"result,omitempty"`
+}
+
+// AddBody asks to befriend the inviter of an invite link.
+type AddBody struct {
+	Invite  string `json:"invite"`
+	Message string `json:"message"`
+}
+
+// PeerBody names one peer.
+type PeerBody struct {
+	Peer string `json:"peer"`
+}
+
+// GroupBody names a group, and members to add or remove.
+type GroupBody struct {
+	Name    string   `json:"name"`
+	Members []string `json:"members"`
+}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kithnet/kith/node"
+	"github.com/kithnet/kith/node/daemon"
 )
 
 func initCmd(g *globals) *cobra.Command {
@@ -25,7 +25,7 @@ func initCmd(g *globals) *cobra.Command {
 			if name == "" {
 				return fmt.Errorf("--name is required: the name your friends will see")
 			}
-			id, err := node.Init(g.data, name, rendezvous)
+			id, err := daemon.Init(g.data, name, rendezvous)
 			if err != nil {
 				return err
 			}
@@ -39,7 +39,7 @@ func initCmd(g *globals) *cobra.Command {
 }
 
 func upCmd(g *globals) *cobra.Command {
-	var o node.UpOptions
+	var o daemon.UpOptions
 	var verbose bool
 	c := &cobra.Command{
 		Use:   "up [--rendezvous MULTIADDR]... [--listen MULTIADDR]... [--api HOST:PORT]",
@@ -54,7 +54,7 @@ func upCmd(g *globals) *cobra.Command {
 			o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			d, err := node.Up(ctx, o)
+			d, err := daemon.Up(ctx, o)
 			if err != nil {
 				return err
 			}
@@ -88,7 +88,7 @@ func uiCmd(g *globals) *cobra.Command {
 		Short: "Print the link that opens your node's web interface",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u, err := node.LoginURL(g.data)
+			u, err := daemon.LoginURL(g.data)
 			if err != nil {
 				return err
 			}

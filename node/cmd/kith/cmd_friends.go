@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kithnet/kith/node"
+	"github.com/kithnet/kith/node/client"
 )
 
 func idCmd(g *globals) *cobra.Command {
@@ -16,7 +17,7 @@ func idCmd(g *globals) *cobra.Command {
 		Short: "Show your id, name and invite link",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withDaemon(g, func(cx context.Context, cl *node.Client) error {
+			return withDaemon(g, func(cx context.Context, cl *client.Client) error {
 				v, err := cl.ID(cx)
 				if err != nil {
 					return err
@@ -40,7 +41,7 @@ func addCmd(g *globals) *cobra.Command {
 		Short: "Send a friend request to the person who gave you an invite",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withDaemon(g, func(cx context.Context, cl *node.Client) error {
+			return withDaemon(g, func(cx context.Context, cl *client.Client) error {
 				v, err := cl.Add(cx, args[0], message)
 				if err != nil {
 					return err
@@ -57,7 +58,7 @@ func addCmd(g *globals) *cobra.Command {
 
 func requestsCmd(g *globals) *cobra.Command {
 	return listCmd(g, "requests [--json]", "List friend requests, in and out",
-		(*node.Client).Requests, []string{"ID", "DIR", "NAME", "STATE", "HOW", "MESSAGE"},
+		(*client.Client).Requests, []string{"ID", "DIR", "NAME", "STATE", "HOW", "MESSAGE"},
 		func(r node.RequestView) [][]string {
 			return [][]string{{shortHex(r.ID), r.Direction, r.Name, r.State, orDash(r.Provenance), orDash(r.Message)}}
 		})
@@ -65,19 +66,19 @@ func requestsCmd(g *globals) *cobra.Command {
 
 func acceptCmd(g *globals) *cobra.Command {
 	return actionCmd(g, "accept ID", "Accept a friend request (ID or a unique prefix)", cobra.ExactArgs(1),
-		func(cx context.Context, c *node.Client, a []string) error { return c.Accept(cx, a[0]) },
+		func(cx context.Context, c *client.Client, a []string) error { return c.Accept(cx, a[0]) },
 		func([]string) string { return "Accepted: you are now friends." })
 }
 
 func declineCmd(g *globals) *cobra.Command {
 	return actionCmd(g, "decline ID", "Decline a friend request (they are not told)", cobra.ExactArgs(1),
-		func(cx context.Context, c *node.Client, a []string) error { return c.Decline(cx, a[0]) },
+		func(cx context.Context, c *client.Client, a []string) error { return c.Decline(cx, a[0]) },
 		func([]string) string { return "Declined. The sender is not told." })
 }
 
 func friendsCmd(g *globals) *cobra.Command {
 	return listCmd(g, "friends [--json]", "List your friends",
-		(*node.Client).Friends, []string{"NAME", "ID", "GROUPS", "ONLINE", "INTRODUCED BY"},
+		(*client.Client).Friends, []string{"NAME", "ID", "GROUPS", "ONLINE", "INTRODUCED BY"},
 		func(f node.FriendView) [][]string {
 			online := "offline"
 			if f.Online {
@@ -89,12 +90,12 @@ func friendsCmd(g *globals) *cobra.Command {
 
 func unfriendCmd(g *globals) *cobra.Command {
 	return actionCmd(g, "unfriend PEER", "End a friendship (a signed revocation goes to the relays)", cobra.ExactArgs(1),
-		func(cx context.Context, c *node.Client, a []string) error { return c.Unfriend(cx, a[0]) },
+		func(cx context.Context, c *client.Client, a []string) error { return c.Unfriend(cx, a[0]) },
 		func(a []string) string { return fmt.Sprintf("You are no longer friends with %s.", a[0]) })
 }
 
 func blockCmd(g *globals) *cobra.Command {
 	return actionCmd(g, "block PEER", "Drop everything from a peer from now on", cobra.ExactArgs(1),
-		func(cx context.Context, c *node.Client, a []string) error { return c.Block(cx, a[0]) },
+		func(cx context.Context, c *client.Client, a []string) error { return c.Block(cx, a[0]) },
 		func(a []string) string { return fmt.Sprintf("Blocked %s.", a[0]) })
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kithnet/kith/node"
+	"github.com/kithnet/kith/node/client"
 )
 
 func splitList(vs []string) []string {
@@ -45,7 +46,7 @@ func shareCmd(g *globals) *cobra.Command {
 				}
 				return err
 			}
-			var ae *node.APIError
+			var ae *client.APIError
 			if err != nil && !(errors.As(err, &ae) && len(res.Failed) > 0) {
 				return err
 			}
@@ -75,7 +76,7 @@ func shareCmd(g *globals) *cobra.Command {
 
 func sharesCmd(g *globals) *cobra.Command {
 	return listCmd(g, "shares [--json]", "List the shares friends sent you",
-		(*node.Client).Shares, []string{"SHARE", "FROM", "FRIEND", "GROUP", "STATE"},
+		(*client.Client).Shares, []string{"SHARE", "FROM", "FRIEND", "GROUP", "STATE"},
 		func(s node.ShareView) [][]string {
 			var rows [][]string
 			for i, it := range s.Items {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/node"
+	"github.com/kithnet/kith/node/daemon"
 	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/protocols/client"
 	"github.com/kithnet/kith/rendezvous"
@@ -51,7 +52,7 @@ running so that you can drive any of the six with the kith CLI.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			d := &demo{out: cmd.OutOrStdout(), dir: dir, daemons: map[string]*node.Daemon{}, ids: map[string]peer.ID{}}
+			d := &demo{out: cmd.OutOrStdout(), dir: dir, daemons: map[string]*daemon.Daemon{}, ids: map[string]peer.ID{}}
 			defer d.close()
 			if err := d.run(ctx); err != nil {
 				return fmt.Errorf("demo: %w", err)
@@ -87,7 +88,7 @@ type demo struct {
 	dir     string
 	relay   *rendezvous.Daemon
 	raddr   string
-	daemons map[string]*node.Daemon
+	daemons map[string]*daemon.Daemon
 	ids     map[string]peer.ID
 	step    int
 }
@@ -113,7 +114,7 @@ func (d *demo) close() {
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func (d *demo) up(ctx context.Context, name string) error {
-	dm, err := node.Up(ctx, node.UpOptions{
+	dm, err := daemon.Up(ctx, daemon.UpOptions{
 		DataDir: filepath.Join(d.dir, strings.ToLower(name)), Listen: []string{"/ip4/127.0.0.1/tcp/0"},
 		API: "127.0.0.1:0", Logger: quiet,
 	})
@@ -180,7 +181,7 @@ func (d *demo) run(ctx context.Context) error {
 
 	d.stepf("Six people create their identities (an Ed25519 key each) and start their nodes.")
 	for _, name := range demoCast {
-		id, err := node.Init(filepath.Join(d.dir, strings.ToLower(name)), name, []string{d.raddr})
+		id, err := daemon.Init(filepath.Join(d.dir, strings.ToLower(name)), name, []string{d.raddr})
 		if err != nil {
 			return err
 		}

@@ -11,14 +11,14 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/kithnet/kith/node"
+	"github.com/kithnet/kith/node/client"
 )
 
 func main() {
 	root := newRoot()
 	if err := root.Execute(); err != nil {
 		msg := err.Error()
-		var ae *node.APIError
+		var ae *client.APIError
 		if errors.As(err, &ae) {
 			msg = ae.Message
 		}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kithnet/kith/node"
+	"github.com/kithnet/kith/node/daemon"
 )
 
 // TestEndToEnd starts the real kith-rendezvous and real `kith up` daemons
@@ -196,7 +197,7 @@ func (e *e2e) dir(name string) string { return filepath.Join(e.root, strings.ToL
 // and with foreign Host headers, to the page and to the API.
 func (e *e2e) checkHostHeaders(name string) {
 	e.t.Helper()
-	login, err := node.LoginURL(e.dir(name))
+	login, err := daemon.LoginURL(e.dir(name))
 	if err != nil {
 		e.t.Fatal(err)
 	}

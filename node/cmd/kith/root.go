@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kithnet/kith/node"
+	"github.com/kithnet/kith/node/client"
 )
 
 // globals are the flags every command takes.
@@ -62,7 +62,7 @@ func jsonFlag(c *cobra.Command, g *globals) {
 	c.Flags().BoolVar(&g.json, "json", false, "print JSON instead of a table")
 }
 
-func clientOf(g *globals) (*node.Client, error) { return node.NewClient(g.data) }
+func clientOf(g *globals) (*client.Client, error) { return client.NewClient(g.data) }
 
 func ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 90*time.Second)
@@ -107,7 +107,7 @@ func orDash(s string) string {
 }
 
 // withDaemon runs f against the running daemon, with a deadline.
-func withDaemon(g *globals, f func(ctx context.Context, c *node.Client) error) error {
+func withDaemon(g *globals, f func(ctx context.Context, c *client.Client) error) error {
 	cl, err := clientOf(g)
 	if err != nil {
 		return err
@@ -119,11 +119,11 @@ func withDaemon(g *globals, f func(ctx context.Context, c *node.Client) error) e
 
 // actionCmd is a command that asks the daemon to do something and says
 // what was done.
-func actionCmd(g *globals, use, short string, args cobra.PositionalArgs, do func(ctx context.Context, c *node.Client, args []string) error, done func(args []string) string) *cobra.Command {
+func actionCmd(g *globals, use, short string, args cobra.PositionalArgs, do func(ctx context.Context, c *client.Client, args []string) error, done func(args []string) string) *cobra.Command {
 	return &cobra.Command{
 		Use: use, Short: short, Args: args,
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if err := withDaemon(g, func(cx context.Context, c *node.Client) error { return do(cx, c, a) }); err != nil {
+			if err := withDaemon(g, func(cx context.Context, c *client.Client) error { return do(cx, c, a) }); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), done(a))
@@ -134,12 +134,12 @@ func actionCmd(g *globals, use, short string, args cobra.PositionalArgs, do func
 
 // listCmd is a command that prints a list from the daemon, as a table or
 // (--json) as the JSON array of the API.
-// fetch is a Client method expression, such as (*node.Client).Friends.
-func listCmd[T any](g *globals, use, short string, fetch func(c *node.Client, ctx context.Context) ([]T, error), header []string, row func(T) [][]string) *cobra.Command {
+// fetch is a Client method expression, such as (*client.Client).Friends.
+func listCmd[T any](g *globals, use, short string, fetch func(c *client.Client, ctx context.Context) ([]T, error), header []string, row func(T) [][]string) *cobra.Command {
 	c := &cobra.Command{
 		Use: use, Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withDaemon(g, func(cx context.Context, cl *node.Client) error {
+			return withDaemon(g, func(cx context.Context, cl *client.Client) error {
 				list, err := fetch(cl, cx)
 				if err != nil {
 					return err

@@ -15,7 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/kithnet/kith/node"
+	"github.com/kithnet/kith/node/daemon"
 	"github.com/kithnet/kith/rendezvous"
 )
 
@@ -67,13 +67,13 @@ func TestWebInterface(t *testing.T) {
 	}
 	defer relay.Close()
 	raddr := relay.Addrs()[0].String()
-	daemons := map[string]*node.Daemon{}
+	daemons := map[string]*daemon.Daemon{}
 	for _, name := range []string{"Alice", "Bob", "Carol", "Dave"} {
 		dir := filepath.Join(root, strings.ToLower(name))
-		if _, err := node.Init(dir, name, []string{raddr}); err != nil {
+		if _, err := daemon.Init(dir, name, []string{raddr}); err != nil {
 			t.Fatal(err)
 		}
-		d, err := node.Up(ctx, node.UpOptions{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, API: "127.0.0.1:0", Logger: quiet})
+		d, err := daemon.Up(ctx, daemon.UpOptions{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, API: "127.0.0.1:0", Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package node
+package client
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kithnet/kith/node"
 )
 
 // Client is the typed client of a running daemon's local API, found
@@ -38,11 +40,11 @@ func (e *APIError) Error() string { return e.Message }
 
 // NewClient finds the daemon of dataDir.
 func NewClient(dataDir string) (*Client, error) {
-	info, err := readAPIInfo(dataDir)
+	info, err := ReadInfo(dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("%w (start it with: kith up --data %s)", ErrDaemonNotRunning, dataDir)
 	}
-	token, err := os.ReadFile(filepath.Join(dataDir, tokenFile))
+	token, err := os.ReadFile(filepath.Join(dataDir, TokenFile))
 	if err != nil {
 		return nil, fmt.Errorf("reading the API token: %w", err)
 	}
@@ -99,26 +101,26 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 }
 
 // ID returns the user's id, name and invite.
-func (c *Client) ID(ctx context.Context) (IDView, error) {
-	var v IDView
+func (c *Client) ID(ctx context.Context) (node.IDView, error) {
+	var v node.IDView
 	return v, c.call(ctx, "GET", "/api/id", nil, &v)
 }
 
 // Status returns the daemon's status.
-func (c *Client) Status(ctx context.Context) (StatusView, error) {
-	var v StatusView
+func (c *Client) Status(ctx context.Context) (node.StatusView, error) {
+	var v node.StatusView
 	return v, c.call(ctx, "GET", "/api/status", nil, &v)
 }
 
 // Add sends a friend request through an invite link.
-func (c *Client) Add(ctx context.Context, invite, message string) (RequestView, error) {
-	var v RequestView
-	return v, c.call(ctx, "POST", "/api/add", AddBody{Invite: invite, Message: message}, &v)
+func (c *Client) Add(ctx context.Context, invite, message string) (node.RequestView, error) {
+	var v node.RequestView
+	return v, c.call(ctx, "POST", "/api/add", node.AddBody{Invite: invite, Message: message}, &v)
 }
 
 // Requests lists friend requests.
-func (c *Client) Requests(ctx context.Context) ([]RequestView, error) {
-	var v []RequestView
+func (c *Client) Requests(ctx context.Context) ([]node.RequestView, error) {
+	var v []node.RequestView
 	return v, c.call(ctx, "GET", "/api/requests", nil, &v)
 }
 
@@ -133,45 +135,45 @@ func (c *Client) Decline(ctx context.Context, id string) error {
 }
 
 // Friends lists friends.
-func (c *Client) Friends(ctx context.Context) ([]FriendView, error) {
-	var v []FriendView
+func (c *Client) Friends(ctx context.Context) ([]node.FriendView, error) {
+	var v []node.FriendView
 	return v, c.call(ctx, "GET", "/api/friends", nil, &v)
 }
 
 // Unfriend ends a friendship.
 func (c *Client) Unfriend(ctx context.Context, p string) error {
-	return c.call(ctx, "POST", "/api/unfriend", PeerBody{Peer: p}, nil)
+	return c.call(ctx, "POST", "/api/unfriend", node.PeerBody{Peer: p}, nil)
 }
 
 // Block blocks a peer.
 func (c *Client) Block(ctx context.Context, p string) error {
-	return c.call(ctx, "POST", "/api/block", PeerBody{Peer: p}, nil)
+	return c.call(ctx, "POST", "/api/block", node.PeerBody{Peer: p}, nil)
 }
 
 // Groups lists groups.
-func (c *Client) Groups(ctx context.Context) ([]GroupView, error) {
-	var v []GroupView
+func (c *Client) Groups(ctx context.Context) ([]node.GroupView, error) {
+	var v []node.GroupView
 	return v, c.call(ctx, "GET", "/api/groups", nil, &v)
 }
 
 // CreateGroup makes a group.
 func (c *Client) CreateGroup(ctx context.Context, name string) error {
-	return c.call(ctx, "POST", "/api/groups", GroupBody{Name: name}, nil)
+	return c.call(ctx, "POST", "/api/groups", node.GroupBody{Name: name}, nil)
 }
 
 // AddToGroup adds members to a group.
 func (c *Client) AddToGroup(ctx context.Context, name string, members []string) error {
-	return c.call(ctx, "POST", "/api/groups/"+url.PathEscape(name)+"/members", GroupBody{Members: members}, nil)
+	return c.call(ctx, "POST", "/api/groups/"+url.PathEscape(name)+"/members", node.GroupBody{Members: members}, nil)
 }
 
 // RemoveFromGroup removes members from a group.
 func (c *Client) RemoveFromGroup(ctx context.Context, name string, members []string) error {
-	return c.call(ctx, "POST", "/api/groups/"+url.PathEscape(name)+"/members/remove", GroupBody{Members: members}, nil)
+	return c.call(ctx, "POST", "/api/groups/"+url.PathEscape(name)+"/members/remove", node.GroupBody{Members: members}, nil)
 }
 
 // RenameGroup renames a group.
 func (c *Client) RenameGroup(ctx context.Context, old, name string) error {
-	return c.call(ctx, "POST", "/api/groups/"+url.PathEscape(old)+"/rename", GroupBody{Name: name}, nil)
+	return c.call(ctx, "POST", "/api/groups/"+url.PathEscape(old)+"/rename", node.GroupBody{Name: name}, nil)
 }
 
 // DeleteGroup deletes a group.
@@ -180,19 +182,44 @@ func (c *Client) DeleteGroup(ctx context.Context, name string) error {
 }
 
 // Share sends a share; on refusal the result names each failing id.
-func (c *Client) Share(ctx context.Context, a ShareArgs) (ShareResult, error) {
-	var v ShareResult
+func (c *Client) Share(ctx context.Context, a node.ShareArgs) (node.ShareResult, error) {
+	var v node.ShareResult
 	return v, c.call(ctx, "POST", "/api/share", a, &v)
 }
 
 // Shares lists received shares.
-func (c *Client) Shares(ctx context.Context) ([]ShareView, error) {
-	var v []ShareView
+func (c *Client) Shares(ctx context.Context) ([]node.ShareView, error) {
+	var v []node.ShareView
 	return v, c.call(ctx, "GET", "/api/shares", nil, &v)
 }
 
 // Pick sends requests to shared friends.
-func (c *Client) Pick(ctx context.Context, a PickArgs) ([]PickView, error) {
-	var v []PickView
+func (c *Client) Pick(ctx context.Context, a node.PickArgs) ([]node.PickView, error) {
+	var v []node.PickView
 	return v, c.call(ctx, "POST", "/api/shares/"+url.PathEscape(a.Share)+"/pick", a, &v)
+}
+
+// The files of a data directory that a client reads to find its daemon.
+const (
+	// TokenFile holds the local API token (mode 0600).
+	TokenFile = "api-token"
+	// InfoFile holds the running daemon's Info; it is removed when the
+	// daemon stops.
+	InfoFile = "api.json"
+)
+
+// Info is where a running daemon serves its local API.
+type Info struct {
+	URL string `json:"url"`
+	PID int    `json:"pid"`
+}
+
+// ReadInfo reads the Info of dir's daemon.
+func ReadInfo(dir string) (Info, error) {
+	var info Info
+	b, err := os.ReadFile(filepath.Join(dir, InfoFile))
+	if err != nil {
+		return info, err
+	}
+	return info, json.Unmarshal(b, &info)
 }

@@ -1,4 +1,4 @@
-package node
+package daemon
 
 import (
 	"context"
@@ -18,16 +18,15 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
-	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/node"
 
+	"github.com/kithnet/kith/node/api"
 	"github.com/kithnet/kith/node/book"
+	"github.com/kithnet/kith/node/client"
 )
 
 // The data directory of a user (default ~/.kith):
@@ -41,8 +40,6 @@ const (
 	keyFile    = "key"
 	storeDir   = "store"
 	configFile = "config.json"
-	tokenFile  = "api-token"
-	apiFile    = "api.json"
 )
 
 // PassphraseEnv names the environment variable holding the key file's
@@ -54,20 +51,6 @@ type Config struct {
 	Rendezvous []string `json:"rendezvous"`
 	Listen     []string `json:"listen"`
 	API        string   `json:"api"`
-}
-
-type apiInfo struct {
-	URL string `json:"url"`
-	PID int    `json:"pid"`
-}
-
-func readAPIInfo(dir string) (apiInfo, error) {
-	var info apiInfo
-	b, err := os.ReadFile(filepath.Join(dir, apiFile))
-	if err != nil {
-		return info, err
-	}
-	return info, json.Unmarshal(b, &info)
 }
 
 // ReadConfig reads the data directory's config (defaults when absent).
@@ -179,7 +162,7 @@ func Init(dir, name string, rendezvous []string) (peer.ID, error) {
 }
 
 func ensureToken(dir string) (string, error) {
-	path := filepath.Join(dir, tokenFile)
+	path := filepath.Join(dir, client.TokenFile)
 	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
 		return string(b), nil
 	}
@@ -189,64 +172,6 @@ func ensureToken(dir string) (string, error) {
 	}
 	tok := hex.EncodeToString(raw)
 	return tok, writeFileAtomic(path, []byte(tok), 0o600)
-}
-
-// HostOptions are the libp2p options of a personal node: its key and
-// listen addresses, the relay transport, hole punching (DCUtR) to upgrade
-// relayed connections to direct ones, UPnP/NAT-PMP port mapping, and
-// AutoRelay with the user's rendezvous nodes as static relays.
-func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, relays []peer.AddrInfo) []libp2p.Option {
-	opts := []libp2p.Option{
-		libp2p.Identity(key),
-		libp2p.ListenAddrs(listen...),
-		libp2p.EnableRelay(),
-		libp2p.EnableHolePunching(),
-		libp2p.NATPortMap(),
-		Muxer(),
-	}
-	if len(relays) > 0 {
-		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays, autorelay.WithBackoff(time.Minute)))
-	}
-	return opts
-}
-
-// StreamWindow is the yamux receive window a node grants each stream from
-// its first frame. Yamux starts at 256 KiB and grows the window only as
-// round trips show the reader keeping up; a node that logs in is sent its
-// whole mailbox in one burst (1,000 stored shares are about 2 MB), and at
-// 256 KiB the relay waited on window updates every few hundred items
-// (measured, pushing 1,000: 32-47 ms at 256 KiB, 29-33 ms at 1 MiB, no
-// better at 4 MiB). The window is a credit, not an allocation: memory is
-// used only by data the node has not read yet. It is kept at 1 MiB
-// because yamux reserves only the first 256 KiB of it with the resource
-// manager: a peer that fills streams the node does not read can hold up
-// to this much per stream.
-const StreamWindow = 1 << 20
-
-// Muxer is the stream multiplexer of a node's host (and of the load
-// generator's simulated users): libp2p's yamux with StreamWindow.
-func Muxer() libp2p.Option {
-	t := *yamux.DefaultTransport
-	t.InitialStreamWindowSize = StreamWindow
-	return libp2p.Muxer(yamux.ID, &t)
-}
-
-// ParseRendezvous parses rendezvous addresses (multiaddrs ending in
-// /p2p/<id>), merging addresses of the same relay.
-func ParseRendezvous(addrs []string) ([]peer.AddrInfo, error) {
-	var mas []ma.Multiaddr
-	for _, s := range addrs {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("%w: rendezvous address %q: %v", book.ErrBadArgument, s, err)
-		}
-		mas = append(mas, a)
-	}
-	ais, err := peer.AddrInfosFromP2pAddrs(mas...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: rendezvous addresses must end in /p2p/<peer id>: %v", book.ErrBadArgument, err)
-	}
-	return ais, nil
 }
 
 // UpOptions start a daemon.
@@ -263,7 +188,7 @@ type UpOptions struct {
 // Daemon is a running personal node: key, datastore, host, node and local
 // API, as `kith up` runs it.
 type Daemon struct {
-	Node  *Node
+	Node  *node.Node
 	Host  host.Host
 	URL   string // the local API and web interface
 	Token string
@@ -284,9 +209,9 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	if info, err := readAPIInfo(o.DataDir); err == nil && processAlive(info.PID) {
+	if info, err := client.ReadInfo(o.DataDir); err == nil && processAlive(info.PID) {
 		// The pid may have been reused: only a daemon that answers counts.
-		if c, err := NewClient(o.DataDir); err == nil {
+		if c, err := client.NewClient(o.DataDir); err == nil {
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			_, err = c.Status(cctx)
 			cancel()
@@ -311,7 +236,7 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	if err := WriteConfig(o.DataDir, cfg); err != nil {
 		return nil, err
 	}
-	relays, err := ParseRendezvous(cfg.Rendezvous)
+	relays, err := node.ParseRendezvous(cfg.Rendezvous)
 	if err != nil {
 		return nil, err
 	}
@@ -327,11 +252,11 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	if d.ds, err = OpenDatastore(filepath.Join(o.DataDir, storeDir)); err != nil {
 		return nil, fmt.Errorf("opening the datastore: %w", err)
 	}
-	if d.Host, err = libp2p.New(HostOptions(key, listen, relays)...); err != nil {
+	if d.Host, err = libp2p.New(node.HostOptions(key, listen, relays)...); err != nil {
 		d.ds.Close()
 		return nil, fmt.Errorf("starting libp2p: %w", err)
 	}
-	if d.Node, err = New(ctx, d.Host, d.ds, key, WithRendezvous(relays...), WithLogger(o.Logger)); err != nil {
+	if d.Node, err = node.New(ctx, d.Host, d.ds, key, node.WithRendezvous(relays...), node.WithLogger(o.Logger)); err != nil {
 		d.Host.Close()
 		d.ds.Close()
 		return nil, err
@@ -348,16 +273,15 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 		return nil, fmt.Errorf("%w: the local API must listen on a loopback address, not %s", book.ErrBadArgument, cfg.API)
 	}
 	d.URL = "http://" + ln.Addr().String() + "/"
-	api := NewAPI(d.Node, token)
 	mux := http.NewServeMux()
-	mux.Handle("/api/", api)
+	mux.Handle("/api/", api.NewAPI(d.Node, token))
 	if !o.NoUI {
-		mux.Handle("/", NewUI(token))
+		mux.Handle("/", api.NewUI(token))
 	}
-	d.srv = &http.Server{Handler: LocalHostOnly(tcp, mux), ReadHeaderTimeout: 10 * time.Second}
+	d.srv = &http.Server{Handler: api.LocalHostOnly(tcp, mux), ReadHeaderTimeout: 10 * time.Second}
 	go d.srv.Serve(ln)
-	b, _ := json.Marshal(apiInfo{URL: d.URL, PID: os.Getpid()})
-	if err := writeFileAtomic(filepath.Join(o.DataDir, apiFile), b, 0o600); err != nil {
+	b, _ := json.Marshal(client.Info{URL: d.URL, PID: os.Getpid()})
+	if err := writeFileAtomic(filepath.Join(o.DataDir, client.InfoFile), b, 0o600); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -370,7 +294,7 @@ func (d *Daemon) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		d.srv.Shutdown(ctx)
 		cancel()
-		os.Remove(filepath.Join(d.dir, apiFile))
+		os.Remove(filepath.Join(d.dir, client.InfoFile))
 	}
 	var errs []error
 	if d.Node != nil {
@@ -387,19 +311,19 @@ func (d *Daemon) Close() error {
 
 // LoginURL returns the link that logs a browser in to the web interface.
 func (d *Daemon) LoginURL() string {
-	return strings.TrimSuffix(d.URL, "/") + LoginPath + "?token=" + d.Token
+	return strings.TrimSuffix(d.URL, "/") + api.LoginPath + "?token=" + d.Token
 }
 
 // LoginURL returns the web interface's login link of the daemon running on
 // dataDir.
 func LoginURL(dataDir string) (string, error) {
-	info, err := readAPIInfo(dataDir)
+	info, err := client.ReadInfo(dataDir)
 	if err != nil {
-		return "", fmt.Errorf("%w (start it with: kith up --data %s)", ErrDaemonNotRunning, dataDir)
+		return "", fmt.Errorf("%w (start it with: kith up --data %s)", client.ErrDaemonNotRunning, dataDir)
 	}
-	tok, err := os.ReadFile(filepath.Join(dataDir, tokenFile))
+	tok, err := os.ReadFile(filepath.Join(dataDir, client.TokenFile))
 	if err != nil {
 		return "", err
 	}
-	return strings.TrimSuffix(info.URL, "/") + LoginPath + "?token=" + strings.TrimSpace(string(tok)), nil
+	return strings.TrimSuffix(info.URL, "/") + api.LoginPath + "?token=" + strings.TrimSpace(string(tok)), nil
 }

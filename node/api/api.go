@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -14,8 +14,36 @@ import (
 
 	qrcode "github.com/skip2/go-qrcode"
 
+	"github.com/kithnet/kith/node"
 	"github.com/kithnet/kith/node/book"
 )
+
+// Node is what the API asks of a personal node: *node.Node, or a fake in
+// tests. Each method is one route's work; the API only translates between
+// HTTP and these.
+type Node interface {
+	IDView() (node.IDView, error)
+	Status() node.StatusView
+	AddInvite(ctx context.Context, link, message string) (*node.RequestView, error)
+	Requests() []node.RequestView
+	Accept(ctx context.Context, id string) (*book.Friend, error)
+	Decline(id string) error
+	Friends(ctx context.Context) []node.FriendView
+	Unfriend(ctx context.Context, who string) error
+	Block(who string) error
+	Groups() []node.GroupView
+	CreateGroup(name string) error
+	RenameGroup(old, name string) error
+	DeleteGroup(name string) error
+	AddToGroup(name string, who []string) error
+	RemoveFromGroup(name string, who []string) error
+	Share(ctx context.Context, a node.ShareArgs) (*node.ShareResult, error)
+	Shares() []node.ShareView
+	Pick(ctx context.Context, a node.PickArgs) ([]node.PickView, error)
+	Subscribe() (<-chan node.Event, func())
+}
+
+var _ Node = (*node.Node)(nil)
 
 // API is the node's local HTTP API, served on 127.0.0.1 under /api/. Every
 // request must carry the token kept in the data directory (header
@@ -24,13 +52,13 @@ import (
 // drive the node, token or not. Handlers only translate between HTTP and
 // Node methods.
 type API struct {
-	n     *Node
+	n     Node
 	token string
 	mux   *http.ServeMux
 }
 
 // NewAPI returns the API of n, guarded by token.
-func NewAPI(n *Node, token string) *API {
+func NewAPI(n Node, token string) *API {
 	a := &API{n: n, token: token, mux: http.NewServeMux()}
 	a.mux.HandleFunc("GET /api/id", a.id)
 	a.mux.HandleFunc("GET /api/invite.png", a.invitePNG)
@@ -124,14 +152,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// ErrorBody is the API's error answer.
-type ErrorBody struct {
-	Error  string `json:"error"`
-	Result any    `json:"result,omitempty"`
-}
-
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, ErrorBody{Error: msg})
+	writeJSON(w, status, node.ErrorBody{Error: msg})
 }
 
 // statusOf maps a node error to an HTTP status.
@@ -143,16 +165,16 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, book.ErrAlreadyFinal):
 		return http.StatusConflict
-	case errors.Is(err, ErrRefused):
+	case errors.Is(err, node.ErrRefused):
 		return http.StatusUnprocessableEntity
-	case errors.Is(err, ErrNoRelay):
+	case errors.Is(err, node.ErrNoRelay):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
 
 func fail(w http.ResponseWriter, err error, result any) {
-	writeJSON(w, statusOf(err), ErrorBody{Error: err.Error(), Result: result})
+	writeJSON(w, statusOf(err), node.ErrorBody{Error: err.Error(), Result: result})
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -203,14 +225,8 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// AddBody asks to befriend the inviter of an invite link.
-type AddBody struct {
-	Invite  string `json:"invite"`
-	Message string `json:"message"`
-}
-
 func (a *API) add(w http.ResponseWriter, r *http.Request) {
-	var b AddBody
+	var b node.AddBody
 	if !decode(w, r, &b) {
 		return
 	}
@@ -251,13 +267,8 @@ func (a *API) friends(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.n.Friends(r.Context()))
 }
 
-// PeerBody names one peer.
-type PeerBody struct {
-	Peer string `json:"peer"`
-}
-
 func (a *API) unfriend(w http.ResponseWriter, r *http.Request) {
-	var b PeerBody
+	var b node.PeerBody
 	if !decode(w, r, &b) {
 		return
 	}
@@ -271,7 +282,7 @@ func (a *API) unfriend(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) block(w http.ResponseWriter, r *http.Request) {
-	var b PeerBody
+	var b node.PeerBody
 	if !decode(w, r, &b) {
 		return
 	}
@@ -286,14 +297,8 @@ func (a *API) groups(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.n.Groups())
 }
 
-// GroupBody names a group, and members to add or remove.
-type GroupBody struct {
-	Name    string   `json:"name"`
-	Members []string `json:"members"`
-}
-
 func (a *API) createGroup(w http.ResponseWriter, r *http.Request) {
-	var b GroupBody
+	var b node.GroupBody
 	if !decode(w, r, &b) {
 		return
 	}
@@ -311,7 +316,7 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) renameGroup(w http.ResponseWriter, r *http.Request) {
-	var b GroupBody
+	var b node.GroupBody
 	if !decode(w, r, &b) {
 		return
 	}
@@ -331,7 +336,7 @@ func (a *API) deleteGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) addMembers(w http.ResponseWriter, r *http.Request) {
-	var b GroupBody
+	var b node.GroupBody
 	if !decode(w, r, &b) {
 		return
 	}
@@ -343,7 +348,7 @@ func (a *API) addMembers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) removeMembers(w http.ResponseWriter, r *http.Request) {
-	var b GroupBody
+	var b node.GroupBody
 	if !decode(w, r, &b) {
 		return
 	}
@@ -355,7 +360,7 @@ func (a *API) removeMembers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) share(w http.ResponseWriter, r *http.Request) {
-	var b ShareArgs
+	var b node.ShareArgs
 	if !decode(w, r, &b) {
 		return
 	}
@@ -374,7 +379,7 @@ func (a *API) shares(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) pick(w http.ResponseWriter, r *http.Request) {
-	var b PickArgs
+	var b node.PickArgs
 	if !decode(w, r, &b) {
 		return
 	}

@@ -1,0 +1,73 @@
+package node
+
+import (
+	"fmt"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/kithnet/kith/node/book"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+)
+
+// HostOptions are the libp2p options of a personal node: its key and
+// listen addresses, the relay transport, hole punching (DCUtR) to upgrade
+// relayed connections to direct ones, UPnP/NAT-PMP port mapping, and
+// AutoRelay with the user's rendezvous nodes as static relays.
+func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, relays []peer.AddrInfo) []libp2p.Option {
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrs(listen...),
+		libp2p.EnableRelay(),
+		libp2p.EnableHolePunching(),
+		libp2p.NATPortMap(),
+		Muxer(),
+	}
+	if len(relays) > 0 {
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays, autorelay.WithBackoff(time.Minute)))
+	}
+	return opts
+}
+
+// StreamWindow is the yamux receive window a node grants each stream from
+// its first frame. Yamux starts at 256 KiB and grows the window only as
+// round trips show the reader keeping up; a node that logs in is sent its
+// whole mailbox in one burst (1,000 stored shares are about 2 MB), and at
+// 256 KiB the relay waited on window updates every few hundred items
+// (measured, pushing 1,000: 32-47 ms at 256 KiB, 29-33 ms at 1 MiB, no
+// better at 4 MiB). The window is a credit, not an allocation: memory is
+// used only by data the node has not read yet. It is kept at 1 MiB
+// because yamux reserves only the first 256 KiB of it with the resource
+// manager: a peer that fills streams the node does not read can hold up
+// to this much per stream.
+const StreamWindow = 1 << 20
+
+// Muxer is the stream multiplexer of a node's host (and of the load
+// generator's simulated users): libp2p's yamux with StreamWindow.
+func Muxer() libp2p.Option {
+	t := *yamux.DefaultTransport
+	t.InitialStreamWindowSize = StreamWindow
+	return libp2p.Muxer(yamux.ID, &t)
+}
+
+// ParseRendezvous parses rendezvous addresses (multiaddrs ending in
+// /p2p/<id>), merging addresses of the same relay.
+func ParseRendezvous(addrs []string) ([]peer.AddrInfo, error) {
+	var mas []ma.Multiaddr
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: rendezvous address %q: %v", book.ErrBadArgument, s, err)
+		}
+		mas = append(mas, a)
+	}
+	ais, err := peer.AddrInfosFromP2pAddrs(mas...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: rendezvous addresses must end in /p2p/<peer id>: %v", book.ErrBadArgument, err)
+	}
+	return ais, nil
+}
