@@ -112,7 +112,7 @@ func BenchmarkMailbox(b *testing.B) {
 			cfg := DefaultConfig()
 			cfg.MailboxItems = 1 << 30
 			cfg.MailboxBytes = 1 << 40
-			st, err := openStore(context.Background(), backends[name](b), &cfg, time.Now, testLogger(b))
+			st, err := openStore(context.Background(), backends[name](b), &cfg, time.Now, testLogger(b), storeHooks{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -136,7 +136,7 @@ func BenchmarkMailbox(b *testing.B) {
 				cfg.MailboxBytes = int64(n) << 12
 				for b.Loop() {
 					b.StopTimer()
-					st, err := openStore(context.Background(), backends[name](b), &cfg, time.Now, testLogger(b))
+					st, err := openStore(context.Background(), backends[name](b), &cfg, time.Now, testLogger(b), storeHooks{})
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -216,7 +216,7 @@ func BenchmarkRevokeBusySender(b *testing.B) {
 				cfg := DefaultConfig()
 				cfg.MailboxItems = 1 << 30
 				cfg.MailboxBytes = 1 << 40
-				st, err := openStore(ctx, tempPebble(b), &cfg, time.Now, testLogger(b))
+				st, err := openStore(ctx, tempPebble(b), &cfg, time.Now, testLogger(b), storeHooks{})
 				if err != nil {
 					b.Fatal(err)
 				}

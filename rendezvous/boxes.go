@@ -281,7 +281,7 @@ func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identit
 // online and nothing stored waits before it, so that it will be pushed at
 // once, and fewer than r's window are held already.
 func (s *store) mayHold(r peer.ID) bool {
-	window, ok := s.online(r)
+	window, ok := s.hooks.online(r)
 	if !ok {
 		return false
 	}

@@ -67,11 +67,11 @@ func (s *store) commit(group []*op) {
 			}
 			tx.touched = nil
 		} else {
-			s.onSync(time.Since(start), len(group))
+			s.hooks.onSync(time.Since(start), len(group))
 		}
 	}
 	if len(tx.touched) > 0 {
-		s.notify(tx.touched)
+		s.hooks.notify(tx.touched)
 	}
 	for _, o := range group {
 		close(o.done)

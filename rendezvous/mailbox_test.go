@@ -240,7 +240,7 @@ func TestStoreMatchesModel(t *testing.T) {
 	d := dssync.MutexWrap(ds.NewMapDatastore())
 	cfg := DefaultConfig()
 	clock := func() time.Time { return t0 }
-	s, err := openStore(ctx, d, &cfg, clock, slog.Default())
+	s, err := openStore(ctx, d, &cfg, clock, slog.Default(), storeHooks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestStoreMatchesModel(t *testing.T) {
 	}
 	s.close()
 
-	s2, err := openStore(ctx, d, &cfg, clock, slog.Default())
+	s2, err := openStore(ctx, d, &cfg, clock, slog.Default(), storeHooks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +352,7 @@ func TestItemsAfter(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			cfg := DefaultConfig()
-			s, err := openStore(ctx, open(t), &cfg, func() time.Time { return t0 }, slog.Default())
+			s, err := openStore(ctx, open(t), &cfg, func() time.Time { return t0 }, slog.Default(), storeHooks{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"github.com/kithnet/kith/identity"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,7 +26,7 @@ type metrics struct {
 	full          *prometheus.CounterVec // items refused for want of room, by room
 }
 
-func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, r *Relay, sigs *identity.SigBatcher) (*metrics, error) {
 	m := &metrics{
 		shares: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kith_relay_shares_total", Help: "Uplink shares, by outcome (accepted, refused, replay, bad_request, ...).",
@@ -93,7 +94,6 @@ func newMetrics(reg prometheus.Registerer, r *Relay) (*metrics, error) {
 	mailboxBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kith_relay_mailbox_bytes", Help: "Stored bytes of the items waiting in all mailboxes (bounded by store_bytes).",
 	}, func() float64 { return float64(r.store.pendingBytes()) })
-	sigs := r.verifier.Batcher()
 	sealBatches := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "kith_relay_seal_batches_total", Help: "Batches of share seal signatures verified together.",
 	}, func() float64 { return float64(sigs.Stats().Batches) })

@@ -135,13 +135,6 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	}
 	r := &Relay{h: h, cfg: o.cfg, clock: o.clock, log: o.log.With("relay", h.ID().String())}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	st, err := openStore(ctx, d, &r.cfg, r.clock, r.log)
-	if err != nil {
-		r.cancel()
-		return nil, err
-	}
-	r.store = st
-	r.verifier = identity.NewVerifier(identity.WithRevocations(st.revoked), identity.WithSigBatcher(identity.NewSigBatcher(0)))
 	r.sessions = newSessions(r)
 	r.limits = newLimiters(r.clock)
 	reg := o.registerer
@@ -149,19 +142,29 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 		r.registry = prometheus.NewRegistry()
 		reg = r.registry
 	}
-	r.metrics, err = newMetrics(reg, r)
-	if err != nil {
-		st.close()
+	sigs := identity.NewSigBatcher(0)
+	var err error
+	if r.metrics, err = newMetrics(reg, r, sigs); err != nil {
 		r.cancel()
 		return nil, err
 	}
-	st.notify = r.sessions.kick
-	st.online = r.sessions.window
-	st.onDrop = func(n int) { r.metrics.expired.Add(float64(n)) }
-	st.onSync = func(d time.Duration, n int) {
-		r.metrics.commitSeconds.Observe(d.Seconds())
-		r.metrics.commitOps.Observe(float64(n))
+	// The store's hooks are in place before it loads, so that what its
+	// start commits (finishing a withdrawal) is counted and announced.
+	st, err := openStore(ctx, d, &r.cfg, r.clock, r.log, storeHooks{
+		notify: r.sessions.kick,
+		online: r.sessions.window,
+		onDrop: func(n int) { r.metrics.expired.Add(float64(n)) },
+		onSync: func(d time.Duration, n int) {
+			r.metrics.commitSeconds.Observe(d.Seconds())
+			r.metrics.commitOps.Observe(float64(n))
+		},
+	})
+	if err != nil {
+		r.cancel()
+		return nil, err
 	}
+	r.store = st
+	r.verifier = identity.NewVerifier(identity.WithRevocations(st.revoked), identity.WithSigBatcher(sigs))
 
 	if r.cfg.Circuit.Enabled {
 		res := relayv2.DefaultResources()

@@ -131,7 +131,7 @@ func testReplayFilterRebuilt(t *testing.T, d ds.Batching) {
 	}
 	// A reopened store rebuilds the same from disk.
 	cfg := DefaultConfig()
-	s2, err := openStore(ctx, d, &cfg, clock.Now, slog.Default())
+	s2, err := openStore(ctx, d, &cfg, clock.Now, slog.Default(), storeHooks{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func openTestStore(t *testing.T, d ds.Batching, clock *testClock) *store {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.MailboxTTL = Duration(24 * time.Hour)
-	s, err := openStore(context.Background(), d, &cfg, clock.Now, slog.Default())
+	s, err := openStore(context.Background(), d, &cfg, clock.Now, slog.Default(), storeHooks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestLayoutMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	if _, err := openStore(ctx, newer, &cfg, clock.Now, slog.Default()); err == nil {
+	if _, err := openStore(ctx, newer, &cfg, clock.Now, slog.Default(), storeHooks{}); err == nil {
 		t.Fatal("a datastore of a newer layout was opened")
 	}
 	if err := d.Put(ctx, mboxDepKey(rev.AttestationID, bob, "delivered"), expiryValue(expires)); err != nil {

@@ -46,12 +46,34 @@ type store struct {
 	quit   chan struct{}
 	done   chan struct{}
 	closed sync.Once
+	hooks  storeHooks
+}
+
+// storeHooks are how the store tells the relay around it what happened,
+// given to openStore so that they are in place before its first commit.
+// Nil hooks do nothing.
+type storeHooks struct {
 	notify func(touched []peer.ID) // mailboxes that gained items
 	// online reports whether r has an inbox session now, and its window:
 	// items for such a recipient may be held in memory (see newItem.hold).
 	online func(r peer.ID) (window int, ok bool)
-	onDrop func(n int) // expired items dropped
-	onSync func(d time.Duration, ops int)
+	onDrop func(n int)                    // expired items dropped
+	onSync func(d time.Duration, ops int) // a batch committed: its time and operations
+}
+
+func (h *storeHooks) defaults() {
+	if h.notify == nil {
+		h.notify = func([]peer.ID) {}
+	}
+	if h.online == nil {
+		h.online = func(peer.ID) (int, bool) { return 0, false }
+	}
+	if h.onDrop == nil {
+		h.onDrop = func(int) {}
+	}
+	if h.onSync == nil {
+		h.onSync = func(time.Duration, int) {}
+	}
 }
 
 // op is one unit of work for the committer. apply runs with the model
@@ -141,19 +163,17 @@ func (tx *txn) get(ctx context.Context, key ds.Key) ([]byte, error) {
 	return tx.s.ds.Get(ctx, key)
 }
 
-func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() time.Time, log *slog.Logger) (*store, error) {
+func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() time.Time, log *slog.Logger, hooks storeHooks) (*store, error) {
+	hooks.defaults()
 	s := &store{
-		ds: d, clock: clock, log: log,
+		hooks: hooks,
+		ds:    d, clock: clock, log: log,
 		profiles: map[peer.ID]*identity.Profile{},
 		revoked:  identity.NewRevocationSet(),
 		seen:     newSeenShares(1 << 16),
 		ops:      make(chan *op, 4*maxGroup),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
-		notify:   func([]peer.ID) {},
-		online:   func(peer.ID) (int, bool) { return 0, false },
-		onDrop:   func(int) {},
-		onSync:   func(time.Duration, int) {},
 	}
 	s.mb = newMailboxes(cfg.quota(), cfg.MailboxTTL.D(), s.revoked.Revoked)
 	s.mb.recentTTL = cfg.DeliverWait.D() + recentSlack

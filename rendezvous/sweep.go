@@ -20,7 +20,7 @@ func (s *store) expire(ctx context.Context) error {
 		n, muts := s.mb.expire(tx.now)
 		tx.add(muts...)
 		if n > 0 {
-			s.onDrop(n)
+			s.hooks.onDrop(n)
 		}
 		return nil
 	})
