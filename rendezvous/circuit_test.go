@@ -111,13 +111,13 @@ func TestMetrics(t *testing.T) {
 	c := newCast(t)
 	c.alice.share(r, c.buildShare(t, []*tuser{c.bob}, []*tuser{c.carol}).Raw)
 	c.alice.share(r, c.buildShare(t, []*tuser{c.bob}, []*tuser{c.mallory}).Raw)
-	if got := testutil.ToFloat64(r.metrics.shares.WithLabelValues("accepted")); got != 1 {
+	if got := testutil.ToFloat64(r.prom().shares.WithLabelValues("accepted")); got != 1 {
 		t.Fatalf("accepted shares %v", got)
 	}
-	if got := testutil.ToFloat64(r.metrics.shares.WithLabelValues("refused")); got != 1 {
+	if got := testutil.ToFloat64(r.prom().shares.WithLabelValues("refused")); got != 1 {
 		t.Fatalf("refused shares %v", got)
 	}
-	if got := testutil.ToFloat64(r.metrics.shareFailures.WithLabelValues(protocols.ReasonText(pb.Reason_MISSING))); got != 1 {
+	if got := testutil.ToFloat64(r.prom().shareFailures.WithLabelValues(protocols.ReasonText(pb.Reason_MISSING))); got != 1 {
 		t.Fatalf("failures by reason %v", got)
 	}
 	n, err := testutil.GatherAndCount(reg, "kith_relay_mailbox_items", "kith_relay_share_verify_seconds", "kith_relay_commit_seconds")

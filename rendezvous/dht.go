@@ -228,7 +228,7 @@ func (rt *routing) findRelays() {
 			kept++
 		}
 		cancel()
-		r.metrics.relayPeers.Set(float64(kept))
+		r.trace.dhtRelayPeers(kept)
 	}
 }
 
@@ -278,7 +278,7 @@ func (rt *routing) publisher() {
 			continue // a newer profile went out meanwhile
 		}
 		if rt.dht.RoutingTable().Size() == 0 {
-			r.metrics.dht.WithLabelValues("put_deferred").Inc()
+			r.trace.dhtProfile("put_deferred")
 			rt.deferPut(p)
 			continue
 		}
@@ -286,12 +286,12 @@ func (rt *routing) publisher() {
 		err := rt.dht.PutValue(ctx, ProfileKey(p.Owner), p.Raw)
 		cancel()
 		if err != nil {
-			r.metrics.dht.WithLabelValues("put_failed").Inc()
+			r.trace.dhtProfile("put_failed")
 			r.log.Debug("publishing a profile", "peer", p.Owner, "err", err)
 			rt.retryLater(p)
 			continue
 		}
-		r.metrics.dht.WithLabelValues("put").Inc()
+		r.trace.dhtProfile("put")
 		rt.mu.Lock()
 		rt.published[p.Owner] = published{seq: p.Seq, at: r.clock()}
 		if rs := rt.retries[p.Owner]; rs != nil && rs.seq <= p.Seq {
@@ -409,7 +409,7 @@ func (rt *routing) lookup(ctx context.Context, p peer.ID) *identity.Profile {
 			prof = got
 		}
 	}
-	rt.r.metrics.dht.WithLabelValues(map[bool]string{true: "found", false: "not_found"}[prof != nil]).Inc()
+	rt.r.trace.dhtProfile(map[bool]string{true: "found", false: "not_found"}[prof != nil])
 	if ctx.Err() != nil && prof == nil {
 		return nil // cut short: do not remember a miss
 	}

@@ -153,9 +153,9 @@ func TestDeferredProfilePut(t *testing.T) {
 	att := befriend(t, alice, bob)
 	alice.login(a)
 	waitLong(t, "the put of Alice's profile deferred (no peers)", func() bool {
-		return testutil.ToFloat64(a.metrics.dht.WithLabelValues("put_deferred")) > 0
+		return testutil.ToFloat64(a.prom().dht.WithLabelValues("put_deferred")) > 0
 	})
-	if n := testutil.ToFloat64(a.metrics.dht.WithLabelValues("put")) + testutil.ToFloat64(a.metrics.dht.WithLabelValues("put_failed")); n != 0 {
+	if n := testutil.ToFloat64(a.prom().dht.WithLabelValues("put")) + testutil.ToFloat64(a.prom().dht.WithLabelValues("put_failed")); n != 0 {
 		t.Fatalf("%v puts tried with no peer", n)
 	}
 
@@ -163,7 +163,7 @@ func TestDeferredProfilePut(t *testing.T) {
 	c.Peers = []string{fmt.Sprintf("%s/p2p/%s", a.h.Addrs()[0], a.h.ID())}
 	b := startRelay(t, nil, WithConfig(c))
 	waitLong(t, "Alice's profile put once relay B joined", func() bool {
-		return testutil.ToFloat64(a.metrics.dht.WithLabelValues("put")) > 0
+		return testutil.ToFloat64(a.prom().dht.WithLabelValues("put")) > 0
 	})
 	bob.meet(b)
 	resp, err := client.Presence(context.Background(), bob.h, b.h.ID(), &pb.PresenceQuery{

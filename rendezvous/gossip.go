@@ -43,7 +43,7 @@ func startGossip(r *Relay, ps *pubsub.PubSub) (*gossip, error) {
 	}
 	err := ps.RegisterTopicValidator(protocols.RevocationTopic, func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		if _, err := r.verifier.Revocation(m.Data); err != nil {
-			r.metrics.revocations.WithLabelValues("gossip", "invalid").Inc()
+			r.trace.revocation("gossip", "invalid")
 			return pubsub.ValidationReject
 		}
 		return pubsub.ValidationAccept

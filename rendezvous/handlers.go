@@ -111,10 +111,7 @@ func outcomeLabel(s pb.Status) string {
 func (r *Relay) handleShare(st network.Stream) {
 	r.serve(st, protocols.MaxShareMessage, func(ctx context.Context, remote peer.ID, frame []byte, readErr error) proto.Message {
 		resp := r.acceptShare(ctx, remote, frame, readErr)
-		r.metrics.shares.WithLabelValues(outcomeLabel(resp.Status)).Inc()
-		for _, f := range resp.Failures {
-			r.metrics.shareFailures.WithLabelValues(protocols.ReasonText(f.Reason)).Inc()
-		}
+		r.trace.shareAnswered(resp.Status, resp.Failures)
 		return resp
 	})
 }
@@ -151,7 +148,7 @@ func (r *Relay) acceptShare(ctx context.Context, remote peer.ID, raw []byte, rea
 	now := r.clock()
 	start := time.Now()
 	verdict, err := protocols.VerifyShare(r.verifier, u, now, r.store.profile)
-	r.metrics.verifySeconds.Observe(time.Since(start).Seconds())
+	r.trace.shareVerified(time.Since(start))
 	if err != nil {
 		return fail(err)
 	}
@@ -221,7 +218,7 @@ func (r *Relay) acceptShare(ctx context.Context, remote peer.ID, raw []byte, rea
 				f.Detail = fullDetail(out.results[i])
 			}
 			resp.Failures = append(resp.Failures, f)
-			r.metrics.full.WithLabelValues(out.results[i].fullRoom()).Inc()
+			r.trace.mailboxFull(out.results[i].fullRoom())
 		case putWithdrawn:
 			resp.Failures = append(resp.Failures, &pb.Failure{Peer: []byte(t.Peer), Role: pb.Role_TARGET, Reason: pb.Reason_REVOKED,
 				Detail: "a friendship this share rests on was revoked"})
@@ -229,7 +226,7 @@ func (r *Relay) acceptShare(ctx context.Context, remote peer.ID, raw []byte, rea
 		if d == pb.Delivery_DELIVERED || d == pb.Delivery_STORED {
 			reached++
 			if out.results[i].outcome == putStored {
-				r.metrics.stored.WithLabelValues("share").Inc()
+				r.trace.itemStored("share")
 			}
 		}
 	}
@@ -280,7 +277,7 @@ func (r *Relay) deliveries(ctx context.Context, items []newItem, results []putRe
 				if online && r.sessions.waitAcked(ctx, it.recipient, it.id, res.seq, r.cfg.DeliverWait.D()) {
 					out[i] = pb.Delivery_DELIVERED
 					if res.held {
-						r.metrics.held.WithLabelValues("acknowledged").Inc()
+						r.trace.held("acknowledged")
 					}
 					return
 				}
@@ -296,9 +293,9 @@ func (r *Relay) deliveries(ctx context.Context, items []newItem, results []putRe
 					errs[i] = protocols.Errorf(pb.Status_UNAVAILABLE, "the relay lost an item before storing it; retry")
 				case state == storepb.ItemState_ACKED: // just after the wait
 					out[i] = pb.Delivery_DELIVERED
-					r.metrics.held.WithLabelValues("acknowledged").Inc()
+					r.trace.held("acknowledged")
 				default:
-					r.metrics.held.WithLabelValues("stored").Inc()
+					r.trace.held("stored")
 				}
 			}(i)
 		default:
@@ -324,7 +321,7 @@ func (r *Relay) handleAdd(st network.Stream) {
 func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, readErr error) *pb.AddResponse {
 	fail := func(err error) *pb.AddResponse {
 		s, text := statusText(err)
-		r.metrics.adds.WithLabelValues(outcomeLabel(s)).Inc()
+		r.trace.addOutcome(outcomeLabel(s))
 		return &pb.AddResponse{Status: s, Text: text}
 	}
 	if readErr != nil {
@@ -359,14 +356,14 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 		if errors.Is(err, errInviteThrottled) {
 			res.Delivery, res.Reason = pb.Delivery_NOT_SENT, pb.Reason_THROTTLED
 			res.Detail = "too many requests rest on this invite now; retry later"
-			r.metrics.adds.WithLabelValues("throttled").Inc()
+			r.trace.addOutcome("throttled")
 			continue
 		}
 		if err != nil {
 			res.Delivery = pb.Delivery_NOT_SENT
 			res.Reason = protocols.WireReason(identity.ReasonOf(err))
 			res.Detail = err.Error()
-			r.metrics.adds.WithLabelValues("refused").Inc()
+			r.trace.addOutcome("refused")
 			continue
 		}
 		payload, _ := proto.Marshal(u.Wire)
@@ -389,16 +386,16 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 			case putOverQuota:
 				res.Reason = pb.Reason_MAILBOX_FULL
 				res.Detail = fullDetail(results[i])
-				r.metrics.adds.WithLabelValues("quota_exceeded").Inc()
-				r.metrics.full.WithLabelValues(results[i].fullRoom()).Inc()
+				r.trace.addOutcome("quota_exceeded")
+				r.trace.mailboxFull(results[i].fullRoom())
 			case putWithdrawn:
 				res.Reason = pb.Reason_REVOKED
-				r.metrics.adds.WithLabelValues("refused").Inc()
+				r.trace.addOutcome("refused")
 			case putStored:
-				r.metrics.stored.WithLabelValues("add_request").Inc()
-				r.metrics.adds.WithLabelValues("accepted").Inc()
+				r.trace.itemStored("add_request")
+				r.trace.addOutcome("accepted")
 			default:
-				r.metrics.adds.WithLabelValues("duplicate").Inc()
+				r.trace.addOutcome("duplicate")
 			}
 		}
 	}
@@ -458,7 +455,7 @@ func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAns
 	id, _ := protocols.DecodeAddAnswer(ans)
 	att, err := r.verifier.Attestation(ans.Attestation, now)
 	if err != nil {
-		r.metrics.adds.WithLabelValues("refused").Inc()
+		r.trace.addOutcome("refused")
 		return &pb.AddResponse{Status: pb.Status_REFUSED, Text: err.Error(),
 			Results: []*pb.AddResult{{RequestId: id[:], Delivery: pb.Delivery_NOT_SENT, Reason: protocols.WireReason(identity.ReasonOf(err)), Detail: err.Error()}}}
 	}
@@ -483,7 +480,7 @@ func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAns
 	if results[0].outcome == putOverQuota {
 		res.Reason = pb.Reason_MAILBOX_FULL
 		res.Detail = fullDetail(results[0])
-		r.metrics.full.WithLabelValues(results[0].fullRoom()).Inc()
+		r.trace.mailboxFull(results[0].fullRoom())
 		return &pb.AddResponse{Status: pb.Status_QUOTA_EXCEEDED, Text: "their mailbox is full", Results: []*pb.AddResult{res}}
 	}
 	if results[0].outcome == putWithdrawn {
@@ -491,9 +488,9 @@ func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAns
 		return &pb.AddResponse{Status: pb.Status_REFUSED, Text: "the friendship was revoked", Results: []*pb.AddResult{res}}
 	}
 	if results[0].outcome == putStored {
-		r.metrics.stored.WithLabelValues("add_answer").Inc()
+		r.trace.itemStored("add_answer")
 	}
-	r.metrics.adds.WithLabelValues("answer").Inc()
+	r.trace.addOutcome("answer")
 	return &pb.AddResponse{Status: pb.Status_OK, Results: []*pb.AddResult{res}}
 }
 
@@ -534,7 +531,7 @@ func (r *Relay) presence(ctx context.Context, remote peer.ID, frame []byte, read
 		resp.Entries = append(resp.Entries, e)
 		if err := r.mayKnow(remote, p, ask, now); err != nil {
 			e.Refused = protocols.WireReason(identity.ReasonOf(err))
-			r.metrics.presence.WithLabelValues("refused").Inc()
+			r.trace.presenceAsk("refused")
 			continue
 		}
 		online, reg, known := r.sessions.lookup(p)
@@ -546,9 +543,9 @@ func (r *Relay) presence(ctx context.Context, remote peer.ID, frame []byte, read
 			for _, a := range reg.addrs {
 				e.Addrs = append(e.Addrs, a.Bytes())
 			}
-			r.metrics.presence.WithLabelValues("online").Inc()
+			r.trace.presenceAsk("online")
 		} else {
-			r.metrics.presence.WithLabelValues("offline").Inc()
+			r.trace.presenceAsk("offline")
 		}
 		if q.WantProfiles {
 			if prof := r.store.profile(p); prof != nil {
@@ -649,7 +646,7 @@ func (r *Relay) acceptRevocations(ctx context.Context, remote peer.ID, frame []b
 	for _, raw := range m.Revocations {
 		rev, err := r.verifier.Revocation(raw)
 		if err != nil {
-			r.metrics.revocations.WithLabelValues("node", "invalid").Inc()
+			r.trace.revocation("node", "invalid")
 			resp.Failures = append(resp.Failures, protocols.NewFailure("", pb.Role_SHARER, err).ToWire())
 			continue
 		}
@@ -673,10 +670,10 @@ func (r *Relay) applyRevocation(ctx context.Context, rev *identity.Revocation, s
 		return err
 	}
 	if !fresh {
-		r.metrics.revocations.WithLabelValues(source, "known").Inc()
+		r.trace.revocation(source, "known")
 		return nil
 	}
-	r.metrics.revocations.WithLabelValues(source, "new").Inc()
+	r.trace.revocation(source, "new")
 	r.log.Info("revocation applied", "attestation", rev.AttestationID.Short(), "revoker", rev.Revoker.String(), "source", source)
 	if source == "node" && r.gossip != nil {
 		r.gossip.publish(rev.Raw)

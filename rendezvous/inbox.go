@@ -306,19 +306,19 @@ func (r *Relay) handleInbox(st network.Stream) {
 	frame, err := rd.ReadFrame()
 	login, err := decodeLogin(frame, err)
 	if err != nil {
-		r.metrics.logins.WithLabelValues(outcomeLabel(protocols.StatusOf(err))).Inc()
+		r.trace.login(outcomeLabel(protocols.StatusOf(err)))
 		refuse(err)
 		return
 	}
 	if !r.limits.allow("login", remote, r.cfg.LoginRate) {
-		r.metrics.logins.WithLabelValues("rate_limited").Inc()
+		r.trace.login("rate_limited")
 		refuse(protocols.Errorf(pb.Status_RATE_LIMITED, "too many logins; retry later"))
 		return
 	}
 	now := r.clock()
 	prof, addrs, err := checkLogin(r.verifier, login, remote, now)
 	if err != nil {
-		r.metrics.logins.WithLabelValues(outcomeLabel(protocols.StatusOf(err))).Inc()
+		r.trace.login(outcomeLabel(protocols.StatusOf(err)))
 		refuse(err)
 		return
 	}
@@ -360,7 +360,7 @@ func (r *Relay) handleInbox(st network.Stream) {
 		return
 	}
 	st.SetDeadline(time.Time{})
-	r.metrics.logins.WithLabelValues("ok").Inc()
+	r.trace.login("ok")
 	log.Debug("logged in", "waiting", waiting, "window", window)
 
 	// The session lives for hours on a goroutine of its own: this one's
@@ -482,7 +482,7 @@ func (r *Relay) pushInbox(s *session) {
 					s.close()
 					return false
 				}
-				r.metrics.pushed.Add(float64(n))
+				r.trace.pushed(n)
 				r.traffic.out(n, len(buf))
 				buf = buf[:0]
 				return true
@@ -556,7 +556,7 @@ func (r *Relay) readAcks(s *session, rd *protocols.Reader, log interface {
 		if err != nil {
 			return
 		}
-		r.metrics.delivered.Add(float64(len(acked)))
+		r.trace.delivered(len(acked))
 		s.mu.Lock()
 		for _, seq := range seqs {
 			delete(s.inflight, seq)

@@ -1,29 +1,33 @@
 package rendezvous
 
 import (
+	"time"
+
 	"github.com/kithnet/kith/identity"
+	"github.com/kithnet/kith/protocols"
+	"github.com/kithnet/kith/protocols/pb"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // metrics are the relay's Prometheus metrics, all prefixed kith_relay_.
 type metrics struct {
-	shares        *prometheus.CounterVec // by outcome
-	shareFailures *prometheus.CounterVec // per failing id, by reason
-	verifySeconds prometheus.Histogram
-	stored        *prometheus.CounterVec // items stored, by kind
-	pushed        prometheus.Counter
-	delivered     prometheus.Counter
-	expired       prometheus.Counter
-	adds          *prometheus.CounterVec // per request, by outcome
-	presence      *prometheus.CounterVec // per asked peer, by outcome
-	revocations   *prometheus.CounterVec // by source and outcome
-	logins        *prometheus.CounterVec // by outcome
-	commitSeconds prometheus.Histogram
-	commitOps     prometheus.Histogram
-	dht           *prometheus.CounterVec // profile puts and lookups, by outcome
-	relayPeers    prometheus.Gauge
-	held          *prometheus.CounterVec
-	full          *prometheus.CounterVec // items refused for want of room, by room
+	shares         *prometheus.CounterVec // by outcome
+	shareFailures  *prometheus.CounterVec // per failing id, by reason
+	verifySeconds  prometheus.Histogram
+	stored         *prometheus.CounterVec // items stored, by kind
+	pushedItems    prometheus.Counter
+	deliveredItems prometheus.Counter
+	expiredItems   prometheus.Counter
+	adds           *prometheus.CounterVec // per request, by outcome
+	presence       *prometheus.CounterVec // per asked peer, by outcome
+	revocations    *prometheus.CounterVec // by source and outcome
+	logins         *prometheus.CounterVec // by outcome
+	commitSeconds  prometheus.Histogram
+	commitOps      prometheus.Histogram
+	dht            *prometheus.CounterVec // profile puts and lookups, by outcome
+	relayPeers     prometheus.Gauge
+	heldItems      *prometheus.CounterVec
+	full           *prometheus.CounterVec // items refused for want of room, by room
 }
 
 func newMetrics(reg prometheus.Registerer, r *Relay, sigs *identity.SigBatcher) (*metrics, error) {
@@ -41,13 +45,13 @@ func newMetrics(reg prometheus.Registerer, r *Relay, sigs *identity.SigBatcher) 
 		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kith_relay_items_stored_total", Help: "Items stored in mailboxes, by kind.",
 		}, []string{"kind"}),
-		pushed: prometheus.NewCounter(prometheus.CounterOpts{
+		pushedItems: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kith_relay_items_pushed_total", Help: "Items pushed to online recipients (including re-sends after reconnects).",
 		}),
-		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+		deliveredItems: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kith_relay_items_delivered_total", Help: "Items acknowledged by their recipients and deleted.",
 		}),
-		expired: prometheus.NewCounter(prometheus.CounterOpts{
+		expiredItems: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kith_relay_items_expired_total", Help: "Items dropped undelivered at their TTL.",
 		}),
 		adds: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -73,7 +77,7 @@ func newMetrics(reg prometheus.Registerer, r *Relay, sigs *identity.SigBatcher) 
 		dht: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kith_relay_dht_profiles_total", Help: "Profiles put into the relays' DHT and looked up in it, by outcome (put, put_failed, put_deferred: no DHT peer yet, found, not_found).",
 		}, []string{"outcome"}),
-		held: prometheus.NewCounterVec(prometheus.CounterOpts{
+		heldItems: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kith_relay_held_items_total",
 			Help: "Items for online recipients held in memory, by outcome: acknowledged (delivered with no item written) or stored (written after the wait).",
 		}, []string{"outcome"}),
@@ -109,12 +113,39 @@ func newMetrics(reg prometheus.Registerer, r *Relay, sigs *identity.SigBatcher) 
 	online := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kith_relay_online_peers", Help: "Peers with an open inbox.",
 	}, func() float64 { return float64(r.sessions.count()) })
-	for _, c := range []prometheus.Collector{m.shares, m.shareFailures, m.verifySeconds, m.stored, m.pushed,
-		m.delivered, m.expired, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, m.dht, m.relayPeers, m.held, m.full,
+	for _, c := range []prometheus.Collector{m.shares, m.shareFailures, m.verifySeconds, m.stored, m.pushedItems,
+		m.deliveredItems, m.expiredItems, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, m.dht, m.relayPeers, m.heldItems, m.full,
 		mailbox, mailboxBytes, strangers, online, sealBatches, sealBatched, sealFallbacks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+func (m *metrics) shareAnswered(status pb.Status, failures []*pb.Failure) {
+	m.shares.WithLabelValues(outcomeLabel(status)).Inc()
+	for _, f := range failures {
+		m.shareFailures.WithLabelValues(protocols.ReasonText(f.Reason)).Inc()
+	}
+}
+
+func (m *metrics) shareVerified(d time.Duration) { m.verifySeconds.Observe(d.Seconds()) }
+func (m *metrics) itemStored(kind string)        { m.stored.WithLabelValues(kind).Inc() }
+func (m *metrics) mailboxFull(room string)       { m.full.WithLabelValues(room).Inc() }
+func (m *metrics) held(outcome string)           { m.heldItems.WithLabelValues(outcome).Inc() }
+func (m *metrics) addOutcome(outcome string)     { m.adds.WithLabelValues(outcome).Inc() }
+func (m *metrics) presenceAsk(outcome string)    { m.presence.WithLabelValues(outcome).Inc() }
+func (m *metrics) revocation(source, outcome string) {
+	m.revocations.WithLabelValues(source, outcome).Inc()
+}
+func (m *metrics) login(outcome string)      { m.logins.WithLabelValues(outcome).Inc() }
+func (m *metrics) pushed(n int)              { m.pushedItems.Add(float64(n)) }
+func (m *metrics) delivered(n int)           { m.deliveredItems.Add(float64(n)) }
+func (m *metrics) expired(n int)             { m.expiredItems.Add(float64(n)) }
+func (m *metrics) dhtProfile(outcome string) { m.dht.WithLabelValues(outcome).Inc() }
+func (m *metrics) dhtRelayPeers(n int)       { m.relayPeers.Set(float64(n)) }
+func (m *metrics) committed(d time.Duration, ops int) {
+	m.commitSeconds.Observe(d.Seconds())
+	m.commitOps.Observe(float64(ops))
 }

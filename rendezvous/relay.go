@@ -82,7 +82,7 @@ type Relay struct {
 	log      *slog.Logger
 	store    *store
 	verifier *identity.Verifier
-	metrics  *metrics
+	trace    tracer
 	registry *prometheus.Registry
 	sessions *sessions
 	limits   *limiters
@@ -144,7 +144,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	}
 	sigs := identity.NewSigBatcher(0)
 	var err error
-	if r.metrics, err = newMetrics(reg, r, sigs); err != nil {
+	if r.trace, err = newMetrics(reg, r, sigs); err != nil {
 		r.cancel()
 		return nil, err
 	}
@@ -153,11 +153,8 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	st, err := openStore(ctx, d, &r.cfg, r.clock, r.log, storeHooks{
 		notify: r.sessions.kick,
 		online: r.sessions.window,
-		onDrop: func(n int) { r.metrics.expired.Add(float64(n)) },
-		onSync: func(d time.Duration, n int) {
-			r.metrics.commitSeconds.Observe(d.Seconds())
-			r.metrics.commitOps.Observe(float64(n))
-		},
+		onDrop: func(n int) { r.trace.expired(n) },
+		onSync: func(d time.Duration, n int) { r.trace.committed(d, n) },
 	})
 	if err != nil {
 		r.cancel()

@@ -251,3 +251,6 @@ func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
 }
+
+// prom returns the relay's Prometheus metrics, for tests that read them.
+func (r *Relay) prom() *metrics { return r.trace.(*metrics) }
