@@ -708,7 +708,7 @@ func (n *Node) flush(ctx context.Context) {
 	revs := n.book.QueuedRevocations()
 	n.mu.Unlock()
 	for _, s := range shares {
-		n.sendShare(ctx, s.ID, s.Raw)
+		n.sendShare(ctx, s)
 	}
 	if len(reqs) > 0 {
 		n.sendRequests(ctx, reqs)

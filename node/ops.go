@@ -195,9 +195,12 @@ func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
 		var s *protocols.UnverifiedShare
 		var local []protocols.Failure
 		n.mu.Lock()
+		var sent *book.SentShare
 		s, local, err = n.book.BuildShare(book.ShareRequest{To: groups[relay], Friends: friends, Groups: a.Groups, Partial: a.Partial, Note: a.Note}, n.clock())
 		if err == nil && s != nil {
-			err = n.commit(n.book.RecordSent(s, n.clock()))
+			var muts []book.Mutation
+			sent, muts = n.book.RecordSent(s, n.clock())
+			err = n.commit(muts)
 		}
 		n.mu.Unlock()
 		if err != nil {
@@ -211,11 +214,13 @@ func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
 			}
 			err = ErrRefused
 		} else {
-			res, err = n.sendShare(ctx, s.ID, s.Raw)
+			res, err = n.sendShare(ctx, sent)
 		}
+		n.mu.Lock()
 		for _, f := range local {
-			res.Failed = append(res.Failed, n.failed(f))
+			res.Failed = append(res.Failed, n.book.Failure(f))
 		}
+		n.mu.Unlock()
 		if total.Share == "" {
 			total.Share = res.Share
 		} else if res.Share != "" {
@@ -253,56 +258,36 @@ func (n *Node) name(p peer.ID) string {
 	return n.book.Name(p)
 }
 
-func (n *Node) failed(f protocols.Failure) FailedID {
-	reason := protocols.ReasonText(f.Reason)
-	if f.Reason == pb.Reason_MISSING {
-		reason = fmt.Sprintf("%s is not your friend (no valid attestation), so the share was not sent", n.name(f.Peer))
-	}
-	if f.Detail != "" && f.Reason != pb.Reason_MISSING {
-		reason += ": " + f.Detail
-	}
-	return FailedID{Peer: f.Peer.String(), Name: n.name(f.Peer), Reason: reason}
-}
-
-// sendShare hands a sealed share to a relay and records the answer. A
-// share no relay could take stays queued.
-func (n *Node) sendShare(ctx context.Context, id identity.ShareID, raw []byte) (*ShareResult, error) {
+// sendShare hands a sealed share to the relay of its first target (a share
+// goes to one home relay; Share makes one per relay), else to the user's
+// own, and records the answer. A share no relay could take stays queued.
+func (n *Node) sendShare(ctx context.Context, ss *book.SentShare) (*ShareResult, error) {
 	relays := n.ownRelays()
-	if u, err := protocols.DecodeShare(raw, protocols.Limits{}); err == nil && len(u.Targets) > 0 {
-		relays = n.relaysOf(u.Targets[0].Peer)
+	if len(ss.Targets) > 0 {
+		relays = n.relaysOf(ss.Targets[0])
 	}
 	var lastErr error = ErrNoRelay
 	for _, relay := range relays {
-		resp, err := client.Share(ctx, n.h, relay, raw)
+		resp, err := client.Share(ctx, n.h, relay, ss.Raw)
 		if resp == nil {
 			lastErr = fmt.Errorf("%w (%v); the share is queued and will be sent when one is", ErrNoRelay, err)
 			continue
 		}
-		res := &ShareResult{Share: id.String(), Targets: []TargetStatus{}}
-		for _, t := range resp.Targets {
-			p := peer.ID(t.Peer)
-			status := map[pb.Delivery]string{pb.Delivery_DELIVERED: "delivered", pb.Delivery_STORED: "stored"}[t.Delivery]
-			if status == "" {
-				status = "not sent"
-			}
-			res.Targets = append(res.Targets, TargetStatus{Peer: p.String(), Name: n.name(p), Status: status, Share: id.String()})
+		var ans book.ShareAnswer
+		n.note(func(b *book.Book) []book.Mutation {
+			var muts []book.Mutation
+			ans, muts = b.AnswerShare(ss.ID, resp)
+			return muts
+		})
+		switch {
+		case !ans.Final:
+			return ans.Result, fmt.Errorf("%w (%v); the share is queued and will be sent again", ErrNoRelay, err)
+		case ans.Refused:
+			return ans.Result, fmt.Errorf("%w: %v", ErrRefused, err)
 		}
-		for _, f := range resp.Failures {
-			res.Failed = append(res.Failed, n.failed(protocols.FailureFromWire(f)))
-		}
-		if resp.Status == pb.Status_RATE_LIMITED || resp.Status == pb.Status_UNAVAILABLE {
-			// Transient: the share stays queued and is sent again later.
-			return res, fmt.Errorf("%w (%v); the share is queued and will be sent again", ErrNoRelay, err)
-		}
-		// Retrying cannot change a refusal or a replay: either way the
-		// relay has answered.
-		n.note(func(b *book.Book) []book.Mutation { return b.RecordShareAnswer(id, res) })
-		if err != nil {
-			return res, fmt.Errorf("%w: %v", ErrRefused, err)
-		}
-		return res, nil
+		return ans.Result, nil
 	}
-	return &ShareResult{Share: id.String(), Targets: []TargetStatus{}}, lastErr
+	return &ShareResult{Share: ss.ID.String(), Targets: []TargetStatus{}}, lastErr
 }
 
 // ---- received shares (D1-D3)
@@ -478,25 +463,11 @@ func (n *Node) combined(ctx context.Context, relay peer.ID, reqs []*book.Request
 			byID[string(res.RequestId)] = res
 		}
 		for _, r := range batch {
-			res := byID[string(r.ID[:])]
-			switch {
-			case res != nil && (res.Delivery == pb.Delivery_DELIVERED || res.Delivery == pb.Delivery_STORED):
-				out[r.ID] = sendOutcome{how: book.SentRelay}
-				n.note(func(b *book.Book) []book.Mutation { return b.MarkSent(r.ID, book.SentRelay) })
-			case res != nil && res.Reason == pb.Reason_MAILBOX_FULL:
-				out[r.ID] = sendOutcome{how: book.Queued, reason: "their mailbox is full; it will be retried"}
-			case res != nil && res.Reason == pb.Reason_THROTTLED:
-				out[r.ID] = sendOutcome{how: book.Queued, reason: "their invite was used by many just now; it will be retried"}
-			case res != nil:
-				reason := protocols.ReasonText(res.Reason)
-				if res.Detail != "" {
-					reason = res.Detail
-				}
-				out[r.ID] = sendOutcome{how: book.Skipped, reason: "the relay refused it: " + reason}
-				n.note(func(b *book.Book) []book.Mutation { return b.MarkSent(r.ID, book.Skipped) })
-			default:
-				out[r.ID] = sendOutcome{how: book.Queued, reason: resp.Text}
-			}
+			n.note(func(b *book.Book) []book.Mutation {
+				how, reason, muts := b.RequestAnswered(r.ID, byID[string(r.ID[:])], resp.Text)
+				out[r.ID] = sendOutcome{how: how, reason: reason}
+				return muts
+			})
 		}
 	}
 }

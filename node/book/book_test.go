@@ -583,3 +583,88 @@ func TestProfilesAndHomeRelays(t *testing.T) {
 		t.Fatal("forgetting a relay twice wrote again")
 	}
 }
+
+// TestRequestAnswered: what a relay's result for each request of a combined
+// request means to the requester, and what sticks.
+func TestRequestAnswered(t *testing.T) {
+	tests := []struct {
+		name   string
+		res    *pb.AddResult
+		how    Delivery
+		reason string // a part of it
+		sticks bool
+	}{
+		{"stored", &pb.AddResult{Delivery: pb.Delivery_STORED}, SentRelay, "", true},
+		{"delivered", &pb.AddResult{Delivery: pb.Delivery_DELIVERED}, SentRelay, "", true},
+		{"their mailbox is full", &pb.AddResult{Delivery: pb.Delivery_NOT_SENT, Reason: pb.Reason_MAILBOX_FULL}, Queued, "mailbox is full", false},
+		{"the invite is throttled", &pb.AddResult{Delivery: pb.Delivery_NOT_SENT, Reason: pb.Reason_THROTTLED}, Queued, "retried", false},
+		{"refused, with words", &pb.AddResult{Delivery: pb.Delivery_NOT_SENT, Reason: pb.Reason_MISSING, Detail: "introduction: missing"}, Skipped, "the relay refused it: introduction: missing", true},
+		{"refused, without", &pb.AddResult{Delivery: pb.Delivery_NOT_SENT, Reason: pb.Reason_REVOKED}, Skipped, "revoked", true},
+		{"no result for it", nil, Queued, "no request could be sent", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			alice, bob, carol := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Carol")
+			befriend(t, alice, bob)
+			befriend(t, alice, carol)
+			rs := share(t, alice, bob, []*person{carol})
+			results, _, err := bob.Pick(rs, []peer.ID{carol.me}, false, "", t0)
+			if err != nil || results[0].Request == nil {
+				t.Fatalf("pick: %v %+v", err, results)
+			}
+			id := results[0].Request.ID
+			how, reason, muts := bob.RequestAnswered(id, tt.res, "no request could be sent")
+			if how != tt.how || !strings.Contains(reason, tt.reason) || (len(muts) > 0) != tt.sticks {
+				t.Fatalf("got %v %q (%d mutations), want %v %q sticks=%v", how, reason, len(muts), tt.how, tt.reason, tt.sticks)
+			}
+		})
+	}
+}
+
+// TestAnswerShare: a relay's answer to a share, per status.
+func TestAnswerShare(t *testing.T) {
+	alice, bob, carol := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Carol")
+	befriend(t, alice, bob)
+	befriend(t, alice, carol)
+	tests := []struct {
+		name           string
+		status         pb.Status
+		final, refused bool
+	}{
+		{"accepted", pb.Status_OK, true, false},
+		{"refused", pb.Status_REFUSED, true, true},
+		{"a replay", pb.Status_REPLAY, true, true},
+		{"every mailbox full", pb.Status_QUOTA_EXCEEDED, true, true},
+		{"rate limited: stays queued", pb.Status_RATE_LIMITED, false, false},
+		{"relay unavailable: stays queued", pb.Status_UNAVAILABLE, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, err := alice.BuildShare(ShareRequest{To: []peer.ID{bob.me}, Friends: []peer.ID{carol.me}}, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent, _ := alice.RecordSent(s, t0)
+			resp := &pb.ShareResponse{Status: tt.status, ShareId: s.ID[:],
+				Targets:  []*pb.TargetResult{{Peer: []byte(bob.me), Delivery: pb.Delivery_STORED}},
+				Failures: []*pb.Failure{{Peer: []byte(carol.me), Role: pb.Role_ITEM, Reason: pb.Reason_MISSING}}}
+			ans, muts := alice.AnswerShare(sent.ID, resp)
+			if ans.Final != tt.final || ans.Refused != tt.refused || (len(muts) > 0) != tt.final {
+				t.Fatalf("final %v refused %v (%d mutations), want %v %v", ans.Final, ans.Refused, len(muts), tt.final, tt.refused)
+			}
+			if len(ans.Result.Targets) != 1 || ans.Result.Targets[0].Status != "stored" || ans.Result.Targets[0].Name != "Bob" {
+				t.Fatalf("targets %+v", ans.Result.Targets)
+			}
+			if len(ans.Result.Failed) != 1 || !strings.Contains(ans.Result.Failed[0].Reason, "Carol is not your friend") {
+				t.Fatalf("failed %+v", ans.Result.Failed)
+			}
+			stillQueued := false
+			for _, u := range alice.UnansweredShares() {
+				stillQueued = stillQueued || u.ID == s.ID
+			}
+			if stillQueued == tt.final {
+				t.Fatalf("queued after the answer: %v", stillQueued)
+			}
+		})
+	}
+}

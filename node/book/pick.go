@@ -12,6 +12,7 @@ import (
 
 	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/protocols"
+	"github.com/kithnet/kith/protocols/pb"
 )
 
 // requestID derives the id of the request the user makes to p from share
@@ -185,6 +186,29 @@ func (b *Book) MarkSent(id protocols.RequestID, how Delivery) []Mutation {
 	}
 	r.Sent = how
 	return []Mutation{put(prefixRequests+id.String(), r)}
+}
+
+// RequestAnswered decides what a relay's result for outgoing request id,
+// sent in a combined request, means (res is nil when the relay answered
+// the message without one, with text): sent, queued to be retried (a
+// full mailbox, a throttled invite, no answer), or skipped for good (the
+// relay refused it, with its reason). It records the outcomes that stick.
+func (b *Book) RequestAnswered(id protocols.RequestID, res *pb.AddResult, text string) (Delivery, string, []Mutation) {
+	switch {
+	case res == nil:
+		return Queued, text, nil
+	case res.Delivery == pb.Delivery_DELIVERED || res.Delivery == pb.Delivery_STORED:
+		return SentRelay, "", b.MarkSent(id, SentRelay)
+	case res.Reason == pb.Reason_MAILBOX_FULL:
+		return Queued, "their mailbox is full; it will be retried", nil
+	case res.Reason == pb.Reason_THROTTLED:
+		return Queued, "their invite was used by many just now; it will be retried", nil
+	}
+	reason := protocols.ReasonText(res.Reason)
+	if res.Detail != "" {
+		reason = res.Detail
+	}
+	return Skipped, "the relay refused it: " + reason, b.MarkSent(id, Skipped)
 }
 
 // MarkAnswerSent records how an acceptance left.

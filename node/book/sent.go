@@ -91,13 +91,57 @@ func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.Unverifie
 }
 
 // RecordSent keeps a share the user sent, until the relay answers.
-func (b *Book) RecordSent(s *protocols.UnverifiedShare, now time.Time) []Mutation {
+func (b *Book) RecordSent(s *protocols.UnverifiedShare, now time.Time) (*SentShare, []Mutation) {
 	ss := &SentShare{ID: s.ID, Raw: s.Raw, SentAt: now}
 	for _, t := range s.Targets {
 		ss.Targets = append(ss.Targets, t.Peer)
 	}
 	b.sent[s.ID] = ss
-	return []Mutation{put(prefixSent+s.ID.String(), ss)}
+	return ss, []Mutation{put(prefixSent+s.ID.String(), ss)}
+}
+
+// ShareAnswer is what a relay's answer to a sent share means.
+type ShareAnswer struct {
+	Result *ShareResult // per target and per failing id, in the user's words
+	// Final says the relay has answered for good (delivered, stored,
+	// refused, a replay): retrying cannot change it, so it is recorded.
+	// Otherwise (rate limited, unavailable) the share stays queued.
+	Final bool
+	// Refused says the relay sent it to nobody.
+	Refused bool
+}
+
+// AnswerShare decides what a relay's answer to sent share id means, and
+// records a final one.
+func (b *Book) AnswerShare(id identity.ShareID, resp *pb.ShareResponse) (ShareAnswer, []Mutation) {
+	res := &ShareResult{Share: id.String(), Targets: []TargetStatus{}}
+	for _, t := range resp.Targets {
+		p := peer.ID(t.Peer)
+		status := map[pb.Delivery]string{pb.Delivery_DELIVERED: "delivered", pb.Delivery_STORED: "stored"}[t.Delivery]
+		if status == "" {
+			status = "not sent"
+		}
+		res.Targets = append(res.Targets, TargetStatus{Peer: p.String(), Name: b.Name(p), Status: status, Share: id.String()})
+	}
+	for _, f := range resp.Failures {
+		res.Failed = append(res.Failed, b.Failure(protocols.FailureFromWire(f)))
+	}
+	if resp.Status == pb.Status_RATE_LIMITED || resp.Status == pb.Status_UNAVAILABLE {
+		return ShareAnswer{Result: res}, nil
+	}
+	return ShareAnswer{Result: res, Final: true, Refused: resp.Status != pb.Status_OK}, b.RecordShareAnswer(id, res)
+}
+
+// Failure says in the user's words why f's id failed.
+func (b *Book) Failure(f protocols.Failure) FailedID {
+	reason := protocols.ReasonText(f.Reason)
+	if f.Reason == pb.Reason_MISSING {
+		reason = fmt.Sprintf("%s is not your friend (no valid attestation), so the share was not sent", b.Name(f.Peer))
+	}
+	if f.Detail != "" && f.Reason != pb.Reason_MISSING {
+		reason += ": " + f.Detail
+	}
+	return FailedID{Peer: f.Peer.String(), Name: b.Name(f.Peer), Reason: reason}
 }
 
 // RecordShareAnswer stores the relay's answer to a sent share.
