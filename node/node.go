@@ -546,7 +546,16 @@ func (n *Node) handleItem(it *pb.InboxItem) {
 		}
 		n.publish("share", s.ID.String(), s.From, fmt.Sprintf("%s shared %d friends with you", s.FromName, len(s.Items)))
 	case pb.ItemKind_ADD_REQUEST:
-		n.receiveRequest(it.Payload, "relay")
+		var wire pb.AddRequest
+		if err := proto.Unmarshal(it.Payload, &wire); err != nil {
+			return
+		}
+		u, err := protocols.DecodeAddRequest(&wire)
+		if err != nil {
+			n.log.Info("friend request dropped", "via", "relay", "err", err)
+			return
+		}
+		n.receiveRequest(u, "relay")
 	case pb.ItemKind_ADD_ANSWER:
 		var ans pb.AddAnswer
 		if err := proto.Unmarshal(it.Payload, &ans); err != nil {
@@ -566,17 +575,15 @@ func (n *Node) handleItem(it *pb.InboxItem) {
 	}
 }
 
-func (n *Node) receiveRequest(payload []byte, via string) error {
-	var wire pb.AddRequest
-	if err := proto.Unmarshal(payload, &wire); err != nil {
-		return protocols.Errorf(pb.Status_BAD_REQUEST, "add request does not decode")
-	}
+// receiveRequest hands a friend request that arrived via the relay or
+// directly to the book, and tells the user what came of it.
+func (n *Node) receiveRequest(u *protocols.UnverifiedAddRequest, via string) error {
 	var r *book.Request
 	fresh := false
 	err := n.do(func(b *book.Book) ([]book.Mutation, error) {
 		var muts []book.Mutation
 		var err error
-		r, muts, err = b.ReceiveRequest(&wire, n.clock())
+		r, muts, err = b.ReceiveDecoded(u, n.clock())
 		fresh = len(muts) > 0
 		return muts, err
 	})
@@ -635,15 +642,15 @@ func (n *Node) handleAdd(st network.Stream) {
 	frame, err := protocols.NewReader(st, protocols.MaxAddMessage).ReadFrame()
 	if err == nil {
 		var m *pb.AddMessage
-		m, _, err = protocols.DecodeAddMessage(frame, protocols.Limits{RequestsPerAdd: 1})
+		var reqs []*protocols.UnverifiedAddRequest
+		m, reqs, err = protocols.DecodeAddMessage(frame, protocols.Limits{RequestsPerAdd: 1})
 		if err == nil {
 			switch {
 			case m.GetRequest() != nil:
-				raw, _ := proto.Marshal(m.GetRequest())
-				u, derr := protocols.DecodeAddRequest(m.GetRequest())
-				if derr != nil || u.From != st.Conn().RemotePeer() {
+				u := reqs[0]
+				if u.From != st.Conn().RemotePeer() {
 					err = protocols.Errorf(pb.Status_UNAUTHORIZED, "the request is not signed by the sender")
-				} else if rerr := n.receiveRequest(raw, "direct"); rerr != nil {
+				} else if rerr := n.receiveRequest(u, "direct"); rerr != nil {
 					var ve *identity.VerifyError
 					switch {
 					case errors.As(rerr, &ve):

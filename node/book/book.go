@@ -177,7 +177,7 @@ func (b *Book) Load(key string, value []byte) error {
 		if err != nil {
 			return err
 		}
-		s.Items = u.Items
+		s.Items, s.decoded = u.Items, u
 		b.shares[s.ID] = &s
 		b.learnNames(u.Items)
 	case strings.HasPrefix(key, prefixSent):

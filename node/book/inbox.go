@@ -55,7 +55,7 @@ func (b *Book) ReceiveShare(raw []byte, relayRefused []*pb.Failure, now time.Tim
 		return nil, nil, fmt.Errorf("share %s: your friendship with %s does not verify", u.ID, b.Name(u.Sharer))
 	}
 	s := &ReceivedShare{ID: u.ID, From: u.Sharer, FromName: u.SharerName, Raw: raw, ReceivedAt: now,
-		Refused: map[string]string{}, Note: u.Note, Items: u.Items}
+		Refused: map[string]string{}, Note: u.Note, Items: u.Items, decoded: u}
 	if f := b.friends[u.Sharer]; f != nil {
 		s.FromName = f.Name
 	}

@@ -42,7 +42,7 @@ type PickResult struct {
 // pending, blocked, refused and withdrawn items are skipped with the
 // reason. Picking again never makes a second request.
 func (b *Book) Pick(s *ReceivedShare, picks []peer.ID, all bool, message string, now time.Time) ([]PickResult, []Mutation, error) {
-	u, err := protocols.DecodeShare(s.Raw, protocols.Limits{})
+	u, err := s.share()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -27,6 +27,11 @@ func (b *Book) ReceiveRequest(wire *pb.AddRequest, now time.Time) (*Request, []M
 	if err != nil {
 		return nil, nil, err
 	}
+	return b.ReceiveDecoded(u, now)
+}
+
+// ReceiveDecoded is ReceiveRequest for a request already decoded.
+func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) (*Request, []Mutation, error) {
 	if u.To != b.me {
 		return nil, nil, fmt.Errorf("%w: addressed to %s", ErrDropped, u.To)
 	}
@@ -42,7 +47,7 @@ func (b *Book) ReceiveRequest(wire *pb.AddRequest, now time.Time) (*Request, []M
 	}
 	r := &Request{ID: u.ID, Direction: Incoming, Peer: u.From, Name: u.FromName, State: Pending,
 		Message: u.Message, CreatedAt: now, OfferID: req.Offer.ID, PeerProfile: u.FromProfile}
-	r.Wire, _ = proto.Marshal(wire)
+	r.Wire, _ = proto.Marshal(u.Wire)
 	if req.Introduction != nil {
 		introducer := req.Introduction.Sharer
 		if b.friends[introducer] == nil {

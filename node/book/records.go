@@ -99,6 +99,22 @@ type ReceivedShare struct {
 	Withdrawn  bool                  `json:"withdrawn,omitempty"`
 	Note       string                `json:"note,omitempty"`
 	Items      []protocols.ShareItem `json:"-"`
+	// decoded is the share as ReceiveShare or Load decoded it, so that a
+	// pick builds its introductions without decoding it again.
+	decoded *protocols.UnverifiedShare
+}
+
+// share returns the decoded share.
+func (s *ReceivedShare) share() (*protocols.UnverifiedShare, error) {
+	if s.decoded != nil {
+		return s.decoded, nil
+	}
+	u, err := protocols.DecodeShare(s.Raw, protocols.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	s.decoded = u
+	return u, nil
 }
 
 // SentShare is a share the user sent, kept until the relay answered.
