@@ -152,98 +152,30 @@ func (r *Relay) acceptShare(ctx context.Context, remote peer.ID, raw []byte, rea
 	if err != nil {
 		return fail(err)
 	}
-	resp := &pb.ShareResponse{ShareId: u.ID[:]}
-	for _, f := range verdict.Failures {
-		resp.Failures = append(resp.Failures, f.ToWire())
-	}
 	if verdict.Refused(u.Mode) {
-		resp.Status = pb.Status_REFUSED
-		resp.Text = fmt.Sprintf("the share was not sent: %d of the ids failed the friendship check", len(verdict.Failures))
-		for _, t := range u.Targets {
-			resp.Targets = append(resp.Targets, &pb.TargetResult{Peer: []byte(t.Peer), Delivery: pb.Delivery_NOT_SENT})
-		}
-		return resp
+		return refusedShare(u, verdict)
 	}
-
-	// What each stored copy rests on: the sharer's friendship with its
-	// target and with every item forwarded.
-	var itemDeps []identity.AttestationID
-	var refused []*pb.Failure
-	for _, it := range verdict.Items {
-		itemDeps = append(itemDeps, verdict.Attestations[it.Peer])
-	}
-	for _, f := range verdict.Failures {
-		if f.Role == pb.Role_ITEM {
-			refused = append(refused, f.ToWire())
-		}
-	}
-	// The record lives while the seal does, but no longer than the
-	// mailbox keeps items: a sharer's choice of a decades-long seal must
-	// not make the relay keep its record that long.
-	recExpires := min(verdict.Seal.ExpiresAt.Unix(), now.Add(r.cfg.MailboxTTL.D()).Unix())
-	rec := &storepb.ShareRecord{Sharer: []byte(u.Sharer), BodyHash: bodyHash(u.Raw), ExpiresAt: recExpires}
-	for p, a := range verdict.Attestations {
-		rec.Atts = append(rec.Atts, &storepb.PeerAttestation{Peer: []byte(p), AttestationId: a[:]})
-	}
-	items := make([]newItem, 0, len(verdict.Targets))
-	for _, t := range verdict.Targets {
-		rec.Targets = append(rec.Targets, []byte(t.Peer))
-		deps := append([]identity.AttestationID{verdict.Attestations[t.Peer]}, itemDeps...)
-		items = append(items, newItem{
-			recipient: t.Peer, id: string(u.ID[:]), kind: pb.ItemKind_SHARE,
-			payload: u.Raw, from: u.Sharer, deps: deps, refused: refused,
-		})
-	}
-	out, err := r.store.acceptShare(ctx, rec, u.ID, items)
+	plan := planShare(u, verdict, now, r.cfg.MailboxTTL.D())
+	out, err := r.store.acceptShare(ctx, plan.rec, u.ID, plan.items)
 	if errors.Is(err, errReplay) {
 		return fail(protocols.Errorf(pb.Status_REPLAY, "share %s was already sent with other contents", u.ID))
 	}
 	if err != nil {
 		return fail(err)
 	}
-	deliveries, err := r.deliveries(ctx, items, out.results)
+	deliveries, err := r.deliveries(ctx, plan.items, out.results)
 	if err != nil {
 		return fail(err)
 	}
-	reached := 0
-	full := 0
-	for i, t := range verdict.Targets {
-		d := deliveries[i]
-		resp.Targets = append(resp.Targets, &pb.TargetResult{Peer: []byte(t.Peer), Delivery: d})
-		switch out.results[i].outcome {
-		case putOverQuota:
-			full++
-			f := &pb.Failure{Peer: []byte(t.Peer), Role: pb.Role_TARGET, Reason: pb.Reason_MAILBOX_FULL}
-			if out.results[i].storeFull {
-				f.Detail = fullDetail(out.results[i])
-			}
-			resp.Failures = append(resp.Failures, f)
-			r.trace.mailboxFull(out.results[i].fullRoom())
-		case putWithdrawn:
-			resp.Failures = append(resp.Failures, &pb.Failure{Peer: []byte(t.Peer), Role: pb.Role_TARGET, Reason: pb.Reason_REVOKED,
-				Detail: "a friendship this share rests on was revoked"})
-		}
-		if d == pb.Delivery_DELIVERED || d == pb.Delivery_STORED {
-			reached++
-			if out.results[i].outcome == putStored {
-				r.trace.itemStored("share")
-			}
+	for i, res := range out.results {
+		switch {
+		case res.outcome == putOverQuota:
+			r.trace.mailboxFull(res.fullRoom())
+		case res.outcome == putStored && (deliveries[i] == pb.Delivery_DELIVERED || deliveries[i] == pb.Delivery_STORED):
+			r.trace.itemStored("share")
 		}
 	}
-	for _, f := range verdict.Failures {
-		if f.Role == pb.Role_TARGET {
-			resp.Targets = append(resp.Targets, &pb.TargetResult{Peer: []byte(f.Peer), Delivery: pb.Delivery_NOT_SENT})
-		}
-	}
-	switch {
-	case reached > 0:
-		resp.Status = pb.Status_OK
-	case full > 0 && full == len(items):
-		resp.Status, resp.Text = pb.Status_QUOTA_EXCEEDED, "every target's mailbox is full"
-	default:
-		resp.Status, resp.Text = pb.Status_REFUSED, "no target could receive the share"
-	}
-	return resp
+	return answerShare(u, verdict, out.results, deliveries)
 }
 
 // deliveries turns store outcomes into what the sender is told, waiting
