@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
@@ -95,7 +97,7 @@ func (v ProfileValidator) profile(key string, value []byte) (*identity.Profile, 
 // routing is the relay's part in the DHT: finding other relays, and
 // publishing and looking up profiles.
 type routing struct {
-	r    *Relay
+	routingDeps
 	dht  *dht.IpfsDHT
 	disc *drouting.RoutingDiscovery
 	put  chan *identity.Profile // profiles to publish, by one worker
@@ -145,25 +147,41 @@ const (
 	foundMax = 4096
 )
 
-func startRouting(r *Relay, d ds.Batching) (*routing, error) {
-	val := record.NamespacedValidator{ProfileNamespace: ProfileValidator{Verifier: r.verifier, Clock: r.clock}}
-	kad, err := dht.New(r.h,
+// routingDeps is what the DHT routing needs of the relay.
+type routingDeps struct {
+	ctx      context.Context // the relay's: its goroutines stop with it
+	wg       *sync.WaitGroup // the relay's, which Close waits for
+	h        host.Host
+	cfg      DHTConfig
+	clock    func() time.Time
+	log      *slog.Logger
+	trace    tracer
+	verifier *identity.Verifier
+	// profiles returns every profile the relay stores, to republish.
+	profiles func() []*identity.Profile
+	// bootstrap are the configured relays to join the DHT through.
+	bootstrap []peer.AddrInfo
+}
+
+func startRouting(deps routingDeps, d ds.Batching) (*routing, error) {
+	val := record.NamespacedValidator{ProfileNamespace: ProfileValidator{Verifier: deps.verifier, Clock: deps.clock}}
+	kad, err := dht.New(deps.h,
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(DHTProtocolPrefix),
 		dht.Validator(val),
 		dht.Datastore(namespace.Wrap(unsynced(d), ds.NewKey("/kith/dht"))),
-		dht.BootstrapPeers(r.peerInfos()...),
+		dht.BootstrapPeers(deps.bootstrap...),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: dht: %w", err)
 	}
 	rt := &routing{
-		r: r, dht: kad, disc: drouting.NewRoutingDiscovery(kad),
+		routingDeps: deps, dht: kad, disc: drouting.NewRoutingDiscovery(kad),
 		put:       make(chan *identity.Profile, 1024),
 		published: map[peer.ID]published{}, retries: map[peer.ID]*putRetry{},
 		deferred: map[peer.ID]*identity.Profile{}, found: map[peer.ID]foundProfile{},
 	}
-	r.wg.Add(4)
+	rt.wg.Add(4)
 	go rt.findRelays()
 	go rt.publisher()
 	go rt.republish()
@@ -176,69 +194,68 @@ func (rt *routing) close() { rt.dht.Close() }
 // findRelays advertises this relay and stays connected to up to
 // MaxRelayPeers others found through the DHT, so that gossip reaches them.
 func (rt *routing) findRelays() {
-	defer rt.r.wg.Done()
-	r := rt.r
+	defer rt.wg.Done()
 	var ttl time.Duration
 	next := time.Duration(0)
 	for {
 		select {
-		case <-r.ctx.Done():
+		case <-rt.ctx.Done():
 			return
 		case <-time.After(next):
 		}
-		next = r.cfg.DHT.FindInterval.D()
+		next = rt.cfg.FindInterval.D()
 		if rt.dht.RoutingTable().Size() == 0 {
 			next = min(next, 10*time.Second) // not joined yet: look again soon
 			continue
 		}
-		ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
+		ctx, cancel := context.WithTimeout(rt.ctx, time.Minute)
 		if ttl <= next { // re-advertise before the record lapses
 			var err error
 			if ttl, err = rt.disc.Advertise(ctx, RelayNamespace); err != nil {
-				r.log.Debug("advertising the relay in the DHT", "err", err)
+				rt.log.Debug("advertising the relay in the DHT", "err", err)
 				ttl = 0
 			}
 		} else {
 			ttl -= next
 		}
-		found, err := rt.disc.FindPeers(ctx, RelayNamespace, discovery.Limit(4*r.cfg.DHT.MaxRelayPeers+4))
+		found, err := rt.disc.FindPeers(ctx, RelayNamespace, discovery.Limit(4*rt.cfg.MaxRelayPeers+4))
 		if err != nil {
 			cancel()
-			r.log.Debug("looking for relays in the DHT", "err", err)
+			rt.log.Debug("looking for relays in the DHT", "err", err)
 			continue
 		}
 		kept := 0
 		for ai := range found {
-			if ai.ID == r.h.ID() || len(ai.Addrs) == 0 {
+			if ai.ID == rt.h.ID() || len(ai.Addrs) == 0 {
 				continue
 			}
-			if kept >= r.cfg.DHT.MaxRelayPeers {
+			if kept >= rt.cfg.MaxRelayPeers {
 				continue // drain the channel
 			}
-			if r.h.Network().Connectedness(ai.ID) != network.Connected {
+			if rt.h.Network().Connectedness(ai.ID) != network.Connected {
 				cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-				err := r.h.Connect(cctx, ai)
+				err := rt.h.Connect(cctx, ai)
 				ccancel()
 				if err != nil {
-					r.log.Debug("cannot reach a relay found in the DHT", "peer", ai.ID, "err", err)
+					rt.log.Debug("cannot reach a relay found in the DHT", "peer", ai.ID, "err", err)
 					continue
 				}
 			}
-			r.h.ConnManager().Protect(ai.ID, "kith-relay-peer")
+			rt.h.ConnManager().Protect(ai.ID, "kith-relay-peer")
 			kept++
 		}
 		cancel()
-		r.trace.dhtRelayPeers(kept)
+		rt.trace.dhtRelayPeers(kept)
 	}
 }
 
 // publish queues p for the DHT if it is newer than what this relay
 // published, or was published more than half a republish period ago.
 func (rt *routing) publish(p *identity.Profile) {
-	now := rt.r.clock()
+	now := rt.clock()
 	rt.mu.Lock()
 	last, ok := rt.published[p.Owner]
-	fresh := ok && last.seq >= p.Seq && now.Sub(last.at) < rt.r.cfg.DHT.Republish.D()/2
+	fresh := ok && last.seq >= p.Seq && now.Sub(last.at) < rt.cfg.Republish.D()/2
 	rt.mu.Unlock()
 	if fresh {
 		return
@@ -262,12 +279,11 @@ func (rt *routing) deferPut(p *identity.Profile) {
 
 // publisher puts queued profiles, one at a time.
 func (rt *routing) publisher() {
-	defer rt.r.wg.Done()
-	r := rt.r
+	defer rt.wg.Done()
 	for {
 		var p *identity.Profile
 		select {
-		case <-r.ctx.Done():
+		case <-rt.ctx.Done():
 			return
 		case p = <-rt.put:
 		}
@@ -278,22 +294,22 @@ func (rt *routing) publisher() {
 			continue // a newer profile went out meanwhile
 		}
 		if rt.dht.RoutingTable().Size() == 0 {
-			r.trace.dhtProfile("put_deferred")
+			rt.trace.dhtProfile("put_deferred")
 			rt.deferPut(p)
 			continue
 		}
-		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+		ctx, cancel := context.WithTimeout(rt.ctx, 30*time.Second)
 		err := rt.dht.PutValue(ctx, ProfileKey(p.Owner), p.Raw)
 		cancel()
 		if err != nil {
-			r.trace.dhtProfile("put_failed")
-			r.log.Debug("publishing a profile", "peer", p.Owner, "err", err)
+			rt.trace.dhtProfile("put_failed")
+			rt.log.Debug("publishing a profile", "peer", p.Owner, "err", err)
 			rt.retryLater(p)
 			continue
 		}
-		r.trace.dhtProfile("put")
+		rt.trace.dhtProfile("put")
 		rt.mu.Lock()
-		rt.published[p.Owner] = published{seq: p.Seq, at: r.clock()}
+		rt.published[p.Owner] = published{seq: p.Seq, at: rt.clock()}
 		if rs := rt.retries[p.Owner]; rs != nil && rs.seq <= p.Seq {
 			delete(rt.retries, p.Owner)
 		}
@@ -304,13 +320,12 @@ func (rt *routing) publisher() {
 // putDeferred queues the deferred profiles (no DHT peer then, or the
 // queue was full) once the DHT has a peer.
 func (rt *routing) putDeferred() {
-	defer rt.r.wg.Done()
-	r := rt.r
+	defer rt.wg.Done()
 	t := time.NewTicker(deferredCheck)
 	defer t.Stop()
 	for {
 		select {
-		case <-r.ctx.Done():
+		case <-rt.ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -332,7 +347,7 @@ func (rt *routing) putDeferred() {
 func (rt *routing) queue(ps []*identity.Profile) bool {
 	for _, p := range ps {
 		select {
-		case <-rt.r.ctx.Done():
+		case <-rt.ctx.Done():
 			return false
 		case rt.put <- p:
 		}
@@ -355,13 +370,13 @@ func (rt *routing) retryLater(p *identity.Profile) {
 	if rs.attempts > putRetries {
 		delete(rt.retries, p.Owner)
 		rt.mu.Unlock()
-		rt.r.log.Warn("publishing a profile failed repeatedly; the republish pass will try again", "peer", p.Owner)
+		rt.log.Warn("publishing a profile failed repeatedly; the republish pass will try again", "peer", p.Owner)
 		return
 	}
 	wait := rs.bo.NextBackOff()
 	rt.mu.Unlock()
 	time.AfterFunc(wait, func() {
-		if rt.r.ctx.Err() != nil {
+		if rt.ctx.Err() != nil {
 			return
 		}
 		select {
@@ -375,17 +390,16 @@ func (rt *routing) retryLater(p *identity.Profile) {
 // republish puts every profile stored here again, each Republish period,
 // so that the records of users who have not logged in lately live on.
 func (rt *routing) republish() {
-	defer rt.r.wg.Done()
-	r := rt.r
-	t := time.NewTicker(r.cfg.DHT.Republish.D())
+	defer rt.wg.Done()
+	t := time.NewTicker(rt.cfg.Republish.D())
 	defer t.Stop()
 	for {
 		select {
-		case <-r.ctx.Done():
+		case <-rt.ctx.Done():
 			return
 		case <-t.C:
 		}
-		if !rt.queue(r.store.allProfiles()) {
+		if !rt.queue(rt.profiles()) {
 			return
 		}
 	}
@@ -394,7 +408,7 @@ func (rt *routing) republish() {
 // lookup returns p's newest profile: the one stored here, else one found
 // in the DHT (remembered for foundTTL, found or not).
 func (rt *routing) lookup(ctx context.Context, p peer.ID) *identity.Profile {
-	now := rt.r.clock()
+	now := rt.clock()
 	rt.mu.Lock()
 	f, ok := rt.found[p]
 	rt.mu.Unlock()
@@ -405,11 +419,11 @@ func (rt *routing) lookup(ctx context.Context, p peer.ID) *identity.Profile {
 	raw, err := rt.dht.GetValue(ctx, ProfileKey(p))
 	if err == nil {
 		// The DHT validated it; check again, as for anything received.
-		if got, verr := rt.r.verifier.Profile(raw, now); verr == nil && got.Owner == p {
+		if got, verr := rt.verifier.Profile(raw, now); verr == nil && got.Owner == p {
 			prof = got
 		}
 	}
-	rt.r.trace.dhtProfile(map[bool]string{true: "found", false: "not_found"}[prof != nil])
+	rt.trace.dhtProfile(map[bool]string{true: "found", false: "not_found"}[prof != nil])
 	if ctx.Err() != nil && prof == nil {
 		return nil // cut short: do not remember a miss
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/protocols"
 )
 
@@ -19,7 +22,8 @@ import (
 // and message ids are content hashes so copies from several relays count
 // once.
 type gossip struct {
-	r      *Relay
+	gossipDeps
+	ctx    context.Context // the relay's: publishing stops with it
 	topic  *pubsub.Topic
 	sub    *pubsub.Subscription
 	cancel context.CancelFunc
@@ -33,17 +37,29 @@ func MessageID(m *pubsubpb.Message) string {
 	return string(h[:])
 }
 
-func startGossip(r *Relay, ps *pubsub.PubSub) (*gossip, error) {
+// gossipDeps is what gossip needs of the relay.
+type gossipDeps struct {
+	self   peer.ID
+	verify func(raw []byte) (*identity.Revocation, error)
+	// apply stores a verified revocation and withdraws what rests on it.
+	apply func(ctx context.Context, rev *identity.Revocation, source string) error
+	log   *slog.Logger
+	trace tracer
+}
+
+// startGossip joins the revocation topic on ps (a gossipsub router of its
+// own on h when ps is nil), until ctx ends or close.
+func startGossip(ctx context.Context, h host.Host, ps *pubsub.PubSub, deps gossipDeps) (*gossip, error) {
 	if ps == nil {
 		var err error
-		ps, err = pubsub.NewGossipSub(r.ctx, r.h, pubsub.WithMessageIdFn(MessageID))
+		ps, err = pubsub.NewGossipSub(ctx, h, pubsub.WithMessageIdFn(MessageID))
 		if err != nil {
 			return nil, fmt.Errorf("rendezvous: gossipsub: %w", err)
 		}
 	}
 	err := ps.RegisterTopicValidator(protocols.RevocationTopic, func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-		if _, err := r.verifier.Revocation(m.Data); err != nil {
-			r.trace.revocation("gossip", "invalid")
+		if _, err := deps.verify(m.Data); err != nil {
+			deps.trace.revocation("gossip", "invalid")
 			return pubsub.ValidationReject
 		}
 		return pubsub.ValidationAccept
@@ -59,9 +75,9 @@ func startGossip(r *Relay, ps *pubsub.PubSub) (*gossip, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: subscribe %s: %w", protocols.RevocationTopic, err)
 	}
-	ctx, cancel := context.WithCancel(r.ctx)
-	g := &gossip{r: r, topic: topic, sub: sub, cancel: cancel, done: make(chan struct{})}
-	go g.run(ctx)
+	runCtx, cancel := context.WithCancel(ctx)
+	g := &gossip{gossipDeps: deps, ctx: ctx, topic: topic, sub: sub, cancel: cancel, done: make(chan struct{})}
+	go g.run(runCtx)
 	return g, nil
 }
 
@@ -72,22 +88,22 @@ func (g *gossip) run(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if m.ReceivedFrom == g.r.h.ID() {
+		if m.ReceivedFrom == g.self {
 			continue
 		}
-		rev, err := g.r.verifier.Revocation(m.Data)
+		rev, err := g.verify(m.Data)
 		if err != nil {
 			continue // the validator already rejected it
 		}
-		if err := g.r.applyRevocation(ctx, rev, "gossip"); err != nil && ctx.Err() == nil {
-			g.r.log.Warn("cannot apply gossiped revocation", "err", err)
+		if err := g.apply(ctx, rev, "gossip"); err != nil && ctx.Err() == nil {
+			g.log.Warn("cannot apply gossiped revocation", "err", err)
 		}
 	}
 }
 
 func (g *gossip) publish(raw []byte) {
-	if err := g.topic.Publish(g.r.ctx, raw); err != nil && g.r.ctx.Err() == nil {
-		g.r.log.Warn("cannot gossip revocation", "err", err)
+	if err := g.topic.Publish(g.ctx, raw); err != nil && g.ctx.Err() == nil {
+		g.log.Warn("cannot gossip revocation", "err", err)
 	}
 }
 

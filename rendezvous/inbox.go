@@ -103,14 +103,25 @@ type registration struct {
 
 // sessions tracks who is logged in, and who was recently.
 type sessions struct {
-	r    *Relay
+	sessionDeps
 	mu   sync.Mutex
 	live map[peer.ID]*session
 	regs map[peer.ID]registration
 }
 
-func newSessions(r *Relay) *sessions {
-	return &sessions{r: r, live: map[peer.ID]*session{}, regs: map[peer.ID]registration{}}
+// sessionDeps is what the sessions need of the relay.
+type sessionDeps struct {
+	clock func() time.Time
+	ttl   time.Duration // how long presence remembers a registration (Config.RegistrationTTL)
+	// protect keeps a logged-in peer's connection from the connection
+	// manager's trims; unprotect lets it go.
+	protect, unprotect func(p peer.ID)
+	// itemState is what the mailbox of r knows of item id.
+	itemState func(r peer.ID, id string) (idRecord, bool)
+}
+
+func newSessions(deps sessionDeps) *sessions {
+	return &sessions{sessionDeps: deps, live: map[peer.ID]*session{}, regs: map[peer.ID]registration{}}
 }
 
 func (ss *sessions) get(p peer.ID) *session {
@@ -127,7 +138,7 @@ func (ss *sessions) registered(p peer.ID) bool {
 		return true
 	}
 	reg, ok := ss.regs[p]
-	return ok && ss.r.clock().Sub(reg.lastSeen) < ss.r.cfg.RegistrationTTL.D()
+	return ok && ss.clock().Sub(reg.lastSeen) < ss.ttl
 }
 
 func (ss *sessions) count() int {
@@ -141,20 +152,20 @@ func (ss *sessions) add(s *session) {
 	ss.mu.Lock()
 	old := ss.live[s.peer]
 	ss.live[s.peer] = s
-	ss.regs[s.peer] = registration{addrs: s.addrs, lastSeen: ss.r.clock()}
+	ss.regs[s.peer] = registration{addrs: s.addrs, lastSeen: ss.clock()}
 	ss.mu.Unlock()
 	if old != nil {
 		old.close()
 	}
-	ss.r.h.ConnManager().Protect(s.peer, "kith-inbox")
+	ss.protect(s.peer)
 }
 
 func (ss *sessions) remove(s *session) {
 	ss.mu.Lock()
 	if ss.live[s.peer] == s {
 		delete(ss.live, s.peer)
-		ss.regs[s.peer] = registration{addrs: s.addrs, lastSeen: ss.r.clock()}
-		ss.r.h.ConnManager().Unprotect(s.peer, "kith-inbox")
+		ss.regs[s.peer] = registration{addrs: s.addrs, lastSeen: ss.clock()}
+		ss.unprotect(s.peer)
 	}
 	ss.mu.Unlock()
 	s.close()
@@ -186,7 +197,7 @@ func (ss *sessions) expire(now time.Time) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	for p, reg := range ss.regs {
-		if ss.live[p] == nil && now.Sub(reg.lastSeen) >= ss.r.cfg.RegistrationTTL.D() {
+		if ss.live[p] == nil && now.Sub(reg.lastSeen) >= ss.ttl {
 			delete(ss.regs, p)
 		}
 	}
@@ -211,10 +222,10 @@ func (ss *sessions) lookup(p peer.ID) (online bool, reg registration, known bool
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if s := ss.live[p]; s != nil {
-		return true, registration{addrs: s.addrs, lastSeen: ss.r.clock()}, true
+		return true, registration{addrs: s.addrs, lastSeen: ss.clock()}, true
 	}
 	reg, known = ss.regs[p]
-	if known && ss.r.clock().Sub(reg.lastSeen) >= ss.r.cfg.RegistrationTTL.D() {
+	if known && ss.clock().Sub(reg.lastSeen) >= ss.ttl {
 		return false, registration{}, false
 	}
 	return false, reg, known
@@ -236,14 +247,14 @@ func (ss *sessions) waitAcked(ctx context.Context, recipient peer.ID, id string,
 	s.waiters[seq] = append(s.waiters[seq], w)
 	s.mu.Unlock()
 	// It may have been acknowledged before the waiter was in place.
-	if rec, ok := ss.r.store.itemState(recipient, id); ok && rec.seq == seq && rec.state != storepb.ItemState_PENDING {
+	if rec, ok := ss.itemState(recipient, id); ok && rec.seq == seq && rec.state != storepb.ItemState_PENDING {
 		return rec.state == storepb.ItemState_ACKED
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-w:
-		rec, ok := ss.r.store.itemState(recipient, id)
+		rec, ok := ss.itemState(recipient, id)
 		return ok && rec.seq == seq && rec.state == storepb.ItemState_ACKED
 	case <-t.C:
 	case <-ctx.Done():

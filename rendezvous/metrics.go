@@ -30,7 +30,15 @@ type metrics struct {
 	full           *prometheus.CounterVec // items refused for want of room, by room
 }
 
-func newMetrics(reg prometheus.Registerer, r *Relay, sigs *identity.SigBatcher) (*metrics, error) {
+// gauges are what the metrics read from the relay at each scrape.
+type gauges struct {
+	waiting       func() int   // items in all mailboxes
+	waitingBytes  func() int64 // their stored bytes
+	strangerItems func() int   // add requests among them
+	online        func() int   // peers with an open inbox
+}
+
+func newMetrics(reg prometheus.Registerer, g gauges, sigs *identity.SigBatcher) (*metrics, error) {
 	m := &metrics{
 		shares: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kith_relay_shares_total", Help: "Uplink shares, by outcome (accepted, refused, replay, bad_request, ...).",
@@ -92,12 +100,11 @@ func newMetrics(reg prometheus.Registerer, r *Relay, sigs *identity.SigBatcher) 
 	mailbox := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kith_relay_mailbox_items", Help: "Items waiting in all mailboxes.",
 	}, func() float64 {
-		_, total := r.store.depth("")
-		return float64(total)
+		return float64(g.waiting())
 	})
 	mailboxBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kith_relay_mailbox_bytes", Help: "Stored bytes of the items waiting in all mailboxes (bounded by store_bytes).",
-	}, func() float64 { return float64(r.store.pendingBytes()) })
+	}, func() float64 { return float64(g.waitingBytes()) })
 	sealBatches := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "kith_relay_seal_batches_total", Help: "Batches of share seal signatures verified together.",
 	}, func() float64 { return float64(sigs.Stats().Batches) })
@@ -109,10 +116,10 @@ func newMetrics(reg prometheus.Registerer, r *Relay, sigs *identity.SigBatcher) 
 	}, func() float64 { return float64(sigs.Stats().Fallbacks) })
 	strangers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kith_relay_mailbox_stranger_items", Help: "Add requests waiting in all mailboxes' strangers' rooms (counted in kith_relay_mailbox_items too).",
-	}, func() float64 { return float64(r.store.strangerItems()) })
+	}, func() float64 { return float64(g.strangerItems()) })
 	online := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kith_relay_online_peers", Help: "Peers with an open inbox.",
-	}, func() float64 { return float64(r.sessions.count()) })
+	}, func() float64 { return float64(g.online()) })
 	for _, c := range []prometheus.Collector{m.shares, m.shareFailures, m.verifySeconds, m.stored, m.pushedItems,
 		m.deliveredItems, m.expiredItems, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, m.dht, m.relayPeers, m.heldItems, m.full,
 		mailbox, mailboxBytes, strangers, online, sealBatches, sealBatched, sealFallbacks} {

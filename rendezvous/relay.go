@@ -135,7 +135,13 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	}
 	r := &Relay{h: h, cfg: o.cfg, clock: o.clock, log: o.log.With("relay", h.ID().String())}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.sessions = newSessions(r)
+	r.sessions = newSessions(sessionDeps{
+		clock:     r.clock,
+		ttl:       r.cfg.RegistrationTTL.D(),
+		protect:   func(p peer.ID) { h.ConnManager().Protect(p, "kith-inbox") },
+		unprotect: func(p peer.ID) { h.ConnManager().Unprotect(p, "kith-inbox") },
+		itemState: func(p peer.ID, id string) (idRecord, bool) { return r.store.itemState(p, id) },
+	})
 	r.limits = newLimiters(r.clock)
 	reg := o.registerer
 	if reg == nil {
@@ -144,7 +150,14 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	}
 	sigs := identity.NewSigBatcher(0)
 	var err error
-	if r.trace, err = newMetrics(reg, r, sigs); err != nil {
+	// The gauges read the store at each scrape, which comes after New.
+	g := gauges{
+		waiting:       func() int { _, total := r.store.depth(""); return total },
+		waitingBytes:  func() int64 { return r.store.pendingBytes() },
+		strangerItems: func() int { return r.store.strangerItems() },
+		online:        r.sessions.count,
+	}
+	if r.trace, err = newMetrics(reg, g, sigs); err != nil {
 		r.cancel()
 		return nil, err
 	}
@@ -176,13 +189,18 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 			return nil, fmt.Errorf("rendezvous: circuit relay: %w", err)
 		}
 	}
-	r.gossip, err = startGossip(r, o.pubsub)
+	r.gossip, err = startGossip(r.ctx, h, o.pubsub, gossipDeps{
+		self: h.ID(), verify: r.verifier.Revocation, apply: r.applyRevocation, log: r.log, trace: r.trace,
+	})
 	if err != nil {
 		r.Close()
 		return nil, err
 	}
 	if r.cfg.DHT.Enabled {
-		r.routing, err = startRouting(r, d)
+		r.routing, err = startRouting(routingDeps{
+			ctx: r.ctx, wg: &r.wg, h: h, cfg: r.cfg.DHT, clock: r.clock, log: r.log, trace: r.trace,
+			verifier: r.verifier, profiles: r.store.allProfiles, bootstrap: r.peerInfos(),
+		}, d)
 		if err != nil {
 			r.Close()
 			return nil, err
