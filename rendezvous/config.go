@@ -305,6 +305,15 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// window returns the inbox window of a session whose node asked for
+// asked: the default for 0, at most MaxInboxWindow.
+func (c *Config) window(asked uint32) int {
+	if asked == 0 {
+		return c.InboxWindow
+	}
+	return int(min(asked, uint32(c.MaxInboxWindow)))
+}
+
 // quota returns the per-recipient quota the config sets.
 func (c *Config) quota() Quota {
 	return Quota{Items: c.MailboxItems, Bytes: c.MailboxBytes, StrangerItems: c.StrangerItems, StrangerBytes: c.StrangerBytes}

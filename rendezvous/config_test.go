@@ -78,3 +78,15 @@ func TestREADMEListsEveryConfigField(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionWindow(t *testing.T) {
+	c := DefaultConfig()
+	for _, tt := range []struct {
+		asked uint32
+		want  int
+	}{{0, c.InboxWindow}, {1, 1}, {64, 64}, {uint32(c.MaxInboxWindow), c.MaxInboxWindow}, {1 << 31, c.MaxInboxWindow}} {
+		if got := c.window(tt.asked); got != tt.want {
+			t.Errorf("window(%d) = %d, want %d", tt.asked, got, tt.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -333,12 +334,7 @@ func (r *Relay) handleInbox(st network.Stream) {
 		refuse(err)
 		return
 	}
-	// A node behind NAT is reachable through this relay.
-	for _, a := range r.h.Addrs() {
-		if c, err := ma.NewMultiaddr("/p2p/" + r.h.ID().String() + "/p2p-circuit"); err == nil {
-			addrs = append(addrs, a.Encapsulate(c))
-		}
-	}
+	addrs = append(addrs, r.circuitAddrs()...) // a node behind NAT is reachable through this relay
 	if err := r.store.putProfile(r.ctx, prof); err != nil {
 		refuse(protocols.Errorf(pb.Status_UNAVAILABLE, "the relay cannot store your profile now; retry"))
 		return
@@ -346,13 +342,7 @@ func (r *Relay) handleInbox(st network.Stream) {
 	if r.routing != nil {
 		r.routing.publish(r.store.profile(remote)) // the newest, which may be an earlier login's
 	}
-	window := int(login.Window)
-	if window <= 0 {
-		window = r.cfg.InboxWindow
-	}
-	if window > r.cfg.MaxInboxWindow {
-		window = r.cfg.MaxInboxWindow
-	}
+	window := r.cfg.window(login.Window)
 	s := &session{
 		peer: remote, s: st, window: window, since: now, addrs: addrs,
 		r: r, done: make(chan struct{}),
@@ -378,22 +368,39 @@ func (r *Relay) handleInbox(st network.Stream) {
 	// stack grew deep in protocol negotiation and the login's checks, and
 	// a parked goroutine keeps its stack (about 8 KiB per user).
 	handedOff = true
-	go func() {
-		defer st.Scope().ReleaseMemory(sessionMemory)
-		defer r.sessions.remove(s)
-		s.mu.Lock()
-		s.pushing = false
-		s.mu.Unlock()
-		s.kick()
-		r.readAcks(s, rd, log)
-		s.close()
-		s.pushers.Wait()
-		// What was held in memory for this session waits on disk now.
-		r.sessions.remove(s)
-		if err := r.store.persistHeld(r.ctx, remote); err != nil && !errors.Is(err, ErrClosed) && r.ctx.Err() == nil {
-			log.Error("storing held items failed", "err", err)
-		}
-	}()
+	go r.runSession(s, rd, log)
+}
+
+// runSession pushes s's mailbox and reads its acknowledgements until the
+// stream ends, then writes to disk what was held in memory for it.
+func (r *Relay) runSession(s *session, rd *protocols.Reader, log *slog.Logger) {
+	defer s.s.Scope().ReleaseMemory(sessionMemory)
+	defer r.sessions.remove(s)
+	s.mu.Lock()
+	s.pushing = false
+	s.mu.Unlock()
+	s.kick()
+	r.readAcks(s, rd, log)
+	s.close()
+	s.pushers.Wait()
+	r.sessions.remove(s)
+	if err := r.store.persistHeld(r.ctx, s.peer); err != nil && !errors.Is(err, ErrClosed) && r.ctx.Err() == nil {
+		log.Error("storing held items failed", "err", err)
+	}
+}
+
+// circuitAddrs are the relay's addresses through which its users can be
+// reached over circuit relay v2.
+func (r *Relay) circuitAddrs() []ma.Multiaddr {
+	c, err := ma.NewMultiaddr("/p2p/" + r.h.ID().String() + "/p2p-circuit")
+	if err != nil {
+		return nil
+	}
+	var out []ma.Multiaddr
+	for _, a := range r.h.Addrs() {
+		out = append(out, a.Encapsulate(c))
+	}
+	return out
 }
 
 // decodeLogin reads a session's first frame, or the error reading it, as a
