@@ -91,7 +91,12 @@ func (b *Book) Shares() []*ReceivedShare {
 	for _, s := range b.shares {
 		out = append(out, s)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ReceivedAt.After(out[j].ReceivedAt) })
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].ReceivedAt.Equal(out[j].ReceivedAt) {
+			return out[i].ReceivedAt.After(out[j].ReceivedAt)
+		}
+		return out[i].ID.String() < out[j].ID.String() // the same order every time
+	})
 	return out
 }
 

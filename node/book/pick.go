@@ -58,11 +58,22 @@ func (b *Book) Pick(s *ReceivedShare, picks []peer.ID, all bool, message string,
 	if len(message) > protocols.MaxMessageText {
 		return nil, nil, fmt.Errorf("%w: the message is %d bytes, limit %d", ErrBadArgument, len(message), protocols.MaxMessageText)
 	}
+	// A share's introductions last as long as its seal: past it, a
+	// request would only be dropped by its recipient.
+	expired := ""
+	if _, err := b.verifier.Seal(u.Seal, u.Sharer, u.Body, u.Leaves(), now); identity.ReasonOf(err) == identity.ReasonExpired {
+		expired = fmt.Sprintf("the share expired: %s's introductions in it no longer count; ask %s to share again", s.FromName, s.FromName)
+	}
 	var out []PickResult
 	var muts []Mutation
 	for _, p := range picks {
 		it, ok := u.Item(p)
 		res := PickResult{Peer: p, Name: it.Name}
+		if ok && expired != "" {
+			res.Reason = expired
+			out = append(out, res)
+			continue
+		}
 		if !ok {
 			res.Name = b.Name(p)
 			res.Reason = fmt.Sprintf("%s is not in this share", b.Name(p))
