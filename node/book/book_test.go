@@ -39,6 +39,22 @@ func newPerson(t *testing.T, name string) *person {
 	return &person{Book: b, d: ds.NewMapDatastore()}
 }
 
+// reload returns the book that the person's datastore rebuilds.
+func (p *person) reload(t *testing.T) *Book {
+	t.Helper()
+	again, _ := NewBook(p.key, "")
+	res, err := p.d.Query(context.Background(), query.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range res.Next() {
+		if err := again.Load(r.Key, r.Value); err != nil {
+			t.Fatalf("load %s: %v", r.Key, err)
+		}
+	}
+	return again
+}
+
 // apply writes mutations to the person's datastore, as the node does.
 func (p *person) apply(t *testing.T, muts []Mutation) {
 	t.Helper()
@@ -400,16 +416,7 @@ func TestBookSurvivesReload(t *testing.T) {
 	m, _ := bob.CreateGroup("family")
 	bob.apply(t, m)
 
-	again, _ := NewBook(bob.key, "")
-	res, err := bob.d.Query(context.Background(), query.Query{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for r := range res.Next() {
-		if err := again.Load(r.Key, r.Value); err != nil {
-			t.Fatalf("load %s: %v", r.Key, err)
-		}
-	}
+	again := bob.reload(t)
 	if !reflect.DeepEqual(again.Settings, bob.Settings) || len(again.friends) != len(bob.friends) || len(again.requests) != len(bob.requests) ||
 		len(again.shares) != len(bob.shares) || len(again.blocked) != 1 || again.Group("family") == nil {
 		t.Fatalf("reloaded book differs: %+v vs %+v", again.Settings, bob.Settings)
@@ -422,7 +429,7 @@ func TestBookSurvivesReload(t *testing.T) {
 
 // TestNamesFromSharesSurviveReload: the name a share gives a friend of the
 // sharer's (not picked, so known only from the share) is the same after a
-// reload; it was "12D3Koo..." until the shares were loaded again.
+// reload, not the peer id.
 func TestNamesFromSharesSurviveReload(t *testing.T) {
 	alice, bob, dave := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Dave")
 	befriend(t, alice, bob)
@@ -431,16 +438,7 @@ func TestNamesFromSharesSurviveReload(t *testing.T) {
 	if got := bob.Name(dave.me); got != "Dave" {
 		t.Fatalf("name from the share: %q", got)
 	}
-	again, _ := NewBook(bob.key, "")
-	res, err := bob.d.Query(context.Background(), query.Query{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for r := range res.Next() {
-		if err := again.Load(r.Key, r.Value); err != nil {
-			t.Fatalf("load %s: %v", r.Key, err)
-		}
-	}
+	again := bob.reload(t)
 	if got := again.Name(dave.me); got != "Dave" {
 		t.Fatalf("name after reload: %q", got)
 	}
