@@ -1,7 +1,6 @@
 package node
 
 import (
-	"fmt"
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -56,18 +55,4 @@ func Muxer() libp2p.Option {
 
 // ParseRendezvous parses rendezvous addresses (multiaddrs ending in
 // /p2p/<id>), merging addresses of the same relay.
-func ParseRendezvous(addrs []string) ([]peer.AddrInfo, error) {
-	var mas []ma.Multiaddr
-	for _, s := range addrs {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("%w: rendezvous address %q: %v", book.ErrBadArgument, s, err)
-		}
-		mas = append(mas, a)
-	}
-	ais, err := peer.AddrInfosFromP2pAddrs(mas...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: rendezvous addresses must end in /p2p/<peer id>: %v", book.ErrBadArgument, err)
-	}
-	return ais, nil
-}
+func ParseRendezvous(addrs []string) ([]peer.AddrInfo, error) { return book.ParseRendezvous(addrs) }

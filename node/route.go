@@ -90,38 +90,30 @@ func (n *Node) resolveHomes(ctx context.Context, ps []peer.ID) {
 // relay's response budget.
 const profileAsksPerQuery = 32
 
-// relaysOf returns the relays through which p is reached, in order.
+// relaysOf returns the relays through which p is reached, in order
+// (Book.RelaysOf), with their addresses in the peerstore.
 func (n *Node) relaysOf(p peer.ID) []peer.ID {
+	own := n.ownRelays()
 	n.mu.Lock()
-	home := n.book.HomeRelays(p, n.clock())
+	ais := n.book.RelaysOf(p, own, n.clock())
 	n.mu.Unlock()
-	ais, err := ParseRendezvous(home)
-	if err != nil || len(ais) == 0 {
-		return n.ownRelays()
-	}
-	var out []peer.ID
-	for _, ai := range ais {
+	out := make([]peer.ID, len(ais))
+	for i, ai := range ais {
 		n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-		out = append(out, ai.ID)
+		out[i] = ai.ID
 	}
 	return out
 }
 
-// byRelay groups peers by the first relay through which each is reached,
-// keeping the order in which relays first appear.
+// byRelay groups peers by the first relay through which each is reached
+// (Book.Route), with the relays' addresses in the peerstore.
 func (n *Node) byRelay(peers []peer.ID) ([]peer.ID, map[peer.ID][]peer.ID) {
-	var order []peer.ID
-	groups := map[peer.ID][]peer.ID{}
-	for _, p := range peers {
-		rs := n.relaysOf(p)
-		if len(rs) == 0 {
-			continue
-		}
-		r := rs[0]
-		if _, ok := groups[r]; !ok {
-			order = append(order, r)
-		}
-		groups[r] = append(groups[r], p)
+	own := n.ownRelays()
+	n.mu.Lock()
+	order, groups, addrs := n.book.Route(peers, own, n.clock())
+	n.mu.Unlock()
+	for _, ai := range addrs {
+		n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 	}
 	return order, groups
 }

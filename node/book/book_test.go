@@ -666,3 +666,38 @@ func TestAnswerShare(t *testing.T) {
 		})
 	}
 }
+
+// TestRoute: peers go to the first home relay their profile names, in the
+// order relays first appear; peers with none go to the user's own relays.
+func TestRoute(t *testing.T) {
+	alice, bob, carol, dave := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Carol"), newPerson(t, "Dave")
+	befriend(t, alice, bob)
+	befriend(t, alice, carol)
+	befriend(t, alice, dave)
+	r1 := "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWKJwHLdAyNbUmLTjDdBGoJDW7khYpi3XTUvoBPzDELGfE"
+	r2 := "/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWPjceQrSwdWXPyLLeABRXmuqt69Rg3sBYbU1Nft9HyQ6X"
+	for _, pr := range []struct {
+		p     *person
+		relay string
+	}{{bob, r2}, {carol, r1}} {
+		raw, err := identity.NewProfile(pr.p.key, identity.ProfileInfo{Name: pr.p.Settings.Name, Seq: 2, Relays: ParseAddrs([]string{pr.relay})}, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice.LearnProfile(raw, t0)
+	}
+	own, _ := peer.Decode("12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp")
+	order, groups, addrs := alice.Route([]peer.ID{bob.me, carol.me, dave.me}, []peer.ID{own}, t0)
+	id1, id2 := ParseAddrs([]string{r1})[0], ParseAddrs([]string{r2})[0]
+	p1, _ := peer.AddrInfoFromP2pAddr(id1)
+	p2, _ := peer.AddrInfoFromP2pAddr(id2)
+	if len(order) != 3 || order[0] != p2.ID || order[1] != p1.ID || order[2] != own {
+		t.Fatalf("order %v", order)
+	}
+	if groups[p2.ID][0] != bob.me || groups[p1.ID][0] != carol.me || groups[own][0] != dave.me {
+		t.Fatalf("groups %v", groups)
+	}
+	if len(addrs) != 2 || len(addrs[0].Addrs) == 0 {
+		t.Fatalf("addresses to dial %v", addrs)
+	}
+}

@@ -1,6 +1,7 @@
 package book
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -72,4 +73,63 @@ func relayPeers(addrs []string) map[peer.ID][]string {
 		}
 	}
 	return out
+}
+
+// ParseRendezvous parses rendezvous addresses (multiaddrs ending in
+// /p2p/<id>), merging addresses of the same relay.
+func ParseRendezvous(addrs []string) ([]peer.AddrInfo, error) {
+	var mas []ma.Multiaddr
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: rendezvous address %q: %v", ErrBadArgument, s, err)
+		}
+		mas = append(mas, a)
+	}
+	ais, err := peer.AddrInfosFromP2pAddrs(mas...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: rendezvous addresses must end in /p2p/<peer id>: %v", ErrBadArgument, err)
+	}
+	return ais, nil
+}
+
+// RelaysOf returns the relays through which p is reached, in order: the
+// home relays p's profile or invite names, with their addresses, or else
+// own (the user's relays, which find anyone through the relays' DHT),
+// without addresses.
+func (b *Book) RelaysOf(p peer.ID, own []peer.ID, now time.Time) []peer.AddrInfo {
+	ais, err := ParseRendezvous(b.HomeRelays(p, now))
+	if err == nil && len(ais) > 0 {
+		return ais
+	}
+	out := make([]peer.AddrInfo, len(own))
+	for i, r := range own {
+		out[i] = peer.AddrInfo{ID: r}
+	}
+	return out
+}
+
+// Route groups peers by the first relay through which each is reached
+// (RelaysOf), in the order relays first appear: one share, or one
+// combined request, per relay. It returns the home relays' addresses too,
+// for the node to dial.
+func (b *Book) Route(peers, own []peer.ID, now time.Time) (order []peer.ID, groups map[peer.ID][]peer.ID, addrs []peer.AddrInfo) {
+	groups = map[peer.ID][]peer.ID{}
+	for _, p := range peers {
+		rs := b.RelaysOf(p, own, now)
+		if len(rs) == 0 {
+			continue
+		}
+		r := rs[0].ID
+		if _, ok := groups[r]; !ok {
+			order = append(order, r)
+		}
+		groups[r] = append(groups[r], p)
+		for _, ai := range rs {
+			if len(ai.Addrs) > 0 {
+				addrs = append(addrs, ai)
+			}
+		}
+	}
+	return order, groups, addrs
 }
