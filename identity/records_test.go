@@ -26,7 +26,7 @@ func TestRevocation(t *testing.T) {
 		if err != nil {
 			t.Fatalf("revocation by %s: %v", who.id, err)
 		}
-		if r.AttestationID != att.ID || r.Revoker != who.id || r.Other != att.Other(who.id) {
+		if r.AttestationID != att.ID || r.Revoker != who.id || r.Other != att.Other(who.id) || !r.AttestationExpires.Equal(att.ExpiresAt) {
 			t.Fatalf("decoded %+v", r)
 		}
 	}

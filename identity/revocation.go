@@ -21,7 +21,11 @@ type Revocation struct {
 	Revoker       peer.ID
 	Other         peer.ID // the other friend
 	RevokedAt     time.Time
-	Raw           []byte // exact SignedRecord bytes
+	// AttestationExpires is when the revoked attestation would have
+	// expired: past it the attestation fails verification on its own, so
+	// the revocation need not be kept.
+	AttestationExpires time.Time
+	Raw                []byte // exact SignedRecord bytes
 }
 
 // Revoke signs a revocation of a by the holder of key, who must be one of
@@ -84,11 +88,12 @@ func (v *Verifier) Revocation(raw []byte) (*Revocation, error) {
 		return nil, fail(record, ReasonBadSignature, "revoker %s did not sign it", ShortID(revoker))
 	}
 	r := &Revocation{
-		AttestationID: sha256.Sum256(body.Attestation),
-		Revoker:       revoker,
-		Other:         other,
-		RevokedAt:     fromUnix(body.RevokedAt),
-		Raw:           raw,
+		AttestationID:      sha256.Sum256(body.Attestation),
+		Revoker:            revoker,
+		Other:              other,
+		RevokedAt:          fromUnix(body.RevokedAt),
+		AttestationExpires: fromUnix(ab.ExpiresAt),
+		Raw:                raw,
 	}
 	v.remember(k, r)
 	return r, nil

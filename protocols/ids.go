@@ -33,6 +33,9 @@ const (
 	LegacyPresenceProtocol protocol.ID = "/kith/presence/1.0.0"
 	// RevokeProtocol hands revocations to a relay, node -> relay.
 	RevokeProtocol protocol.ID = "/kith/revoke/1.0.0"
+	// RevSyncProtocol reconciles two relays' revocation sets, relay <->
+	// relay (messages RevSyncStep).
+	RevSyncProtocol protocol.ID = "/kith/revsync/1.0.0"
 	// RevocationTopic is the gossipsub topic on which relays share
 	// revocations. Each message is the bare identity revocation bytes.
 	RevocationTopic = "/kith/revocations/1.0.0"
@@ -47,6 +50,7 @@ const (
 	MaxAddMessage      = 256 << 10 // a combined request carries many requests
 	MaxPresenceMessage = 64 << 10
 	MaxRevokeMessage   = 64 << 10
+	MaxRevSyncMessage  = 2 << 20 // a step of a revocation sync: ranges, id lists, revocations
 	MaxResponseMessage = 64 << 10
 )
 

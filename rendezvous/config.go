@@ -147,6 +147,13 @@ type Config struct {
 	RevokeRate Rate `json:"revoke_rate"`
 	// LoginRate limits logins per peer. Default 2/s, burst 10.
 	LoginRate Rate `json:"login_rate"`
+	// RevSyncRate limits the revocation syncs another relay may start
+	// with this one. Default 0.1/s, burst 10.
+	RevSyncRate Rate `json:"revsync_rate"`
+	// RevocationSync is how often the relay reconciles its revocations
+	// with each relay it is connected to (it does so on connecting too).
+	// Default 5m.
+	RevocationSync Duration `json:"revocation_sync"`
 
 	// Circuit configures circuit relay v2.
 	Circuit CircuitConfig `json:"circuit"`
@@ -222,6 +229,8 @@ func DefaultConfig() Config {
 		PresenceRate:    Rate{20, 100},
 		RevokeRate:      Rate{10, 50},
 		LoginRate:       Rate{2, 10},
+		RevSyncRate:     Rate{0.1, 10},
+		RevocationSync:  Duration(5 * time.Minute),
 		Circuit: CircuitConfig{
 			Enabled: true, MaxReservations: 4096, MaxReservationsPerIP: 64, MaxCircuits: 16,
 			DurationLimit: Duration(2 * time.Minute), DataLimit: 128 << 10,
@@ -280,10 +289,11 @@ func (c *Config) Validate() error {
 	check(c.RegistrationTTL.D() >= time.Second, "registration_ttl must be at least 1s, not %s", c.RegistrationTTL.D())
 	check(c.InboxWindow >= 1 && c.InboxWindow <= c.MaxInboxWindow, "inbox_window must be 1..max_inbox_window (%d), not %d", c.MaxInboxWindow, c.InboxWindow)
 	check(c.MaxInboxWindow >= 1 && c.MaxInboxWindow <= 4096, "max_inbox_window must be 1..4096, not %d", c.MaxInboxWindow)
+	check(c.RevocationSync.D() >= time.Second, "revocation_sync must be at least 1s, not %s", c.RevocationSync.D())
 	check(c.DeliverWait.D() >= 0 && c.DeliverWait.D() <= time.Minute, "deliver_wait must be 0..1m, not %s", c.DeliverWait.D())
 	for name, r := range map[string]Rate{"share_rate": c.ShareRate, "add_rate": c.AddRate,
 		"request_rate": c.RequestRate, "invite_rate": c.InviteRate,
-		"presence_rate": c.PresenceRate, "revoke_rate": c.RevokeRate, "login_rate": c.LoginRate} {
+		"presence_rate": c.PresenceRate, "revoke_rate": c.RevokeRate, "login_rate": c.LoginRate, "revsync_rate": c.RevSyncRate} {
 		check(r.PerSecond > 0 && r.Burst >= 1, "%s needs per_second > 0 and burst >= 1, not %+v", name, r)
 	}
 	if c.Circuit.Enabled {

@@ -161,6 +161,8 @@ type routingDeps struct {
 	profiles func() []*identity.Profile
 	// bootstrap are the configured relays to join the DHT through.
 	bootstrap []peer.AddrInfo
+	// keep is told of each relay found through the DHT and kept.
+	keep func(p peer.ID)
 }
 
 func startRouting(deps routingDeps, d ds.Batching) (*routing, error) {
@@ -242,6 +244,9 @@ func (rt *routing) findRelays() {
 				}
 			}
 			rt.h.ConnManager().Protect(ai.ID, "kith-relay-peer")
+			if rt.keep != nil {
+				rt.keep(ai.ID)
+			}
 			kept++
 		}
 		cancel()

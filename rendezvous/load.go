@@ -127,7 +127,7 @@ func (l *loader) revocation(_ []string, v []byte) error {
 	if err != nil {
 		return err
 	}
-	l.s.revoked.Add(r)
+	l.s.revoked.add(r)
 	return nil
 }
 

@@ -89,6 +89,8 @@ type Relay struct {
 	gossip   *gossip
 	circuit  *relayv2.Relay
 	routing  *routing // nil when the DHT is off
+	peers    relayPeers
+	notifee  *network.NotifyBundle
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -199,7 +201,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	if r.cfg.DHT.Enabled {
 		r.routing, err = startRouting(routingDeps{
 			ctx: r.ctx, wg: &r.wg, h: h, cfg: r.cfg.DHT, clock: r.clock, log: r.log, trace: r.trace,
-			verifier: r.verifier, profiles: r.store.allProfiles, bootstrap: r.peerInfos(),
+			verifier: r.verifier, profiles: r.store.allProfiles, bootstrap: r.peerInfos(), keep: r.peers.add,
 		}, d)
 		if err != nil {
 			r.Close()
@@ -214,6 +216,14 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	h.SetStreamHandler(protocols.PresenceProtocol, r.handlePresence)
 	h.SetStreamHandler(protocols.LegacyPresenceProtocol, r.handlePresence)
 	h.SetStreamHandler(protocols.RevokeProtocol, r.handleRevoke)
+	h.SetStreamHandler(protocols.RevSyncProtocol, r.handleRevSync)
+	for _, ai := range r.peerInfos() {
+		r.peers.add(ai.ID)
+	}
+	connected, nb := r.watchRelayPeers()
+	r.notifee = nb
+	r.wg.Add(1)
+	go r.syncLoop(connected)
 
 	r.wg.Add(2)
 	go r.sweep()
@@ -253,8 +263,11 @@ func (r *Relay) Close() error {
 	r.once.Do(func() {
 		for _, p := range []protocol.ID{protocols.ShareProtocol, protocols.InboxProtocol,
 			protocols.AddProtocol, protocols.LegacyAddProtocol, protocols.PresenceProtocol,
-			protocols.LegacyPresenceProtocol, protocols.RevokeProtocol} {
+			protocols.LegacyPresenceProtocol, protocols.RevokeProtocol, protocols.RevSyncProtocol} {
 			r.h.RemoveStreamHandler(p)
+		}
+		if r.notifee != nil {
+			r.h.Network().StopNotify(r.notifee)
 		}
 		r.cancel()
 		if r.routing != nil {
@@ -315,6 +328,9 @@ func (r *Relay) sweep() {
 			}
 			if _, err := r.store.expireSettled(r.ctx); err != nil && r.ctx.Err() == nil {
 				r.log.Warn("expiring delivered items' records", "err", err)
+			}
+			if err := r.store.expireRevocations(r.ctx); err != nil && r.ctx.Err() == nil {
+				r.log.Warn("expiring revocations", "err", err)
 			}
 		}
 		r.sessions.expire(now)

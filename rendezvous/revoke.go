@@ -35,7 +35,7 @@ func (s *store) revoke(ctx context.Context, r *identity.Revocation) (bool, error
 			return nil
 		}
 		fresh = true
-		s.revoked.Add(r)
+		s.revoked.add(r)
 		tx.add(mutation{key: revokedKey(r.AttestationID), value: r.Raw},
 			mutation{key: withdrawingKey(r.AttestationID), value: r.Raw})
 		touched, muts := s.mb.withdraw(r, tx.now, nil)

@@ -36,7 +36,7 @@ type store struct {
 	mu       sync.Mutex // guards mb and profiles
 	mb       *mailboxes
 	profiles map[peer.ID]*identity.Profile
-	revoked  *identity.RevocationSet
+	revoked  *revocationSet
 	seen     *seenShares // which share ids have records, without reading them
 	// withdrawing holds the revocations whose delivered items a stopped
 	// relay had not finished withdrawing, found by load.
@@ -169,7 +169,7 @@ func openStore(ctx context.Context, d ds.Batching, cfg *Config, clock func() tim
 		hooks: hooks,
 		ds:    d, clock: clock, log: log,
 		profiles: map[peer.ID]*identity.Profile{},
-		revoked:  identity.NewRevocationSet(),
+		revoked:  newRevocationSet(),
 		seen:     newSeenShares(1 << 16),
 		ops:      make(chan *op, 4*maxGroup),
 		quit:     make(chan struct{}),

@@ -26,6 +26,22 @@ func (s *store) expire(ctx context.Context) error {
 	})
 }
 
+// expireRevocations forgets the revocations whose attestations have
+// expired (see revocationSet): in memory, and their records on disk.
+func (s *store) expireRevocations(ctx context.Context) error {
+	ids := s.revoked.expired(s.clock())
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.doLazy(ctx, func(tx *txn) error {
+		for _, id := range ids {
+			s.revoked.remove(id)
+			tx.add(mutation{key: revokedKey(id), del: true})
+		}
+		return nil
+	})
+}
+
 // expireShares deletes share records whose seals have expired (a replay
 // of them is refused by the seal's own expiry) and rebuilds the replay
 // filter from the records that remain, sized for four times as many as the

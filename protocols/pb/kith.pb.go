@@ -2283,6 +2283,189 @@ func (x *RevokeResponse) GetFailures() []*Failure {
 	return nil
 }
 
+// RevSyncRange is a range of ids: those starting with prefix.
+type RevSyncRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prefix        []byte                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Count         uint32                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	Fingerprint   []byte                 `protobuf:"bytes,3,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"` // 16 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevSyncRange) Reset() {
+	*x = RevSyncRange{}
+	mi := &file_protocols_pb_kith_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevSyncRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevSyncRange) ProtoMessage() {}
+
+func (x *RevSyncRange) ProtoReflect() protoreflect.Message {
+	mi := &file_protocols_pb_kith_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevSyncRange.ProtoReflect.Descriptor instead.
+func (*RevSyncRange) Descriptor() ([]byte, []int) {
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RevSyncRange) GetPrefix() []byte {
+	if x != nil {
+		return x.Prefix
+	}
+	return nil
+}
+
+func (x *RevSyncRange) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *RevSyncRange) GetFingerprint() []byte {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return nil
+}
+
+// RevSyncList is every id in a range.
+type RevSyncList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prefix        []byte                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	Ids           [][]byte               `protobuf:"bytes,2,rep,name=ids,proto3" json:"ids,omitempty"` // 32 bytes each, sorted
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevSyncList) Reset() {
+	*x = RevSyncList{}
+	mi := &file_protocols_pb_kith_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevSyncList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevSyncList) ProtoMessage() {}
+
+func (x *RevSyncList) ProtoReflect() protoreflect.Message {
+	mi := &file_protocols_pb_kith_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevSyncList.ProtoReflect.Descriptor instead.
+func (*RevSyncList) Descriptor() ([]byte, []int) {
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RevSyncList) GetPrefix() []byte {
+	if x != nil {
+		return x.Prefix
+	}
+	return nil
+}
+
+func (x *RevSyncList) GetIds() [][]byte {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+// RevSyncStep is one message of the exchange, either way.
+type RevSyncStep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ranges        []*RevSyncRange        `protobuf:"bytes,1,rep,name=ranges,proto3" json:"ranges,omitempty"`           // compare these with yours
+	Lists         []*RevSyncList         `protobuf:"bytes,2,rep,name=lists,proto3" json:"lists,omitempty"`             // the ids I hold in these ranges
+	Fetch         [][]byte               `protobuf:"bytes,3,rep,name=fetch,proto3" json:"fetch,omitempty"`             // attestation ids whose revocations I lack
+	Revocations   [][]byte               `protobuf:"bytes,4,rep,name=revocations,proto3" json:"revocations,omitempty"` // identity revocations: asked for, or missing on your side
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevSyncStep) Reset() {
+	*x = RevSyncStep{}
+	mi := &file_protocols_pb_kith_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevSyncStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevSyncStep) ProtoMessage() {}
+
+func (x *RevSyncStep) ProtoReflect() protoreflect.Message {
+	mi := &file_protocols_pb_kith_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevSyncStep.ProtoReflect.Descriptor instead.
+func (*RevSyncStep) Descriptor() ([]byte, []int) {
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RevSyncStep) GetRanges() []*RevSyncRange {
+	if x != nil {
+		return x.Ranges
+	}
+	return nil
+}
+
+func (x *RevSyncStep) GetLists() []*RevSyncList {
+	if x != nil {
+		return x.Lists
+	}
+	return nil
+}
+
+func (x *RevSyncStep) GetFetch() [][]byte {
+	if x != nil {
+		return x.Fetch
+	}
+	return nil
+}
+
+func (x *RevSyncStep) GetRevocations() [][]byte {
+	if x != nil {
+		return x.Revocations
+	}
+	return nil
+}
+
 var File_protocols_pb_kith_proto protoreflect.FileDescriptor
 
 const file_protocols_pb_kith_proto_rawDesc = "" +
@@ -2429,7 +2612,19 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\x0eRevokeResponse\x12.\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x16.kith.protocols.StatusR\x06status\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x123\n" +
-	"\bfailures\x18\x03 \x03(\v2\x17.kith.protocols.FailureR\bfailures*\xc7\x01\n" +
+	"\bfailures\x18\x03 \x03(\v2\x17.kith.protocols.FailureR\bfailures\"^\n" +
+	"\fRevSyncRange\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\fR\x06prefix\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\x12 \n" +
+	"\vfingerprint\x18\x03 \x01(\fR\vfingerprint\"7\n" +
+	"\vRevSyncList\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\fR\x06prefix\x12\x10\n" +
+	"\x03ids\x18\x02 \x03(\fR\x03ids\"\xae\x01\n" +
+	"\vRevSyncStep\x124\n" +
+	"\x06ranges\x18\x01 \x03(\v2\x1c.kith.protocols.RevSyncRangeR\x06ranges\x121\n" +
+	"\x05lists\x18\x02 \x03(\v2\x1b.kith.protocols.RevSyncListR\x05lists\x12\x14\n" +
+	"\x05fetch\x18\x03 \x03(\fR\x05fetch\x12 \n" +
+	"\vrevocations\x18\x04 \x03(\fR\vrevocations*\xc7\x01\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x06\n" +
 	"\x02OK\x10\x01\x12\x0f\n" +
@@ -2498,7 +2693,7 @@ func file_protocols_pb_kith_proto_rawDescGZIP() []byte {
 }
 
 var file_protocols_pb_kith_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_protocols_pb_kith_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_protocols_pb_kith_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_protocols_pb_kith_proto_goTypes = []any{
 	(Status)(0),              // 0: kith.protocols.Status
 	(Reason)(0),              // 1: kith.protocols.Reason
@@ -2533,6 +2728,9 @@ var file_protocols_pb_kith_proto_goTypes = []any{
 	(*PresenceResponse)(nil), // 30: kith.protocols.PresenceResponse
 	(*RevokeRequest)(nil),    // 31: kith.protocols.RevokeRequest
 	(*RevokeResponse)(nil),   // 32: kith.protocols.RevokeResponse
+	(*RevSyncRange)(nil),     // 33: kith.protocols.RevSyncRange
+	(*RevSyncList)(nil),      // 34: kith.protocols.RevSyncList
+	(*RevSyncStep)(nil),      // 35: kith.protocols.RevSyncStep
 }
 var file_protocols_pb_kith_proto_depIdxs = []int32{
 	2,  // 0: kith.protocols.Failure.role:type_name -> kith.protocols.Role
@@ -2566,11 +2764,13 @@ var file_protocols_pb_kith_proto_depIdxs = []int32{
 	29, // 28: kith.protocols.PresenceResponse.entries:type_name -> kith.protocols.PresenceEntry
 	0,  // 29: kith.protocols.RevokeResponse.status:type_name -> kith.protocols.Status
 	6,  // 30: kith.protocols.RevokeResponse.failures:type_name -> kith.protocols.Failure
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	33, // 31: kith.protocols.RevSyncStep.ranges:type_name -> kith.protocols.RevSyncRange
+	34, // 32: kith.protocols.RevSyncStep.lists:type_name -> kith.protocols.RevSyncList
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_protocols_pb_kith_proto_init() }
@@ -2597,7 +2797,7 @@ func file_protocols_pb_kith_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protocols_pb_kith_proto_rawDesc), len(file_protocols_pb_kith_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
