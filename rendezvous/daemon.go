@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -141,6 +143,38 @@ func (u *unsyncedBatch) Commit(context.Context) error {
 	return u.b.Commit(pebble.NoSync)
 }
 
+// listenFree refuses listen addresses with a fixed port that another
+// process already serves. go-libp2p binds its TCP and QUIC sockets with
+// SO_REUSEPORT, so a second relay on the same port would start without a
+// word and the kernel would hand each new connection to either (users
+// then see "peer id mismatch"); a plain bind, without the option, fails
+// while another socket holds the port.
+func listenFree(addrs []ma.Multiaddr) error {
+	for _, a := range addrs {
+		network, hostport, err := manet.DialArgs(a)
+		if err != nil {
+			continue // not an IP address libp2p binds itself
+		}
+		if _, port, _ := net.SplitHostPort(hostport); port == "0" || port == "" {
+			continue
+		}
+		var closer io.Closer
+		switch network {
+		case "tcp", "tcp4", "tcp6":
+			closer, err = net.Listen(network, hostport)
+		case "udp", "udp4", "udp6":
+			closer, err = net.ListenPacket(network, hostport)
+		default:
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("rendezvous: cannot listen on %s: %w (is another relay, or another program, serving it?)", a, err)
+		}
+		closer.Close()
+	}
+	return nil
+}
+
 // OpenDaemon starts a relay as DaemonOptions say. Close stops it.
 func OpenDaemon(ctx context.Context, o DaemonOptions) (*Daemon, error) {
 	if o.Logger == nil {
@@ -148,6 +182,9 @@ func OpenDaemon(ctx context.Context, o DaemonOptions) (*Daemon, error) {
 	}
 	if len(o.Listen) == 0 {
 		o.Listen = DefaultListen()
+	}
+	if err := listenFree(o.Listen); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("rendezvous: data directory: %w", err)

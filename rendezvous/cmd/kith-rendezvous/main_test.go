@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -128,6 +131,25 @@ func TestStartPrintsAddressesAndKeepsIdentity(t *testing.T) {
 	st, _ := os.Stat(filepath.Join(data, "key"))
 	if st.Mode().Perm() != 0o600 {
 		t.Fatalf("key mode %04o", st.Mode().Perm())
+	}
+}
+
+// TestSecondRelayOnAServedPort: a second relay on the port a first one
+// serves exits with words, instead of starting beside it (go-libp2p's
+// SO_REUSEPORT would have let it, and users would reach either).
+func TestSecondRelayOnAServedPort(t *testing.T) {
+	bin := buildBinary(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	start(t, bin, t.TempDir(), "--listen", addr)
+	out, err := exec.Command(bin, "--data", t.TempDir(), "--listen", addr, "--log-level", "warn").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 || !strings.Contains(string(out), "address already in use") {
+		t.Fatalf("a second relay on %s: %v\n%s", addr, err, out)
 	}
 }
 
