@@ -52,6 +52,9 @@ type member struct {
 	d    ds.Batching
 	n    *node.Node
 	home *peer.AddrInfo // the member's relay, if not the world's
+	// refresh is how often the member's node asks its relay for its
+	// friends' newer profiles (default 100 ms).
+	refresh time.Duration
 }
 
 func newWorld(t *testing.T, opts ...rendezvous.Option) *world {
@@ -87,8 +90,12 @@ func (w *world) up(name string) *member {
 	if m.home != nil {
 		home = *m.home
 	}
+	refresh := m.refresh
+	if refresh == 0 {
+		refresh = 100 * time.Millisecond
+	}
 	n, err := node.New(context.Background(), h, m.d, m.key, node.WithName(name), node.WithRendezvous(home),
-		node.WithLogger(quietLog), node.WithRetryInterval(200*time.Millisecond), node.WithProfileRefresh(100*time.Millisecond))
+		node.WithLogger(quietLog), node.WithRetryInterval(200*time.Millisecond), node.WithProfileRefresh(refresh))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -508,5 +515,90 @@ func TestLeftRelayGivenUp(t *testing.T) {
 	set(start.Add(64 * 24 * time.Hour))
 	if n = run(w.rinfo); len(n.Status().Leaving) != 0 {
 		t.Fatalf("a relay left 32 days ago is still drained: %v", n.Status().Leaving)
+	}
+}
+
+// TestMovedUserGetsWhatIsSentAfter: Bob moves to another relay. His old
+// relay learns it when his node collects what waited there, and answers
+// what is sent to him next MOVED, with his newer profile; the senders,
+// who still knew only his old home, send there at once: a share, a friend
+// request and an answer all reach him, and nothing waits at the relay he
+// left.
+func TestMovedUserGetsWhatIsSentAfter(t *testing.T) {
+	w := newWorld(t)
+	for _, name := range []string{"Alice", "Carol", "Dave"} {
+		w.nodes[name] = &member{name: name, refresh: time.Hour} // they do not ask for newer profiles
+	}
+	for _, name := range []string{"Alice", "Bob", "Carol", "Dave"} {
+		if m := w.nodes[name]; m != nil && m.key == nil {
+			m.key, _ = identity.GenerateKey()
+			m.d = dssync.MutexWrap(ds.NewMapDatastore())
+		}
+		w.up(name)
+	}
+	for _, f := range []string{"Bob", "Carol", "Dave"} {
+		w.befriend("Alice", f)
+	}
+	ctx := context.Background()
+	alice, carol, dave := w.nodes["Alice"].n, w.nodes["Carol"].n, w.nodes["Dave"].n
+	// Before the move: Bob asks Carol, whom Alice shared with him.
+	if _, err := alice.Share(ctx, node.ShareArgs{To: []string{"Bob"}, Friends: []string{"Carol"}}); err != nil {
+		t.Fatal(err)
+	}
+	bob := w.nodes["Bob"].n
+	waitFor(t, "Bob's first share", func() bool { return len(bob.Shares()) == 1 })
+	if _, err := bob.Pick(ctx, node.PickArgs{Share: bob.Shares()[0].ID, All: true}); err != nil {
+		t.Fatal(err)
+	}
+	var carolsReq string
+	waitFor(t, "Carol sees Bob's request", func() bool {
+		for _, r := range carol.Requests() {
+			if r.Direction == "in" && r.Name == "Bob" {
+				carolsReq = r.ID
+				return true
+			}
+		}
+		return false
+	})
+
+	// Bob moves.
+	_, second := startRelay(t)
+	w.down("Bob")
+	w.nodes["Bob"].home = &second
+	bob = w.up("Bob").n
+	waitFor(t, "Bob done with the relay he left", func() bool { return len(bob.Status().Leaving) == 0 })
+	bobID := bob.ID()
+
+	// A share to him, sent to where Alice thinks he is.
+	res, err := alice.Share(ctx, node.ShareArgs{To: []string{"Bob"}, Friends: []string{"Dave"}})
+	if err != nil || len(res.Targets) != 1 || (res.Targets[0].Status != "delivered" && res.Targets[0].Status != "stored") {
+		t.Fatalf("a share to Bob after he moved: %+v %v", res, err)
+	}
+	waitFor(t, "Bob's second share", func() bool { return len(bob.Shares()) == 2 })
+
+	// An answer to him: Carol accepts the request he made before.
+	if _, err := carol.Accept(ctx, carolsReq); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Bob hears Carol accepted", func() bool { return friendNamed(bob, "Carol") })
+
+	// A request to him: Alice shares Bob with Dave, who picks him.
+	if _, err := alice.Share(ctx, node.ShareArgs{To: []string{"Dave"}, Friends: []string{"Bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Dave's share of Bob", func() bool { return len(dave.Shares()) == 1 })
+	if _, err := dave.Pick(ctx, node.PickArgs{Share: dave.Shares()[0].ID, All: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Bob sees Dave's request", func() bool {
+		for _, r := range bob.Requests() {
+			if r.Direction == "in" && r.Name == "Dave" {
+				return true
+			}
+		}
+		return false
+	})
+	if n := w.relay.Waiting(bobID); n != 0 {
+		t.Fatalf("%d items wait for Bob at the relay he left", n)
 	}
 }

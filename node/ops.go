@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 
@@ -262,6 +263,50 @@ func (n *Node) name(p peer.ID) string {
 // goes to one home relay; Share makes one per relay), else to the user's
 // own, and records the answer. A share no relay could take stays queued.
 func (n *Node) sendShare(ctx context.Context, ss *book.SentShare) (*ShareResult, error) {
+	res, err := n.sendShareOnce(ctx, ss)
+	if res == nil || len(res.moved) == 0 {
+		return res.result(), err
+	}
+	// Some targets moved: a new share for them, to where they are now.
+	n.mu.Lock()
+	_, again, muts, rerr := n.book.Reshare(ss.ID, res.moved, n.clock())
+	if rerr == nil {
+		rerr = n.commit(muts)
+	}
+	n.mu.Unlock()
+	if rerr != nil {
+		return res.result(), errors.Join(err, rerr)
+	}
+	more, merr := n.sendShareOnce(ctx, again)
+	total := res.result()
+	if more != nil {
+		m := more.result()
+		total.Share += "," + m.Share
+		total.Targets = append(total.Targets, m.Targets...)
+		total.Failed = append(total.Failed, m.Failed...)
+	}
+	if err == nil || errors.Is(err, ErrRefused) && merr == nil {
+		err = merr // the moved targets were the refusal
+	}
+	return total, err
+}
+
+// sentOnce is what one relay said of a share: its result, and the
+// targets it says moved.
+type sentOnce struct {
+	ShareResult
+	moved []peer.ID
+}
+
+func (s *sentOnce) result() *ShareResult {
+	if s == nil {
+		return nil
+	}
+	return &s.ShareResult
+}
+
+// sendShareOnce is sendShare without following moved targets.
+func (n *Node) sendShareOnce(ctx context.Context, ss *book.SentShare) (*sentOnce, error) {
 	relays := n.ownRelays()
 	if len(ss.Targets) > 0 {
 		relays = n.relaysOf(ss.Targets[0])
@@ -276,18 +321,19 @@ func (n *Node) sendShare(ctx context.Context, ss *book.SentShare) (*ShareResult,
 		var ans book.ShareAnswer
 		n.note(func(b *book.Book) []book.Mutation {
 			var muts []book.Mutation
-			ans, muts = b.AnswerShare(ss.ID, resp)
+			ans, muts = b.AnswerShare(ss.ID, resp, n.clock())
 			return muts
 		})
+		out := &sentOnce{ShareResult: *ans.Result, moved: ans.Moved}
 		switch {
 		case !ans.Final:
-			return ans.Result, fmt.Errorf("%w (%v); the share is queued and will be sent again", ErrNoRelay, err)
+			return out, fmt.Errorf("%w (%v); the share is queued and will be sent again", ErrNoRelay, err)
 		case ans.Refused:
-			return ans.Result, fmt.Errorf("%w: %v", ErrRefused, err)
+			return out, fmt.Errorf("%w: %v", ErrRefused, err)
 		}
-		return ans.Result, nil
+		return out, nil
 	}
-	return &ShareResult{Share: ss.ID.String(), Targets: []TargetStatus{}}, lastErr
+	return &sentOnce{ShareResult: ShareResult{Share: ss.ID.String(), Targets: []TargetStatus{}}}, lastErr
 }
 
 // ---- received shares (D1-D3)
@@ -383,11 +429,28 @@ func (n *Node) Pick(ctx context.Context, a PickArgs) ([]PickView, error) {
 type sendOutcome struct {
 	how    book.Delivery
 	reason string
+	moved  bool // the relay said the recipient moved: sent again to their new relay
 }
 
 // sendRequests delivers outgoing requests: directly where the peer is
-// online, and in one combined request per home relay for the rest.
+// online, and in one combined request per home relay for the rest. Those
+// a relay says moved go once more, to where their profile says now.
 func (n *Node) sendRequests(ctx context.Context, reqs []*book.Request) map[protocols.RequestID]sendOutcome {
+	out := n.sendRequestsOnce(ctx, reqs)
+	var moved []*book.Request
+	for _, r := range reqs {
+		if out[r.ID].moved {
+			moved = append(moved, r)
+		}
+	}
+	if len(moved) > 0 {
+		maps.Copy(out, n.sendRequestsOnce(ctx, moved))
+	}
+	return out
+}
+
+// sendRequestsOnce is sendRequests without following moved recipients.
+func (n *Node) sendRequestsOnce(ctx context.Context, reqs []*book.Request) map[protocols.RequestID]sendOutcome {
 	out := map[protocols.RequestID]sendOutcome{}
 	if len(reqs) == 0 {
 		return out
@@ -464,8 +527,9 @@ func (n *Node) combined(ctx context.Context, relay peer.ID, reqs []*book.Request
 		}
 		for _, r := range batch {
 			n.note(func(b *book.Book) []book.Mutation {
-				how, reason, muts := b.RequestAnswered(r.ID, byID[string(r.ID[:])], resp.Text)
-				out[r.ID] = sendOutcome{how: how, reason: reason}
+				res := byID[string(r.ID[:])]
+				how, reason, muts := b.RequestAnswered(r.ID, res, resp.Text, n.clock())
+				out[r.ID] = sendOutcome{how: how, reason: reason, moved: res.GetReason() == pb.Reason_MOVED}
 				return muts
 			})
 		}
@@ -569,6 +633,13 @@ func (n *Node) sendAnswer(ctx context.Context, r *book.Request) {
 	n.mu.Unlock()
 	m := &pb.AddMessage{Msg: &pb.AddMessage_Answer{Answer: &pb.AddAnswer{RequestId: r.ID[:], Attestation: answer, Profile: profile}}}
 	n.resolveHomes(ctx, []peer.ID{r.Peer})
+	n.sendAnswerTo(ctx, r, f, m, false)
+}
+
+// sendAnswerTo sends answer m of r to its requester, directly if they are
+// online, else through their home relays; moved says it follows a MOVED
+// already.
+func (n *Node) sendAnswerTo(ctx context.Context, r *book.Request, f *book.Friend, m *pb.AddMessage, moved bool) {
 	for _, relay := range n.relaysOf(r.Peer) {
 		addrs := n.directAddrs(ctx, relay, []*pb.PresenceAsk{{Peer: []byte(r.Peer), Attestation: f.Attestation}})
 		if a := addrs[r.Peer]; len(a) > 0 {
@@ -577,8 +648,16 @@ func (n *Node) sendAnswer(ctx context.Context, r *book.Request) {
 				return
 			}
 		}
-		if resp, err := n.toRelay(ctx, relay, m); err == nil && resp != nil {
+		resp, err := n.toRelay(ctx, relay, m)
+		if err == nil && resp != nil {
 			n.note(func(b *book.Book) []book.Mutation { return b.MarkAnswerSent(r.ID, book.SentRelay) })
+			return
+		}
+		if res := resp.GetResults(); len(res) == 1 && res[0].Reason == pb.Reason_MOVED && !moved {
+			// They moved: learn where, and send there.
+			moved = true
+			n.note(func(b *book.Book) []book.Mutation { return b.LearnProfile(res[0].Profile, n.clock()) })
+			n.sendAnswerTo(ctx, r, f, m, true)
 			return
 		}
 	}

@@ -139,10 +139,11 @@ func StatusOf(err error) pb.Status {
 
 // Failure names one id that failed and why, in Go terms.
 type Failure struct {
-	Peer   peer.ID
-	Role   pb.Role
-	Reason pb.Reason
-	Detail string
+	Peer    peer.ID
+	Role    pb.Role
+	Reason  pb.Reason
+	Detail  string
+	Profile []byte // MOVED: the peer's newer signed profile
 }
 
 // String says what failed in the user's words: "12D3…xyz (item): expired: …".
@@ -172,7 +173,7 @@ func roleText(r pb.Role) string {
 
 // ToWire converts f to its wire form.
 func (f Failure) ToWire() *pb.Failure {
-	return &pb.Failure{Peer: []byte(f.Peer), Role: f.Role, Reason: f.Reason, Detail: f.Detail}
+	return &pb.Failure{Peer: []byte(f.Peer), Role: f.Role, Reason: f.Reason, Detail: f.Detail, Profile: f.Profile}
 }
 
 // FailureFromWire converts a wire failure. An undecodable peer id is kept
@@ -182,7 +183,7 @@ func FailureFromWire(f *pb.Failure) Failure {
 	if err != nil {
 		id = peer.ID(f.GetPeer())
 	}
-	return Failure{Peer: id, Role: f.GetRole(), Reason: f.GetReason(), Detail: f.GetDetail()}
+	return Failure{Peer: id, Role: f.GetRole(), Reason: f.GetReason(), Detail: f.GetDetail(), Profile: f.GetProfile()}
 }
 
 // NewFailure builds the failure of peer in role from a verification error.
@@ -239,6 +240,8 @@ func ReasonText(r pb.Reason) string {
 		return "their mailbox is full"
 	case pb.Reason_THROTTLED:
 		return "too many requests rest on the same invite just now"
+	case pb.Reason_MOVED:
+		return "they moved to other home relays"
 	case pb.Reason_REASON_UNSPECIFIED:
 		return "unspecified"
 	}

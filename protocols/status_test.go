@@ -3,6 +3,7 @@ package protocols
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -85,7 +86,8 @@ func TestFailureMessageNamesThePeer(t *testing.T) {
 			t.Errorf("%q does not say %q", msg, want)
 		}
 	}
-	if got := FailureFromWire(f.ToWire()); got != f {
+	f.Profile = []byte("a newer profile")
+	if got := FailureFromWire(f.ToWire()); !reflect.DeepEqual(got, f) {
 		t.Fatalf("failure round trip: %+v != %+v", got, f)
 	}
 }

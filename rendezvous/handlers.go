@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -155,6 +156,18 @@ func (r *Relay) acceptShare(ctx context.Context, remote peer.ID, raw []byte, rea
 	if verdict.Refused(u.Mode) {
 		return refusedShare(u, verdict)
 	}
+	// A target whose home relays are elsewhere now is not stored for
+	// here: the sender hears MOVED with the newer profile, and sends there.
+	verdict.Targets = slices.DeleteFunc(verdict.Targets, func(t protocols.ShareTarget) bool {
+		if prof := r.movedAway(t.Peer); prof != nil {
+			verdict.Failures = append(verdict.Failures, movedFailure(t.Peer, pb.Role_TARGET, prof))
+			return true
+		}
+		return false
+	})
+	if len(verdict.Targets) == 0 {
+		return answerShare(u, verdict, nil, nil)
+	}
 	plan := planShare(u, verdict, now, r.cfg.MailboxTTL.D())
 	out, err := r.store.acceptShare(ctx, plan.rec, u.ID, plan.items)
 	if errors.Is(err, errReplay) {
@@ -238,6 +251,31 @@ func (r *Relay) deliveries(ctx context.Context, items []newItem, results []putRe
 	return out, errors.Join(errs...)
 }
 
+// movedAway returns p's newest profile known here if it names home relays
+// and this relay is not one of them: p has moved (their node logged in
+// here once more to collect what waited, or the profile came another
+// way). Nil otherwise.
+func (r *Relay) movedAway(p peer.ID) *identity.Profile {
+	prof := r.store.profile(p)
+	if prof == nil || len(prof.Relays) == 0 {
+		return nil
+	}
+	for _, a := range prof.Relays {
+		if id, err := peer.IDFromP2PAddr(a); err == nil && id == r.h.ID() {
+			return nil
+		}
+	}
+	return prof
+}
+
+func movedFailure(p peer.ID, role pb.Role, prof *identity.Profile) protocols.Failure {
+	return protocols.Failure{Peer: p, Role: role, Reason: pb.Reason_MOVED, Detail: movedDetail(prof), Profile: prof.Raw}
+}
+
+func movedDetail(prof *identity.Profile) string {
+	return fmt.Sprintf("%s's home relays are elsewhere now; send to the ones their profile (seq %d) names", identity.ShortID(prof.Owner), prof.Seq)
+}
+
 // ---- add
 
 func (r *Relay) handleAdd(st network.Stream) {
@@ -285,6 +323,12 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 		res := &pb.AddResult{RequestId: u.ID[:], To: []byte(u.To)}
 		resp.Results = append(resp.Results, res)
 		deps, err := r.verifyAdd(u, now)
+		if prof := r.movedAway(u.To); err == nil && prof != nil {
+			res.Delivery, res.Reason, res.Profile = pb.Delivery_NOT_SENT, pb.Reason_MOVED, prof.Raw
+			res.Detail = movedDetail(prof)
+			r.trace.addOutcome("moved")
+			continue
+		}
 		if errors.Is(err, errInviteThrottled) {
 			res.Delivery, res.Reason = pb.Delivery_NOT_SENT, pb.Reason_THROTTLED
 			res.Detail = "too many requests rest on this invite now; retry later"
@@ -394,6 +438,11 @@ func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAns
 	to := att.Other(remote)
 	if to == "" {
 		return &pb.AddResponse{Status: pb.Status_UNAUTHORIZED, Text: "the answer's attestation does not name the sender"}
+	}
+	if prof := r.movedAway(to); prof != nil {
+		r.trace.addOutcome("moved")
+		return &pb.AddResponse{Status: pb.Status_REFUSED, Text: movedDetail(prof), Results: []*pb.AddResult{{
+			RequestId: id[:], To: []byte(to), Delivery: pb.Delivery_NOT_SENT, Reason: pb.Reason_MOVED, Detail: movedDetail(prof), Profile: prof.Raw}}}
 	}
 	payload, _ := proto.Marshal(ans)
 	items := []newItem{{recipient: to, id: string(id[:]), kind: pb.ItemKind_ADD_ANSWER, payload: payload, from: remote, deps: []identity.AttestationID{att.ID}}}

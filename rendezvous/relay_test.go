@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kithnet/kith/identity"
@@ -413,5 +414,36 @@ func TestManySharesOneStream(t *testing.T) {
 	}
 	if streams != 1 {
 		t.Fatalf("%d share streams open, want 1", streams)
+	}
+}
+
+// TestMovedAnswers: once a user's newest profile names other home relays
+// (their node logged in here with it), what is sent to them is answered
+// MOVED with that profile, and nothing is stored here for them.
+func TestMovedAnswers(t *testing.T) {
+	r := startRelay(t, nil)
+	c := newCast(t)
+	elsewhere := "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWKJwHLdAyNbUmLTjDdBGoJDW7khYpi3XTUvoBPzDELGfE"
+	moved, err := identity.NewProfile(c.bob.key, identity.ProfileInfo{Name: "Bob", Seq: 2, Relays: []ma.Multiaddr{ma.StringCast(elsewhere)}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.bob.profile = moved
+	c.bob.login(r).Close()
+
+	resp, _ := c.alice.share(r, c.buildShare(t, []*tuser{c.bob}, []*tuser{c.carol}).Raw)
+	if len(resp.GetFailures()) != 1 || resp.Failures[0].Reason != pb.Reason_MOVED || !bytes.Equal(resp.Failures[0].Profile, moved) {
+		t.Fatalf("a share to Bob, who moved: %v", resp)
+	}
+	req := addRequest(t, c.carol.key, c.bob.id, nil, func() []byte {
+		inv, _ := identity.NewInvite(c.bob.key, "Bob", nil, time.Now(), time.Hour)
+		return inv
+	}())
+	ar := sendAdd(t, c.carol, r, protocols.AddProtocol, combinedFrame(req))
+	if len(ar.Results) != 1 || ar.Results[0].Reason != pb.Reason_MOVED || !bytes.Equal(ar.Results[0].Profile, moved) {
+		t.Fatalf("a request to Bob, who moved: %v", ar)
+	}
+	if n := r.Waiting(c.bob.id); n != 0 {
+		t.Fatalf("%d items stored for a user who moved", n)
 	}
 }

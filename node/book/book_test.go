@@ -611,7 +611,7 @@ func TestRequestAnswered(t *testing.T) {
 				t.Fatalf("pick: %v %+v", err, results)
 			}
 			id := results[0].Request.ID
-			how, reason, muts := bob.RequestAnswered(id, tt.res, "no request could be sent")
+			how, reason, muts := bob.RequestAnswered(id, tt.res, "no request could be sent", t0)
 			if how != tt.how || !strings.Contains(reason, tt.reason) || (len(muts) > 0) != tt.sticks {
 				t.Fatalf("got %v %q (%d mutations), want %v %q sticks=%v", how, reason, len(muts), tt.how, tt.reason, tt.sticks)
 			}
@@ -646,7 +646,7 @@ func TestAnswerShare(t *testing.T) {
 			resp := &pb.ShareResponse{Status: tt.status, ShareId: s.ID[:],
 				Targets:  []*pb.TargetResult{{Peer: []byte(bob.me), Delivery: pb.Delivery_STORED}},
 				Failures: []*pb.Failure{{Peer: []byte(carol.me), Role: pb.Role_ITEM, Reason: pb.Reason_MISSING}}}
-			ans, muts := alice.AnswerShare(sent.ID, resp)
+			ans, muts := alice.AnswerShare(sent.ID, resp, t0)
 			if ans.Final != tt.final || ans.Refused != tt.refused || (len(muts) > 0) != tt.final {
 				t.Fatalf("final %v refused %v (%d mutations), want %v %v", ans.Final, ans.Refused, len(muts), tt.final, tt.refused)
 			}

@@ -204,10 +204,13 @@ func (b *Book) MarkSent(id protocols.RequestID, how Delivery) []Mutation {
 // the message without one, with text): sent, queued to be retried (a
 // full mailbox, a throttled invite, no answer), or skipped for good (the
 // relay refused it, with its reason). It records the outcomes that stick.
-func (b *Book) RequestAnswered(id protocols.RequestID, res *pb.AddResult, text string) (Delivery, string, []Mutation) {
+func (b *Book) RequestAnswered(id protocols.RequestID, res *pb.AddResult, text string, now time.Time) (Delivery, string, []Mutation) {
 	switch {
 	case res == nil:
 		return Queued, text, nil
+	case res.Reason == pb.Reason_MOVED:
+		// Learnt, the newer profile sends it to where they are now.
+		return Queued, "they moved to other home relays; it goes there next", b.LearnProfile(res.Profile, now)
 	case res.Delivery == pb.Delivery_DELIVERED || res.Delivery == pb.Delivery_STORED:
 		return SentRelay, "", b.MarkSent(id, SentRelay)
 	case res.Reason == pb.Reason_MAILBOX_FULL:

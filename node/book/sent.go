@@ -2,6 +2,7 @@ package book
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -109,11 +110,16 @@ type ShareAnswer struct {
 	Final bool
 	// Refused says the relay sent it to nobody.
 	Refused bool
+	// Moved are the targets whose home relays are elsewhere now: their
+	// newer profiles are learnt, and Reshare makes the share for them.
+	Moved []peer.ID
 }
 
 // AnswerShare decides what a relay's answer to sent share id means, and
-// records a final one.
-func (b *Book) AnswerShare(id identity.ShareID, resp *pb.ShareResponse) (ShareAnswer, []Mutation) {
+// records a final one. Targets the relay says moved (MOVED, with their
+// newer profile) are not failures: their profiles are learnt and they are
+// listed in Moved, for Reshare.
+func (b *Book) AnswerShare(id identity.ShareID, resp *pb.ShareResponse, now time.Time) (ShareAnswer, []Mutation) {
 	res := &ShareResult{Share: id.String(), Targets: []TargetStatus{}}
 	for _, t := range resp.Targets {
 		p := peer.ID(t.Peer)
@@ -123,13 +129,59 @@ func (b *Book) AnswerShare(id identity.ShareID, resp *pb.ShareResponse) (ShareAn
 		}
 		res.Targets = append(res.Targets, TargetStatus{Peer: p.String(), Name: b.Name(p), Status: status, Share: id.String()})
 	}
+	var moved []peer.ID
+	var muts []Mutation
 	for _, f := range resp.Failures {
+		if f.Reason == pb.Reason_MOVED && f.Role == pb.Role_TARGET {
+			if m := b.LearnProfile(f.Profile, now); m != nil || b.HomeRelays(peer.ID(f.Peer), now) != nil {
+				muts = append(muts, m...)
+				moved = append(moved, peer.ID(f.Peer))
+				continue // sent again, to where they are
+			}
+		}
 		res.Failed = append(res.Failed, b.Failure(protocols.FailureFromWire(f)))
 	}
 	if resp.Status == pb.Status_RATE_LIMITED || resp.Status == pb.Status_UNAVAILABLE {
 		return ShareAnswer{Result: res}, nil
 	}
-	return ShareAnswer{Result: res, Final: true, Refused: resp.Status != pb.Status_OK}, b.RecordShareAnswer(id, res)
+	res.Targets = slices.DeleteFunc(res.Targets, func(t TargetStatus) bool {
+		return slices.ContainsFunc(moved, func(p peer.ID) bool { return p.String() == t.Peer })
+	})
+	ans := ShareAnswer{Result: res, Final: true, Refused: resp.Status != pb.Status_OK && len(moved) == 0, Moved: moved}
+	return ans, append(muts, b.RecordShareAnswer(id, res)...)
+}
+
+// Reshare makes a new share of sent share id's friends for targets (some
+// of its targets, who moved), with its note and mode, sealed anew, and
+// records it as sent.
+func (b *Book) Reshare(id identity.ShareID, targets []peer.ID, now time.Time) (*protocols.UnverifiedShare, *SentShare, []Mutation, error) {
+	ss := b.sent[id]
+	if ss == nil {
+		return nil, nil, nil, fmt.Errorf("%w: no sent share %s", ErrNotFound, id)
+	}
+	u, err := protocols.DecodeShare(ss.Raw, protocols.Limits{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	spec := protocols.ShareSpec{SharerName: u.SharerName, Mode: u.Mode, Note: u.Note, CreatedAt: now}
+	for _, t := range u.Targets {
+		if slices.Contains(targets, t.Peer) {
+			spec.Targets = append(spec.Targets, t)
+		}
+	}
+	if len(spec.Targets) == 0 {
+		return nil, nil, nil, fmt.Errorf("%w: share %s has none of those targets", ErrNotFound, id)
+	}
+	for _, it := range u.Items {
+		it.Salt = identity.Salt{} // fresh salts for the new seal
+		spec.Items = append(spec.Items, it)
+	}
+	s, err := protocols.BuildShare(b.key, spec)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sent, muts := b.RecordSent(s, now)
+	return s, sent, muts, nil
 }
 
 // Failure says in the user's words why f's id failed.

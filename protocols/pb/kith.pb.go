@@ -130,6 +130,7 @@ const (
 	Reason_BLOCKED            Reason = 9  // the peer blocked the sender
 	Reason_MAILBOX_FULL       Reason = 10 // the peer's mailbox is at its quota
 	Reason_THROTTLED          Reason = 11 // too many requests rest on the same invite now; retry later
+	Reason_MOVED              Reason = 12 // the peer's home relays are elsewhere now: the failure carries their newer profile
 )
 
 // Enum value maps for Reason.
@@ -147,6 +148,7 @@ var (
 		9:  "BLOCKED",
 		10: "MAILBOX_FULL",
 		11: "THROTTLED",
+		12: "MOVED",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED": 0,
@@ -161,6 +163,7 @@ var (
 		"BLOCKED":            9,
 		"MAILBOX_FULL":       10,
 		"THROTTLED":          11,
+		"MOVED":              12,
 	}
 )
 
@@ -407,6 +410,7 @@ type Failure struct {
 	Role          Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=kith.protocols.Role" json:"role,omitempty"`
 	Reason        Reason                 `protobuf:"varint,3,opt,name=reason,proto3,enum=kith.protocols.Reason" json:"reason,omitempty"`
 	Detail        string                 `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	Profile       []byte                 `protobuf:"bytes,5,opt,name=profile,proto3" json:"profile,omitempty"` // MOVED: the peer's newer signed profile, naming their home relays
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -467,6 +471,13 @@ func (x *Failure) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *Failure) GetProfile() []byte {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
 }
 
 // ShareTarget is a recipient of the share.
@@ -1784,6 +1795,7 @@ type AddResult struct {
 	Delivery      Delivery               `protobuf:"varint,3,opt,name=delivery,proto3,enum=kith.protocols.Delivery" json:"delivery,omitempty"`
 	Reason        Reason                 `protobuf:"varint,4,opt,name=reason,proto3,enum=kith.protocols.Reason" json:"reason,omitempty"`
 	Detail        string                 `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	Profile       []byte                 `protobuf:"bytes,6,opt,name=profile,proto3" json:"profile,omitempty"` // MOVED: the recipient's newer signed profile
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1851,6 +1863,13 @@ func (x *AddResult) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *AddResult) GetProfile() []byte {
+	if x != nil {
+		return x.Profile
+	}
+	return nil
 }
 
 // AddResponse answers an AddMessage.
@@ -2470,12 +2489,13 @@ var File_protocols_pb_kith_proto protoreflect.FileDescriptor
 
 const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\n" +
-	"\x17protocols/pb/kith.proto\x12\x0ekith.protocols\"\x8f\x01\n" +
+	"\x17protocols/pb/kith.proto\x12\x0ekith.protocols\"\xa9\x01\n" +
 	"\aFailure\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12(\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x14.kith.protocols.RoleR\x04role\x12.\n" +
 	"\x06reason\x18\x03 \x01(\x0e2\x16.kith.protocols.ReasonR\x06reason\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detail\"C\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\x12\x18\n" +
+	"\aprofile\x18\x05 \x01(\fR\aprofile\"C\n" +
 	"\vShareTarget\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12 \n" +
 	"\vattestation\x18\x02 \x01(\fR\vattestation\"\x99\x01\n" +
@@ -2577,14 +2597,15 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\v2\x1a.kith.protocols.AddRequestH\x00R\arequest\x123\n" +
 	"\x06answer\x18\x02 \x01(\v2\x19.kith.protocols.AddAnswerH\x00R\x06answer\x129\n" +
 	"\bcombined\x18\x03 \x01(\v2\x1b.kith.protocols.CombinedAddH\x00R\bcombinedB\x05\n" +
-	"\x03msg\"\xb8\x01\n" +
+	"\x03msg\"\xd2\x01\n" +
 	"\tAddResult\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\fR\x02to\x124\n" +
 	"\bdelivery\x18\x03 \x01(\x0e2\x18.kith.protocols.DeliveryR\bdelivery\x12.\n" +
 	"\x06reason\x18\x04 \x01(\x0e2\x16.kith.protocols.ReasonR\x06reason\x12\x16\n" +
-	"\x06detail\x18\x05 \x01(\tR\x06detail\"\x86\x01\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\x12\x18\n" +
+	"\aprofile\x18\x06 \x01(\fR\aprofile\"\x86\x01\n" +
 	"\vAddResponse\x12.\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x16.kith.protocols.StatusR\x06status\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x123\n" +
@@ -2639,7 +2660,7 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\tNOT_FOUND\x10\t\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\n" +
 	"\x12\f\n" +
-	"\bINTERNAL\x10\v*\xc9\x01\n" +
+	"\bINTERNAL\x10\v*\xd4\x01\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tMALFORMED\x10\x01\x12\x11\n" +
@@ -2654,7 +2675,8 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\aBLOCKED\x10\t\x12\x10\n" +
 	"\fMAILBOX_FULL\x10\n" +
 	"\x12\r\n" +
-	"\tTHROTTLED\x10\v*>\n" +
+	"\tTHROTTLED\x10\v\x12\t\n" +
+	"\x05MOVED\x10\f*>\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04ITEM\x10\x01\x12\n" +
