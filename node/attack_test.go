@@ -90,3 +90,48 @@ func TestSockPuppetIntroductionAtTheNode(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectShareAttacks: what a node takes directly (when its relays are
+// down) is checked as what its relay pushes: a share resting on a
+// friendship that does not hold, or sent by someone other than its
+// sharer, is refused, and nothing is shown.
+func TestDirectShareAttacks(t *testing.T) {
+	w := newWorld(t)
+	carol := w.up("Carol")
+	w.up("Alice")
+	w.up("Dave")
+	w.befriend("Alice", "Carol")
+	w.befriend("Alice", "Dave")
+	mk, _ := identity.GenerateKey()
+	mh := loopback(t, mk)
+	mh.Peerstore().AddAddrs(carol.n.ID(), carol.n.Host().Addrs(), peerstore.PermanentAddrTTL)
+	ctx := context.Background()
+
+	// Mallory seals a share to Carol, with whom she has no friendship.
+	puppet, _ := identity.GenerateKey()
+	puppetID, _ := peer.IDFromPrivateKey(puppet)
+	offer, _ := identity.MakeOffer(mk, carol.n.ID(), time.Now(), 0)
+	own, err := protocols.BuildShare(mk, protocols.ShareSpec{CreatedAt: time.Now(),
+		Targets: []protocols.ShareTarget{{Peer: carol.n.ID(), Attestation: offer}},
+		Items:   []protocols.ShareItem{{Peer: puppetID, Name: "Puppet"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := client.DirectShare(ctx, mh, carol.n.ID(), own.Raw); resp == nil || resp.Status != pb.Status_REFUSED {
+		t.Fatalf("a share on no friendship: %v", resp)
+	}
+	// A real share of Alice's, handed over by Mallory.
+	alice, dave := w.nodes["Alice"], w.nodes["Dave"]
+	real, err := protocols.BuildShare(alice.key, protocols.ShareSpec{CreatedAt: time.Now(),
+		Targets: []protocols.ShareTarget{{Peer: carol.n.ID(), Attestation: alice.n.FriendAttestation(carol.n.ID())}},
+		Items:   []protocols.ShareItem{{Peer: dave.n.ID(), Attestation: alice.n.FriendAttestation(dave.n.ID())}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := client.DirectShare(ctx, mh, carol.n.ID(), real.Raw); resp == nil || resp.Status != pb.Status_UNAUTHORIZED {
+		t.Fatalf("Alice's share handed over by Mallory: %v", resp)
+	}
+	if len(carol.n.Shares()) != 0 {
+		t.Fatalf("carol was shown %d shares", len(carol.n.Shares()))
+	}
+}

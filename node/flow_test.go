@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -601,4 +602,79 @@ func TestMovedUserGetsWhatIsSentAfter(t *testing.T) {
 	if n := w.relay.Waiting(bobID); n != 0 {
 		t.Fatalf("%d items wait for Bob at the relay he left", n)
 	}
+}
+
+// relayAt starts a relay with key on a fixed loopback port, on datastore d,
+// so that it can be stopped and started again at the same address.
+func relayAt(t *testing.T, key crypto.PrivKey, port int, d ds.Batching) (*rendezvous.Relay, host.Host) {
+	t.Helper()
+	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)), libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := rendezvous.New(context.Background(), h, d, rendezvous.WithLogger(quietLog))
+	if err != nil {
+		h.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); h.Close() })
+	return r, h
+}
+
+// TestHomeRelayDown: while Bob's and Erin's home relay is down, a share to
+// Bob, who is online and connected to Alice, reaches him directly; a share
+// to Erin waits in Alice's node and reaches the relay within seconds of
+// its return, though Alice's node failed to dial it many times meanwhile.
+func TestHomeRelayDown(t *testing.T) {
+	w := newWorld(t)
+	key2, _ := identity.GenerateKey()
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	d2 := dssync.MutexWrap(ds.NewMapDatastore())
+	r2, h2 := relayAt(t, key2, port, d2)
+	second := peer.AddrInfo{ID: h2.ID(), Addrs: h2.Addrs()}
+	for _, name := range []string{"Alice", "Carol"} {
+		w.up(name)
+	}
+	for _, name := range []string{"Bob", "Erin"} {
+		k, _ := identity.GenerateKey()
+		w.nodes[name] = &member{name: name, key: k, d: dssync.MutexWrap(ds.NewMapDatastore()), home: &second}
+		w.up(name)
+	}
+	for _, f := range []string{"Bob", "Carol", "Erin"} {
+		w.befriend("Alice", f)
+	}
+	ctx := context.Background()
+	alice, bob := w.nodes["Alice"].n, w.nodes["Bob"].n
+	if err := alice.Host().Connect(ctx, peer.AddrInfo{ID: bob.ID(), Addrs: bob.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	w.down("Erin")
+
+	// The relay goes down.
+	r2.Close()
+	h2.Close()
+	res, err := alice.Share(ctx, node.ShareArgs{To: []string{"Bob"}, Friends: []string{"Carol"}})
+	if err != nil || len(res.Targets) != 1 || res.Targets[0].Status != "delivered directly" {
+		t.Fatalf("a share to Bob while his relay is down: %+v %v", res, err)
+	}
+	waitFor(t, "Bob's share", func() bool { return len(bob.Shares()) == 1 })
+	if _, err := alice.Share(ctx, node.ShareArgs{To: []string{"Erin"}, Friends: []string{"Carol"}}); !errors.Is(err, node.ErrNoRelay) {
+		t.Fatalf("a share to Erin, offline, while her relay is down: %v", err)
+	}
+	time.Sleep(3 * time.Second) // Alice's node retries every 200 ms, and fails
+
+	// It comes back at the same address.
+	r2, _ = relayAt(t, key2, port, d2)
+	back := time.Now()
+	erin := w.nodes["Erin"].n.ID()
+	deadline := time.Now().Add(10 * time.Second)
+	for r2.Waiting(erin) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("Erin's share did not reach her relay within 10 s of its return")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("stored %v after the relay came back", time.Since(back).Round(time.Millisecond))
 }

@@ -141,6 +141,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, op
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(protocols.AddProtocol, n.handleAdd)
 	h.SetStreamHandler(protocols.LegacyAddProtocol, n.handleAdd)
+	h.SetStreamHandler(protocols.DirectShareProtocol, n.handleDirectShare)
 	for _, ai := range o.rendezvous {
 		n.relays[ai.ID] = &relayState{info: ai}
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
@@ -248,6 +249,7 @@ func (n *Node) note(f func(b *book.Book) []book.Mutation) {
 func (n *Node) Close() error {
 	n.h.RemoveStreamHandler(protocols.AddProtocol)
 	n.h.RemoveStreamHandler(protocols.LegacyAddProtocol)
+	n.h.RemoveStreamHandler(protocols.DirectShareProtocol)
 	n.cancel()
 	n.wg.Wait()
 	return nil
@@ -526,25 +528,7 @@ func (n *Node) handleItem(it *pb.InboxItem) {
 	from := peer.ID(it.From)
 	switch it.Kind {
 	case pb.ItemKind_SHARE:
-		var s *book.ReceivedShare
-		fresh := false
-		err := n.do(func(b *book.Book) ([]book.Mutation, error) {
-			var muts []book.Mutation
-			var err error
-			s, muts, err = b.ReceiveShare(it.Payload, it.Refused, now)
-			fresh = len(muts) > 0
-			return muts, err
-		})
-		if err != nil {
-			n.log.Warn("share refused", "from", from, "err", err)
-			n.publish("refused", fmt.Sprintf("%x", it.Id), from, err.Error())
-			return
-		}
-		if !fresh {
-			n.publish("duplicate", s.ID.String(), s.From, "a share received again")
-			return
-		}
-		n.publish("share", s.ID.String(), s.From, fmt.Sprintf("%s shared %d friends with you", s.FromName, len(s.Items)))
+		n.receiveShare(it.Payload, it.Refused, fmt.Sprintf("%x", it.Id), from, now)
 	case pb.ItemKind_ADD_REQUEST:
 		var wire pb.AddRequest
 		if err := proto.Unmarshal(it.Payload, &wire); err != nil {
@@ -573,6 +557,70 @@ func (n *Node) handleItem(it *pb.InboxItem) {
 		}
 		n.publish("withdrawal", fmt.Sprintf("%x", w.ItemId), from, "withdrawn")
 	}
+}
+
+// receiveShare hands a share that arrived via a relay (with the items it
+// refused) or directly to the book, and tells the user what came of it.
+func (n *Node) receiveShare(raw []byte, refused []*pb.Failure, id string, from peer.ID, now time.Time) error {
+	var s *book.ReceivedShare
+	fresh := false
+	err := n.do(func(b *book.Book) ([]book.Mutation, error) {
+		var muts []book.Mutation
+		var err error
+		s, muts, err = b.ReceiveShare(raw, refused, now)
+		fresh = len(muts) > 0
+		return muts, err
+	})
+	if err != nil {
+		n.log.Warn("share refused", "from", from, "err", err)
+		n.publish("refused", id, from, err.Error())
+		return err
+	}
+	if !fresh {
+		n.publish("duplicate", s.ID.String(), s.From, "a share received again")
+		return nil
+	}
+	n.publish("share", s.ID.String(), s.From, fmt.Sprintf("%s shared %d friends with you", s.FromName, len(s.Items)))
+	return nil
+}
+
+// handleDirectShare takes a share its sharer's node hands over directly,
+// because none of the user's home relays could be reached: it is
+// verified end to end as any share, and answered DELIVERED or REFUSED.
+func (n *Node) handleDirectShare(st network.Stream) {
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		st.Reset()
+		return
+	}
+	if err := st.Scope().ReserveMemory(protocols.MaxShareMessage, network.ReservationPriorityAlways); err != nil {
+		st.Reset()
+		return
+	}
+	defer st.Scope().ReleaseMemory(protocols.MaxShareMessage)
+	st.SetDeadline(time.Now().Add(protocols.StreamDeadline))
+	resp := &pb.ShareResponse{Status: pb.Status_OK}
+	frame, err := protocols.NewReader(st, protocols.MaxShareMessage).ReadFrame()
+	var u *protocols.UnverifiedShare
+	if err == nil {
+		u, err = protocols.DecodeShare(frame, protocols.Limits{})
+	}
+	if err == nil && u.Sharer != st.Conn().RemotePeer() {
+		err = protocols.Errorf(pb.Status_UNAUTHORIZED, "the share is not the sender's")
+	}
+	if err == nil {
+		resp.ShareId = u.ID[:]
+		if rerr := n.receiveShare(u.Raw, nil, u.ID.String(), u.Sharer, n.clock()); rerr != nil {
+			err = protocols.Errorf(pb.Status_REFUSED, "%v", rerr)
+		} else {
+			resp.Targets = []*pb.TargetResult{{Peer: []byte(n.ID()), Delivery: pb.Delivery_DELIVERED}}
+		}
+	}
+	if err != nil {
+		resp.Status = protocols.StatusOf(err)
+		resp.Text = err.Error()
+	}
+	protocols.WriteMsg(st, resp)
+	st.Close()
 }
 
 // receiveRequest hands a friend request that arrived via the relay or

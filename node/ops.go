@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
@@ -313,6 +314,7 @@ func (n *Node) sendShareOnce(ctx context.Context, ss *book.SentShare) (*sentOnce
 	}
 	var lastErr error = ErrNoRelay
 	for _, relay := range relays {
+		n.redial(relay)
 		resp, err := client.Share(ctx, n.h, relay, ss.Raw)
 		if resp == nil {
 			lastErr = fmt.Errorf("%w (%v); the share is queued and will be sent when one is", ErrNoRelay, err)
@@ -333,7 +335,44 @@ func (n *Node) sendShareOnce(ctx context.Context, ss *book.SentShare) (*sentOnce
 		}
 		return out, nil
 	}
+	// No home relay answered: targets connected to the user's node now
+	// take it from there.
+	if res := n.shareDirect(ctx, ss); res != nil {
+		return &sentOnce{ShareResult: *res}, nil
+	}
 	return &sentOnce{ShareResult: ShareResult{Share: ss.ID.String(), Targets: []TargetStatus{}}}, lastErr
+}
+
+// shareDirect hands ss to each of its targets' nodes directly, and records
+// the answer if every one took it (a share that reached only some stays
+// queued for its relay; the others drop the second copy by its id).
+func (n *Node) shareDirect(ctx context.Context, ss *book.SentShare) *ShareResult {
+	if len(ss.Targets) == 0 {
+		return nil
+	}
+	for _, t := range ss.Targets {
+		// Only a target connected now: dialing addresses that may be
+		// stale would hold up every queued share on each retry.
+		if n.h.Network().Connectedness(t) != network.Connected {
+			return nil
+		}
+	}
+	for _, t := range ss.Targets {
+		dctx, cancel := context.WithTimeout(ctx, n.opts.directWait)
+		_, err := client.DirectShare(dctx, n.h, t, ss.Raw)
+		cancel()
+		if err != nil {
+			n.log.Debug("direct share failed", "peer", t, "err", err)
+			return nil
+		}
+	}
+	var res *ShareResult
+	n.note(func(b *book.Book) []book.Mutation {
+		var muts []book.Mutation
+		res, muts = b.DeliveredDirectly(ss.ID)
+		return muts
+	})
+	return res
 }
 
 // ---- received shares (D1-D3)

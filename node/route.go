@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/kithnet/kith/protocols"
@@ -147,8 +148,19 @@ func (n *Node) directAddrs(ctx context.Context, relay peer.ID, asks []*pb.Presen
 	return out
 }
 
+// redial forgets libp2p's dial backoff for relay: a relay that was down
+// and is back is tried at once, not minutes later (the swarm backs off up
+// to 5 minutes after failed dials). The node's own retry interval paces
+// the attempts.
+func (n *Node) redial(relay peer.ID) {
+	if sw, ok := n.h.Network().(*swarm.Swarm); ok && n.h.Network().Connectedness(relay) != network.Connected {
+		sw.Backoff().Clear(relay)
+	}
+}
+
 // toRelay sends an add message to a relay.
 func (n *Node) toRelay(ctx context.Context, relay peer.ID, m *pb.AddMessage) (*pb.AddResponse, error) {
+	n.redial(relay)
 	resp, err := client.Add(ctx, n.h, relay, m)
 	if resp == nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoRelay, err)

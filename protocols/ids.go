@@ -33,6 +33,11 @@ const (
 	LegacyPresenceProtocol protocol.ID = "/kith/presence/1.0.0"
 	// RevokeProtocol hands revocations to a relay, node -> relay.
 	RevokeProtocol protocol.ID = "/kith/revoke/1.0.0"
+	// DirectShareProtocol hands a share to its target's node directly,
+	// node -> node, when none of the target's home relays can be reached:
+	// one Share, one ShareResponse. The target verifies it end to end,
+	// as any share it receives.
+	DirectShareProtocol protocol.ID = "/kith/share-direct/1.0.0"
 	// RevSyncProtocol reconciles two relays' revocation sets, relay <->
 	// relay (messages RevSyncStep).
 	RevSyncProtocol protocol.ID = "/kith/revsync/1.0.0"

@@ -151,6 +151,21 @@ func (b *Book) AnswerShare(id identity.ShareID, resp *pb.ShareResponse, now time
 	return ans, append(muts, b.RecordShareAnswer(id, res)...)
 }
 
+// DeliveredDirectly records that sent share id reached every one of its
+// targets directly (none of their home relays could be reached), and
+// returns the answer the user sees.
+func (b *Book) DeliveredDirectly(id identity.ShareID) (*ShareResult, []Mutation) {
+	ss := b.sent[id]
+	if ss == nil {
+		return nil, nil
+	}
+	res := &ShareResult{Share: id.String(), Targets: []TargetStatus{}}
+	for _, t := range ss.Targets {
+		res.Targets = append(res.Targets, TargetStatus{Peer: t.String(), Name: b.Name(t), Status: "delivered directly", Share: id.String()})
+	}
+	return res, b.RecordShareAnswer(id, res)
+}
+
 // Reshare makes a new share of sent share id's friends for targets (some
 // of its targets, who moved), with its note and mode, sealed anew, and
 // records it as sent.

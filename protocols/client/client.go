@@ -76,6 +76,23 @@ func Share(ctx context.Context, h host.Host, relay peer.ID, raw []byte) (*pb.Sha
 	return resp, protocols.ResponseError(resp.Status, resp.Text, resp.Failures)
 }
 
+// DirectShare hands a sealed share straight to its target's node p.
+func DirectShare(ctx context.Context, h host.Host, p peer.ID, raw []byte) (*pb.ShareResponse, error) {
+	var m pb.Share
+	if err := proto.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("share: %w", err)
+	}
+	frame, err := roundTrip(ctx, h, p, &m, protocols.DirectShareProtocol)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := protocols.DecodeShareResponse(frame)
+	if err != nil {
+		return nil, err
+	}
+	return resp, protocols.ResponseError(resp.Status, resp.Text, resp.Failures)
+}
+
 // Add sends an add message (one request, a combined request, or an
 // answer) to a relay or directly to a node.
 func Add(ctx context.Context, h host.Host, p peer.ID, m *pb.AddMessage) (*pb.AddResponse, error) {
