@@ -68,6 +68,12 @@ func newWorld(t *testing.T, opts ...rendezvous.Option) *world {
 func startRelay(t *testing.T, opts ...rendezvous.Option) (*rendezvous.Relay, peer.AddrInfo) {
 	t.Helper()
 	rk, _ := identity.GenerateKey()
+	return startRelayWithKey(t, rk, opts...)
+}
+
+// startRelayWithKey is startRelay with the relay's key.
+func startRelayWithKey(t *testing.T, rk crypto.PrivKey, opts ...rendezvous.Option) (*rendezvous.Relay, peer.AddrInfo) {
+	t.Helper()
 	rh := loopback(t, rk)
 	opts = append([]rendezvous.Option{rendezvous.WithLogger(quietLog)}, opts...)
 	r, err := rendezvous.New(context.Background(), rh, dssync.MutexWrap(ds.NewMapDatastore()), opts...)
@@ -364,8 +370,11 @@ func TestHomeRelays(t *testing.T) {
 // node asks her relay for Bob's profile, the relay finds his new one in
 // the relays' DHT, and the share reaches Bob at his new home.
 func TestMovedFriendFoundThroughDHT(t *testing.T) {
+	k2, _ := identity.GenerateKey() // the second relay's, which the first admits
+	id2, _ := peer.IDFromPrivateKey(k2)
 	cfg := rendezvous.DefaultConfig()
 	cfg.RegistrationTTL = rendezvous.Duration(time.Second) // so that the first relay forgets Bob soon
+	cfg.Admit = []string{id2.String()}
 	w := newWorld(t, rendezvous.WithConfig(cfg))
 	for _, name := range []string{"Alice", "Bob", "Carol"} {
 		w.up(name)
@@ -376,7 +385,7 @@ func TestMovedFriendFoundThroughDHT(t *testing.T) {
 	// A second relay, joined to the first through the DHT.
 	cfg2 := rendezvous.DefaultConfig()
 	cfg2.Peers = []string{fmt.Sprintf("%s/p2p/%s", w.rinfo.Addrs[0], w.rinfo.ID)}
-	r2, second := startRelay(t, rendezvous.WithConfig(cfg2))
+	r2, second := startRelayWithKey(t, k2, rendezvous.WithConfig(cfg2))
 
 	w.down("Bob")
 	w.nodes["Bob"].home = &second

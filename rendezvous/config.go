@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kithnet/kith/protocols"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Duration is a time.Duration written in JSON as a Go duration string
@@ -162,6 +163,11 @@ type Config struct {
 	// connected to, for revocation gossip, and to join the DHT through.
 	// Default none.
 	Peers []string `json:"peers"`
+	// Admit are more relays (peer ids) that may take part in this relay's
+	// DHT, revocation gossip and revocation sync, besides Peers; their
+	// addresses are found through the DHT. Nobody else may: the relays'
+	// federation is the one its operators name. Default none.
+	Admit []string `json:"admit"`
 
 	// DHT sets the relays' Kademlia DHT.
 	DHT DHTConfig `json:"dht"`
@@ -308,6 +314,10 @@ func (c *Config) Validate() error {
 		check(c.DHT.FindInterval.D() >= time.Second, "dht.find_interval must be at least 1s")
 		check(c.DHT.Republish.D() >= time.Minute && c.DHT.Republish.D() <= 24*time.Hour, "dht.republish must be 1m..24h (records expire after 36h)")
 		check(c.DHT.LookupTimeout.D() >= 100*time.Millisecond && c.DHT.LookupTimeout.D() <= time.Minute, "dht.lookup_timeout must be 100ms..1m")
+	}
+	for _, a := range c.Admit {
+		_, err := peer.Decode(a)
+		check(err == nil, "admit: %q is not a peer id", a)
 	}
 	check(c.MaxConnections >= 16, "max_connections must be at least 16, not %d", c.MaxConnections)
 	check(c.MaxStreamsPerPeer >= 8, "max_streams_per_peer must be at least 8, not %d", c.MaxStreamsPerPeer)

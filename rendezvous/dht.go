@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
+
 	"github.com/cenkalti/backoff/v5"
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
@@ -161,8 +163,8 @@ type routingDeps struct {
 	profiles func() []*identity.Profile
 	// bootstrap are the configured relays to join the DHT through.
 	bootstrap []peer.AddrInfo
-	// keep is told of each relay found through the DHT and kept.
-	keep func(p peer.ID)
+	// admitted says whether p may take part in the DHT (Config.Admit).
+	admitted func(p peer.ID) bool
 }
 
 func startRouting(deps routingDeps, d ds.Batching) (*routing, error) {
@@ -173,6 +175,17 @@ func startRouting(deps routingDeps, d ds.Batching) (*routing, error) {
 		dht.Validator(val),
 		dht.Datastore(namespace.Wrap(unsynced(d), ds.NewKey("/kith/dht"))),
 		dht.BootstrapPeers(deps.bootstrap...),
+		// Only admitted relays are in the routing table, queried, or
+		// answered: a stranger can neither store a record here nor read
+		// one (its request is turned into one no handler takes, so the
+		// stream is closed unanswered and nothing is stored).
+		dht.RoutingTableFilter(func(_ any, p peer.ID) bool { return deps.admitted(p) }),
+		dht.QueryFilter(func(_ any, ai peer.AddrInfo) bool { return deps.admitted(ai.ID) }),
+		dht.OnRequestHook(func(_ context.Context, s network.Stream, req *dhtpb.Message) {
+			if !deps.admitted(s.Conn().RemotePeer()) {
+				req.Type = dhtpb.Message_MessageType(-1)
+			}
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: dht: %w", err)
@@ -228,7 +241,7 @@ func (rt *routing) findRelays() {
 		}
 		kept := 0
 		for ai := range found {
-			if ai.ID == rt.h.ID() || len(ai.Addrs) == 0 {
+			if ai.ID == rt.h.ID() || len(ai.Addrs) == 0 || !rt.admitted(ai.ID) {
 				continue
 			}
 			if kept >= rt.cfg.MaxRelayPeers {
@@ -244,9 +257,6 @@ func (rt *routing) findRelays() {
 				}
 			}
 			rt.h.ConnManager().Protect(ai.ID, "kith-relay-peer")
-			if rt.keep != nil {
-				rt.keep(ai.ID)
-			}
 			kept++
 		}
 		cancel()

@@ -83,12 +83,13 @@ func TestProfileValidator(t *testing.T) {
 func TestRelaysFindEachOtherAndProfiles(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DHT.FindInterval = Duration(time.Second)
-	relays := []*testRelay{startRelay(t, nil, WithConfig(cfg))}
+	keys := federation(&cfg, 4) // the four admit one another
+	relays := []*testRelay{startRelayWithKey(t, keys[0], nil, WithConfig(cfg))}
 	first := fmt.Sprintf("%s/p2p/%s", relays[0].h.Addrs()[0], relays[0].h.ID())
-	for range 3 {
+	for _, k := range keys[1:] {
 		c := cfg
 		c.Peers = []string{first}
-		relays = append(relays, startRelay(t, nil, WithConfig(c)))
+		relays = append(relays, startRelayWithKey(t, k, nil, WithConfig(c)))
 	}
 	waitLong(t, "every relay connected to every other", func() bool {
 		for _, a := range relays {
@@ -148,7 +149,8 @@ func TestRelaysFindEachOtherAndProfiles(t *testing.T) {
 func TestDeferredProfilePut(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DHT.FindInterval = Duration(time.Second)
-	a := startRelay(t, nil, WithConfig(cfg))
+	keys := federation(&cfg, 2)
+	a := startRelayWithKey(t, keys[0], nil, WithConfig(cfg))
 	alice, bob := newTUser(t, "Alice"), newTUser(t, "Bob")
 	att := befriend(t, alice, bob)
 	alice.login(a)
@@ -161,7 +163,7 @@ func TestDeferredProfilePut(t *testing.T) {
 
 	c := cfg
 	c.Peers = []string{fmt.Sprintf("%s/p2p/%s", a.h.Addrs()[0], a.h.ID())}
-	b := startRelay(t, nil, WithConfig(c))
+	b := startRelayWithKey(t, keys[1], nil, WithConfig(c))
 	waitLong(t, "Alice's profile put once relay B joined", func() bool {
 		return testutil.ToFloat64(a.prom().dht.WithLabelValues("put")) > 0
 	})

@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/protocols"
@@ -45,6 +47,53 @@ type gossipDeps struct {
 	apply func(ctx context.Context, rev *identity.Revocation, source string) error
 	log   *slog.Logger
 	trace tracer
+	// admitted says whether p may take part in the gossip (Config.Admit).
+	admitted func(p peer.ID) bool
+}
+
+// GossipProtocol is the relays' gossipsub router protocol, their own so
+// that the mesh is not libp2p's public /meshsub.
+const GossipProtocol protocol.ID = "/kith/meshsub/1.1.0"
+
+// gossipOptions are the gossipsub options of the relays' mesh: content
+// ids, their own protocol, no peer exchange (the mesh is the admitted
+// relays, not whom they know), a peer filter that lets only admitted
+// relays in, and peer scores that push a relay sending invalid
+// revocations out of the mesh.
+func gossipOptions(admitted func(peer.ID) bool) []pubsub.Option {
+	topic := &pubsub.TopicScoreParams{
+		TopicWeight:                    1,
+		TimeInMeshWeight:               0.01,
+		TimeInMeshQuantum:              time.Second,
+		TimeInMeshCap:                  10,
+		FirstMessageDeliveriesWeight:   1,
+		FirstMessageDeliveriesDecay:    pubsub.ScoreParameterDecay(time.Hour),
+		FirstMessageDeliveriesCap:      100,
+		InvalidMessageDeliveriesWeight: -100,
+		InvalidMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(time.Hour),
+		MeshMessageDeliveriesDecay:     pubsub.ScoreParameterDecay(time.Hour),
+		MeshFailurePenaltyDecay:        pubsub.ScoreParameterDecay(time.Hour),
+	}
+	params := &pubsub.PeerScoreParams{
+		Topics:                    map[string]*pubsub.TopicScoreParams{protocols.RevocationTopic: topic},
+		AppSpecificScore:          func(peer.ID) float64 { return 0 },
+		AppSpecificWeight:         1,
+		BehaviourPenaltyWeight:    -10,
+		BehaviourPenaltyDecay:     pubsub.ScoreParameterDecay(time.Hour),
+		BehaviourPenaltyThreshold: 1,
+		DecayInterval:             time.Second,
+		DecayToZero:               0.01,
+		RetainScore:               time.Hour,
+	}
+	thresholds := &pubsub.PeerScoreThresholds{GossipThreshold: -10, PublishThreshold: -50, GraylistThreshold: -80}
+	return []pubsub.Option{
+		pubsub.WithMessageIdFn(MessageID),
+		pubsub.WithGossipSubProtocols([]protocol.ID{GossipProtocol}, func(feat pubsub.GossipSubFeature, p protocol.ID) bool {
+			return p == GossipProtocol && feat == pubsub.GossipSubFeatureMesh
+		}),
+		pubsub.WithPeerFilter(func(p peer.ID, _ string) bool { return admitted(p) }),
+		pubsub.WithPeerScore(params, thresholds),
+	}
 }
 
 // startGossip joins the revocation topic on ps (a gossipsub router of its
@@ -52,7 +101,7 @@ type gossipDeps struct {
 func startGossip(ctx context.Context, h host.Host, ps *pubsub.PubSub, deps gossipDeps) (*gossip, error) {
 	if ps == nil {
 		var err error
-		ps, err = pubsub.NewGossipSub(ctx, h, pubsub.WithMessageIdFn(MessageID))
+		ps, err = pubsub.NewGossipSub(ctx, h, gossipOptions(deps.admitted)...)
 		if err != nil {
 			return nil, fmt.Errorf("rendezvous: gossipsub: %w", err)
 		}

@@ -177,6 +177,15 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	}
 	r.store = st
 	r.verifier = identity.NewVerifier(identity.WithRevocations(st.revoked), identity.WithSigBatcher(sigs))
+	// The federation: the relays the operator names.
+	for _, ai := range r.peerInfos() {
+		r.peers.add(ai.ID)
+	}
+	for _, a := range r.cfg.Admit {
+		if p, err := peer.Decode(a); err == nil {
+			r.peers.add(p)
+		}
+	}
 
 	if r.cfg.Circuit.Enabled {
 		res := relayv2.DefaultResources()
@@ -193,6 +202,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	}
 	r.gossip, err = startGossip(r.ctx, h, o.pubsub, gossipDeps{
 		self: h.ID(), verify: r.verifier.Revocation, apply: r.applyRevocation, log: r.log, trace: r.trace,
+		admitted: r.peers.has,
 	})
 	if err != nil {
 		r.Close()
@@ -201,7 +211,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	if r.cfg.DHT.Enabled {
 		r.routing, err = startRouting(routingDeps{
 			ctx: r.ctx, wg: &r.wg, h: h, cfg: r.cfg.DHT, clock: r.clock, log: r.log, trace: r.trace,
-			verifier: r.verifier, profiles: r.store.allProfiles, bootstrap: r.peerInfos(), keep: r.peers.add,
+			verifier: r.verifier, profiles: r.store.allProfiles, bootstrap: r.peerInfos(), admitted: r.peers.has,
 		}, d)
 		if err != nil {
 			r.Close()
@@ -217,9 +227,6 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 	h.SetStreamHandler(protocols.LegacyPresenceProtocol, r.handlePresence)
 	h.SetStreamHandler(protocols.RevokeProtocol, r.handleRevoke)
 	h.SetStreamHandler(protocols.RevSyncProtocol, r.handleRevSync)
-	for _, ai := range r.peerInfos() {
-		r.peers.add(ai.ID)
-	}
 	connected, nb := r.watchRelayPeers()
 	r.notifee = nb
 	r.wg.Add(1)

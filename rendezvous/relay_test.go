@@ -233,12 +233,11 @@ func TestPresenceOnlyForFriendsAndIntroduced(t *testing.T) {
 }
 
 func TestRevocationWithdrawsAndGossips(t *testing.T) {
-	r1 := startRelay(t, nil)
-	r2 := startRelay(t, nil, WithConfig(func() Config {
-		cfg := DefaultConfig()
-		cfg.Peers = []string{r1.h.Addrs()[0].String() + "/p2p/" + r1.h.ID().String()}
-		return cfg
-	}()))
+	cfg := DefaultConfig()
+	keys := federation(&cfg, 2)
+	r1 := startRelayWithKey(t, keys[0], nil, WithConfig(cfg))
+	cfg.Peers = []string{r1.h.Addrs()[0].String() + "/p2p/" + r1.h.ID().String()}
+	r2 := startRelayWithKey(t, keys[1], nil, WithConfig(cfg))
 	c := newCast(t)
 	waitFor(t, "relays connected", func() bool { return len(r2.h.Network().ConnsToPeer(r1.h.ID())) > 0 })
 	// Two stored shares for Bob: one resting on Alice<->Carol, one not.

@@ -302,7 +302,7 @@ func (r *Relay) handleRevSync(st network.Stream) {
 	}
 	defer st.Scope().ReleaseMemory(protocols.MaxRevSyncMessage)
 	remote := st.Conn().RemotePeer()
-	if !r.limits.allow("revsync", remote, r.cfg.RevSyncRate) {
+	if !r.peers.has(remote) || !r.limits.allow("revsync", remote, r.cfg.RevSyncRate) {
 		st.Reset()
 		return
 	}

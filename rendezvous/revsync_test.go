@@ -188,10 +188,11 @@ func FuzzRevSyncStep(f *testing.F) {
 // is down reaches it when it is back (it reconciles with its peer on
 // connecting), and it then refuses what rests on it.
 func TestRevocationReachesARelayThatWasDown(t *testing.T) {
-	r1 := startRelay(t, nil)
 	cfg := DefaultConfig()
+	keys := federation(&cfg, 2)
+	r1 := startRelayWithKey(t, keys[0], nil, WithConfig(cfg))
 	cfg.Peers = []string{r1.h.Addrs()[0].String() + "/p2p/" + r1.h.ID().String()}
-	key2, _ := identity.GenerateKey()
+	key2 := keys[1]
 	d2 := dssync.MutexWrap(ds.NewMapDatastore())
 	r2 := startRelayWithKey(t, key2, d2, WithConfig(cfg))
 	waitFor(t, "relays connected", func() bool { return len(r2.h.Network().ConnsToPeer(r1.h.ID())) > 0 })

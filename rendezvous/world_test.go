@@ -254,3 +254,15 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 // prom returns the relay's Prometheus metrics, for tests that read them.
 func (r *Relay) prom() *metrics { return r.trace.(*metrics) }
+
+// federation makes n relay keys and has cfg admit all of them (each relay
+// admits the others, as their operators would name one another).
+func federation(cfg *Config, n int) []crypto.PrivKey {
+	keys := make([]crypto.PrivKey, n)
+	for i := range keys {
+		keys[i], _ = identity.GenerateKey()
+		id, _ := peer.IDFromPrivateKey(keys[i])
+		cfg.Admit = append(cfg.Admit, id.String())
+	}
+	return keys
+}
