@@ -83,7 +83,8 @@ type Node struct {
 
 	mu       sync.Mutex // guards book and the datastore writes that follow it, and resolved
 	book     *book.Book
-	resolved map[peer.ID]time.Time // when each peer's profile was last asked for
+	resolved map[peer.ID]time.Time     // when each peer's profile was last asked for
+	sending  map[identity.ShareID]bool // shares being sent now, which flush leaves alone
 
 	events *hub
 

@@ -202,7 +202,9 @@ func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
 		if err == nil && s != nil {
 			var muts []book.Mutation
 			sent, muts = n.book.RecordSent(s, n.clock())
-			err = n.commit(muts)
+			if err = n.commit(muts); err == nil {
+				n.claim(s.ID) // new: nobody else can hold it
+			}
 		}
 		n.mu.Unlock()
 		if err != nil {
@@ -216,7 +218,7 @@ func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
 			}
 			err = ErrRefused
 		} else {
-			res, err = n.sendShare(ctx, sent)
+			res, err = n.sendClaimed(ctx, sent)
 		}
 		n.mu.Lock()
 		for _, f := range local {
@@ -264,6 +266,38 @@ func (n *Node) name(p peer.ID) string {
 // goes to one home relay; Share makes one per relay), else to the user's
 // own, and records the answer. A share no relay could take stays queued.
 func (n *Node) sendShare(ctx context.Context, ss *book.SentShare) (*ShareResult, error) {
+	n.mu.Lock()
+	claimed := n.claim(ss.ID)
+	n.mu.Unlock()
+	if !claimed {
+		return &ShareResult{Share: ss.ID.String(), Targets: []TargetStatus{}}, fmt.Errorf("%w; the share is being sent already", ErrNoRelay)
+	}
+	return n.sendClaimed(ctx, ss)
+}
+
+// claim marks share id as being sent, unless it is already: one send of
+// a share at a time, so that the retry loop and the user's own call do
+// not both send it (after a MOVED, one would reshare it while the other
+// sent the original to the new relay too). Called with mu held; the
+// claim ends with sendClaimed.
+func (n *Node) claim(id identity.ShareID) bool {
+	if n.sending == nil {
+		n.sending = map[identity.ShareID]bool{}
+	}
+	if n.sending[id] {
+		return false
+	}
+	n.sending[id] = true
+	return true
+}
+
+// sendClaimed is sendShare for a share claimed already.
+func (n *Node) sendClaimed(ctx context.Context, ss *book.SentShare) (*ShareResult, error) {
+	defer func() {
+		n.mu.Lock()
+		delete(n.sending, ss.ID)
+		n.mu.Unlock()
+	}()
 	res, err := n.sendShareOnce(ctx, ss)
 	if res == nil || len(res.moved) == 0 {
 		return res.result(), err
@@ -272,13 +306,18 @@ func (n *Node) sendShare(ctx context.Context, ss *book.SentShare) (*ShareResult,
 	n.mu.Lock()
 	_, again, muts, rerr := n.book.Reshare(ss.ID, res.moved, n.clock())
 	if rerr == nil {
-		rerr = n.commit(muts)
+		if rerr = n.commit(muts); rerr == nil {
+			n.claim(again.ID)
+		}
 	}
 	n.mu.Unlock()
 	if rerr != nil {
 		return res.result(), errors.Join(err, rerr)
 	}
 	more, merr := n.sendShareOnce(ctx, again)
+	n.mu.Lock()
+	delete(n.sending, again.ID)
+	n.mu.Unlock()
 	total := res.result()
 	if more != nil {
 		m := more.result()

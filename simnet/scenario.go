@@ -45,6 +45,10 @@ import (
 //	forge-share A -> T : VICTIM      A sends a share claiming a friendship it does not have
 //	expect forged refused            the relay refused the forged share
 //	restart-relay N                  relay N stops and starts again on the same data
+//	stop-relay N / start-relay N     relay N stops, and starts again later, on the same data
+//	move NAME N                      NAME's home relay becomes relay N (the node restarts with it)
+//	expect shares NAME N             NAME holds N received shares
+//	expect waiting N NAME COUNT      COUNT items wait for NAME at relay N
 //	wait DURATION                    let virtual time pass
 type scenario struct {
 	w        *world
@@ -256,6 +260,33 @@ func (sc *scenario) do(f []string) error {
 		sc.w.stopRelay(rn)
 		time.Sleep(5 * time.Second)
 		return sc.w.startRelay(ctx, rn)
+	case "stop-relay", "start-relay":
+		var i int
+		fmt.Sscan(f[1], &i)
+		if i < 0 || i >= len(sc.w.relays) {
+			return fmt.Errorf("no relay %d", i)
+		}
+		if f[0] == "stop-relay" {
+			sc.w.stopRelay(sc.w.relays[i])
+			return nil
+		}
+		return sc.w.startRelay(ctx, sc.w.relays[i])
+	case "move":
+		u, err := sc.user(f[1])
+		if err != nil {
+			return err
+		}
+		var i int
+		fmt.Sscan(f[2], &i)
+		if i < 0 || i >= len(sc.w.relays) {
+			return fmt.Errorf("no relay %d", i)
+		}
+		sc.w.down(u)
+		u.home = i
+		if err := sc.w.up(ctx, u, func(*user, node.Event) {}); err != nil {
+			return err
+		}
+		return waitUntil(time.Minute, u.node().LoggedIn)
 	case "wait":
 		d, err := time.ParseDuration(f[1])
 		if err != nil {
@@ -328,6 +359,41 @@ func (sc *scenario) expect(f []string) error {
 
 func (sc *scenario) check(f []string) error {
 	switch f[0] {
+	case "shares":
+		n, err := sc.online(f[1])
+		if err != nil {
+			return err
+		}
+		var want int
+		fmt.Sscan(f[2], &want)
+		if got := n.Shares(); len(got) != want {
+			var what []string
+			for _, s := range got {
+				var items []string
+				for _, it := range s.Items {
+					items = append(items, it.Name)
+				}
+				what = append(what, fmt.Sprintf("%s from %s: %s", s.ID[:8], s.FromName, strings.Join(items, ",")))
+			}
+			return fmt.Errorf("%s holds %d shares (%s), want %d", f[1], len(got), strings.Join(what, "; "), want)
+		}
+		return nil
+	case "waiting":
+		var i, want int
+		fmt.Sscan(f[1], &i)
+		fmt.Sscan(f[3], &want)
+		u, err := sc.user(f[2])
+		if err != nil {
+			return err
+		}
+		rn := sc.w.relays[i]
+		rn.mu.Lock()
+		got := rn.r.Waiting(u.id)
+		rn.mu.Unlock()
+		if got != want {
+			return fmt.Errorf("%d items wait for %s at relay %d, want %d", got, f[2], i, want)
+		}
+		return nil
 	case "share":
 		if sc.lastRes == nil {
 			return fmt.Errorf("no share was made (%v)", sc.lastErr)
