@@ -110,3 +110,38 @@ func TestStrangersStayOutOfTheFederation(t *testing.T) {
 		s.Reset()
 	}
 }
+
+// TestDHTPutRate: even an admitted relay stores in another's DHT only as
+// fast as dht.put_rate lets it.
+func TestDHTPutRate(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DHT.PutRate = Rate{PerSecond: 0.001, Burst: 1}
+	keys := federation(&cfg, 2) // keys[1] is the other relay, here a bare DHT host
+	r := startRelayWithKey(t, keys[0], nil, WithConfig(cfg))
+	other := loopbackHost(t, keys[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kad, err := dht.New(other, dht.Mode(dht.ModeClient), dht.ProtocolPrefix(DHTProtocolPrefix),
+		dht.Validator(record.NamespacedValidator{ProfileNamespace: ProfileValidator{Verifier: identity.NewVerifier(), Clock: time.Now}}),
+		dht.BootstrapPeers(peer.AddrInfo{ID: r.h.ID(), Addrs: r.h.Addrs()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kad.Close()
+	waitFor(t, "the DHT joined", func() bool { return kad.RoutingTable().Size() > 0 })
+	users := []*tuser{newTUser(t, "A"), newTUser(t, "B"), newTUser(t, "C")}
+	for _, u := range users {
+		pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)
+		kad.PutValue(pctx, ProfileKey(u.id), u.profile)
+		pcancel()
+	}
+	stored := 0
+	for _, u := range users {
+		if r.routing.lookup(ctx, u.id) != nil {
+			stored++
+		}
+	}
+	if stored != 1 {
+		t.Fatalf("%d of 3 puts stored with a burst of 1", stored)
+	}
+}

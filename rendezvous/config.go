@@ -207,6 +207,10 @@ type DHTConfig struct {
 	// LookupTimeout bounds the DHT lookups that one presence query makes.
 	// Default 5s.
 	LookupTimeout Duration `json:"lookup_timeout"`
+	// PutRate limits the records one relay may store in this one's DHT.
+	// Default 20/s, burst 2000 (a relay republishing its users' profiles
+	// every twelve hours).
+	PutRate Rate `json:"put_rate"`
 }
 
 // DefaultConfig returns the defaults, as documented on each field.
@@ -243,7 +247,7 @@ func DefaultConfig() Config {
 		},
 		DHT: DHTConfig{
 			Enabled: true, MaxRelayPeers: 16, FindInterval: Duration(5 * time.Minute),
-			Republish: Duration(12 * time.Hour), LookupTimeout: Duration(5 * time.Second),
+			Republish: Duration(12 * time.Hour), LookupTimeout: Duration(5 * time.Second), PutRate: Rate{20, 2000},
 		},
 		MaxConnections:    20000,
 		MaxStreamsPerPeer: 64,
@@ -314,6 +318,7 @@ func (c *Config) Validate() error {
 		check(c.DHT.FindInterval.D() >= time.Second, "dht.find_interval must be at least 1s")
 		check(c.DHT.Republish.D() >= time.Minute && c.DHT.Republish.D() <= 24*time.Hour, "dht.republish must be 1m..24h (records expire after 36h)")
 		check(c.DHT.LookupTimeout.D() >= 100*time.Millisecond && c.DHT.LookupTimeout.D() <= time.Minute, "dht.lookup_timeout must be 100ms..1m")
+		check(c.DHT.PutRate.PerSecond > 0 && c.DHT.PutRate.Burst >= 1, "dht.put_rate needs per_second > 0 and burst >= 1, not %+v", c.DHT.PutRate)
 	}
 	for _, a := range c.Admit {
 		_, err := peer.Decode(a)

@@ -165,6 +165,8 @@ type routingDeps struct {
 	bootstrap []peer.AddrInfo
 	// admitted says whether p may take part in the DHT (Config.Admit).
 	admitted func(p peer.ID) bool
+	// allowPut takes a token of p's bucket of DHT puts (DHTConfig.PutRate).
+	allowPut func(p peer.ID) bool
 }
 
 func startRouting(deps routingDeps, d ds.Batching) (*routing, error) {
@@ -182,7 +184,14 @@ func startRouting(deps routingDeps, d ds.Batching) (*routing, error) {
 		dht.RoutingTableFilter(func(_ any, p peer.ID) bool { return deps.admitted(p) }),
 		dht.QueryFilter(func(_ any, ai peer.AddrInfo) bool { return deps.admitted(ai.ID) }),
 		dht.OnRequestHook(func(_ context.Context, s network.Stream, req *dhtpb.Message) {
-			if !deps.admitted(s.Conn().RemotePeer()) {
+			p := s.Conn().RemotePeer()
+			refuse := !deps.admitted(p)
+			// What one relay may store here: its puts are rate limited
+			// (every record must still be its owner's signed profile).
+			if !refuse && req.GetType() == dhtpb.Message_PUT_VALUE && deps.allowPut != nil && !deps.allowPut(p) {
+				refuse = true
+			}
+			if refuse {
 				req.Type = dhtpb.Message_MessageType(-1)
 			}
 		}),

@@ -212,6 +212,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 		r.routing, err = startRouting(routingDeps{
 			ctx: r.ctx, wg: &r.wg, h: h, cfg: r.cfg.DHT, clock: r.clock, log: r.log, trace: r.trace,
 			verifier: r.verifier, profiles: r.store.allProfiles, bootstrap: r.peerInfos(), admitted: r.peers.has,
+			allowPut: func(p peer.ID) bool { return r.limits.allow("dht-put", p, r.cfg.DHT.PutRate) },
 		}, d)
 		if err != nil {
 			r.Close()
