@@ -27,7 +27,7 @@ func seeds(tb testing.TB) map[string][][]byte {
 	intro := f.intro(tb, 0)
 	plainKey, _ := EncodeKeyFile(alice.key, nil, KDFParams{})
 	encKey, _ := EncodeKeyFile(alice.key, []byte("pw"), fastKDF)
-	invite, _ := NewInvite(bob.key, "Bob", nil, t0, time.Hour)
+	invite, _, _ := NewInvite(bob.key, "Bob", nil, t0, time.Hour)
 	return map[string][][]byte{
 		"FuzzAttestation":  {att.Raw, offer, att.Raw[:len(att.Raw)/2]},
 		"FuzzRevocation":   {rev},

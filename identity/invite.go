@@ -28,76 +28,124 @@ const DefaultInviteValidity = 14 * 24 * time.Hour
 // Invite is a verified invite: the inviter's signed permission to send them
 // a friend request without an introduction. It carries what a stranger
 // needs to reach the inviter: their id, name and relays.
+//
+// The link carries, after the signed record, a secret the record never
+// does: it opens the inviter's name and seals the request made with the
+// invite, so a relay that stores the request reads neither.
 type Invite struct {
 	Inviter   peer.ID
-	Name      string
+	Name      string // in clear: invites of older nodes only; see OpenName
 	Relays    []ma.Multiaddr
 	Token     [16]byte
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	Raw       []byte // exact SignedRecord bytes
+	nameBox   []byte
 }
 
 // TokenString returns the token in hex, as the inviter lists it.
 func (in *Invite) TokenString() string { return hex.EncodeToString(in.Token[:]) }
 
-// Link returns the invite's text form: InviteLinkPrefix followed by the
-// signed record in unpadded base64url.
-func (in *Invite) Link() string { return InviteLink(in.Raw) }
+// SealedName reports whether the name is sealed under the link's secret.
+func (in *Invite) SealedName() bool { return len(in.nameBox) > 0 }
 
-// InviteLink returns the text form of a raw invite.
-func InviteLink(raw []byte) string {
-	return InviteLinkPrefix + base64.RawURLEncoding.EncodeToString(raw)
+// OpenName returns the inviter's name: in clear in older invites, else
+// opened with the link's secret. Errors wrap ErrCannotOpen.
+func (in *Invite) OpenName(secret []byte) (string, error) {
+	if !in.SealedName() {
+		return in.Name, nil
+	}
+	if len(secret) != SecretSize {
+		return "", fmt.Errorf("%w: the link has no secret (it was cut short?)", ErrCannotOpen)
+	}
+	name, err := openText(secret, "invite-name", in.Token[:], in.nameBox)
+	if err != nil {
+		return "", err
+	}
+	if err := ValidateName(name); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrCannotOpen, err)
+	}
+	return name, nil
+}
+
+// InviteLink returns the text form of a raw invite and its secret:
+// InviteLinkPrefix, the signed record in unpadded base64url, and, when
+// there is a secret, a dot and the secret in unpadded base64url.
+func InviteLink(raw, secret []byte) string {
+	s := InviteLinkPrefix + base64.RawURLEncoding.EncodeToString(raw)
+	if len(secret) > 0 {
+		s += "." + base64.RawURLEncoding.EncodeToString(secret)
+	}
+	return s
 }
 
 // NewInvite signs an invite for the holder of key, valid from now for
-// validity (DefaultInviteValidity when zero).
-func NewInvite(key crypto.PrivKey, name string, relays []ma.Multiaddr, now time.Time, validity time.Duration) ([]byte, error) {
+// validity (DefaultInviteValidity when zero), and returns it with its
+// secret: the name is sealed under the secret, and the inviter keeps the
+// secret to open the requests made with the invite.
+func NewInvite(key crypto.PrivKey, name string, relays []ma.Multiaddr, now time.Time, validity time.Duration) (raw, secret []byte, err error) {
 	if err := ValidateName(name); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(relays) > MaxProfileRelays {
-		return nil, fmt.Errorf("identity: %d relays, limit %d", len(relays), MaxProfileRelays)
+		return nil, nil, fmt.Errorf("identity: %d relays, limit %d", len(relays), MaxProfileRelays)
 	}
 	if validity <= 0 {
 		validity = DefaultInviteValidity
 	}
 	me, err := peer.IDFromPrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("identity: invite: %w", err)
+		return nil, nil, fmt.Errorf("identity: invite: %w", err)
 	}
 	token := make([]byte, 16)
+	secret = make([]byte, SecretSize)
 	if _, err := rand.Read(token); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	body := &pb.InviteBody{Inviter: []byte(me), Name: name, Token: token, IssuedAt: unix(now), ExpiresAt: unix(now.Add(validity))}
+	if _, err := rand.Read(secret); err != nil {
+		return nil, nil, err
+	}
+	box, err := sealText(secret, "invite-name", token, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	body := &pb.InviteBody{Inviter: []byte(me), NameBox: box, Token: token, IssuedAt: unix(now), ExpiresAt: unix(now.Add(validity))}
 	for _, r := range relays {
 		body.Relays = append(body.Relays, r.Bytes())
 	}
 	b, err := proto.Marshal(body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sig, err := sign(key, DomainInvite, b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return proto.Marshal(&pb.SignedRecord{Body: b, Signature: sig})
+	raw, err = proto.Marshal(&pb.SignedRecord{Body: b, Signature: sig})
+	return raw, secret, err
 }
 
 // ParseInviteLink decodes the text form of an invite (surrounding spaces
-// and the prefix tolerated) to the raw record; Verifier.Invite checks it.
-func ParseInviteLink(link string) ([]byte, error) {
+// and the prefix tolerated) to the raw record and the secret (nil in
+// links of older nodes); Verifier.Invite checks the record.
+func ParseInviteLink(link string) (raw, secret []byte, err error) {
 	s := strings.TrimSpace(link)
 	s = strings.TrimPrefix(s, InviteLinkPrefix)
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	rec, sec, hasSecret := strings.Cut(s, ".")
+	raw, err = base64.RawURLEncoding.DecodeString(rec)
 	if err != nil || len(raw) == 0 {
-		return nil, fmt.Errorf("identity: %q is not an invite link", truncate(link, 40))
+		return nil, nil, fmt.Errorf("identity: %q is not an invite link", truncate(link, 40))
 	}
 	if len(raw) > MaxRecordSize {
-		return nil, fmt.Errorf("identity: invite link is too long")
+		return nil, nil, fmt.Errorf("identity: invite link is too long")
 	}
-	return raw, nil
+	if hasSecret {
+		secret, err = base64.RawURLEncoding.DecodeString(sec)
+		if err != nil || len(secret) != SecretSize {
+			return nil, nil, fmt.Errorf("identity: the invite link's secret is damaged (was the link cut short?)")
+		}
+	}
+	return raw, secret, nil
 }
 
 func truncate(s string, n int) string {
@@ -120,8 +168,15 @@ func (v *Verifier) Invite(raw []byte, now time.Time) (*Invite, error) {
 	if err != nil {
 		return nil, malformed(record, err, "inviter")
 	}
-	if err := ValidateName(body.Name); err != nil {
-		return nil, malformed(record, err, "")
+	switch {
+	case len(body.NameBox) == 0:
+		if err := ValidateName(body.Name); err != nil {
+			return nil, malformed(record, err, "")
+		}
+	case body.Name != "":
+		return nil, fail(record, ReasonMalformed, "both a name and a sealed name")
+	case len(body.NameBox) > maxNameBox:
+		return nil, fail(record, ReasonMalformed, "sealed name of %d bytes, limit %d", len(body.NameBox), maxNameBox)
 	}
 	if len(body.Token) != 16 {
 		return nil, fail(record, ReasonMalformed, "token has %d bytes", len(body.Token))
@@ -132,7 +187,7 @@ func (v *Verifier) Invite(raw []byte, now time.Time) (*Invite, error) {
 	if body.ExpiresAt <= body.IssuedAt {
 		return nil, fail(record, ReasonMalformed, "expires before it is issued")
 	}
-	in := &Invite{Inviter: inviter, Name: body.Name, IssuedAt: fromUnix(body.IssuedAt), ExpiresAt: fromUnix(body.ExpiresAt), Raw: raw}
+	in := &Invite{Inviter: inviter, Name: body.Name, IssuedAt: fromUnix(body.IssuedAt), ExpiresAt: fromUnix(body.ExpiresAt), Raw: raw, nameBox: body.NameBox}
 	copy(in.Token[:], body.Token)
 	for _, rb := range body.Relays {
 		a, err := ma.NewMultiaddrBytes(rb)

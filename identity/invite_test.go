@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -14,15 +15,15 @@ import (
 func TestInvite(t *testing.T) {
 	carol, mallory := newUser(t), newUser(t)
 	relay := ma.StringCast("/ip4/127.0.0.1/tcp/4001")
-	raw, err := NewInvite(carol.key, "Carol", []ma.Multiaddr{relay}, t0, time.Hour)
+	raw, secret, err := NewInvite(carol.key, "Carol", []ma.Multiaddr{relay}, t0, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	link := InviteLink(raw)
+	link := InviteLink(raw, secret)
 	if !strings.HasPrefix(link, InviteLinkPrefix) {
 		t.Fatalf("link %q", link)
 	}
-	back, err := ParseInviteLink("  " + link + "\n")
+	back, backSecret, err := ParseInviteLink("  " + link + "\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +31,27 @@ func TestInvite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.Inviter != carol.id || in.Name != "Carol" || len(in.Relays) != 1 || in.Link() != link {
+	if in.Inviter != carol.id || len(in.Relays) != 1 || InviteLink(in.Raw, backSecret) != link {
 		t.Fatalf("decoded %+v", in)
+	}
+	// The record, which relays see in requests, does not name Carol; the
+	// link's secret does.
+	if in.Name != "" || strings.Contains(string(raw), "Carol") {
+		t.Fatalf("the invite record names its inviter in clear")
+	}
+	if name, err := in.OpenName(backSecret); err != nil || name != "Carol" {
+		t.Fatalf("OpenName = %q, %v", name, err)
+	}
+	other := make([]byte, SecretSize)
+	if _, err := in.OpenName(other); !errors.Is(err, ErrCannotOpen) {
+		t.Fatalf("OpenName with another secret: %v", err)
+	}
+	if _, err := in.OpenName(nil); !errors.Is(err, ErrCannotOpen) {
+		t.Fatalf("OpenName without a secret: %v", err)
+	}
+	// A link cut inside its secret is refused in words.
+	if _, _, err := ParseInviteLink(link[:len(link)-3]); err == nil || !strings.Contains(err.Error(), "secret") {
+		t.Fatalf("a cut link: %v", err)
 	}
 	var sr pb.SignedRecord
 	proto.Unmarshal(raw, &sr)
@@ -69,7 +89,7 @@ func TestInvite(t *testing.T) {
 		})
 	}
 	for _, bad := range []string{"", "kith:invite:", "kith:invite:!!!", "kith:invite:a"} {
-		if _, err := ParseInviteLink(bad); err == nil {
+		if _, _, err := ParseInviteLink(bad); err == nil {
 			t.Errorf("ParseInviteLink(%q) accepted", bad)
 		}
 	}
@@ -80,7 +100,7 @@ func FuzzInvite(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		in, err := NewVerifier().Invite(raw, t0)
 		checkConsistent(t, err)
-		if err == nil && (in.Inviter == "" || ValidateName(in.Name) != nil) {
+		if err == nil && (in.Inviter == "" || (!in.SealedName() && ValidateName(in.Name) != nil)) {
 			t.Fatalf("accepted %+v", in)
 		}
 		ParseInviteLink(string(raw))

@@ -48,18 +48,71 @@ type ProfileInfo struct {
 	Relays []ma.Multiaddr
 	Seq    uint64
 	Policy SharingPolicy
+	// EncKey is the user's current encryption key, published so that
+	// others can seal to them.
+	EncKey *EncPublicKey
+	// ProfileKey, when set, seals the name: only holders of the key (the
+	// user's friends) read it. Without one the name is in clear, as
+	// profiles of older nodes have it.
+	ProfileKey *ProfileKey
 }
+
+// maxNameBox caps a sealed name: nonce, the name, the tag.
+const maxNameBox = 24 + MaxNameBytes + 16
 
 // Profile is a verified profile: the owner's own signed statement of their
 // name, home relays and sharing policy.
 type Profile struct {
 	Owner    peer.ID
-	Name     string
+	Name     string // in clear: profiles of older nodes only; see OpenName
 	Relays   []ma.Multiaddr
 	Seq      uint64
 	Policy   SharingPolicy
 	IssuedAt time.Time
 	Raw      []byte // exact SignedRecord bytes
+
+	encKey  []byte // checked for size only; EncKey parses it
+	nameBox []byte
+	nameKey []byte
+}
+
+// HasEncKey reports whether the profile publishes an encryption key.
+func (p *Profile) HasEncKey() bool { return p != nil && len(p.encKey) > 0 }
+
+// EncKey returns the owner's encryption key, or ErrNoEncKey when the
+// profile publishes none (it was made by an older node).
+func (p *Profile) EncKey() (*EncPublicKey, error) {
+	if p == nil || len(p.encKey) == 0 {
+		return nil, ErrNoEncKey
+	}
+	return ParseEncPublicKey(p.encKey)
+}
+
+// SealedName reports whether the name is sealed under a profile key.
+func (p *Profile) SealedName() bool { return len(p.nameBox) > 0 }
+
+// OpensName reports whether k is the key the name is sealed under.
+func (p *Profile) OpensName(k ProfileKey) bool {
+	return len(p.nameKey) > 0 && string(p.nameKey) == string(k.ID())
+}
+
+// OpenName returns the display name: in clear in older profiles, else
+// opened with the owner's profile key. Errors wrap ErrCannotOpen.
+func (p *Profile) OpenName(k ProfileKey) (string, error) {
+	if !p.SealedName() {
+		return p.Name, nil
+	}
+	if !p.OpensName(k) {
+		return "", fmt.Errorf("%w: not this profile's key", ErrCannotOpen)
+	}
+	name, err := openText(k[:], "profile-name", []byte(p.Owner), p.nameBox)
+	if err != nil {
+		return "", err
+	}
+	if err := ValidateName(name); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrCannotOpen, err)
+	}
+	return name, nil
 }
 
 // ValidateName checks a display name: 1 to MaxNameBytes bytes of UTF-8,
@@ -110,6 +163,16 @@ func NewProfile(key crypto.PrivKey, info ProfileInfo, now time.Time) ([]byte, er
 		Policy:   pb.SharingPolicy(info.Policy),
 		IssuedAt: unix(now),
 	}
+	if info.EncKey != nil {
+		body.EncKey = info.EncKey.Bytes()
+	}
+	if info.ProfileKey != nil {
+		k := *info.ProfileKey
+		if body.NameBox, err = sealText(k[:], "profile-name", []byte(owner), info.Name); err != nil {
+			return nil, err
+		}
+		body.Name, body.NameKey = "", k.ID()
+	}
 	for _, r := range info.Relays {
 		body.Relays = append(body.Relays, r.Bytes())
 	}
@@ -155,8 +218,20 @@ func decodeProfile(raw []byte) (*Profile, error) {
 	if err != nil {
 		return nil, malformed(record, err, "owner")
 	}
-	if err := ValidateName(body.Name); err != nil {
-		return nil, malformed(record, err, "")
+	switch {
+	case len(body.NameBox) == 0:
+		if err := ValidateName(body.Name); err != nil {
+			return nil, malformed(record, err, "")
+		}
+	case body.Name != "":
+		return nil, fail(record, ReasonMalformed, "both a name and a sealed name")
+	case len(body.NameBox) > maxNameBox:
+		return nil, fail(record, ReasonMalformed, "sealed name of %d bytes, limit %d", len(body.NameBox), maxNameBox)
+	case len(body.NameKey) != 16:
+		return nil, fail(record, ReasonMalformed, "sealed name without the id of its key")
+	}
+	if len(body.EncKey) != 0 && len(body.EncKey) != EncPublicKeySize {
+		return nil, fail(record, ReasonMalformed, "encryption key of %d bytes, want %d", len(body.EncKey), EncPublicKeySize)
 	}
 	if len(body.Relays) > MaxProfileRelays {
 		return nil, fail(record, ReasonMalformed, "%d relays, limit %d", len(body.Relays), MaxProfileRelays)
@@ -171,6 +246,9 @@ func decodeProfile(raw []byte) (*Profile, error) {
 		Policy:   SharingPolicy(body.Policy),
 		IssuedAt: fromUnix(body.IssuedAt),
 		Raw:      raw,
+		encKey:   body.EncKey,
+		nameBox:  body.NameBox,
+		nameKey:  body.NameKey,
 	}
 	for _, rb := range body.Relays {
 		a, err := ma.NewMultiaddrBytes(rb)
@@ -197,7 +275,7 @@ func (p *Profile) Shareable(subject peer.ID) error {
 		return fail("profile", ReasonWrongPair, "profile of %s given for %s", ShortID(p.Owner), ShortID(subject))
 	}
 	if p.Policy == ShareByNobody {
-		return fail("profile", ReasonOptedOut, "%s (%s) does not allow being shared", p.Name, ShortID(subject))
+		return fail("profile", ReasonOptedOut, "%s does not allow being shared", ShortID(subject))
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func TestSockPuppetIntroductionAtTheNode(t *testing.T) {
 		intro, _ := sh.Introduction(mallory, carol.n.ID())
 		offer, _ := identity.MakeOffer(mk, carol.n.ID(), time.Now(), 0)
 		req, err := protocols.BuildAddRequest(mk, protocols.AddRequestSpec{ID: protocols.NewRequestID(), To: carol.n.ID(),
-			Offer: offer, Introduction: intro, Message: "Puppet shared you with me", FromName: "Mallory", CreatedAt: time.Now()})
+			Offer: offer, Introduction: intro, CreatedAt: time.Now()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func TestDirectShareAttacks(t *testing.T) {
 	offer, _ := identity.MakeOffer(mk, carol.n.ID(), time.Now(), 0)
 	own, err := protocols.BuildShare(mk, protocols.ShareSpec{CreatedAt: time.Now(),
 		Targets: []protocols.ShareTarget{{Peer: carol.n.ID(), Attestation: offer}},
-		Items:   []protocols.ShareItem{{Peer: puppetID, Name: "Puppet"}}})
+		Items:   []protocols.ShareItem{{Peer: puppetID}}})
 	if err != nil {
 		t.Fatal(err)
 	}

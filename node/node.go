@@ -131,6 +131,13 @@ func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, op
 	if err := n.commit(n.book.SaveSettings()); err != nil {
 		return nil, err
 	}
+	keyMuts, _, err := n.book.EnsureKeys(n.clock())
+	if err != nil {
+		return nil, fmt.Errorf("node: keys: %w", err)
+	}
+	if err := n.commit(keyMuts); err != nil {
+		return nil, err
+	}
 	if err := n.commit(n.book.SetHomeRelays(n.relayAddrs(), n.clock())); err != nil {
 		return nil, err
 	}
@@ -288,13 +295,14 @@ func (n *Node) relayAddrs() []string {
 	return out
 }
 
-// profile signs the user's current profile.
+// profile signs the user's current profile: the name sealed under the
+// profile key, the current encryption key, the home relays.
 func (n *Node) profile() ([]byte, error) {
 	n.mu.Lock()
-	st := n.book.Settings
+	info := n.book.ProfileInfo()
 	n.mu.Unlock()
-	return identity.NewProfile(n.key, identity.ProfileInfo{Name: st.Name, Seq: st.Seq, Policy: st.Policy,
-		Relays: book.ParseAddrs(n.relayAddrs())}, n.clock())
+	info.Relays = book.ParseAddrs(n.relayAddrs())
+	return identity.NewProfile(n.key, info, n.clock())
 }
 
 // peerRecord returns the host's signed peer record.
@@ -746,8 +754,37 @@ func (n *Node) retryLoop() {
 		case <-t.C:
 		case <-n.kickC:
 		}
+		n.rotateKeys()
 		n.flush(n.ctx)
 	}
+}
+
+// rotateKeys publishes a new encryption key when the current one is
+// book.EncKeyRotation old (and deletes retired ones past their retention):
+// the profile is signed again and goes to the relays at the next login.
+func (n *Node) rotateKeys() {
+	n.mu.Lock()
+	muts, resign, err := n.book.EnsureKeys(n.clock())
+	if err == nil {
+		err = n.commit(muts)
+	}
+	n.mu.Unlock()
+	if err != nil {
+		n.log.Warn("rotating keys", "err", err)
+		return
+	}
+	if !resign {
+		return
+	}
+	prof, err := n.profile()
+	if err != nil {
+		n.log.Warn("signing the profile", "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.book.SetProfile(prof)
+	n.mu.Unlock()
+	n.log.Info("new encryption key published", "seq", n.book.Settings.Seq)
 }
 
 // flush sends whatever is queued: shares not yet answered by a relay,

@@ -35,14 +35,14 @@ var ErrNoRelay = errors.New("no rendezvous node is reachable now")
 func (n *Node) IDView() (IDView, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	in, muts, err := n.book.Invite(n.relayAddrs(), n.clock())
+	link, muts, err := n.book.Invite(n.relayAddrs(), n.clock())
 	if err != nil {
 		return IDView{}, err
 	}
 	if err := n.commit(muts); err != nil {
 		return IDView{}, err
 	}
-	return IDView{ID: n.h.ID().String(), Name: n.book.Settings.Name, Invite: in.Link()}, nil
+	return IDView{ID: n.h.ID().String(), Name: n.book.Settings.Name, Invite: link}, nil
 }
 
 // ---- friends and groups
@@ -701,15 +701,15 @@ func (n *Node) Accept(ctx context.Context, id string) (*book.Friend, error) {
 func (n *Node) sendAnswer(ctx context.Context, r *book.Request) {
 	n.mu.Lock()
 	f := n.book.Friend(r.Peer)
-	answer := r.Answer
+	var answer *pb.AddAnswer
+	if r.Answer != nil {
+		answer = n.book.Answer(r, n.clock())
+	}
 	n.mu.Unlock()
 	if f == nil || answer == nil {
 		return
 	}
-	n.mu.Lock()
-	profile := n.book.Profile()
-	n.mu.Unlock()
-	m := &pb.AddMessage{Msg: &pb.AddMessage_Answer{Answer: &pb.AddAnswer{RequestId: r.ID[:], Attestation: answer, Profile: profile}}}
+	m := &pb.AddMessage{Msg: &pb.AddMessage_Answer{Answer: answer}}
 	n.resolveHomes(ctx, []peer.ID{r.Peer})
 	n.sendAnswerTo(ctx, r, f, m, false)
 }

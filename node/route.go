@@ -87,9 +87,9 @@ func (n *Node) resolveHomes(ctx context.Context, ps []peer.ID) {
 	}
 }
 
-// profileAsksPerQuery keeps a presence answer with profiles within the
-// relay's response budget.
-const profileAsksPerQuery = 32
+// profileAsksPerQuery keeps a presence answer with profiles (each about
+// 1.7 KB with its encryption key) within the relay's 40 KiB profile budget.
+const profileAsksPerQuery = 16
 
 // relaysOf returns the relays through which p is reached, in order
 // (Book.RelaysOf), with their addresses in the peerstore.

@@ -73,13 +73,50 @@ type AddRequestSpec struct {
 	FromName     string
 	FromProfile  []byte // the requester's signed profile (home relays)
 	CreatedAt    time.Time
+	// The message, the requester's name and their profile key are sealed
+	// to the recipient: to ToKey (from the recipient's profile), or with
+	// InviteSecret (from the recipient's invite link).
+	ToKey        *identity.EncPublicKey
+	InviteSecret []byte
+	ProfileKey   *identity.ProfileKey
 }
 
-// BuildAddRequest signs spec with the requester's key.
+// BuildAddRequest signs spec with the requester's key. A request with
+// words (a message, a name, a profile key) but neither ToKey nor
+// InviteSecret fails with identity.ErrNoEncKey: words are never sent in
+// clear.
 func BuildAddRequest(key crypto.PrivKey, spec AddRequestSpec) (*pb.AddRequest, error) {
 	from, err := peer.IDFromPrivateKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("protocols: add request: %w", err)
+	}
+	if err := checkText("message", spec.Message, MaxMessageText); err != nil {
+		return nil, err
+	}
+	if err := checkText("requester name", spec.FromName, identity.MaxNameBytes); err != nil {
+		return nil, err
+	}
+	secret := &pb.RequestSecret{Message: spec.Message, FromName: spec.FromName}
+	if spec.ProfileKey != nil {
+		secret.ProfileKey = spec.ProfileKey[:]
+	}
+	secretRaw, err := proto.Marshal(secret)
+	if err != nil {
+		return nil, err
+	}
+	var sealed []byte
+	switch {
+	case spec.ToKey == nil && spec.InviteSecret == nil && spec.Message == "" && spec.FromName == "" && spec.ProfileKey == nil:
+		// Nothing to say in confidence.
+	case spec.ToKey != nil:
+		sealed, err = identity.SealTo(spec.ToKey, PurposeRequest, spec.ID[:], secretRaw)
+	case len(spec.InviteSecret) > 0:
+		sealed, err = identity.SealWithSecret(spec.InviteSecret, PurposeRequest, spec.ID[:], secretRaw)
+	default:
+		err = identity.ErrNoEncKey
+	}
+	if err != nil {
+		return nil, fmt.Errorf("protocols: add request to %s: %w", identity.ShortID(spec.To), err)
 	}
 	body, err := proto.Marshal(&pb.AddRequestBody{
 		RequestId:    spec.ID[:],
@@ -87,11 +124,10 @@ func BuildAddRequest(key crypto.PrivKey, spec AddRequestSpec) (*pb.AddRequest, e
 		Offer:        spec.Offer,
 		Introduction: spec.Introduction,
 		Invite:       spec.Invite,
-		Message:      spec.Message,
-		FromName:     spec.FromName,
 		CreatedAt:    spec.CreatedAt.Unix(),
 		From:         []byte(from),
 		FromProfile:  spec.FromProfile,
+		Sealed:       sealed,
 	})
 	if err != nil {
 		return nil, err
@@ -108,7 +144,9 @@ func BuildAddRequest(key crypto.PrivKey, spec AddRequestSpec) (*pb.AddRequest, e
 }
 
 // UnverifiedAddRequest is an add request that decoded and follows the
-// structural rules; VerifyAddRequest checks its signatures.
+// structural rules; VerifyAddRequest checks its signatures. Message and
+// FromName are in clear only in requests of older nodes; Secret opens the
+// sealed ones.
 type UnverifiedAddRequest struct {
 	ID           RequestID
 	From, To     peer.ID
@@ -119,6 +157,7 @@ type UnverifiedAddRequest struct {
 	FromName     string
 	FromProfile  []byte
 	CreatedAt    time.Time
+	Sealed       []byte         // identity Sealed to To: a RequestSecret
 	Wire         *pb.AddRequest // exact body and signature, to forward untouched
 }
 
@@ -165,9 +204,13 @@ func DecodeAddRequest(m *pb.AddRequest) (*UnverifiedAddRequest, error) {
 	if len(b.FromProfile) > identity.MaxRecordSize {
 		return nil, Errorf(pb.Status_TOO_LARGE, "requester profile of %d bytes", len(b.FromProfile))
 	}
+	if len(b.Sealed) > maxRequestSecret {
+		return nil, Errorf(pb.Status_TOO_LARGE, "sealed part of %d bytes, limit %d", len(b.Sealed), maxRequestSecret)
+	}
 	return &UnverifiedAddRequest{
 		ID: id, From: from, To: to, Offer: b.Offer, Introduction: b.Introduction, Invite: b.Invite,
-		Message: b.Message, FromName: b.FromName, FromProfile: b.FromProfile, CreatedAt: time.Unix(b.CreatedAt, 0).UTC(), Wire: m,
+		Message: b.Message, FromName: b.FromName, FromProfile: b.FromProfile, CreatedAt: time.Unix(b.CreatedAt, 0).UTC(),
+		Sealed: b.Sealed, Wire: m,
 	}, nil
 }
 
@@ -229,7 +272,7 @@ func DecodeAddAnswer(m *pb.AddAnswer) (RequestID, error) {
 	if len(m.Attestation) == 0 {
 		return id, Errorf(pb.Status_BAD_REQUEST, "answer without an attestation")
 	}
-	if len(m.Attestation) > identity.MaxRecordSize || len(m.Profile) > identity.MaxRecordSize {
+	if len(m.Attestation) > identity.MaxRecordSize || len(m.Profile) > identity.MaxRecordSize || len(m.Sealed) > maxRequestSecret {
 		return id, Errorf(pb.Status_TOO_LARGE, "answer records too large")
 	}
 	return id, nil

@@ -2,6 +2,7 @@ package protocols
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func bobAsks(t *testing.T, w *world, s *UnverifiedShare, to user) *pb.AddRequest
 	}
 	r, err := BuildAddRequest(w.bob.key, AddRequestSpec{
 		ID: NewRequestID(), To: to.id, Offer: offer, Introduction: intro,
-		Message: "Alice shared you with me", FromName: "Bob", CreatedAt: t0,
+		Message: "Alice shared you with me", FromName: "Bob", CreatedAt: t0, ToKey: to.enc.Public(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -47,8 +48,20 @@ func TestAddRequestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.From != w.bob.id || got.To != w.carol.id || got.Introduction.Sharer != w.alice.id || got.Message != "Alice shared you with me" {
+	if got.From != w.bob.id || got.To != w.carol.id || got.Introduction.Sharer != w.alice.id || got.Message != "" {
 		t.Fatalf("decoded %+v", got)
+	}
+	// The words are sealed to Carol: the relay that carries the request
+	// reads neither them nor Bob's name; Carol's keys open them.
+	if strings.Contains(string(frame), "Alice shared you") || strings.Contains(string(frame), "Bob") {
+		t.Fatal("the request's words travel in clear")
+	}
+	sec, err := got.Secret(w.carol.keys)
+	if err != nil || sec.Message != "Alice shared you with me" || sec.FromName != "Bob" {
+		t.Fatalf("Secret = %+v, %v", sec, err)
+	}
+	if _, err := got.Secret(w.dave.keys); !errors.Is(err, ErrNotRevealed) {
+		t.Fatalf("Dave opened Carol's request: %v", err)
 	}
 	// Carol accepts: countersigning the offer makes the friendship.
 	att, err := v.Countersign(w.carol.key, got.UnverifiedAddRequest.Offer, t0)

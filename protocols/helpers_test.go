@@ -16,6 +16,8 @@ type user struct {
 	name string
 	key  crypto.PrivKey
 	id   peer.ID
+	enc  *identity.EncKey  // what is sealed to the user is sealed to this
+	keys *identity.Keyring // holds enc
 }
 
 func newUser(tb testing.TB, name string) user {
@@ -25,7 +27,13 @@ func newUser(tb testing.TB, name string) user {
 		tb.Fatal(err)
 	}
 	id, _ := peer.IDFromPrivateKey(k)
-	return user{name, k, id}
+	enc, err := identity.GenerateEncKey(t0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keys := identity.NewKeyring()
+	keys.Add(enc)
+	return user{name, k, id, enc, keys}
 }
 
 func befriend(tb testing.TB, a, b user) []byte {
@@ -63,7 +71,7 @@ func newWorld(tb testing.TB) *world {
 func (w *world) spec(targets []user, items []user) ShareSpec {
 	s := ShareSpec{SharerName: "Alice", CreatedAt: t0}
 	for _, t := range targets {
-		s.Targets = append(s.Targets, ShareTarget{Peer: t.id, Attestation: w.att[[2]peer.ID{w.alice.id, t.id}]})
+		s.Targets = append(s.Targets, ShareTarget{Peer: t.id, Attestation: w.att[[2]peer.ID{w.alice.id, t.id}], Key: t.enc.Public()})
 	}
 	for _, it := range items {
 		s.Items = append(s.Items, ShareItem{Peer: it.id, Name: it.name, Group: "work", Attestation: w.att[[2]peer.ID{w.alice.id, it.id}]})

@@ -49,10 +49,10 @@ const (
 // Per-message size caps. A frame announcing more is refused before a byte of
 // it is read.
 const (
-	MaxShareMessage    = 256 << 10
-	MaxInboxMessage    = 320 << 10 // relay -> node: an inbox item carries a whole share
-	MaxInboxClient     = 48 << 10  // node -> relay: a login (two records) or acknowledgements
-	MaxAddMessage      = 256 << 10 // a combined request carries many requests
+	MaxShareMessage    = 1 << 20                  // 256 items with profiles (each with its encryption key) and 16 sealed parts
+	MaxInboxMessage    = MaxShareMessage + 64<<10 // relay -> node: an inbox item carries a whole share
+	MaxInboxClient     = 48 << 10                 // node -> relay: a login (two records) or acknowledgements
+	MaxAddMessage      = 512 << 10                // a combined request carries many requests
 	MaxPresenceMessage = 64 << 10
 	MaxRevokeMessage   = 64 << 10
 	MaxRevSyncMessage  = 2 << 20 // a step of a revocation sync: ranges, id lists, revocations

@@ -23,19 +23,26 @@ const DefaultShareValidity = 30 * 24 * time.Hour
 type ShareTarget struct {
 	Peer        peer.ID
 	Attestation []byte
+	// Key is the target's encryption key: BuildShare seals the share's
+	// words and names to it. Decoded shares leave it nil.
+	Key *identity.EncPublicKey
+	// Sealed is the target's ShareSecret, sealed to them.
+	Sealed []byte
 }
 
 // ShareItem is one shared friend.
 type ShareItem struct {
 	Peer        peer.ID
-	Name        string // as the sharer knows them; unverified
-	Group       string // the sharer's group it was picked through, if any
+	Name        string // as the sharer knows them; unverified; sealed to each target
+	Group       string // the sharer's group it was picked through, if any; sealed too
 	Attestation []byte // sharer<->item attestation
 	Salt        identity.Salt
 	Profile     []byte // optional: the item's signed profile
 }
 
-// ShareSpec is what a sharer asks to send; BuildShare signs it.
+// ShareSpec is what a sharer asks to send; BuildShare signs it. The
+// sharer's name, the note, and the items' names and groups are sealed to
+// each target; nothing of them is in clear.
 type ShareSpec struct {
 	ID         identity.ShareID // zero: a random id
 	SharerName string
@@ -50,6 +57,11 @@ type ShareSpec struct {
 // UnverifiedShare is a share that decoded and follows the structural rules
 // (sizes, counts, well-formed ids, no duplicates), but whose seal and
 // attestations have not been checked. VerifyShare checks them.
+//
+// A share's words and names (SharerName, Note, the items' Name and Group)
+// are sealed to each target: they are empty until Reveal fills them from a
+// target's ShareSecret, except in shares of older nodes, which sent them
+// in clear.
 type UnverifiedShare struct {
 	ID         identity.ShareID
 	Sharer     peer.ID
@@ -65,7 +77,9 @@ type UnverifiedShare struct {
 }
 
 // BuildShare signs spec with key and returns the share, ready to send
-// (Raw) and structurally checked as a relay would.
+// (Raw) and structurally checked as a relay would. Each target's part is
+// sealed to its Key; a target without one fails with identity.ErrNoEncKey,
+// unless the share has nothing to say in confidence.
 func BuildShare(key crypto.PrivKey, spec ShareSpec) (*UnverifiedShare, error) {
 	sharer, err := peer.IDFromPrivateKey(key)
 	if err != nil {
@@ -78,24 +92,36 @@ func BuildShare(key crypto.PrivKey, spec ShareSpec) (*UnverifiedShare, error) {
 		spec.Validity = DefaultShareValidity
 	}
 	body := &pb.ShareBody{
-		ShareId:    spec.ID[:],
-		Sharer:     []byte(sharer),
-		SharerName: spec.SharerName,
-		Mode:       spec.Mode,
-		CreatedAt:  spec.CreatedAt.Unix(),
-		Note:       spec.Note,
+		ShareId:   spec.ID[:],
+		Sharer:    []byte(sharer),
+		Mode:      spec.Mode,
+		CreatedAt: spec.CreatedAt.Unix(),
 	}
-	for _, t := range spec.Targets {
-		body.Targets = append(body.Targets, &pb.ShareTarget{Peer: []byte(t.Peer), Attestation: t.Attestation})
-	}
+	secret := &pb.ShareSecret{SharerName: spec.SharerName, Note: spec.Note}
 	for _, it := range spec.Items {
 		if it.Salt == (identity.Salt{}) {
 			it.Salt = identity.NewSalt()
 		}
 		body.Items = append(body.Items, &pb.ShareItem{
-			Peer: []byte(it.Peer), Name: it.Name, Group: it.Group,
-			Attestation: it.Attestation, Salt: it.Salt[:], Profile: it.Profile,
+			Peer: []byte(it.Peer), Attestation: it.Attestation, Salt: it.Salt[:], Profile: it.Profile,
 		})
+		secret.Items = append(secret.Items, &pb.ItemSecret{Name: it.Name, Group: it.Group})
+	}
+	if err := checkSecret(secret, len(spec.Items)); err != nil {
+		return nil, err
+	}
+	secretRaw, err := proto.Marshal(secret)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range spec.Targets {
+		var sealed []byte
+		if t.Key != nil || !secretEmpty(secret) {
+			if sealed, err = identity.SealTo(t.Key, PurposeShare, shareBinding(spec.ID, t.Peer), secretRaw); err != nil {
+				return nil, fmt.Errorf("protocols: share to %s: %w", identity.ShortID(t.Peer), err)
+			}
+		}
+		body.Targets = append(body.Targets, &pb.ShareTarget{Peer: []byte(t.Peer), Attestation: t.Attestation, Sealed: sealed})
 	}
 	bodyRaw, err := proto.Marshal(body)
 	if err != nil {
@@ -116,7 +142,30 @@ func BuildShare(key crypto.PrivKey, spec ShareSpec) (*UnverifiedShare, error) {
 	if err != nil {
 		return nil, err
 	}
+	u.Reveal(&ShareSecret{SharerName: spec.SharerName, Note: spec.Note, Items: itemSecrets(secret)})
 	return u, nil
+}
+
+// secretEmpty reports whether a share has nothing to say in confidence
+// (no names, no note): then a target without a key gets no sealed part.
+func secretEmpty(s *pb.ShareSecret) bool {
+	if s.SharerName != "" || s.Note != "" {
+		return false
+	}
+	for _, it := range s.Items {
+		if it.Name != "" || it.Group != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func itemSecrets(s *pb.ShareSecret) []ItemSecret {
+	out := make([]ItemSecret, len(s.Items))
+	for i, it := range s.Items {
+		out[i] = ItemSecret{Name: it.Name, Group: it.Group}
+	}
+	return out
 }
 
 // DecodeShare parses a share and checks its structure against lim. Errors
@@ -226,7 +275,10 @@ func decodeShareBody(raw []byte, lim Limits) (*UnverifiedShare, error) {
 		if len(t.Attestation) > identity.MaxRecordSize {
 			return nil, Errorf(pb.Status_TOO_LARGE, "attestation of target %s is %d bytes", p, len(t.Attestation))
 		}
-		u.Targets = append(u.Targets, ShareTarget{Peer: p, Attestation: t.Attestation})
+		if len(t.Sealed) > maxShareSecret {
+			return nil, Errorf(pb.Status_TOO_LARGE, "the sealed part for target %s is %d bytes, limit %d", p, len(t.Sealed), maxShareSecret)
+		}
+		u.Targets = append(u.Targets, ShareTarget{Peer: p, Attestation: t.Attestation, Sealed: t.Sealed})
 	}
 	u.Items = make([]ShareItem, 0, len(b.Items))
 	for i, it := range b.Items {

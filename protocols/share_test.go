@@ -2,6 +2,7 @@ package protocols
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +24,44 @@ func TestShareRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != built.ID || got.Sharer != w.alice.id || len(got.Items) != 3 || len(got.Targets) != 2 || got.Items[1].Name != "Dave" {
+	if got.ID != built.ID || got.Sharer != w.alice.id || len(got.Items) != 3 || len(got.Targets) != 2 {
 		t.Fatalf("decoded %+v", got)
+	}
+	// Names, groups and the sharer's name are sealed to each target: not
+	// in the bytes a relay stores, opened by each target, by no one else.
+	for _, word := range []string{"Alice", "Dave", "work"} {
+		if strings.Contains(string(got.Raw), word) {
+			t.Fatalf("%q travels in clear", word)
+		}
+	}
+	if got.Items[1].Name != "" || got.SharerName != "" {
+		t.Fatalf("decoded names before opening: %+v", got.Items[1])
+	}
+	for _, tg := range []user{w.bob, w.erin} {
+		sec, err := got.Secret(tg.keys, tg.id)
+		if err != nil {
+			t.Fatalf("%s: %v", tg.name, err)
+		}
+		if sec.SharerName != "Alice" || len(sec.Items) != 3 || sec.Items[1].Name != "Dave" || sec.Items[1].Group != "work" {
+			t.Fatalf("%s opened %+v", tg.name, sec)
+		}
+	}
+	if _, err := got.Secret(w.bob.keys, w.erin.id); !errors.Is(err, ErrNotRevealed) {
+		t.Fatalf("Bob opened Erin's part: %v", err)
+	}
+	if _, err := got.Secret(w.mallory.keys, w.mallory.id); !errors.Is(err, ErrNotRevealed) {
+		t.Fatalf("Mallory, no target, opened a part: %v", err)
+	}
+	sec, _ := got.Secret(w.bob.keys, w.bob.id)
+	got.Reveal(sec)
+	if got.Items[1].Name != "Dave" || got.SharerName != "Alice" {
+		t.Fatalf("revealed %+v", got.Items[1])
+	}
+	// A target without a key cannot be sealed for: the share is not made.
+	noKey := w.spec([]user{w.bob}, []user{w.carol})
+	noKey.Targets[0].Key = nil
+	if _, err := BuildShare(w.alice.key, noKey); !errors.Is(err, identity.ErrNoEncKey) {
+		t.Fatalf("a share for a target without a key: %v", err)
 	}
 	v := identity.NewVerifier()
 	verdict, err := VerifyShare(v, got, t0, nil)

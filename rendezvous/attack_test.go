@@ -282,8 +282,8 @@ func TestAddAttacks(t *testing.T) {
 	combined := func(reqs ...*pb.AddRequest) []byte {
 		return add(&pb.AddMessage{Msg: &pb.AddMessage_Combined{Combined: &pb.CombinedAdd{Requests: reqs}}})
 	}
-	carolInvite, _ := identity.NewInvite(c.carol.key, "Carol", nil, time.Now(), time.Hour)
-	erinInvite, _ := identity.NewInvite(c.erin.key, "Erin", nil, time.Now(), time.Hour)
+	carolInvite, _, _ := identity.NewInvite(c.carol.key, "Carol", nil, time.Now(), time.Hour)
+	erinInvite, _, _ := identity.NewInvite(c.erin.key, "Erin", nil, time.Now(), time.Hour)
 	forgedAnswer := func() []byte {
 		offer, _ := identity.MakeOffer(c.bob.key, c.carol.id, time.Now(), 0)
 		var sa identitypb.SignedAttestation

@@ -48,7 +48,11 @@ func newBenchSharer(b testing.TB) *benchSharer {
 	s := &benchSharer{key: k}
 	s.id, _ = peer.IDFromPrivateKey(k)
 	s.target, _ = peer.IDFromPrivateKey(tk)
-	s.spec = protocols.ShareSpec{SharerName: "bench", Targets: []protocols.ShareTarget{{Peer: s.target, Attestation: benchAttestation(b, k, tk)}}}
+	enc, err := identity.GenerateEncKey(time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.spec = protocols.ShareSpec{SharerName: "bench", Targets: []protocols.ShareTarget{{Peer: s.target, Attestation: benchAttestation(b, k, tk), Key: enc.Public()}}}
 	for range 5 {
 		ik, _ := identity.GenerateKey()
 		iid, _ := peer.IDFromPrivateKey(ik)

@@ -246,7 +246,7 @@ func TestStrangersCannotCrowdOutFriends(t *testing.T) {
 	r := startRelay(t, nil, WithConfig(cfg))
 	c := newCast(t)
 	victim := c.bob
-	invite, _ := identity.NewInvite(victim.key, "Bob", nil, time.Now(), time.Hour)
+	invite, _, _ := identity.NewInvite(victim.key, "Bob", nil, time.Now(), time.Hour)
 
 	var flooders []*tuser
 	for i := range sybils {
@@ -327,8 +327,8 @@ func TestRequestRates(t *testing.T) {
 	cfg.AddRate = Rate{1e6, 1e6}
 	r := startRelay(t, nil, WithConfig(cfg))
 	c := newCast(t)
-	invite, _ := identity.NewInvite(c.bob.key, "Bob", nil, time.Now(), time.Hour)
-	other, _ := identity.NewInvite(c.bob.key, "Bob", nil, time.Now(), time.Hour)
+	invite, _, _ := identity.NewInvite(c.bob.key, "Bob", nil, time.Now(), time.Hour)
+	other, _, _ := identity.NewInvite(c.bob.key, "Bob", nil, time.Now(), time.Hour)
 
 	// 8 identities x 8 requests on one invite: the invite's burst passes,
 	// the rest are THROTTLED, each with words.

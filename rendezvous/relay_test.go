@@ -144,7 +144,7 @@ func TestCombinedAddFanOutAndAnswer(t *testing.T) {
 			t.Fatal(err)
 		}
 		req, err := protocols.BuildAddRequest(c.bob.key, protocols.AddRequestSpec{
-			ID: protocols.NewRequestID(), To: to.id, Offer: offer, Introduction: intro, FromName: "Bob", CreatedAt: time.Now(),
+			ID: protocols.NewRequestID(), To: to.id, Offer: offer, Introduction: intro, FromName: "Bob", CreatedAt: time.Now(), ToKey: to.enc.Public(),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -435,7 +435,7 @@ func TestMovedAnswers(t *testing.T) {
 		t.Fatalf("a share to Bob, who moved: %v", resp)
 	}
 	req := addRequest(t, c.carol.key, c.bob.id, nil, func() []byte {
-		inv, _ := identity.NewInvite(c.bob.key, "Bob", nil, time.Now(), time.Hour)
+		inv, _, _ := identity.NewInvite(c.bob.key, "Bob", nil, time.Now(), time.Hour)
 		return inv
 	}())
 	ar := sendAdd(t, c.carol, r, protocols.AddProtocol, combinedFrame(req))

@@ -68,17 +68,22 @@ type tuser struct {
 	id      peer.ID
 	h       host.Host
 	profile []byte
+	enc     *identity.EncKey // shares to the user are sealed to it
 }
 
 func newTUser(t testing.TB, name string) *tuser {
 	t.Helper()
 	key, _ := identity.GenerateKey()
 	id, _ := peer.IDFromPrivateKey(key)
-	prof, err := identity.NewProfile(key, identity.ProfileInfo{Name: name, Seq: 1}, time.Now())
+	enc, err := identity.GenerateEncKey(time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tuser{t: t, name: name, key: key, id: id, h: loopbackHost(t, key), profile: prof}
+	prof, err := identity.NewProfile(key, identity.ProfileInfo{Name: name, Seq: 1, EncKey: enc.Public()}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tuser{t: t, name: name, key: key, id: id, h: loopbackHost(t, key), profile: prof, enc: enc}
 }
 
 // meet tells u's host where the relay is.
@@ -139,7 +144,7 @@ func newCast(t testing.TB) *cast {
 func (c *cast) shareSpec(targets []*tuser, items []*tuser) protocols.ShareSpec {
 	s := protocols.ShareSpec{SharerName: "Alice", CreatedAt: time.Now()}
 	for _, t := range targets {
-		s.Targets = append(s.Targets, protocols.ShareTarget{Peer: t.id, Attestation: c.att[t.id]})
+		s.Targets = append(s.Targets, protocols.ShareTarget{Peer: t.id, Attestation: c.att[t.id], Key: t.enc.Public()})
 	}
 	for _, it := range items {
 		s.Items = append(s.Items, protocols.ShareItem{Peer: it.id, Name: it.name, Group: "work", Attestation: c.att[it.id]})

@@ -96,7 +96,7 @@ func (s *sim) forgedShare(rng *mrand.Rand, u *user, n *node.Node) {
 	sh, err := protocols.BuildShare(u.key, protocols.ShareSpec{
 		CreatedAt: time.Now(),
 		Targets:   []protocols.ShareTarget{{Peer: target.id, Attestation: n.FriendAttestation(target.id)}},
-		Items:     []protocols.ShareItem{{Peer: victim.id, Name: victim.name, Attestation: forged}},
+		Items:     []protocols.ShareItem{{Peer: victim.id, Attestation: forged}},
 	})
 	if err != nil {
 		return
@@ -142,7 +142,7 @@ func (s *sim) replayedShare(rng *mrand.Rand, u *user, n *node.Node) {
 	sh, err := protocols.BuildShare(u.key, protocols.ShareSpec{
 		ID: id, CreatedAt: time.Now(),
 		Targets: []protocols.ShareTarget{{Peer: target.id, Attestation: n.FriendAttestation(target.id)}},
-		Items:   []protocols.ShareItem{{Peer: other.id, Name: other.name, Attestation: n.FriendAttestation(other.id)}},
+		Items:   []protocols.ShareItem{{Peer: other.id, Attestation: n.FriendAttestation(other.id)}},
 	})
 	if err != nil {
 		return
@@ -175,7 +175,7 @@ func (s *sim) claimedIntroduction(rng *mrand.Rand, u *user, n *node.Node) {
 	var rid protocols.RequestID
 	rand.Read(rid[:])
 	req, err := protocols.BuildAddRequest(u.key, protocols.AddRequestSpec{
-		ID: rid, To: victim.id, Offer: offer, Introduction: intro, CreatedAt: time.Now(), FromName: u.name,
+		ID: rid, To: victim.id, Offer: offer, Introduction: intro, CreatedAt: time.Now(),
 	})
 	if err != nil {
 		return
@@ -381,7 +381,7 @@ func (s *sim) inviteOf(victim *user) []byte {
 	if err != nil {
 		return nil
 	}
-	raw, err := identity.ParseInviteLink(id.Invite)
+	raw, _, err := identity.ParseInviteLink(id.Invite)
 	if err != nil {
 		return nil
 	}
@@ -413,7 +413,7 @@ func (s *sim) floodRequest(u *user, to peer.ID, intro, invite []byte) *pb.AddReq
 	var rid protocols.RequestID
 	rand.Read(rid[:])
 	req, err := protocols.BuildAddRequest(u.key, protocols.AddRequestSpec{
-		ID: rid, To: to, Offer: offer, Introduction: intro, Invite: invite, CreatedAt: time.Now(), FromName: u.name,
+		ID: rid, To: to, Offer: offer, Introduction: intro, Invite: invite, CreatedAt: time.Now(),
 	})
 	if err != nil {
 		return nil

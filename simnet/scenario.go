@@ -334,7 +334,7 @@ func (sc *scenario) forge(from, target, victim string) error {
 	forged, _ := identity.MakeOffer(a.key, v.id, time.Now(), 0)
 	sh, err := protocols.BuildShare(a.key, protocols.ShareSpec{CreatedAt: time.Now(),
 		Targets: []protocols.ShareTarget{{Peer: t.id, Attestation: n.FriendAttestation(t.id)}},
-		Items:   []protocols.ShareItem{{Peer: v.id, Name: v.name, Attestation: forged}}})
+		Items:   []protocols.ShareItem{{Peer: v.id, Attestation: forged}}})
 	if err != nil {
 		return err
 	}

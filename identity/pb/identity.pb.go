@@ -138,13 +138,22 @@ func (x *SignedRecord) GetSignature() []byte {
 
 // ProfileBody is what a user says about themselves.
 type ProfileBody struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Owner         []byte                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`   // peer id of the signer
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`     // display name, UTF-8, at most 64 bytes
-	Relays        [][]byte               `protobuf:"bytes,3,rep,name=relays,proto3" json:"relays,omitempty"` // binary multiaddrs of home rendezvous nodes
-	Seq           uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`      // higher replaces lower
-	Policy        SharingPolicy          `protobuf:"varint,5,opt,name=policy,proto3,enum=kith.identity.SharingPolicy" json:"policy,omitempty"`
-	IssuedAt      int64                  `protobuf:"varint,6,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Owner    []byte                 `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`   // peer id of the signer
+	Name     string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`     // display name, UTF-8, at most 64 bytes
+	Relays   [][]byte               `protobuf:"bytes,3,rep,name=relays,proto3" json:"relays,omitempty"` // binary multiaddrs of home rendezvous nodes
+	Seq      uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`      // higher replaces lower
+	Policy   SharingPolicy          `protobuf:"varint,5,opt,name=policy,proto3,enum=kith.identity.SharingPolicy" json:"policy,omitempty"`
+	IssuedAt int64                  `protobuf:"varint,6,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	// enc_key is the owner's current encryption public key (HPKE,
+	// MLKEM768X25519): what is sent to them in confidence is sealed to it.
+	EncKey []byte `protobuf:"bytes,7,opt,name=enc_key,json=encKey,proto3" json:"enc_key,omitempty"`
+	// name_box is the display name sealed under the owner's profile key,
+	// which only their friends hold; profiles that carry it leave name empty.
+	NameBox []byte `protobuf:"bytes,8,opt,name=name_box,json=nameBox,proto3" json:"name_box,omitempty"`
+	// name_key names the profile key that opens name_box (16 bytes, derived
+	// from the key), so a holder can tell a key is the right one.
+	NameKey       []byte `protobuf:"bytes,9,opt,name=name_key,json=nameKey,proto3" json:"name_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -219,6 +228,27 @@ func (x *ProfileBody) GetIssuedAt() int64 {
 		return x.IssuedAt
 	}
 	return 0
+}
+
+func (x *ProfileBody) GetEncKey() []byte {
+	if x != nil {
+		return x.EncKey
+	}
+	return nil
+}
+
+func (x *ProfileBody) GetNameBox() []byte {
+	if x != nil {
+		return x.NameBox
+	}
+	return nil
+}
+
+func (x *ProfileBody) GetNameKey() []byte {
+	if x != nil {
+		return x.NameKey
+	}
+	return nil
 }
 
 // AttestationBody states that requester and accepter are friends from
@@ -622,13 +652,17 @@ func (x *Introduction) GetSubjectAttestation() []byte {
 // InviteBody lets whoever holds it ask the inviter for friendship once
 // without an introduction: the anti-spam token of an invite link.
 type InviteBody struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Inviter       []byte                 `protobuf:"bytes,1,opt,name=inviter,proto3" json:"inviter,omitempty"` // peer id of the signer
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`       // the inviter's display name
-	Relays        [][]byte               `protobuf:"bytes,3,rep,name=relays,proto3" json:"relays,omitempty"`   // binary multiaddrs where the inviter is reachable
-	Token         []byte                 `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`     // 16 random bytes; the inviter may revoke it
-	IssuedAt      int64                  `protobuf:"varint,5,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
-	ExpiresAt     int64                  `protobuf:"varint,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Inviter   []byte                 `protobuf:"bytes,1,opt,name=inviter,proto3" json:"inviter,omitempty"` // peer id of the signer
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`       // the inviter's display name
+	Relays    [][]byte               `protobuf:"bytes,3,rep,name=relays,proto3" json:"relays,omitempty"`   // binary multiaddrs where the inviter is reachable
+	Token     []byte                 `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`     // 16 random bytes; the inviter may revoke it
+	IssuedAt  int64                  `protobuf:"varint,5,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	ExpiresAt int64                  `protobuf:"varint,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// name_box is the inviter's name sealed under the link's secret, which
+	// the link carries after the record and which never goes on the
+	// network; invites that carry it leave name empty.
+	NameBox       []byte `protobuf:"bytes,7,opt,name=name_box,json=nameBox,proto3" json:"name_box,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -705,6 +739,68 @@ func (x *InviteBody) GetExpiresAt() int64 {
 	return 0
 }
 
+func (x *InviteBody) GetNameBox() []byte {
+	if x != nil {
+		return x.NameBox
+	}
+	return nil
+}
+
+// Sealed is something sealed to one recipient: with HPKE (RFC 9180) to
+// one of their encryption keys, or with a secret they made (an invite's).
+// key names which of the recipient's keys opens it.
+type Sealed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"` // 8 bytes: the key's id
+	Box           []byte                 `protobuf:"bytes,2,opt,name=box,proto3" json:"box,omitempty"` // HPKE: encapsulated key || ciphertext; secret: nonce || ciphertext
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sealed) Reset() {
+	*x = Sealed{}
+	mi := &file_identity_pb_identity_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sealed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sealed) ProtoMessage() {}
+
+func (x *Sealed) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_pb_identity_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sealed.ProtoReflect.Descriptor instead.
+func (*Sealed) Descriptor() ([]byte, []int) {
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Sealed) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *Sealed) GetBox() []byte {
+	if x != nil {
+		return x.Box
+	}
+	return nil
+}
+
 var File_identity_pb_identity_proto protoreflect.FileDescriptor
 
 const file_identity_pb_identity_proto_rawDesc = "" +
@@ -712,14 +808,17 @@ const file_identity_pb_identity_proto_rawDesc = "" +
 	"\x1aidentity/pb/identity.proto\x12\rkith.identity\"@\n" +
 	"\fSignedRecord\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xb4\x01\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x83\x02\n" +
 	"\vProfileBody\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\fR\x05owner\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
 	"\x06relays\x18\x03 \x03(\fR\x06relays\x12\x10\n" +
 	"\x03seq\x18\x04 \x01(\x04R\x03seq\x124\n" +
 	"\x06policy\x18\x05 \x01(\x0e2\x1c.kith.identity.SharingPolicyR\x06policy\x12\x1b\n" +
-	"\tissued_at\x18\x06 \x01(\x03R\bissuedAt\"\x9d\x01\n" +
+	"\tissued_at\x18\x06 \x01(\x03R\bissuedAt\x12\x17\n" +
+	"\aenc_key\x18\a \x01(\fR\x06encKey\x12\x19\n" +
+	"\bname_box\x18\b \x01(\fR\anameBox\x12\x19\n" +
+	"\bname_key\x18\t \x01(\fR\anameKey\"\x9d\x01\n" +
 	"\x0fAttestationBody\x12\x1c\n" +
 	"\trequester\x18\x01 \x01(\fR\trequester\x12\x1a\n" +
 	"\baccepter\x18\x02 \x01(\fR\baccepter\x12\x1b\n" +
@@ -752,7 +851,7 @@ const file_identity_pb_identity_proto_rawDesc = "" +
 	"\x05index\x18\x05 \x01(\rR\x05index\x12\x12\n" +
 	"\x04path\x18\x06 \x03(\fR\x04path\x123\n" +
 	"\x15recipient_attestation\x18\a \x01(\fR\x14recipientAttestation\x12/\n" +
-	"\x13subject_attestation\x18\b \x01(\fR\x12subjectAttestation\"\xa4\x01\n" +
+	"\x13subject_attestation\x18\b \x01(\fR\x12subjectAttestation\"\xbf\x01\n" +
 	"\n" +
 	"InviteBody\x12\x18\n" +
 	"\ainviter\x18\x01 \x01(\fR\ainviter\x12\x12\n" +
@@ -761,7 +860,11 @@ const file_identity_pb_identity_proto_rawDesc = "" +
 	"\x05token\x18\x04 \x01(\fR\x05token\x12\x1b\n" +
 	"\tissued_at\x18\x05 \x01(\x03R\bissuedAt\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x06 \x01(\x03R\texpiresAt*8\n" +
+	"expires_at\x18\x06 \x01(\x03R\texpiresAt\x12\x19\n" +
+	"\bname_box\x18\a \x01(\fR\anameBox\",\n" +
+	"\x06Sealed\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x10\n" +
+	"\x03box\x18\x02 \x01(\fR\x03box*8\n" +
 	"\rSharingPolicy\x12\x13\n" +
 	"\x0fSHARING_FRIENDS\x10\x00\x12\x12\n" +
 	"\x0eSHARING_NOBODY\x10\x01B%Z#github.com/kithnet/kith/identity/pbb\x06proto3"
@@ -779,7 +882,7 @@ func file_identity_pb_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_identity_pb_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_identity_pb_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_identity_pb_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_identity_pb_identity_proto_goTypes = []any{
 	(SharingPolicy)(0),        // 0: kith.identity.SharingPolicy
 	(*SignedRecord)(nil),      // 1: kith.identity.SignedRecord
@@ -790,6 +893,7 @@ var file_identity_pb_identity_proto_goTypes = []any{
 	(*SealBody)(nil),          // 6: kith.identity.SealBody
 	(*Introduction)(nil),      // 7: kith.identity.Introduction
 	(*InviteBody)(nil),        // 8: kith.identity.InviteBody
+	(*Sealed)(nil),            // 9: kith.identity.Sealed
 }
 var file_identity_pb_identity_proto_depIdxs = []int32{
 	0, // 0: kith.identity.ProfileBody.policy:type_name -> kith.identity.SharingPolicy
@@ -811,7 +915,7 @@ func file_identity_pb_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_identity_pb_identity_proto_rawDesc), len(file_identity_pb_identity_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -37,6 +37,10 @@ type Book struct {
 
 	revokeQueue map[identity.AttestationID][]byte
 	myProfile   []byte // the user's current signed profile, sent with requests and answers
+
+	keys       *identity.Keyring    // opens what is sealed to the user
+	profileKey *identity.ProfileKey // seals the user's profile name; given to friends
+	storage    []byte               // seals keys at rest (identity.StorageSecret)
 }
 
 // SetProfile sets the user's signed profile, which requests and answers
@@ -90,6 +94,7 @@ type Mutation struct {
 //	/kith/node/blocked/<peer>         {}
 //	/kith/node/invites/<token>        Invite
 //	/kith/node/revoked/<attestation>  identity revocation bytes (raw)
+//	/kith/node/keys/...               the user's keys (see keys.go)
 const (
 	keySettings     = "/kith/node/settings"
 	prefixFriends   = "/kith/node/friends/"
@@ -121,9 +126,13 @@ func NewBook(key crypto.PrivKey, name string) (*Book, error) {
 	if err != nil {
 		return nil, err
 	}
+	storage, err := identity.StorageSecret(key)
+	if err != nil {
+		return nil, err
+	}
 	revoked := identity.NewRevocationSet()
 	return &Book{
-		key: key, me: me, revoked: revoked,
+		key: key, me: me, revoked: revoked, keys: identity.NewKeyring(), storage: storage,
 		verifier: identity.NewVerifier(identity.WithRevocations(revoked)),
 		Settings: Settings{Name: name, Seq: 1},
 		friends:  map[peer.ID]*Friend{}, groups: map[string]*Group{},
@@ -146,6 +155,8 @@ func (b *Book) Load(key string, value []byte) error {
 	switch {
 	case key == keySettings:
 		return json.Unmarshal(value, &b.Settings)
+	case key == keyProfileKey || strings.HasPrefix(key, prefixEncKeys):
+		return b.loadKey(key, value)
 	case strings.HasPrefix(key, prefixFriends):
 		var f Friend
 		if err := json.Unmarshal(value, &f); err != nil {
@@ -177,6 +188,7 @@ func (b *Book) Load(key string, value []byte) error {
 		if err != nil {
 			return err
 		}
+		u.Reveal(s.Secret)
 		s.Items, s.decoded = u.Items, u
 		b.shares[s.ID] = &s
 		b.learnNames(u.Items)
@@ -198,6 +210,9 @@ func (b *Book) Load(key string, value []byte) error {
 			return err
 		}
 		b.invites[strings.TrimPrefix(key, prefixInvites)] = &in
+		if len(in.Secret) > 0 {
+			b.keys.AddSecret(in.Secret)
+		}
 	case strings.HasPrefix(key, prefixRevokeQueue):
 		r, err := b.verifier.Revocation(value)
 		if err != nil {

@@ -36,7 +36,28 @@ func newPerson(t *testing.T, name string) *person {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &person{Book: b, d: ds.NewMapDatastore()}
+	p := &person{Book: b, d: ds.NewMapDatastore()}
+	if name == "" {
+		return p
+	}
+	muts, _, err := b.EnsureKeys(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.apply(t, muts)
+	p.resign(t, t0)
+	return p
+}
+
+// resign signs the person's profile as it stands, as the node does at
+// start.
+func (p *person) resign(t *testing.T, now time.Time) {
+	t.Helper()
+	prof, err := identity.NewProfile(p.key, p.ProfileInfo(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetProfile(prof)
 }
 
 // reload returns the book that the person's datastore rebuilds.
@@ -72,15 +93,19 @@ func (p *person) apply(t *testing.T, muts []Mutation) {
 }
 
 // befriend makes a and b friends directly (a asked, b accepted).
-func befriend(t *testing.T, a, b *person) {
+func befriend(t *testing.T, a, b *person) { befriendAt(t, a, b, t0) }
+
+// befriendAt makes a and b friends at now, each with the other's profile
+// and profile key, as a request and its answer give them.
+func befriendAt(t *testing.T, a, b *person, now time.Time) {
 	t.Helper()
-	offer, _ := identity.MakeOffer(a.key, b.me, t0, 0)
-	att, err := identity.NewVerifier().Countersign(b.key, offer, t0)
+	offer, _ := identity.MakeOffer(a.key, b.me, now, 0)
+	att, err := identity.NewVerifier().Countersign(b.key, offer, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, m1 := a.addFriend(att, b.Settings.Name, "", nil, nil, t0)
-	_, m2 := b.addFriend(att, a.Settings.Name, "", nil, nil, t0)
+	_, m1 := a.addFriend(att, b.Settings.Name, "", b.Profile(), b.profileKey[:], nil, now)
+	_, m2 := b.addFriend(att, a.Settings.Name, "", a.Profile(), a.profileKey[:], nil, now)
 	a.apply(t, m1)
 	b.apply(t, m2)
 }
@@ -225,7 +250,7 @@ func TestRequestsNeedAFriendsIntroductionOrAnInvite(t *testing.T) {
 	carolInvite, _, _ := carol.Invite(nil, t0)
 	bobInvite, _, _ := bob.Invite(nil, t0)
 	viaInvite := func(inv string) *pb.AddRequest {
-		raw, _ := identity.ParseInviteLink(inv)
+		raw, _, _ := identity.ParseInviteLink(inv)
 		o, _ := identity.MakeOffer(mallory.key, carol.me, t0, 0)
 		r, _ := protocols.BuildAddRequest(mallory.key, protocols.AddRequestSpec{ID: protocols.NewRequestID(), To: carol.me, Offer: o, Invite: raw, CreatedAt: t0})
 		return r
@@ -264,8 +289,8 @@ func TestRequestsNeedAFriendsIntroductionOrAnInvite(t *testing.T) {
 		{"introduced by a friend", &good, true, 0},
 		{"the same request again", &good, true, 0},
 		{"someone else's introduction", stolen, false, identity.ReasonWrongPair},
-		{"someone else's invite", viaInvite(bobInvite.Link()), false, 0},
-		{"Carol's own invite", viaInvite(carolInvite.Link()), true, 0},
+		{"someone else's invite", viaInvite(bobInvite), false, 0},
+		{"Carol's own invite", viaInvite(carolInvite), true, 0},
 		{"a sock puppet's introduction", introducedBy(puppet, attBetween(puppet, mallory), nil), false, identity.ReasonMissing},
 		{"a sock puppet showing Alice's friendship with Carol", introducedBy(puppet, attBetween(puppet, mallory), aliceCarol), false, identity.ReasonWrongPair},
 		{"Bob, a friend of Mallory's only", introducedBy(bob, bob.friends[mallory.me].Attestation, nil), false, identity.ReasonMissing},
@@ -527,7 +552,7 @@ func TestProfilesAndHomeRelays(t *testing.T) {
 	if got := bob.HomeRelays(alice.me, t0); len(got) != 1 || got[0] != relay2 {
 		t.Fatalf("home relays after the move %v", got)
 	}
-	if m := bob.LearnProfile(profile(carol, 1, relay2), t0); len(m) != 1 {
+	if m := bob.LearnProfile(profile(carol, carol.Settings.Seq+1, relay2), t0); len(m) != 1 {
 		t.Fatal("a requested peer's profile was not kept")
 	}
 	if got := bob.HomeRelays(carol.me, t0); len(got) != 1 || got[0] != relay2 {
@@ -680,7 +705,7 @@ func TestRoute(t *testing.T) {
 		p     *person
 		relay string
 	}{{bob, r2}, {carol, r1}} {
-		raw, err := identity.NewProfile(pr.p.key, identity.ProfileInfo{Name: pr.p.Settings.Name, Seq: 2, Relays: ParseAddrs([]string{pr.relay})}, t0)
+		raw, err := identity.NewProfile(pr.p.key, identity.ProfileInfo{Name: pr.p.Settings.Name, Seq: pr.p.Settings.Seq + 1, Relays: ParseAddrs([]string{pr.relay})}, t0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -77,12 +77,12 @@ func (b *Book) ResolvePeer(s string, candidates map[peer.ID]string) (peer.ID, er
 func (b *Book) IsBlocked(p peer.ID) bool { return b.blocked[p] }
 
 // addFriend records a countersigned attestation as a friendship.
-func (b *Book) addFriend(att *identity.Attestation, name string, introducer peer.ID, profile []byte, relays []string, now time.Time) (*Friend, []Mutation) {
+func (b *Book) addFriend(att *identity.Attestation, name string, introducer peer.ID, profile, profileKey []byte, relays []string, now time.Time) (*Friend, []Mutation) {
 	other := att.Other(b.me)
 	if name == "" {
 		name = b.Name(other)
 	}
-	f := &Friend{ID: other, Name: name, Attestation: att.Raw, AttestationID: att.ID, Since: now, Profile: profile, Relays: relays}
+	f := &Friend{ID: other, Name: name, Attestation: att.Raw, AttestationID: att.ID, Since: now, Profile: profile, ProfileKey: profileKey, Relays: relays}
 	if introducer != "" {
 		f.IntroducedBy = introducer
 		f.IntroducedByName = b.Name(introducer)

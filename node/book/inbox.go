@@ -54,8 +54,14 @@ func (b *Book) ReceiveShare(raw []byte, relayRefused []*pb.Failure, now time.Tim
 	if !mine {
 		return nil, nil, fmt.Errorf("share %s: your friendship with %s does not verify", u.ID, b.Name(u.Sharer))
 	}
-	s := &ReceivedShare{ID: u.ID, From: u.Sharer, FromName: u.SharerName, Raw: raw, ReceivedAt: now,
-		Refused: map[string]string{}, Note: u.Note, Items: u.Items, decoded: u}
+	s := &ReceivedShare{ID: u.ID, From: u.Sharer, Raw: raw, ReceivedAt: now, Refused: map[string]string{}, decoded: u}
+	if sec, err := u.Secret(b.keys, b.me); err != nil {
+		s.Unopened = err.Error() // the share holds; its words and names stay unknown
+	} else {
+		u.Reveal(sec)
+		s.Secret = sec
+	}
+	s.FromName, s.Note, s.Items = u.SharerName, u.Note, u.Items
 	if f := b.friends[u.Sharer]; f != nil {
 		s.FromName = f.Name
 	}

@@ -6,9 +6,11 @@ import (
 	"github.com/kithnet/kith/identity"
 )
 
-// Invite returns a current invite of the user, making one when none is
-// valid for at least another day.
-func (b *Book) Invite(relays []string, now time.Time) (*identity.Invite, []Mutation, error) {
+// Invite returns the link of a current invite of the user, making one
+// when none is valid for at least another day. The link carries the
+// invite's secret, which opens the requests made with it; the book keeps
+// the secret for that.
+func (b *Book) Invite(relays []string, now time.Time) (string, []Mutation, error) {
 	var best *Invite
 	for _, in := range b.invites {
 		if in.ExpiresAt.Sub(now) > 24*time.Hour && (best == nil || in.ExpiresAt.After(best.ExpiresAt)) {
@@ -16,21 +18,21 @@ func (b *Book) Invite(relays []string, now time.Time) (*identity.Invite, []Mutat
 		}
 	}
 	if best != nil {
-		v, err := b.verifier.Invite(best.Raw, now)
-		if err == nil {
-			return v, nil, nil
+		if _, err := b.verifier.Invite(best.Raw, now); err == nil {
+			return identity.InviteLink(best.Raw, best.Secret), nil, nil
 		}
 	}
 	var addrs = ParseAddrs(relays)
-	raw, err := identity.NewInvite(b.key, b.Settings.Name, addrs, now, identity.DefaultInviteValidity)
+	raw, secret, err := identity.NewInvite(b.key, b.Settings.Name, addrs, now, identity.DefaultInviteValidity)
 	if err != nil {
-		return nil, nil, err
+		return "", nil, err
 	}
 	v, err := b.verifier.Invite(raw, now)
 	if err != nil {
-		return nil, nil, err
+		return "", nil, err
 	}
-	in := &Invite{Raw: raw, ExpiresAt: v.ExpiresAt}
+	in := &Invite{Raw: raw, Secret: secret, ExpiresAt: v.ExpiresAt}
 	b.invites[v.TokenString()] = in
-	return v, []Mutation{put(prefixInvites+v.TokenString(), in)}, nil
+	b.keys.AddSecret(secret)
+	return identity.InviteLink(raw, secret), []Mutation{put(prefixInvites+v.TokenString(), in)}, nil
 }

@@ -109,10 +109,16 @@ func (b *Book) Pick(s *ReceivedShare, picks []peer.ID, all bool, message string,
 			out = append(out, res)
 			continue
 		}
+		key, err := b.encKeyOf(p, it.Profile, now)
+		if err != nil {
+			res.Reason = "the request cannot be sealed for them: " + err.Error()
+			out = append(out, res)
+			continue
+		}
 		if message == "" {
 			message = fmt.Sprintf("%s shared you with %s; %s would like to be your friend.", s.FromName, b.Settings.Name, b.Settings.Name)
 		}
-		r, _, err := b.newRequest(id, p, it.Name, intro, nil, message, now)
+		r, _, err := b.newRequest(id, p, it.Name, intro, nil, sealing{key: key}, message, now)
 		if err != nil {
 			res.Reason = err.Error()
 			out = append(out, res)
@@ -127,7 +133,14 @@ func (b *Book) Pick(s *ReceivedShare, picks []peer.ID, all bool, message string,
 	return out, muts, nil
 }
 
-func (b *Book) newRequest(id protocols.RequestID, to peer.ID, name string, intro, invite []byte, message string, now time.Time) (*Request, []Mutation, error) {
+// sealing says how a request's words are sealed to its recipient: to
+// their encryption key, or with their invite's secret.
+type sealing struct {
+	key    *identity.EncPublicKey
+	secret []byte
+}
+
+func (b *Book) newRequest(id protocols.RequestID, to peer.ID, name string, intro, invite []byte, seal sealing, message string, now time.Time) (*Request, []Mutation, error) {
 	offer, err := identity.MakeOffer(b.key, to, now, 0)
 	if err != nil {
 		return nil, nil, err
@@ -139,6 +152,7 @@ func (b *Book) newRequest(id protocols.RequestID, to peer.ID, name string, intro
 	wire, err := protocols.BuildAddRequest(b.key, protocols.AddRequestSpec{
 		ID: id, To: to, Offer: offer, Introduction: intro, Invite: invite,
 		Message: message, FromName: b.Settings.Name, FromProfile: b.myProfile, CreatedAt: now,
+		ToKey: seal.key, InviteSecret: seal.secret, ProfileKey: b.profileKey,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -155,7 +169,7 @@ func (b *Book) newRequest(id protocols.RequestID, to peer.ID, name string, intro
 
 // AddByInvite makes a friend request to the inviter of an invite link.
 func (b *Book) AddByInvite(link, message string, now time.Time) (*Request, *identity.Invite, []Mutation, error) {
-	raw, err := identity.ParseInviteLink(link)
+	raw, secret, err := identity.ParseInviteLink(link)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: %v", ErrBadArgument, err)
 	}
@@ -163,11 +177,18 @@ func (b *Book) AddByInvite(link, message string, now time.Time) (*Request, *iden
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("the invite does not verify: %w", err)
 	}
+	if len(secret) == 0 {
+		return nil, nil, nil, fmt.Errorf("%w: this invite link is from an older Kith and has no secret to seal the request with; ask %s for a new link", ErrBadArgument, in.Name)
+	}
+	name, err := in.OpenName(secret)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: the invite link is damaged: %v", ErrBadArgument, err)
+	}
 	if in.Inviter == b.me {
 		return nil, nil, nil, fmt.Errorf("%w: that is your own invite", ErrBadArgument)
 	}
 	if b.friends[in.Inviter] != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %s is already your friend", ErrBadArgument, in.Name)
+		return nil, nil, nil, fmt.Errorf("%w: %s is already your friend", ErrBadArgument, name)
 	}
 	h := sha256.Sum256(append([]byte("kith/invite-request/v1"), append(in.Token[:], []byte(b.me)...)...))
 	var id protocols.RequestID
@@ -178,7 +199,7 @@ func (b *Book) AddByInvite(link, message string, now time.Time) (*Request, *iden
 	if message == "" {
 		message = fmt.Sprintf("%s would like to be your friend.", b.Settings.Name)
 	}
-	r, _, err := b.newRequest(id, in.Inviter, in.Name, nil, raw, message, now)
+	r, _, err := b.newRequest(id, in.Inviter, name, nil, raw, sealing{secret: secret}, message, now)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -63,6 +63,9 @@ func (b *Book) LearnProfile(raw []byte, now time.Time) []Mutation {
 	var muts []Mutation
 	if f := b.friends[prof.Owner]; f != nil && newer(f.Profile) {
 		f.Profile = prof.Raw
+		if name := b.nameFrom(f.ID, prof.Raw, f.ProfileKey, now); name != "" {
+			f.Name, b.names[f.ID] = name, name // they renamed themselves
+		}
 		muts = append(muts, put(prefixFriends+f.ID.String(), f))
 	}
 	for _, r := range b.requests {

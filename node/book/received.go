@@ -45,8 +45,19 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrDropped, err)
 	}
-	r := &Request{ID: u.ID, Direction: Incoming, Peer: u.From, Name: u.FromName, State: Pending,
-		Message: u.Message, CreatedAt: now, OfferID: req.Offer.ID, PeerProfile: u.FromProfile}
+	r := &Request{ID: u.ID, Direction: Incoming, Peer: u.From, State: Pending,
+		CreatedAt: now, OfferID: req.Offer.ID, PeerProfile: u.FromProfile}
+	if sec, err := u.Secret(b.keys); err != nil {
+		r.Unopened = err.Error() // the request holds; its words stay unknown
+	} else {
+		r.Name, r.Message = sec.FromName, sec.Message
+		if sec.ProfileKey != nil && b.opensProfile(u.From, u.FromProfile, *sec.ProfileKey, now) {
+			r.PeerProfileKey = sec.ProfileKey[:]
+			if name := b.nameFrom(u.From, u.FromProfile, r.PeerProfileKey, now); name != "" {
+				r.Name = name
+			}
+		}
+	}
 	r.Wire, _ = proto.Marshal(u.Wire)
 	if req.Introduction != nil {
 		introducer := req.Introduction.Sharer
@@ -87,7 +98,7 @@ func (b *Book) Accept(id protocols.RequestID, now time.Time) (*Friend, *pb.AddAn
 	}
 	if r.State != Pending {
 		if r.State == Accepted && r.Answer != nil {
-			return b.friends[r.Peer], &pb.AddAnswer{RequestId: id[:], Attestation: r.Answer, Profile: b.myProfile}, nil, nil
+			return b.friends[r.Peer], b.Answer(r, now), nil, nil
 		}
 		return nil, nil, nil, fmt.Errorf("%w: the request from %s is %s", ErrAlreadyFinal, b.Name(r.Peer), r.State)
 	}
@@ -103,10 +114,25 @@ func (b *Book) Accept(id protocols.RequestID, now time.Time) (*Friend, *pb.AddAn
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("cannot accept: %w", err)
 	}
-	f, muts := b.addFriend(att, r.Name, r.Introducer, r.PeerProfile, r.PeerRelays, now)
+	f, muts := b.addFriend(att, r.Name, r.Introducer, r.PeerProfile, r.PeerProfileKey, r.PeerRelays, now)
 	r.State, r.Answer, r.AnswerSent = Accepted, att.Raw, Queued
 	muts = append(muts, put(prefixRequests+id.String(), r))
-	return f, &pb.AddAnswer{RequestId: id[:], Attestation: att.Raw, Profile: b.myProfile}, muts, nil
+	return f, b.Answer(r, now), muts, nil
+}
+
+// Answer returns the acceptance of incoming request r to send: the
+// countersigned attestation, the user's profile, and the user's profile
+// key sealed to the requester (left out when their profile publishes no
+// encryption key: they keep the name they knew).
+func (b *Book) Answer(r *Request, now time.Time) *pb.AddAnswer {
+	ans := &pb.AddAnswer{RequestId: r.ID[:], Attestation: r.Answer, Profile: b.myProfile}
+	if b.profileKey == nil {
+		return ans
+	}
+	if key, err := b.encKeyOf(r.Peer, r.PeerProfile, now); err == nil {
+		ans.Sealed, _ = protocols.SealAnswer(key, r.ID, *b.profileKey)
+	}
+	return ans
 }
 
 // Decline answers an incoming request no. Nothing is sent: the requester
@@ -148,7 +174,18 @@ func (b *Book) ReceiveAnswer(ans *pb.AddAnswer, now time.Time) (*Friend, []Mutat
 			profile = ans.Profile
 		}
 	}
-	f, muts := b.addFriend(att, r.Name, r.Introducer, profile, r.PeerRelays, now)
+	var profileKey []byte
+	name := r.Name
+	if len(ans.Sealed) > 0 && len(profile) > 0 {
+		// The answer is not signed as a whole: the key counts only if it
+		// opens the name in their signed profile.
+		if k, err := protocols.OpenAnswer(b.keys, ans); err == nil {
+			if opened := b.nameFrom(r.Peer, profile, k[:], now); opened != "" {
+				profileKey, name = k[:], opened
+			}
+		}
+	}
+	f, muts := b.addFriend(att, name, r.Introducer, profile, profileKey, r.PeerRelays, now)
 	r.State = Accepted
 	muts = append(muts, put(prefixRequests+id.String(), r))
 	return f, muts, nil

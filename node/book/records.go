@@ -22,8 +22,9 @@ type Friend struct {
 	Since            time.Time              `json:"since"`
 	IntroducedBy     peer.ID                `json:"introduced_by,omitempty"`
 	IntroducedByName string                 `json:"introduced_by_name,omitempty"`
-	Profile          []byte                 `json:"profile,omitempty"` // their latest signed profile: home relays
-	Relays           []string               `json:"relays,omitempty"`  // their home relays, when no profile is known
+	Profile          []byte                 `json:"profile,omitempty"`     // their latest signed profile: home relays
+	ProfileKey       []byte                 `json:"profile_key,omitempty"` // opens their profile's name
+	Relays           []string               `json:"relays,omitempty"`      // their home relays, when no profile is known
 }
 
 // Group is a named set of friends; a friend may be in several.
@@ -83,22 +84,26 @@ type Request struct {
 	Sent               Delivery               `json:"sent,omitempty"`
 	Answer             []byte                 `json:"answer,omitempty"` // in, accepted: the countersigned attestation
 	AnswerSent         Delivery               `json:"answer_sent,omitempty"`
-	PeerProfile        []byte                 `json:"peer_profile,omitempty"` // the peer's signed profile, if known
-	PeerRelays         []string               `json:"peer_relays,omitempty"`  // the peer's home relays, from an invite
+	PeerProfile        []byte                 `json:"peer_profile,omitempty"`     // the peer's signed profile, if known
+	PeerProfileKey     []byte                 `json:"peer_profile_key,omitempty"` // opens its name: given in the request
+	PeerRelays         []string               `json:"peer_relays,omitempty"`      // the peer's home relays, from an invite
+	Unopened           string                 `json:"unopened,omitempty"`         // in: why the sealed words did not open
 }
 
 // ReceivedShare is a share in the user's inbox: the exact bytes, verified
 // on receipt, and what failed.
 type ReceivedShare struct {
-	ID         identity.ShareID      `json:"id"`
-	From       peer.ID               `json:"from"`
-	FromName   string                `json:"from_name"`
-	Raw        []byte                `json:"raw"`
-	ReceivedAt time.Time             `json:"received_at"`
-	Refused    map[string]string     `json:"refused,omitempty"` // item peer id -> reason
-	Withdrawn  bool                  `json:"withdrawn,omitempty"`
-	Note       string                `json:"note,omitempty"`
-	Items      []protocols.ShareItem `json:"-"`
+	ID         identity.ShareID       `json:"id"`
+	From       peer.ID                `json:"from"`
+	FromName   string                 `json:"from_name"`
+	Raw        []byte                 `json:"raw"`
+	ReceivedAt time.Time              `json:"received_at"`
+	Refused    map[string]string      `json:"refused,omitempty"` // item peer id -> reason
+	Withdrawn  bool                   `json:"withdrawn,omitempty"`
+	Note       string                 `json:"note,omitempty"`
+	Secret     *protocols.ShareSecret `json:"secret,omitempty"`   // the words and names sealed to the user
+	Unopened   string                 `json:"unopened,omitempty"` // why they did not open
+	Items      []protocols.ShareItem  `json:"-"`
 	// decoded is the share as ReceiveShare or Load decoded it, so that a
 	// pick builds its introductions without decoding it again.
 	decoded *protocols.UnverifiedShare
@@ -124,11 +129,15 @@ type SentShare struct {
 	SentAt  time.Time        `json:"sent_at"`
 	Answer  *ShareResult     `json:"answer,omitempty"`
 	Targets []peer.ID        `json:"targets"`
+	// Secret is what the share says to its targets in confidence, kept to
+	// make the share again (Reshare): the sent bytes are sealed to them.
+	Secret *protocols.ShareSecret `json:"secret,omitempty"`
 }
 
 // Invite is an invite the user issued.
 type Invite struct {
 	Raw       []byte    `json:"raw"`
+	Secret    []byte    `json:"secret,omitempty"` // the link's secret: opens requests made with it
 	ExpiresAt time.Time `json:"expires_at"`
 }
 

@@ -133,15 +133,7 @@ func (w *bookWorld) run(t *testing.T, td *datadriven.TestData) string {
 			td.Fatalf(t, "befriend A B")
 		}
 		a, b := w.people[td.CmdArgs[0].Key], w.people[td.CmdArgs[1].Key]
-		offer, _ := identity.MakeOffer(a.key, b.me, w.now, 0)
-		att, err := identity.NewVerifier().Countersign(b.key, offer, w.now)
-		if err != nil {
-			td.Fatalf(t, "%v", err)
-		}
-		_, m1 := a.addFriend(att, b.Settings.Name, "", nil, nil, w.now)
-		_, m2 := b.addFriend(att, a.Settings.Name, "", nil, nil, w.now)
-		a.apply(t, m1)
-		b.apply(t, m2)
+		befriendAt(t, a, b, w.now)
 		return ""
 	case "group":
 		p := w.who(t, td, "who")
@@ -203,7 +195,7 @@ func (w *bookWorld) run(t *testing.T, td *datadriven.TestData) string {
 			return w.says(err) + "\n"
 		}
 		p.apply(t, muts)
-		w.invites[w.arg(td, "who")] = in.Link()
+		w.invites[w.arg(td, "who")] = in
 		return ""
 	case "add":
 		p := w.who(t, td, "who")

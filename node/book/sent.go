@@ -70,7 +70,13 @@ func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.Unverifie
 				Detail: fmt.Sprintf("%s is not your friend (no valid attestation)", b.Name(t))})
 			continue
 		}
-		spec.Targets = append(spec.Targets, protocols.ShareTarget{Peer: t, Attestation: f.Attestation})
+		key, err := b.encKeyOf(t, nil, now)
+		if err != nil {
+			missing = append(missing, protocols.Failure{Peer: t, Role: pb.Role_TARGET, Reason: pb.Reason_MISSING,
+				Detail: "the share cannot be sealed for them: " + err.Error()})
+			continue
+		}
+		spec.Targets = append(spec.Targets, protocols.ShareTarget{Peer: t, Attestation: f.Attestation, Key: key})
 	}
 	for _, it := range items {
 		f := b.friends[it]
@@ -93,7 +99,7 @@ func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.Unverifie
 
 // RecordSent keeps a share the user sent, until the relay answers.
 func (b *Book) RecordSent(s *protocols.UnverifiedShare, now time.Time) (*SentShare, []Mutation) {
-	ss := &SentShare{ID: s.ID, Raw: s.Raw, SentAt: now}
+	ss := &SentShare{ID: s.ID, Raw: s.Raw, SentAt: now, Secret: s.Revealed()}
 	for _, t := range s.Targets {
 		ss.Targets = append(ss.Targets, t.Peer)
 	}
@@ -178,9 +184,13 @@ func (b *Book) Reshare(id identity.ShareID, targets []peer.ID, now time.Time) (*
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	u.Reveal(ss.Secret)
 	spec := protocols.ShareSpec{SharerName: u.SharerName, Mode: u.Mode, Note: u.Note, CreatedAt: now}
 	for _, t := range u.Targets {
 		if slices.Contains(targets, t.Peer) {
+			if t.Key, err = b.encKeyOf(t.Peer, nil, now); err != nil {
+				return nil, nil, nil, err
+			}
 			spec.Targets = append(spec.Targets, t)
 		}
 	}

@@ -485,6 +485,7 @@ type ShareTarget struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Peer          []byte                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
 	Attestation   []byte                 `protobuf:"bytes,2,opt,name=attestation,proto3" json:"attestation,omitempty"` // sharer <-> target friendship (identity.SignedAttestation)
+	Sealed        []byte                 `protobuf:"bytes,3,opt,name=sealed,proto3" json:"sealed,omitempty"`           // identity Sealed to the target: a ShareSecret
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -533,6 +534,129 @@ func (x *ShareTarget) GetAttestation() []byte {
 	return nil
 }
 
+func (x *ShareTarget) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+// ShareSecret is what a share tells one target in confidence: the words
+// and names the relay has no need to read. Shares that carry one leave
+// the body's sharer_name, note and items' name and group empty.
+type ShareSecret struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SharerName    string                 `protobuf:"bytes,1,opt,name=sharer_name,json=sharerName,proto3" json:"sharer_name,omitempty"`
+	Note          string                 `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	Items         []*ItemSecret          `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"` // one per ShareBody item, in order
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareSecret) Reset() {
+	*x = ShareSecret{}
+	mi := &file_protocols_pb_kith_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareSecret) ProtoMessage() {}
+
+func (x *ShareSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_protocols_pb_kith_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareSecret.ProtoReflect.Descriptor instead.
+func (*ShareSecret) Descriptor() ([]byte, []int) {
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ShareSecret) GetSharerName() string {
+	if x != nil {
+		return x.SharerName
+	}
+	return ""
+}
+
+func (x *ShareSecret) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *ShareSecret) GetItems() []*ItemSecret {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// ItemSecret is what the sharer says about one shared friend.
+type ItemSecret struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`   // display name, as the sharer knows it
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"` // the sharer's group it was picked through, if any
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ItemSecret) Reset() {
+	*x = ItemSecret{}
+	mi := &file_protocols_pb_kith_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ItemSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ItemSecret) ProtoMessage() {}
+
+func (x *ItemSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_protocols_pb_kith_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ItemSecret.ProtoReflect.Descriptor instead.
+func (*ItemSecret) Descriptor() ([]byte, []int) {
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ItemSecret) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ItemSecret) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
 // ShareItem is one shared friend.
 type ShareItem struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -548,7 +672,7 @@ type ShareItem struct {
 
 func (x *ShareItem) Reset() {
 	*x = ShareItem{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[2]
+	mi := &file_protocols_pb_kith_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +684,7 @@ func (x *ShareItem) String() string {
 func (*ShareItem) ProtoMessage() {}
 
 func (x *ShareItem) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[2]
+	mi := &file_protocols_pb_kith_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +697,7 @@ func (x *ShareItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareItem.ProtoReflect.Descriptor instead.
 func (*ShareItem) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{2}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ShareItem) GetPeer() []byte {
@@ -637,7 +761,7 @@ type ShareBody struct {
 
 func (x *ShareBody) Reset() {
 	*x = ShareBody{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[3]
+	mi := &file_protocols_pb_kith_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +773,7 @@ func (x *ShareBody) String() string {
 func (*ShareBody) ProtoMessage() {}
 
 func (x *ShareBody) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[3]
+	mi := &file_protocols_pb_kith_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +786,7 @@ func (x *ShareBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareBody.ProtoReflect.Descriptor instead.
 func (*ShareBody) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{3}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ShareBody) GetShareId() []byte {
@@ -732,7 +856,7 @@ type Share struct {
 
 func (x *Share) Reset() {
 	*x = Share{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[4]
+	mi := &file_protocols_pb_kith_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +868,7 @@ func (x *Share) String() string {
 func (*Share) ProtoMessage() {}
 
 func (x *Share) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[4]
+	mi := &file_protocols_pb_kith_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +881,7 @@ func (x *Share) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Share.ProtoReflect.Descriptor instead.
 func (*Share) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{4}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Share) GetBody() []byte {
@@ -785,7 +909,7 @@ type TargetResult struct {
 
 func (x *TargetResult) Reset() {
 	*x = TargetResult{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[5]
+	mi := &file_protocols_pb_kith_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +921,7 @@ func (x *TargetResult) String() string {
 func (*TargetResult) ProtoMessage() {}
 
 func (x *TargetResult) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[5]
+	mi := &file_protocols_pb_kith_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +934,7 @@ func (x *TargetResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetResult.ProtoReflect.Descriptor instead.
 func (*TargetResult) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{5}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TargetResult) GetPeer() []byte {
@@ -841,7 +965,7 @@ type ShareResponse struct {
 
 func (x *ShareResponse) Reset() {
 	*x = ShareResponse{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[6]
+	mi := &file_protocols_pb_kith_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +977,7 @@ func (x *ShareResponse) String() string {
 func (*ShareResponse) ProtoMessage() {}
 
 func (x *ShareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[6]
+	mi := &file_protocols_pb_kith_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +990,7 @@ func (x *ShareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShareResponse.ProtoReflect.Descriptor instead.
 func (*ShareResponse) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{6}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ShareResponse) GetStatus() Status {
@@ -917,7 +1041,7 @@ type Login struct {
 
 func (x *Login) Reset() {
 	*x = Login{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[7]
+	mi := &file_protocols_pb_kith_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1053,7 @@ func (x *Login) String() string {
 func (*Login) ProtoMessage() {}
 
 func (x *Login) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[7]
+	mi := &file_protocols_pb_kith_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1066,7 @@ func (x *Login) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Login.ProtoReflect.Descriptor instead.
 func (*Login) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{7}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Login) GetProfile() []byte {
@@ -980,7 +1104,7 @@ type LoginResult struct {
 
 func (x *LoginResult) Reset() {
 	*x = LoginResult{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[8]
+	mi := &file_protocols_pb_kith_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1116,7 @@ func (x *LoginResult) String() string {
 func (*LoginResult) ProtoMessage() {}
 
 func (x *LoginResult) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[8]
+	mi := &file_protocols_pb_kith_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1129,7 @@ func (x *LoginResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResult.ProtoReflect.Descriptor instead.
 func (*LoginResult) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{8}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LoginResult) GetStatus() Status {
@@ -1059,7 +1183,7 @@ type InboxItem struct {
 
 func (x *InboxItem) Reset() {
 	*x = InboxItem{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[9]
+	mi := &file_protocols_pb_kith_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1195,7 @@ func (x *InboxItem) String() string {
 func (*InboxItem) ProtoMessage() {}
 
 func (x *InboxItem) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[9]
+	mi := &file_protocols_pb_kith_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1208,7 @@ func (x *InboxItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxItem.ProtoReflect.Descriptor instead.
 func (*InboxItem) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{9}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InboxItem) GetSeq() uint64 {
@@ -1146,7 +1270,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[10]
+	mi := &file_protocols_pb_kith_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1282,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[10]
+	mi := &file_protocols_pb_kith_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1295,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{10}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Ack) GetSeqs() []uint64 {
@@ -1194,7 +1318,7 @@ type Withdrawal struct {
 
 func (x *Withdrawal) Reset() {
 	*x = Withdrawal{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[11]
+	mi := &file_protocols_pb_kith_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1330,7 @@ func (x *Withdrawal) String() string {
 func (*Withdrawal) ProtoMessage() {}
 
 func (x *Withdrawal) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[11]
+	mi := &file_protocols_pb_kith_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1343,7 @@ func (x *Withdrawal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Withdrawal.ProtoReflect.Descriptor instead.
 func (*Withdrawal) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{11}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Withdrawal) GetItemId() []byte {
@@ -1257,7 +1381,7 @@ type InboxClient struct {
 
 func (x *InboxClient) Reset() {
 	*x = InboxClient{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[12]
+	mi := &file_protocols_pb_kith_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1393,7 @@ func (x *InboxClient) String() string {
 func (*InboxClient) ProtoMessage() {}
 
 func (x *InboxClient) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[12]
+	mi := &file_protocols_pb_kith_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1406,7 @@ func (x *InboxClient) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxClient.ProtoReflect.Descriptor instead.
 func (*InboxClient) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{12}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *InboxClient) GetMsg() isInboxClient_Msg {
@@ -1340,7 +1464,7 @@ type InboxServer struct {
 
 func (x *InboxServer) Reset() {
 	*x = InboxServer{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[13]
+	mi := &file_protocols_pb_kith_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1476,7 @@ func (x *InboxServer) String() string {
 func (*InboxServer) ProtoMessage() {}
 
 func (x *InboxServer) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[13]
+	mi := &file_protocols_pb_kith_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1489,7 @@ func (x *InboxServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboxServer.ProtoReflect.Descriptor instead.
 func (*InboxServer) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{13}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *InboxServer) GetMsg() isInboxServer_Msg {
@@ -1422,13 +1546,14 @@ type AddRequestBody struct {
 	CreatedAt     int64                  `protobuf:"varint,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	From          []byte                 `protobuf:"bytes,9,opt,name=from,proto3" json:"from,omitempty"`                                   // B, who signs the request; the offer's requester
 	FromProfile   []byte                 `protobuf:"bytes,10,opt,name=from_profile,json=fromProfile,proto3" json:"from_profile,omitempty"` // B's signed profile: name and home relays, for the answer
+	Sealed        []byte                 `protobuf:"bytes,11,opt,name=sealed,proto3" json:"sealed,omitempty"`                              // identity Sealed to C: a RequestSecret (then message and from_name are empty)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AddRequestBody) Reset() {
 	*x = AddRequestBody{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[14]
+	mi := &file_protocols_pb_kith_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1565,7 @@ func (x *AddRequestBody) String() string {
 func (*AddRequestBody) ProtoMessage() {}
 
 func (x *AddRequestBody) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[14]
+	mi := &file_protocols_pb_kith_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1578,7 @@ func (x *AddRequestBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddRequestBody.ProtoReflect.Descriptor instead.
 func (*AddRequestBody) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{14}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AddRequestBody) GetRequestId() []byte {
@@ -1526,6 +1651,74 @@ func (x *AddRequestBody) GetFromProfile() []byte {
 	return nil
 }
 
+func (x *AddRequestBody) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+// RequestSecret is what a request tells its recipient in confidence.
+type RequestSecret struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Message       string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	FromName      string                 `protobuf:"bytes,2,opt,name=from_name,json=fromName,proto3" json:"from_name,omitempty"`
+	ProfileKey    []byte                 `protobuf:"bytes,3,opt,name=profile_key,json=profileKey,proto3" json:"profile_key,omitempty"` // 32 bytes: opens the requester's profile name
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestSecret) Reset() {
+	*x = RequestSecret{}
+	mi := &file_protocols_pb_kith_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestSecret) ProtoMessage() {}
+
+func (x *RequestSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_protocols_pb_kith_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestSecret.ProtoReflect.Descriptor instead.
+func (*RequestSecret) Descriptor() ([]byte, []int) {
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RequestSecret) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *RequestSecret) GetFromName() string {
+	if x != nil {
+		return x.FromName
+	}
+	return ""
+}
+
+func (x *RequestSecret) GetProfileKey() []byte {
+	if x != nil {
+		return x.ProfileKey
+	}
+	return nil
+}
+
 // AddRequest is signed by its requester (the offer's requester), domain
 // "kith/add-request/v1", over the exact body bytes.
 type AddRequest struct {
@@ -1538,7 +1731,7 @@ type AddRequest struct {
 
 func (x *AddRequest) Reset() {
 	*x = AddRequest{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[15]
+	mi := &file_protocols_pb_kith_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1743,7 @@ func (x *AddRequest) String() string {
 func (*AddRequest) ProtoMessage() {}
 
 func (x *AddRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[15]
+	mi := &file_protocols_pb_kith_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1756,7 @@ func (x *AddRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddRequest.ProtoReflect.Descriptor instead.
 func (*AddRequest) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{15}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AddRequest) GetBody() []byte {
@@ -1587,13 +1780,14 @@ type AddAnswer struct {
 	RequestId     []byte                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Attestation   []byte                 `protobuf:"bytes,2,opt,name=attestation,proto3" json:"attestation,omitempty"`
 	Profile       []byte                 `protobuf:"bytes,3,opt,name=profile,proto3" json:"profile,omitempty"` // the accepter's signed profile: name and home relays
+	Sealed        []byte                 `protobuf:"bytes,4,opt,name=sealed,proto3" json:"sealed,omitempty"`   // identity Sealed to the requester: an AnswerSecret
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AddAnswer) Reset() {
 	*x = AddAnswer{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[16]
+	mi := &file_protocols_pb_kith_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1799,7 @@ func (x *AddAnswer) String() string {
 func (*AddAnswer) ProtoMessage() {}
 
 func (x *AddAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[16]
+	mi := &file_protocols_pb_kith_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1812,7 @@ func (x *AddAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAnswer.ProtoReflect.Descriptor instead.
 func (*AddAnswer) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{16}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AddAnswer) GetRequestId() []byte {
@@ -1642,6 +1836,60 @@ func (x *AddAnswer) GetProfile() []byte {
 	return nil
 }
 
+func (x *AddAnswer) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+// AnswerSecret is what an acceptance tells the requester in confidence.
+// The answer is not signed as a whole: the profile key is taken only if
+// it opens the name in the accepter's signed profile.
+type AnswerSecret struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProfileKey    []byte                 `protobuf:"bytes,1,opt,name=profile_key,json=profileKey,proto3" json:"profile_key,omitempty"` // 32 bytes: opens the accepter's profile name
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AnswerSecret) Reset() {
+	*x = AnswerSecret{}
+	mi := &file_protocols_pb_kith_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AnswerSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AnswerSecret) ProtoMessage() {}
+
+func (x *AnswerSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_protocols_pb_kith_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AnswerSecret.ProtoReflect.Descriptor instead.
+func (*AnswerSecret) Descriptor() ([]byte, []int) {
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *AnswerSecret) GetProfileKey() []byte {
+	if x != nil {
+		return x.ProfileKey
+	}
+	return nil
+}
+
 // CombinedAdd is the patent's combined request: the relay fans it out, one
 // request per friend, delivering or storing each.
 type CombinedAdd struct {
@@ -1653,7 +1901,7 @@ type CombinedAdd struct {
 
 func (x *CombinedAdd) Reset() {
 	*x = CombinedAdd{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[17]
+	mi := &file_protocols_pb_kith_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1913,7 @@ func (x *CombinedAdd) String() string {
 func (*CombinedAdd) ProtoMessage() {}
 
 func (x *CombinedAdd) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[17]
+	mi := &file_protocols_pb_kith_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1926,7 @@ func (x *CombinedAdd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CombinedAdd.ProtoReflect.Descriptor instead.
 func (*CombinedAdd) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{17}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CombinedAdd) GetRequests() []*AddRequest {
@@ -1703,7 +1951,7 @@ type AddMessage struct {
 
 func (x *AddMessage) Reset() {
 	*x = AddMessage{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[18]
+	mi := &file_protocols_pb_kith_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +1963,7 @@ func (x *AddMessage) String() string {
 func (*AddMessage) ProtoMessage() {}
 
 func (x *AddMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[18]
+	mi := &file_protocols_pb_kith_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +1976,7 @@ func (x *AddMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMessage.ProtoReflect.Descriptor instead.
 func (*AddMessage) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{18}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AddMessage) GetMsg() isAddMessage_Msg {
@@ -1802,7 +2050,7 @@ type AddResult struct {
 
 func (x *AddResult) Reset() {
 	*x = AddResult{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[19]
+	mi := &file_protocols_pb_kith_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +2062,7 @@ func (x *AddResult) String() string {
 func (*AddResult) ProtoMessage() {}
 
 func (x *AddResult) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[19]
+	mi := &file_protocols_pb_kith_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +2075,7 @@ func (x *AddResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddResult.ProtoReflect.Descriptor instead.
 func (*AddResult) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{19}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AddResult) GetRequestId() []byte {
@@ -1884,7 +2132,7 @@ type AddResponse struct {
 
 func (x *AddResponse) Reset() {
 	*x = AddResponse{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[20]
+	mi := &file_protocols_pb_kith_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +2144,7 @@ func (x *AddResponse) String() string {
 func (*AddResponse) ProtoMessage() {}
 
 func (x *AddResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[20]
+	mi := &file_protocols_pb_kith_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2157,7 @@ func (x *AddResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddResponse.ProtoReflect.Descriptor instead.
 func (*AddResponse) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{20}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AddResponse) GetStatus() Status {
@@ -1945,7 +2193,7 @@ type PresenceAsk struct {
 
 func (x *PresenceAsk) Reset() {
 	*x = PresenceAsk{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[21]
+	mi := &file_protocols_pb_kith_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2205,7 @@ func (x *PresenceAsk) String() string {
 func (*PresenceAsk) ProtoMessage() {}
 
 func (x *PresenceAsk) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[21]
+	mi := &file_protocols_pb_kith_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2218,7 @@ func (x *PresenceAsk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceAsk.ProtoReflect.Descriptor instead.
 func (*PresenceAsk) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{21}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PresenceAsk) GetPeer() []byte {
@@ -2008,7 +2256,7 @@ type PresenceQuery struct {
 
 func (x *PresenceQuery) Reset() {
 	*x = PresenceQuery{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[22]
+	mi := &file_protocols_pb_kith_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2268,7 @@ func (x *PresenceQuery) String() string {
 func (*PresenceQuery) ProtoMessage() {}
 
 func (x *PresenceQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[22]
+	mi := &file_protocols_pb_kith_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2281,7 @@ func (x *PresenceQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceQuery.ProtoReflect.Descriptor instead.
 func (*PresenceQuery) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{22}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PresenceQuery) GetAsks() []*PresenceAsk {
@@ -2065,7 +2313,7 @@ type PresenceEntry struct {
 
 func (x *PresenceEntry) Reset() {
 	*x = PresenceEntry{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[23]
+	mi := &file_protocols_pb_kith_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2325,7 @@ func (x *PresenceEntry) String() string {
 func (*PresenceEntry) ProtoMessage() {}
 
 func (x *PresenceEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[23]
+	mi := &file_protocols_pb_kith_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2338,7 @@ func (x *PresenceEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceEntry.ProtoReflect.Descriptor instead.
 func (*PresenceEntry) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{23}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PresenceEntry) GetPeer() []byte {
@@ -2147,7 +2395,7 @@ type PresenceResponse struct {
 
 func (x *PresenceResponse) Reset() {
 	*x = PresenceResponse{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[24]
+	mi := &file_protocols_pb_kith_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2159,7 +2407,7 @@ func (x *PresenceResponse) String() string {
 func (*PresenceResponse) ProtoMessage() {}
 
 func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[24]
+	mi := &file_protocols_pb_kith_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2172,7 +2420,7 @@ func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceResponse.ProtoReflect.Descriptor instead.
 func (*PresenceResponse) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{24}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PresenceResponse) GetStatus() Status {
@@ -2206,7 +2454,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[25]
+	mi := &file_protocols_pb_kith_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2466,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[25]
+	mi := &file_protocols_pb_kith_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2479,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{25}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RevokeRequest) GetRevocations() [][]byte {
@@ -2253,7 +2501,7 @@ type RevokeResponse struct {
 
 func (x *RevokeResponse) Reset() {
 	*x = RevokeResponse{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[26]
+	mi := &file_protocols_pb_kith_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2513,7 @@ func (x *RevokeResponse) String() string {
 func (*RevokeResponse) ProtoMessage() {}
 
 func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[26]
+	mi := &file_protocols_pb_kith_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2526,7 @@ func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
 func (*RevokeResponse) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{26}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RevokeResponse) GetStatus() Status {
@@ -2314,7 +2562,7 @@ type RevSyncRange struct {
 
 func (x *RevSyncRange) Reset() {
 	*x = RevSyncRange{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[27]
+	mi := &file_protocols_pb_kith_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2326,7 +2574,7 @@ func (x *RevSyncRange) String() string {
 func (*RevSyncRange) ProtoMessage() {}
 
 func (x *RevSyncRange) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[27]
+	mi := &file_protocols_pb_kith_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2339,7 +2587,7 @@ func (x *RevSyncRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevSyncRange.ProtoReflect.Descriptor instead.
 func (*RevSyncRange) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{27}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RevSyncRange) GetPrefix() []byte {
@@ -2374,7 +2622,7 @@ type RevSyncList struct {
 
 func (x *RevSyncList) Reset() {
 	*x = RevSyncList{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[28]
+	mi := &file_protocols_pb_kith_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2634,7 @@ func (x *RevSyncList) String() string {
 func (*RevSyncList) ProtoMessage() {}
 
 func (x *RevSyncList) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[28]
+	mi := &file_protocols_pb_kith_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2647,7 @@ func (x *RevSyncList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevSyncList.ProtoReflect.Descriptor instead.
 func (*RevSyncList) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{28}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RevSyncList) GetPrefix() []byte {
@@ -2429,7 +2677,7 @@ type RevSyncStep struct {
 
 func (x *RevSyncStep) Reset() {
 	*x = RevSyncStep{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[29]
+	mi := &file_protocols_pb_kith_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2441,7 +2689,7 @@ func (x *RevSyncStep) String() string {
 func (*RevSyncStep) ProtoMessage() {}
 
 func (x *RevSyncStep) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[29]
+	mi := &file_protocols_pb_kith_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2454,7 +2702,7 @@ func (x *RevSyncStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevSyncStep.ProtoReflect.Descriptor instead.
 func (*RevSyncStep) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{29}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RevSyncStep) GetRanges() []*RevSyncRange {
@@ -2495,10 +2743,20 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\x04role\x18\x02 \x01(\x0e2\x14.kith.protocols.RoleR\x04role\x12.\n" +
 	"\x06reason\x18\x03 \x01(\x0e2\x16.kith.protocols.ReasonR\x06reason\x12\x16\n" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\x12\x18\n" +
-	"\aprofile\x18\x05 \x01(\fR\aprofile\"C\n" +
+	"\aprofile\x18\x05 \x01(\fR\aprofile\"[\n" +
 	"\vShareTarget\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12 \n" +
-	"\vattestation\x18\x02 \x01(\fR\vattestation\"\x99\x01\n" +
+	"\vattestation\x18\x02 \x01(\fR\vattestation\x12\x16\n" +
+	"\x06sealed\x18\x03 \x01(\fR\x06sealed\"t\n" +
+	"\vShareSecret\x12\x1f\n" +
+	"\vsharer_name\x18\x01 \x01(\tR\n" +
+	"sharerName\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\x120\n" +
+	"\x05items\x18\x03 \x03(\v2\x1a.kith.protocols.ItemSecretR\x05items\"6\n" +
+	"\n" +
+	"ItemSecret\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"\x99\x01\n" +
 	"\tShareItem\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -2566,7 +2824,7 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\vInboxServer\x125\n" +
 	"\x06result\x18\x01 \x01(\v2\x1b.kith.protocols.LoginResultH\x00R\x06result\x12/\n" +
 	"\x04item\x18\x02 \x01(\v2\x19.kith.protocols.InboxItemH\x00R\x04itemB\x05\n" +
-	"\x03msg\"\x9e\x02\n" +
+	"\x03msg\"\xb6\x02\n" +
 	"\x0eAddRequestBody\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12\x0e\n" +
@@ -2580,16 +2838,26 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"created_at\x18\b \x01(\x03R\tcreatedAt\x12\x12\n" +
 	"\x04from\x18\t \x01(\fR\x04from\x12!\n" +
 	"\ffrom_profile\x18\n" +
-	" \x01(\fR\vfromProfile\">\n" +
+	" \x01(\fR\vfromProfile\x12\x16\n" +
+	"\x06sealed\x18\v \x01(\fR\x06sealed\"g\n" +
+	"\rRequestSecret\x12\x18\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1b\n" +
+	"\tfrom_name\x18\x02 \x01(\tR\bfromName\x12\x1f\n" +
+	"\vprofile_key\x18\x03 \x01(\fR\n" +
+	"profileKey\">\n" +
 	"\n" +
 	"AddRequest\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"f\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"~\n" +
 	"\tAddAnswer\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12 \n" +
 	"\vattestation\x18\x02 \x01(\fR\vattestation\x12\x18\n" +
-	"\aprofile\x18\x03 \x01(\fR\aprofile\"E\n" +
+	"\aprofile\x18\x03 \x01(\fR\aprofile\x12\x16\n" +
+	"\x06sealed\x18\x04 \x01(\fR\x06sealed\"/\n" +
+	"\fAnswerSecret\x12\x1f\n" +
+	"\vprofile_key\x18\x01 \x01(\fR\n" +
+	"profileKey\"E\n" +
 	"\vCombinedAdd\x126\n" +
 	"\brequests\x18\x01 \x03(\v2\x1a.kith.protocols.AddRequestR\brequests\"\xbb\x01\n" +
 	"\n" +
@@ -2715,7 +2983,7 @@ func file_protocols_pb_kith_proto_rawDescGZIP() []byte {
 }
 
 var file_protocols_pb_kith_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_protocols_pb_kith_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_protocols_pb_kith_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_protocols_pb_kith_proto_goTypes = []any{
 	(Status)(0),              // 0: kith.protocols.Status
 	(Reason)(0),              // 1: kith.protocols.Reason
@@ -2725,74 +2993,79 @@ var file_protocols_pb_kith_proto_goTypes = []any{
 	(ItemKind)(0),            // 5: kith.protocols.ItemKind
 	(*Failure)(nil),          // 6: kith.protocols.Failure
 	(*ShareTarget)(nil),      // 7: kith.protocols.ShareTarget
-	(*ShareItem)(nil),        // 8: kith.protocols.ShareItem
-	(*ShareBody)(nil),        // 9: kith.protocols.ShareBody
-	(*Share)(nil),            // 10: kith.protocols.Share
-	(*TargetResult)(nil),     // 11: kith.protocols.TargetResult
-	(*ShareResponse)(nil),    // 12: kith.protocols.ShareResponse
-	(*Login)(nil),            // 13: kith.protocols.Login
-	(*LoginResult)(nil),      // 14: kith.protocols.LoginResult
-	(*InboxItem)(nil),        // 15: kith.protocols.InboxItem
-	(*Ack)(nil),              // 16: kith.protocols.Ack
-	(*Withdrawal)(nil),       // 17: kith.protocols.Withdrawal
-	(*InboxClient)(nil),      // 18: kith.protocols.InboxClient
-	(*InboxServer)(nil),      // 19: kith.protocols.InboxServer
-	(*AddRequestBody)(nil),   // 20: kith.protocols.AddRequestBody
-	(*AddRequest)(nil),       // 21: kith.protocols.AddRequest
-	(*AddAnswer)(nil),        // 22: kith.protocols.AddAnswer
-	(*CombinedAdd)(nil),      // 23: kith.protocols.CombinedAdd
-	(*AddMessage)(nil),       // 24: kith.protocols.AddMessage
-	(*AddResult)(nil),        // 25: kith.protocols.AddResult
-	(*AddResponse)(nil),      // 26: kith.protocols.AddResponse
-	(*PresenceAsk)(nil),      // 27: kith.protocols.PresenceAsk
-	(*PresenceQuery)(nil),    // 28: kith.protocols.PresenceQuery
-	(*PresenceEntry)(nil),    // 29: kith.protocols.PresenceEntry
-	(*PresenceResponse)(nil), // 30: kith.protocols.PresenceResponse
-	(*RevokeRequest)(nil),    // 31: kith.protocols.RevokeRequest
-	(*RevokeResponse)(nil),   // 32: kith.protocols.RevokeResponse
-	(*RevSyncRange)(nil),     // 33: kith.protocols.RevSyncRange
-	(*RevSyncList)(nil),      // 34: kith.protocols.RevSyncList
-	(*RevSyncStep)(nil),      // 35: kith.protocols.RevSyncStep
+	(*ShareSecret)(nil),      // 8: kith.protocols.ShareSecret
+	(*ItemSecret)(nil),       // 9: kith.protocols.ItemSecret
+	(*ShareItem)(nil),        // 10: kith.protocols.ShareItem
+	(*ShareBody)(nil),        // 11: kith.protocols.ShareBody
+	(*Share)(nil),            // 12: kith.protocols.Share
+	(*TargetResult)(nil),     // 13: kith.protocols.TargetResult
+	(*ShareResponse)(nil),    // 14: kith.protocols.ShareResponse
+	(*Login)(nil),            // 15: kith.protocols.Login
+	(*LoginResult)(nil),      // 16: kith.protocols.LoginResult
+	(*InboxItem)(nil),        // 17: kith.protocols.InboxItem
+	(*Ack)(nil),              // 18: kith.protocols.Ack
+	(*Withdrawal)(nil),       // 19: kith.protocols.Withdrawal
+	(*InboxClient)(nil),      // 20: kith.protocols.InboxClient
+	(*InboxServer)(nil),      // 21: kith.protocols.InboxServer
+	(*AddRequestBody)(nil),   // 22: kith.protocols.AddRequestBody
+	(*RequestSecret)(nil),    // 23: kith.protocols.RequestSecret
+	(*AddRequest)(nil),       // 24: kith.protocols.AddRequest
+	(*AddAnswer)(nil),        // 25: kith.protocols.AddAnswer
+	(*AnswerSecret)(nil),     // 26: kith.protocols.AnswerSecret
+	(*CombinedAdd)(nil),      // 27: kith.protocols.CombinedAdd
+	(*AddMessage)(nil),       // 28: kith.protocols.AddMessage
+	(*AddResult)(nil),        // 29: kith.protocols.AddResult
+	(*AddResponse)(nil),      // 30: kith.protocols.AddResponse
+	(*PresenceAsk)(nil),      // 31: kith.protocols.PresenceAsk
+	(*PresenceQuery)(nil),    // 32: kith.protocols.PresenceQuery
+	(*PresenceEntry)(nil),    // 33: kith.protocols.PresenceEntry
+	(*PresenceResponse)(nil), // 34: kith.protocols.PresenceResponse
+	(*RevokeRequest)(nil),    // 35: kith.protocols.RevokeRequest
+	(*RevokeResponse)(nil),   // 36: kith.protocols.RevokeResponse
+	(*RevSyncRange)(nil),     // 37: kith.protocols.RevSyncRange
+	(*RevSyncList)(nil),      // 38: kith.protocols.RevSyncList
+	(*RevSyncStep)(nil),      // 39: kith.protocols.RevSyncStep
 }
 var file_protocols_pb_kith_proto_depIdxs = []int32{
 	2,  // 0: kith.protocols.Failure.role:type_name -> kith.protocols.Role
 	1,  // 1: kith.protocols.Failure.reason:type_name -> kith.protocols.Reason
-	7,  // 2: kith.protocols.ShareBody.targets:type_name -> kith.protocols.ShareTarget
-	8,  // 3: kith.protocols.ShareBody.items:type_name -> kith.protocols.ShareItem
-	4,  // 4: kith.protocols.ShareBody.mode:type_name -> kith.protocols.ShareMode
-	3,  // 5: kith.protocols.TargetResult.delivery:type_name -> kith.protocols.Delivery
-	0,  // 6: kith.protocols.ShareResponse.status:type_name -> kith.protocols.Status
-	11, // 7: kith.protocols.ShareResponse.targets:type_name -> kith.protocols.TargetResult
-	6,  // 8: kith.protocols.ShareResponse.failures:type_name -> kith.protocols.Failure
-	0,  // 9: kith.protocols.LoginResult.status:type_name -> kith.protocols.Status
-	5,  // 10: kith.protocols.InboxItem.kind:type_name -> kith.protocols.ItemKind
-	6,  // 11: kith.protocols.InboxItem.refused:type_name -> kith.protocols.Failure
-	5,  // 12: kith.protocols.Withdrawal.item_kind:type_name -> kith.protocols.ItemKind
-	13, // 13: kith.protocols.InboxClient.login:type_name -> kith.protocols.Login
-	16, // 14: kith.protocols.InboxClient.ack:type_name -> kith.protocols.Ack
-	14, // 15: kith.protocols.InboxServer.result:type_name -> kith.protocols.LoginResult
-	15, // 16: kith.protocols.InboxServer.item:type_name -> kith.protocols.InboxItem
-	21, // 17: kith.protocols.CombinedAdd.requests:type_name -> kith.protocols.AddRequest
-	21, // 18: kith.protocols.AddMessage.request:type_name -> kith.protocols.AddRequest
-	22, // 19: kith.protocols.AddMessage.answer:type_name -> kith.protocols.AddAnswer
-	23, // 20: kith.protocols.AddMessage.combined:type_name -> kith.protocols.CombinedAdd
-	3,  // 21: kith.protocols.AddResult.delivery:type_name -> kith.protocols.Delivery
-	1,  // 22: kith.protocols.AddResult.reason:type_name -> kith.protocols.Reason
-	0,  // 23: kith.protocols.AddResponse.status:type_name -> kith.protocols.Status
-	25, // 24: kith.protocols.AddResponse.results:type_name -> kith.protocols.AddResult
-	27, // 25: kith.protocols.PresenceQuery.asks:type_name -> kith.protocols.PresenceAsk
-	1,  // 26: kith.protocols.PresenceEntry.refused:type_name -> kith.protocols.Reason
-	0,  // 27: kith.protocols.PresenceResponse.status:type_name -> kith.protocols.Status
-	29, // 28: kith.protocols.PresenceResponse.entries:type_name -> kith.protocols.PresenceEntry
-	0,  // 29: kith.protocols.RevokeResponse.status:type_name -> kith.protocols.Status
-	6,  // 30: kith.protocols.RevokeResponse.failures:type_name -> kith.protocols.Failure
-	33, // 31: kith.protocols.RevSyncStep.ranges:type_name -> kith.protocols.RevSyncRange
-	34, // 32: kith.protocols.RevSyncStep.lists:type_name -> kith.protocols.RevSyncList
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	9,  // 2: kith.protocols.ShareSecret.items:type_name -> kith.protocols.ItemSecret
+	7,  // 3: kith.protocols.ShareBody.targets:type_name -> kith.protocols.ShareTarget
+	10, // 4: kith.protocols.ShareBody.items:type_name -> kith.protocols.ShareItem
+	4,  // 5: kith.protocols.ShareBody.mode:type_name -> kith.protocols.ShareMode
+	3,  // 6: kith.protocols.TargetResult.delivery:type_name -> kith.protocols.Delivery
+	0,  // 7: kith.protocols.ShareResponse.status:type_name -> kith.protocols.Status
+	13, // 8: kith.protocols.ShareResponse.targets:type_name -> kith.protocols.TargetResult
+	6,  // 9: kith.protocols.ShareResponse.failures:type_name -> kith.protocols.Failure
+	0,  // 10: kith.protocols.LoginResult.status:type_name -> kith.protocols.Status
+	5,  // 11: kith.protocols.InboxItem.kind:type_name -> kith.protocols.ItemKind
+	6,  // 12: kith.protocols.InboxItem.refused:type_name -> kith.protocols.Failure
+	5,  // 13: kith.protocols.Withdrawal.item_kind:type_name -> kith.protocols.ItemKind
+	15, // 14: kith.protocols.InboxClient.login:type_name -> kith.protocols.Login
+	18, // 15: kith.protocols.InboxClient.ack:type_name -> kith.protocols.Ack
+	16, // 16: kith.protocols.InboxServer.result:type_name -> kith.protocols.LoginResult
+	17, // 17: kith.protocols.InboxServer.item:type_name -> kith.protocols.InboxItem
+	24, // 18: kith.protocols.CombinedAdd.requests:type_name -> kith.protocols.AddRequest
+	24, // 19: kith.protocols.AddMessage.request:type_name -> kith.protocols.AddRequest
+	25, // 20: kith.protocols.AddMessage.answer:type_name -> kith.protocols.AddAnswer
+	27, // 21: kith.protocols.AddMessage.combined:type_name -> kith.protocols.CombinedAdd
+	3,  // 22: kith.protocols.AddResult.delivery:type_name -> kith.protocols.Delivery
+	1,  // 23: kith.protocols.AddResult.reason:type_name -> kith.protocols.Reason
+	0,  // 24: kith.protocols.AddResponse.status:type_name -> kith.protocols.Status
+	29, // 25: kith.protocols.AddResponse.results:type_name -> kith.protocols.AddResult
+	31, // 26: kith.protocols.PresenceQuery.asks:type_name -> kith.protocols.PresenceAsk
+	1,  // 27: kith.protocols.PresenceEntry.refused:type_name -> kith.protocols.Reason
+	0,  // 28: kith.protocols.PresenceResponse.status:type_name -> kith.protocols.Status
+	33, // 29: kith.protocols.PresenceResponse.entries:type_name -> kith.protocols.PresenceEntry
+	0,  // 30: kith.protocols.RevokeResponse.status:type_name -> kith.protocols.Status
+	6,  // 31: kith.protocols.RevokeResponse.failures:type_name -> kith.protocols.Failure
+	37, // 32: kith.protocols.RevSyncStep.ranges:type_name -> kith.protocols.RevSyncRange
+	38, // 33: kith.protocols.RevSyncStep.lists:type_name -> kith.protocols.RevSyncList
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_protocols_pb_kith_proto_init() }
@@ -2800,15 +3073,15 @@ func file_protocols_pb_kith_proto_init() {
 	if File_protocols_pb_kith_proto != nil {
 		return
 	}
-	file_protocols_pb_kith_proto_msgTypes[12].OneofWrappers = []any{
+	file_protocols_pb_kith_proto_msgTypes[14].OneofWrappers = []any{
 		(*InboxClient_Login)(nil),
 		(*InboxClient_Ack)(nil),
 	}
-	file_protocols_pb_kith_proto_msgTypes[13].OneofWrappers = []any{
+	file_protocols_pb_kith_proto_msgTypes[15].OneofWrappers = []any{
 		(*InboxServer_Result)(nil),
 		(*InboxServer_Item)(nil),
 	}
-	file_protocols_pb_kith_proto_msgTypes[18].OneofWrappers = []any{
+	file_protocols_pb_kith_proto_msgTypes[22].OneofWrappers = []any{
 		(*AddMessage_Request)(nil),
 		(*AddMessage_Answer)(nil),
 		(*AddMessage_Combined)(nil),
@@ -2819,7 +3092,7 @@ func file_protocols_pb_kith_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protocols_pb_kith_proto_rawDesc), len(file_protocols_pb_kith_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   30,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -345,7 +345,7 @@ func (d *demo) tampered(ctx context.Context) error {
 	s, err := protocols.BuildShare(key, protocols.ShareSpec{
 		CreatedAt: time.Now(),
 		Targets:   []protocols.ShareTarget{{Peer: d.ids["Bob"], Attestation: bobAtt}},
-		Items:     []protocols.ShareItem{{Peer: mallory, Name: "Mallory", Attestation: forged}},
+		Items:     []protocols.ShareItem{{Peer: mallory, Attestation: forged}},
 	})
 	if err != nil {
 		return err

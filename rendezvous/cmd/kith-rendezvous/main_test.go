@@ -92,6 +92,7 @@ type user struct {
 	id      peer.ID
 	h       host.Host
 	profile []byte
+	enc     *identity.EncKey
 }
 
 func newUser(t *testing.T, name string) *user {
@@ -102,8 +103,12 @@ func newUser(t *testing.T, name string) *user {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	prof, _ := identity.NewProfile(key, identity.ProfileInfo{Name: name}, time.Now())
-	return &user{key, id, h, prof}
+	enc, err := identity.GenerateEncKey(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, _ := identity.NewProfile(key, identity.ProfileInfo{Name: name, EncKey: enc.Public()}, time.Now())
+	return &user{key, id, h, prof, enc}
 }
 
 func befriend(t *testing.T, a, b *user) []byte {
@@ -172,7 +177,7 @@ func TestKill9LosesNothing(t *testing.T) {
 	for i := range shares {
 		s, err := protocols.BuildShare(alice.key, protocols.ShareSpec{
 			CreatedAt: time.Now(), Note: fmt.Sprint("share ", i),
-			Targets: []protocols.ShareTarget{{Peer: bob.id, Attestation: attBob}},
+			Targets: []protocols.ShareTarget{{Peer: bob.id, Attestation: attBob, Key: bob.enc.Public()}},
 			Items:   []protocols.ShareItem{{Peer: carol.id, Name: "Carol", Attestation: attCarol}},
 		})
 		if err != nil {
