@@ -439,7 +439,7 @@ func (n *Node) Shares() []ShareView {
 }
 
 func (n *Node) shareView(s *book.ReceivedShare) ShareView {
-	v := ShareView{ID: s.ID.String(), From: s.From.String(), FromName: s.FromName, Note: s.Note,
+	v := ShareView{ID: s.ID.String(), From: s.From.String(), FromName: s.FromName, Note: s.Note, Unopened: s.Unopened,
 		ReceivedAt: s.ReceivedAt.UTC().Format(time.RFC3339), Withdrawn: s.Withdrawn, Items: []ItemView{}}
 	for _, it := range s.Items {
 		name := it.Name
@@ -645,7 +645,7 @@ func (n *Node) Requests() []RequestView {
 	defer n.mu.Unlock()
 	out := []RequestView{}
 	for _, r := range n.book.Requests() {
-		v := RequestView{ID: r.ID.String(), Direction: string(r.Direction), Peer: r.Peer.String(), Name: r.Name,
+		v := RequestView{ID: r.ID.String(), Direction: string(r.Direction), Peer: r.Peer.String(), Name: r.Name, Unopened: r.Unopened,
 			State: string(r.State), IntroducerName: r.IntroducerName, IntroducerVerified: r.IntroducerVerified,
 			Message: r.Message, Sent: string(r.Sent), CreatedAt: r.CreatedAt.UTC().Format(time.RFC3339)}
 		if r.Direction == book.Outgoing && r.State == book.Declined {

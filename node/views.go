@@ -26,6 +26,7 @@ type RequestView struct {
 	Sent               string `json:"sent,omitempty"`
 	Provenance         string `json:"provenance"`
 	CreatedAt          string `json:"created_at"`
+	Unopened           string `json:"unopened,omitempty"` // why the sealed words did not open (then name and message are unknown)
 }
 
 // FriendView is one row of `kith friends`.
@@ -67,6 +68,7 @@ type ShareView struct {
 	Note       string     `json:"note,omitempty"`
 	ReceivedAt string     `json:"received_at"`
 	Withdrawn  bool       `json:"withdrawn,omitempty"`
+	Unopened   string     `json:"unopened,omitempty"` // why the sealed words and names did not open
 	Items      []ItemView `json:"items"`
 }
 

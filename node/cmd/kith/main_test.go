@@ -28,13 +28,7 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binaries")
 	}
-	bins := t.TempDir()
-	kith, relayBin := filepath.Join(bins, "kith"), filepath.Join(bins, "kith-rendezvous")
-	for out, pkg := range map[string]string{kith: ".", relayBin: "../../../rendezvous/cmd/kith-rendezvous"} {
-		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-		}
-	}
+	kith, relayBin := buildBinaries(t)
 	root := t.TempDir()
 	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
 
@@ -182,6 +176,19 @@ func TestEndToEnd(t *testing.T) {
 	if out, code := e.run("friends", "--data", filepath.Join(root, "nobody")); code == 0 || !strings.Contains(out, "not running") {
 		t.Fatalf("no daemon: exit %d %q", code, out)
 	}
+}
+
+// buildBinaries builds kith and kith-rendezvous for a test.
+func buildBinaries(t *testing.T) (kith, relay string) {
+	t.Helper()
+	bins := t.TempDir()
+	kith, relay = filepath.Join(bins, "kith"), filepath.Join(bins, "kith-rendezvous")
+	for out, pkg := range map[string]string{kith: ".", relay: "../../../rendezvous/cmd/kith-rendezvous"} {
+		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	return kith, relay
 }
 
 type e2e struct {
