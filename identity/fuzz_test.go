@@ -2,6 +2,8 @@ package identity
 
 import (
 	"bytes"
+	"errors"
+	"strings"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -23,6 +25,10 @@ func seeds(tb testing.TB) map[string][][]byte {
 	offer, _ := MakeOffer(carol.key, alice.id, t0, time.Hour)
 	rev, _ := Revoke(alice.key, att, t0)
 	prof, _ := NewProfile(alice.key, ProfileInfo{Name: "Alice", Seq: 1}, t0)
+	pk := fuzzProfileKey
+	sealedProf, _ := NewProfile(alice.key, ProfileInfo{Name: "Alice", Seq: 2, EncKey: fuzzEncKey(tb).Public(), ProfileKey: &pk}, t0)
+	sealedTo, _ := SealTo(fuzzEncKey(tb).Public(), "fuzz", []byte("binding"), []byte("hello"))
+	sealedWith, _ := SealWithSecret(fuzzSecret, "fuzz", []byte("binding"), []byte("hello"))
 	f := newShare(tb, alice, []user{bob}, []user{carol})
 	intro := f.intro(tb, 0)
 	plainKey, _ := EncodeKeyFile(alice.key, nil, KDFParams{})
@@ -31,7 +37,8 @@ func seeds(tb testing.TB) map[string][][]byte {
 	return map[string][][]byte{
 		"FuzzAttestation":  {att.Raw, offer, att.Raw[:len(att.Raw)/2]},
 		"FuzzRevocation":   {rev},
-		"FuzzProfile":      {prof},
+		"FuzzProfile":      {prof, sealedProf},
+		"FuzzSealed":       {sealedTo, sealedWith, sealedTo[:len(sealedTo)/2]},
 		"FuzzIntroduction": {intro},
 		"FuzzSeal":         {f.seal},
 		"FuzzKeyFile":      {plainKey, encKey},
@@ -110,10 +117,52 @@ func FuzzProfile(f *testing.F) {
 		p, err := NewVerifier().Profile(raw, t0)
 		checkConsistent(t, err)
 		if err == nil {
-			if ValidateName(p.Name) != nil || len(p.Relays) > MaxProfileRelays {
+			if (!p.SealedName() && ValidateName(p.Name) != nil) || len(p.Relays) > MaxProfileRelays {
 				t.Fatalf("accepted %+v", p)
 			}
 			checkConsistent(t, p.Shareable(p.Owner))
+			if name, err := p.OpenName(fuzzProfileKey); err == nil && ValidateName(name) != nil {
+				t.Fatalf("opened a bad name %q", name)
+			} else if err != nil && !errors.Is(err, ErrCannotOpen) {
+				t.Fatalf("OpenName: %v", err)
+			}
+			if p.HasEncKey() {
+				if _, err := p.EncKey(); err != nil && !strings.Contains(err.Error(), "encryption key") {
+					t.Fatalf("EncKey: %v", err)
+				}
+			}
+		}
+	})
+}
+
+// Fixed keys for the fuzz targets, so that seeds sealed to them open.
+var (
+	fuzzProfileKey = ProfileKey{1, 2, 3}
+	fuzzSecret     = bytes.Repeat([]byte{7}, SecretSize)
+)
+
+func fuzzEncKey(tb testing.TB) *EncKey {
+	k, err := EncKeyFromSeed(bytes.Repeat([]byte{9}, 32), t0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+// FuzzSealed: a sealed record opens, with the purpose and binding it was
+// made for, or fails with ErrCannotOpen; never a panic.
+func FuzzSealed(f *testing.F) {
+	f.Add([]byte{})
+	kr := NewKeyring()
+	kr.Add(fuzzEncKey(f))
+	kr.AddSecret(fuzzSecret)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		_, err := kr.Open("fuzz", []byte("binding"), raw)
+		if err != nil && !errors.Is(err, ErrCannotOpen) {
+			t.Fatalf("Open: %v", err)
+		}
+		if _, err := SealedKey(raw); err != nil && !errors.Is(err, ErrCannotOpen) {
+			t.Fatalf("SealedKey: %v", err)
 		}
 	})
 }

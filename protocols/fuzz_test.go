@@ -68,6 +68,11 @@ func protocolSeeds(t testing.TB) map[string][][]byte {
 			marshal(&pb.RevokeRequest{Revocations: [][]byte{rev}}),
 			marshal(&pb.RevokeResponse{Status: pb.Status_OK}),
 		},
+		"FuzzSecrets": {
+			marshal(&pb.ShareSecret{SharerName: "Alice", Note: "hi", Items: []*pb.ItemSecret{{Name: "Carol", Group: "work"}, {Name: "Dave"}}}),
+			marshal(&pb.RequestSecret{Message: "hello", FromName: "Bob", ProfileKey: make([]byte, 32)}),
+			marshal(&pb.AnswerSecret{ProfileKey: make([]byte, 32)}),
+		},
 		"FuzzResponses": {
 			marshal(&pb.ShareResponse{Status: pb.Status_OK, ShareId: s.ID[:], Targets: []*pb.TargetResult{{Peer: []byte(w.bob.id), Delivery: pb.Delivery_STORED}}}),
 			marshal(&pb.ShareResponse{Status: pb.Status_REFUSED, Failures: []*pb.Failure{{Peer: []byte(w.mallory.id), Role: pb.Role_ITEM, Reason: pb.Reason_MISSING}}}),
@@ -105,6 +110,48 @@ func statusOnly(t *testing.T, err error) {
 	if !errors.As(err, &se) {
 		t.Fatalf("error is not a *StatusError: %v", err)
 	}
+}
+
+// FuzzSecrets seals each input to Bob, as a share's part for him, a
+// request's and an answer's, and opens it: what opens is checked (names
+// and words within their limits, no more items than the share has) or
+// refused with ErrNotRevealed; never a panic.
+func FuzzSecrets(f *testing.F) {
+	f.Add([]byte{})
+	w := newWorld(f)
+	share, err := BuildShare(w.alice.key, w.spec([]user{w.bob}, []user{w.carol, w.dave}))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		part, err := identity.SealTo(w.bob.enc.Public(), PurposeShare, shareBinding(share.ID, w.bob.id), plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := *share
+		s.Targets = []ShareTarget{{Peer: w.bob.id, Sealed: part}}
+		if sec, err := s.Secret(w.bob.keys, w.bob.id); err != nil {
+			if !errors.Is(err, ErrNotRevealed) {
+				t.Fatalf("share secret: %v", err)
+			}
+		} else if len(sec.Items) > len(s.Items) || len(sec.SharerName) > identity.MaxNameBytes || len(sec.Note) > MaxMessageText {
+			t.Fatalf("opened %+v", sec)
+		}
+		id := NewRequestID()
+		sealed, _ := identity.SealTo(w.bob.enc.Public(), PurposeRequest, id[:], plain)
+		u := &UnverifiedAddRequest{ID: id, Sealed: sealed}
+		if sec, err := u.Secret(w.bob.keys); err != nil {
+			if !errors.Is(err, ErrNotRevealed) {
+				t.Fatalf("request secret: %v", err)
+			}
+		} else if len(sec.Message) > MaxMessageText || len(sec.FromName) > identity.MaxNameBytes {
+			t.Fatalf("opened %+v", sec)
+		}
+		sealed, _ = identity.SealTo(w.bob.enc.Public(), PurposeAnswer, id[:], plain)
+		if _, err := OpenAnswer(w.bob.keys, &pb.AddAnswer{RequestId: id[:], Sealed: sealed}); err != nil && !errors.Is(err, ErrNotRevealed) {
+			t.Fatalf("answer secret: %v", err)
+		}
+	})
 }
 
 func FuzzFraming(f *testing.F) {

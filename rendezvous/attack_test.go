@@ -101,6 +101,17 @@ func TestShareAttacks(t *testing.T) {
 		}
 		return shareFrame(s.Raw)
 	}
+	// alterSealed flips one byte of the part sealed to the target, keeping
+	// the seal: the relay cannot read the part, but the seal covers it.
+	alterSealed := func() []byte {
+		var m pb.Share
+		proto.Unmarshal(c.buildShare(t, []*tuser{c.erin}, []*tuser{c.carol}).Raw, &m)
+		var body pb.ShareBody
+		proto.Unmarshal(m.Body, &body)
+		body.Targets[0].Sealed[len(body.Targets[0].Sealed)-1] ^= 1
+		m.Body, _ = proto.Marshal(&body)
+		return framed(&m)
+	}
 	replayed := c.buildShare(t, []*tuser{c.erin}, []*tuser{c.carol})
 	if _, err := c.alice.share(r, replayed.Raw); err != nil {
 		t.Fatal(err)
@@ -129,6 +140,7 @@ func TestShareAttacks(t *testing.T) {
 		{"shows another pair's friendship", c.alice, build(func(s *protocols.ShareSpec) {
 			s.Items[1].Attestation = c.att[c.frank.id]
 		}), want{pb.Status_REFUSED, c.dave.id, pb.Reason_WRONG_PAIR}},
+		{"an altered sealed part", c.alice, alterSealed(), want{pb.Status_REFUSED, c.alice.id, pb.Reason_BAD_SIGNATURE}},
 		{"share signed by Alice sent by Mallory", c.mallory, build(func(*protocols.ShareSpec) {}), want{status: pb.Status_UNAUTHORIZED}},
 		{"replayed share id with other contents", c.alice, build(func(s *protocols.ShareSpec) { s.ID = replayed.ID }), want{status: pb.Status_REPLAY}},
 		{"oversized frame", c.alice, binary.AppendUvarint(nil, protocols.MaxShareMessage+1), want{status: pb.Status_TOO_LARGE}},
@@ -292,6 +304,21 @@ func TestAddAttacks(t *testing.T) {
 		raw, _ := proto.Marshal(&sa)
 		return add(&pb.AddMessage{Msg: &pb.AddMessage_Answer{Answer: &pb.AddAnswer{RequestId: make([]byte, 16), Attestation: raw}}})
 	}()
+	// A request whose sealed words were altered on the way: the
+	// requester's signature covers them.
+	altered := func() *pb.AddRequest {
+		offer, _ := identity.MakeOffer(c.bob.key, c.carol.id, time.Now(), 0)
+		req, err := protocols.BuildAddRequest(c.bob.key, protocols.AddRequestSpec{ID: protocols.NewRequestID(), To: c.carol.id,
+			Offer: offer, Introduction: intro, Message: "hello", FromName: "Bob", CreatedAt: time.Now(), ToKey: c.carol.enc.Public()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body pb.AddRequestBody
+		proto.Unmarshal(req.Body, &body)
+		body.Sealed[len(body.Sealed)-1] ^= 1
+		req.Body, _ = proto.Marshal(&body)
+		return req
+	}()
 	tests := []struct {
 		name   string
 		from   *tuser
@@ -299,6 +326,7 @@ func TestAddAttacks(t *testing.T) {
 		status pb.Status
 		reason pb.Reason
 	}{
+		{"Bob's request with its sealed words altered", c.bob, combined(altered), pb.Status_REFUSED, pb.Reason_BAD_SIGNATURE},
 		{"Bob's request sent by Mallory", c.mallory, combined(request(c.bob, c.carol.id, intro, nil)), pb.Status_UNAUTHORIZED, 0},
 		{"Mallory claims Bob's introduction", c.mallory, combined(request(c.mallory, c.carol.id, intro, nil)), pb.Status_REFUSED, pb.Reason_WRONG_PAIR},
 		{"Mallory uses Erin's invite to reach Carol", c.mallory, combined(request(c.mallory, c.carol.id, nil, erinInvite)), pb.Status_REFUSED, pb.Reason_WRONG_PAIR},
