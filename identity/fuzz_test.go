@@ -2,13 +2,13 @@ package identity
 
 import (
 	"bytes"
-	"errors"
-	"strings"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
