@@ -403,3 +403,28 @@ func TestMerkleProofs(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheKeepsItsOwnBytes: the verifier's cache compares a record's
+// exact bytes with its own copy, so a caller that reads records into one
+// buffer and reuses it gets each record as it is now, never the one
+// cached before.
+func TestCacheKeepsItsOwnBytes(t *testing.T) {
+	alice := newUser(t)
+	first, _ := NewProfile(alice.key, ProfileInfo{Name: "Alice", Seq: 1}, t0)
+	second, _ := NewProfile(alice.key, ProfileInfo{Name: "Alice", Seq: 2}, t0)
+	if len(first) != len(second) {
+		t.Fatalf("profiles of %d and %d bytes", len(first), len(second))
+	}
+	v := NewVerifier()
+	buf := append([]byte(nil), first...)
+	if p, err := v.Profile(buf, t0); err != nil || p.Seq != 1 {
+		t.Fatalf("first: %v %+v", err, p)
+	}
+	copy(buf, second) // the reader's buffer, reused for the next record
+	if p, err := v.Profile(buf, t0); err != nil || p.Seq != 2 {
+		t.Fatalf("the reused buffer read as %+v, %v", p, err)
+	}
+	if p, err := v.Profile(first, t0); err != nil || p.Seq != 1 {
+		t.Fatalf("the first again: %+v, %v", p, err)
+	}
+}

@@ -1,8 +1,9 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -34,16 +35,29 @@ const sealCacheShare = 16
 // for its signatures once. Time, pair and revocation are checked on every
 // call. A Verifier is safe for concurrent use.
 type Verifier struct {
-	cache   *lru.Cache[cacheKey, any]
-	seals   *lru.Cache[cacheKey, any]
+	cache   *lru.Cache[cacheKey, cacheEntry]
+	seals   *lru.Cache[cacheKey, cacheEntry]
+	seed    maphash.Seed
 	revoked Revocations
 	skew    time.Duration
 	batch   *SigBatcher
 }
 
+// The cache finds a record by a keyed 64-bit hash of its exact bytes
+// (maphash, a fresh random seed per Verifier, so nobody can aim at a
+// collision) and takes it only if the bytes are equal: a record of
+// several kilobytes (a profile with its encryption key) costs a fast hash
+// and a comparison instead of a SHA-256.
 type cacheKey struct {
 	kind byte
-	sum  digest
+	h    uint64
+}
+
+// cacheEntry is a verified record and the exact bytes it was decoded
+// from: the record's own copy, which nobody else holds.
+type cacheEntry struct {
+	raw []byte
+	val any
 }
 
 const (
@@ -87,10 +101,10 @@ func NewVerifier(opts ...VerifierOption) *Verifier {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	v := &Verifier{revoked: cfg.revoked, skew: cfg.skew, batch: cfg.batch}
+	v := &Verifier{revoked: cfg.revoked, skew: cfg.skew, batch: cfg.batch, seed: maphash.MakeSeed()}
 	if cfg.cacheSize > 0 {
-		v.cache, _ = lru.New[cacheKey, any](cfg.cacheSize)
-		v.seals, _ = lru.New[cacheKey, any](max(cfg.cacheSize/sealCacheShare, 1))
+		v.cache, _ = lru.New[cacheKey, cacheEntry](cfg.cacheSize)
+		v.seals, _ = lru.New[cacheKey, cacheEntry](max(cfg.cacheSize/sealCacheShare, 1))
 	}
 	return v
 }
@@ -111,18 +125,39 @@ func (v *Verifier) lookup(kind byte, raw []byte) (cacheKey, any, bool) {
 	if v == nil || v.cache == nil {
 		return cacheKey{}, nil, false
 	}
-	k := cacheKey{kind: kind, sum: sha256.Sum256(raw)}
-	val, ok := v.cacheFor(kind).Get(k)
-	return k, val, ok
-}
-
-func (v *Verifier) remember(k cacheKey, val any) {
-	if v != nil && v.cache != nil && k.kind != 0 {
-		v.cacheFor(k.kind).Add(k, val)
+	k := cacheKey{kind: kind, h: maphash.Bytes(v.seed, raw)}
+	e, ok := v.cacheFor(kind).Get(k)
+	if !ok || !bytes.Equal(e.raw, raw) {
+		return k, nil, false
 	}
+	return k, e.val, true
 }
 
-func (v *Verifier) cacheFor(kind byte) *lru.Cache[cacheKey, any] {
+// remember keeps a record just decoded and verified. Its Raw becomes a
+// copy of its own, so that a caller reusing the buffer it was read from
+// can never change what the cache compares against.
+func (v *Verifier) remember(k cacheKey, val any) {
+	if v == nil || v.cache == nil || k.kind == 0 {
+		return
+	}
+	var raw *[]byte
+	switch r := val.(type) {
+	case *Attestation:
+		raw = &r.Raw
+	case *Profile:
+		raw = &r.Raw
+	case *Revocation:
+		raw = &r.Raw
+	case *Seal:
+		raw = &r.Raw
+	default:
+		return
+	}
+	*raw = bytes.Clone(*raw)
+	v.cacheFor(k.kind).Add(k, cacheEntry{raw: *raw, val: val})
+}
+
+func (v *Verifier) cacheFor(kind byte) *lru.Cache[cacheKey, cacheEntry] {
 	if kind == kindSeal {
 		return v.seals
 	}

@@ -56,7 +56,12 @@ func newBenchSharer(b testing.TB) *benchSharer {
 	for range 5 {
 		ik, _ := identity.GenerateKey()
 		iid, _ := peer.IDFromPrivateKey(ik)
-		s.spec.Items = append(s.spec.Items, protocols.ShareItem{Peer: iid, Name: "friend", Attestation: benchAttestation(b, k, ik)})
+		// Each item carries its profile, as a node's share does: with its
+		// encryption key and its name sealed.
+		ienc, _ := identity.GenerateEncKey(time.Now())
+		pk := identity.NewProfileKey()
+		prof, _ := identity.NewProfile(ik, identity.ProfileInfo{Name: "friend", Seq: 1, EncKey: ienc.Public(), ProfileKey: &pk}, time.Now())
+		s.spec.Items = append(s.spec.Items, protocols.ShareItem{Peer: iid, Name: "friend", Attestation: benchAttestation(b, k, ik), Profile: prof})
 	}
 	return s
 }
@@ -205,6 +210,7 @@ func BenchmarkHandleShare(b *testing.B) {
 			b.Fatalf("%v %s", resp.Status, resp.Text)
 		}
 	}
+	b.ReportMetric(float64(len(shares[0])), "share-bytes")
 }
 
 // BenchmarkRevokeBusySender is a revocation by a sender with n delivered

@@ -228,7 +228,7 @@ func (s *store) acceptShare(ctx context.Context, rec *pb.ShareRecord, id identit
 		case err == nil:
 			var prev pb.ShareRecord
 			if perr := proto.Unmarshal(old, &prev); perr == nil && tx.now.Unix() < prev.ExpiresAt {
-				if !bytes.Equal(prev.Sharer, rec.Sharer) || !bytes.Equal(prev.BodyHash, rec.BodyHash) {
+				if !bytes.Equal(prev.Sharer, rec.Sharer) || !sameShare(&prev, rec, items) {
 					return errReplay
 				}
 				out.retry = true
@@ -335,9 +335,17 @@ func (s *store) shareRecord(ctx context.Context, id identity.ShareID) (*pb.Share
 	return &rec, true
 }
 
-func bodyHash(raw []byte) []byte {
-	h := sha256.Sum256(raw)
-	return h[:]
+// sameShare reports whether rec is the share prev recorded: the same seal,
+// or, for a record stored before seals were hashed, the same bytes.
+func sameShare(prev, rec *pb.ShareRecord, items []newItem) bool {
+	if len(prev.SealHash) > 0 {
+		return bytes.Equal(prev.SealHash, rec.SealHash)
+	}
+	if len(items) == 0 {
+		return false
+	}
+	h := sha256.Sum256(items[0].payload)
+	return bytes.Equal(prev.BodyHash, h[:])
 }
 
 // errReplay is returned by acceptShare for a share id already used for

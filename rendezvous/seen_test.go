@@ -2,6 +2,8 @@ package rendezvous
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -207,5 +209,32 @@ func TestStoreBudgetRefusesShares(t *testing.T) {
 	if resp.Status != protopb.Status_QUOTA_EXCEEDED || len(resp.Failures) != 1 ||
 		resp.Failures[0].Reason != protopb.Reason_MAILBOX_FULL || !strings.Contains(resp.Failures[0].Detail, "store is full") {
 		t.Fatalf("share past the budget: %v %s %v", resp.Status, resp.Text, resp.Failures)
+	}
+}
+
+// TestRecordsOfOlderRelays: a share record stored before seals were
+// hashed names its share by a hash of the whole share; a retry of the
+// same bytes is still a retry, other bytes under the id still a replay.
+func TestRecordsOfOlderRelays(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{now: t0}
+	s := openTestStore(t, dssync.MutexWrap(ds.NewMapDatastore()), clock)
+	defer s.close()
+	id := identity.NewShareID()
+	raw := []byte("the exact share bytes")
+	sum := sha256.Sum256(raw)
+	old := &pb.ShareRecord{Sharer: []byte("x"), BodyHash: sum[:], ExpiresAt: t0.Add(time.Hour).Unix()}
+	if _, err := s.acceptShare(ctx, old, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	item := func(payload []byte) []newItem {
+		return []newItem{{recipient: "bob", id: string(id[:]), kind: protopb.ItemKind_SHARE, payload: payload, from: "x"}}
+	}
+	retry := &pb.ShareRecord{Sharer: []byte("x"), SealHash: make([]byte, 32), ExpiresAt: old.ExpiresAt}
+	if out, err := s.acceptShare(ctx, retry, id, item(raw)); err != nil || !out.retry {
+		t.Fatalf("the same bytes again: %v %+v", err, out)
+	}
+	if _, err := s.acceptShare(ctx, retry, id, item([]byte("other bytes"))); !errors.Is(err, errReplay) {
+		t.Fatalf("other bytes under the id: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -41,7 +42,12 @@ func planShare(u *protocols.UnverifiedShare, v *protocols.ShareVerdict, now time
 		}
 	}
 	recExpires := min(v.Seal.ExpiresAt.Unix(), now.Add(ttl).Unix())
-	rec := &storepb.ShareRecord{Sharer: []byte(u.Sharer), BodyHash: bodyHash(u.Raw), ExpiresAt: recExpires}
+	// The verified seal commits to the body (its Merkle root covers the
+	// body's digest): hashing its few hundred bytes names the share's
+	// content as well as hashing the whole share, which a share's sealed
+	// parts and profiles make tens of kilobytes.
+	sealHash := sha256.Sum256(u.Seal)
+	rec := &storepb.ShareRecord{Sharer: []byte(u.Sharer), SealHash: sealHash[:], ExpiresAt: recExpires}
 	for p, a := range v.Attestations {
 		rec.Atts = append(rec.Atts, &storepb.PeerAttestation{Peer: []byte(p), AttestationId: a[:]})
 	}

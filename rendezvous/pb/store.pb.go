@@ -291,10 +291,11 @@ func (x *BoxMeta) GetNextSeq() uint64 {
 type ShareRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Sharer        []byte                 `protobuf:"bytes,1,opt,name=sharer,proto3" json:"sharer,omitempty"`
-	BodyHash      []byte                 `protobuf:"bytes,2,opt,name=body_hash,json=bodyHash,proto3" json:"body_hash,omitempty"` // SHA-256 of the exact Share bytes
+	BodyHash      []byte                 `protobuf:"bytes,2,opt,name=body_hash,json=bodyHash,proto3" json:"body_hash,omitempty"` // older records: SHA-256 of the exact Share bytes
 	ExpiresAt     int64                  `protobuf:"varint,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	Atts          []*PeerAttestation     `protobuf:"bytes,4,rep,name=atts,proto3" json:"atts,omitempty"`
-	Targets       [][]byte               `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"` // peers it was stored for
+	Targets       [][]byte               `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`                   // peers it was stored for
+	SealHash      []byte                 `protobuf:"bytes,6,opt,name=seal_hash,json=sealHash,proto3" json:"seal_hash,omitempty"` // SHA-256 of the exact seal bytes, which commit to the body
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -360,6 +361,13 @@ func (x *ShareRecord) GetAtts() []*PeerAttestation {
 func (x *ShareRecord) GetTargets() [][]byte {
 	if x != nil {
 		return x.Targets
+	}
+	return nil
+}
+
+func (x *ShareRecord) GetSealHash() []byte {
+	if x != nil {
+		return x.SealHash
 	}
 	return nil
 }
@@ -439,14 +447,15 @@ const file_rendezvous_pb_store_proto_rawDesc = "" +
 	"\x04deps\x18\x05 \x03(\fR\x04deps\x12\x12\n" +
 	"\x04from\x18\x06 \x01(\fR\x04from\"$\n" +
 	"\aBoxMeta\x12\x19\n" +
-	"\bnext_seq\x18\x01 \x01(\x04R\anextSeq\"\xb1\x01\n" +
+	"\bnext_seq\x18\x01 \x01(\x04R\anextSeq\"\xce\x01\n" +
 	"\vShareRecord\x12\x16\n" +
 	"\x06sharer\x18\x01 \x01(\fR\x06sharer\x12\x1b\n" +
 	"\tbody_hash\x18\x02 \x01(\fR\bbodyHash\x12\x1d\n" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\x03R\texpiresAt\x124\n" +
 	"\x04atts\x18\x04 \x03(\v2 .kith.rendezvous.PeerAttestationR\x04atts\x12\x18\n" +
-	"\atargets\x18\x05 \x03(\fR\atargets\"L\n" +
+	"\atargets\x18\x05 \x03(\fR\atargets\x12\x1b\n" +
+	"\tseal_hash\x18\x06 \x01(\fR\bsealHash\"L\n" +
 	"\x0fPeerAttestation\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12%\n" +
 	"\x0eattestation_id\x18\x02 \x01(\fR\rattestationId*2\n" +
