@@ -8,6 +8,8 @@ import (
 	"io"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/kithnet/kith/protocols/pb"
 )
 
 // Framing errors. ReadMsg returns io.EOF only when the stream ended cleanly
@@ -21,10 +23,17 @@ var (
 // Reader reads uvarint-length-delimited protobuf frames, refusing any frame
 // longer than its limit before reading it.
 type Reader struct {
-	r   *bufio.Reader
-	max int
-	buf []byte
+	r       *bufio.Reader
+	max     int
+	buf     []byte
+	reserve func(n int) error
 }
+
+// SetReserve makes the reader ask reserve for n more bytes before its
+// buffer grows by n to hold a frame, so that a stream holds memory in
+// proportion to the frames it carries, not to the cap. A refusal fails
+// the read with UNAVAILABLE.
+func (r *Reader) SetReserve(reserve func(n int) error) { r.reserve = reserve }
 
 // NewReader returns a Reader of frames at most max bytes long.
 func NewReader(r io.Reader, max int) *Reader {
@@ -55,6 +64,11 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, r.max)
 	}
 	if cap(r.buf) < int(n) {
+		if r.reserve != nil {
+			if err := r.reserve(int(n) - cap(r.buf)); err != nil {
+				return nil, Errorf(pb.Status_UNAVAILABLE, "no memory for a frame of %d bytes now; retry", n)
+			}
+		}
 		r.buf = make([]byte, n)
 	}
 	b := r.buf[:n]

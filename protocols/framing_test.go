@@ -106,3 +106,33 @@ func TestFramingRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestReaderReserves: a reader asks for memory as its buffer grows, by
+// the growth only, and a refusal fails the read with UNAVAILABLE.
+func TestReaderReserves(t *testing.T) {
+	var stream []byte
+	for _, n := range []int{100, 50, 4000} {
+		stream, _ = AppendFrame(stream, &pb.Ack{Seqs: make([]uint64, n)})
+	}
+	var asked []int
+	rd := NewReader(bytes.NewReader(stream), 1<<20)
+	rd.SetReserve(func(n int) error {
+		asked = append(asked, n)
+		if len(asked) == 2 {
+			return errors.New("no memory")
+		}
+		return nil
+	})
+	if _, err := rd.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rd.ReadFrame(); err != nil || len(asked) != 1 {
+		t.Fatalf("a smaller frame asked again: %v %v", err, asked)
+	}
+	if _, err := rd.ReadFrame(); StatusOf(err) != pb.Status_UNAVAILABLE {
+		t.Fatalf("a refused reservation: %v", err)
+	}
+	if len(asked) != 2 || asked[1] >= 4000+4 || asked[1] <= 4000-100 {
+		t.Fatalf("asked %v: the second should be the growth only", asked)
+	}
+}

@@ -32,12 +32,18 @@ func (r *Relay) serve(st network.Stream, max int, handle func(ctx context.Contex
 		st.Reset()
 		return
 	}
-	if err := st.Scope().ReserveMemory(max, network.ReservationPriorityAlways); err != nil {
-		st.Reset()
-		return
-	}
-	defer st.Scope().ReleaseMemory(max)
+	// The stream holds memory for the frames it carries, reserved as its
+	// read buffer grows (a share is some kilobytes; the cap is a MiB).
+	reserved := 0
+	defer func() { st.Scope().ReleaseMemory(reserved) }()
 	rd := protocols.NewReader(st, max)
+	rd.SetReserve(func(n int) error {
+		if err := st.Scope().ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
+			return err
+		}
+		reserved += n
+		return nil
+	})
 	remote := st.Conn().RemotePeer()
 	var out []byte
 	for first := true; ; first = false {
