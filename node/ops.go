@@ -446,6 +446,9 @@ func (n *Node) shareView(s *book.ReceivedShare) ShareView {
 		if f := n.book.Friend(it.Peer); f != nil {
 			name = f.Name
 		}
+		if name == "" {
+			name = n.book.Name(it.Peer) // the sealed names did not open
+		}
 		v.Items = append(v.Items, ItemView{ID: it.Peer.String(), Name: name, Group: it.Group,
 			State: string(n.book.ItemState(s, it.Peer)), Reason: s.Refused[it.Peer.String()]})
 	}
