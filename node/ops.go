@@ -651,6 +651,9 @@ func (n *Node) Requests() []RequestView {
 		v := RequestView{ID: r.ID.String(), Direction: string(r.Direction), Peer: r.Peer.String(), Name: r.Name, Unopened: r.Unopened,
 			State: string(r.State), IntroducerName: r.IntroducerName, IntroducerVerified: r.IntroducerVerified,
 			Message: r.Message, Sent: string(r.Sent), CreatedAt: r.CreatedAt.UTC().Format(time.RFC3339)}
+		if v.Name == "" {
+			v.Name = n.book.Name(r.Peer) // the sealed words did not open
+		}
 		if r.Direction == book.Outgoing && r.State == book.Declined {
 			v.State = string(book.Pending)
 		}
