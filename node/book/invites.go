@@ -13,7 +13,9 @@ import (
 func (b *Book) Invite(relays []string, now time.Time) (string, []Mutation, error) {
 	var best *Invite
 	for _, in := range b.invites {
-		if in.ExpiresAt.Sub(now) > 24*time.Hour && (best == nil || in.ExpiresAt.After(best.ExpiresAt)) {
+		// An invite made before links carried a secret cannot be used by
+		// a newer node: a new one replaces it.
+		if len(in.Secret) > 0 && in.ExpiresAt.Sub(now) > 24*time.Hour && (best == nil || in.ExpiresAt.After(best.ExpiresAt)) {
 			best = in
 		}
 	}

@@ -3,6 +3,7 @@ package book
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -276,4 +277,84 @@ func TestPeerWithoutAnEncryptionKey(t *testing.T) {
 	if err != nil || s == nil || len(s.Targets) != 1 || len(failed) != 1 {
 		t.Fatalf("partial: %v %+v", err, failed)
 	}
+}
+
+// TestOlderDatastore: a book written by a node from before sealing (no
+// keys, a friend's profile without an encryption key, an invite without
+// a secret, a share with its names in clear) loads, makes its keys, shows
+// the old share as it was, hands out a new invite link, and refuses in
+// words to send words to the friend whose node has not caught up.
+func TestOlderDatastore(t *testing.T) {
+	alice, carol, dave := newPerson(t, "Alice"), newPerson(t, "Carol"), newPerson(t, "Dave")
+	befriend(t, alice, carol)
+	key, _ := identity.GenerateKey()
+	me, _ := peer.IDFromPrivateKey(key)
+	oldProfile, _ := identity.NewProfile(alice.key, identity.ProfileInfo{Name: "Alice"}, t0)
+	att := alice.Friend(carol.me).Attestation
+	offer, _ := identity.MakeOffer(alice.key, me, t0, 0)
+	withBob, _ := identity.NewVerifier().Countersign(key, offer, t0)
+	daveOffer, _ := identity.MakeOffer(dave.key, me, t0, 0)
+	daveBob, _ := identity.NewVerifier().Countersign(key, daveOffer, t0)
+	oldShare, err := protocols.BuildShare(alice.key, protocols.ShareSpec{CreatedAt: t0,
+		Targets: []protocols.ShareTarget{{Peer: me, Attestation: withBob.Raw}},
+		Items:   []protocols.ShareItem{{Peer: carol.me, Attestation: att}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clearShare := func() []byte { // as an older node made it: names in clear
+		var m pb.Share
+		proto.Unmarshal(oldShare.Raw, &m)
+		var body pb.ShareBody
+		proto.Unmarshal(m.Body, &body)
+		body.SharerName, body.Items[0].Name = "Alice", "Carol"
+		m.Body, _ = proto.Marshal(&body)
+		// The older node sealed these very bytes.
+		u, _ := protocols.DecodeShare(mustMarshal(&m), protocols.Limits{})
+		m.Seal, _ = identity.SealShare(alice.key, u.ID, m.Body, u.Leaves(), t0, t0.Add(protocols.DefaultShareValidity))
+		return mustMarshal(&m)
+	}()
+	oldInvite, _, _ := identity.NewInvite(key, "Bob", nil, t0, time.Hour*24*10)
+	records := map[string]any{
+		keySettings: Settings{Name: "Bob", Seq: 3},
+		prefixFriends + alice.me.String(): Friend{ID: alice.me, Name: "Alice", Attestation: withBob.Raw, AttestationID: mustID(t, withBob.Raw),
+			Since: t0, Profile: oldProfile},
+		prefixFriends + dave.me.String(): Friend{ID: dave.me, Name: "Dave", Attestation: daveBob.Raw, AttestationID: mustID(t, daveBob.Raw),
+			Since: t0, Profile: dave.Profile()},
+		prefixInvites + "00": Invite{Raw: oldInvite, ExpiresAt: t0.Add(10 * 24 * time.Hour)},
+		prefixShares + oldShare.ID.String(): ReceivedShare{ID: oldShare.ID, From: alice.me, FromName: "Alice", Raw: clearShare, ReceivedAt: t0},
+	}
+	bob, _ := NewBook(key, "")
+	for k, v := range records {
+		raw, _ := json.Marshal(v)
+		if err := bob.Load(k, raw); err != nil {
+			t.Fatalf("load %s: %v", k, err)
+		}
+	}
+	if _, resign, err := bob.EnsureKeys(t0); err != nil || !resign || bob.Settings.Seq != 4 || bob.keys.Current() == nil || bob.profileKey == nil {
+		t.Fatalf("keys for an older book: %v %v seq %d", err, resign, bob.Settings.Seq)
+	}
+	if s := bob.Share(oldShare.ID); s == nil || s.Items[0].Name != "Carol" || s.FromName != "Alice" {
+		t.Fatalf("the older share reads %+v", s)
+	}
+	link, _, err := bob.Invite(nil, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, secret, _ := identity.ParseInviteLink(link); len(secret) == 0 {
+		t.Fatal("the invite from before (no secret) was handed out again")
+	}
+	s, failed, err := bob.BuildShare(ShareRequest{To: []peer.ID{alice.me}, Friends: []peer.ID{dave.me}}, t0)
+	if err != nil || s != nil || len(failed) != 1 || !strings.Contains(failed[0].Detail, "no profile of Alice with an encryption key") {
+		t.Fatalf("a share to a friend without an encryption key: %v %v %+v", err, s, failed)
+	}
+}
+
+func mustMarshal(m proto.Message) []byte { b, _ := proto.Marshal(m); return b }
+
+func mustID(t *testing.T, raw []byte) identity.AttestationID {
+	a, err := identity.NewVerifier().Attestation(raw, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.ID
 }
