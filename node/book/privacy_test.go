@@ -320,7 +320,7 @@ func TestOlderDatastore(t *testing.T) {
 			Since: t0, Profile: oldProfile},
 		prefixFriends + dave.me.String(): Friend{ID: dave.me, Name: "Dave", Attestation: daveBob.Raw, AttestationID: mustID(t, daveBob.Raw),
 			Since: t0, Profile: dave.Profile()},
-		prefixInvites + "00": Invite{Raw: oldInvite, ExpiresAt: t0.Add(10 * 24 * time.Hour)},
+		prefixInvites + "00":                Invite{Raw: oldInvite, ExpiresAt: t0.Add(10 * 24 * time.Hour)},
 		prefixShares + oldShare.ID.String(): ReceivedShare{ID: oldShare.ID, From: alice.me, FromName: "Alice", Raw: clearShare, ReceivedAt: t0},
 	}
 	bob, _ := NewBook(key, "")
