@@ -149,6 +149,13 @@ func (s *store) pendingBytes() int64 {
 	return s.mb.bytes
 }
 
+// nonEmptyBoxes returns how many mailboxes hold an item.
+func (s *store) nonEmptyBoxes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mb.nonEmpty
+}
+
 // strangersOf returns how many add requests wait in r's mailbox.
 func (s *store) strangersOf(r peer.ID) int {
 	s.mu.Lock()

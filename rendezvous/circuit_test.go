@@ -124,4 +124,34 @@ func TestMetrics(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("gathered %d metrics: %v", n, err)
 	}
+	// Users and mailboxes: Bob's holds the share; a second share to Erin
+	// makes two mailboxes; Bob logs in and takes his: one left. Alice and
+	// Bob logged in, so the relay keeps two users.
+	gauge := func(name string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no %s", name)
+		return 0
+	}
+	c.alice.share(r, c.buildShare(t, []*tuser{c.erin}, []*tuser{c.carol}).Raw)
+	if got := gauge("kith_relay_mailboxes_nonempty"); got != 2 {
+		t.Fatalf("%v mailboxes with items, want Bob's and Erin's", got)
+	}
+	in := c.bob.login(r)
+	it, err := in.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Ack(it.Seq)
+	waitFor(t, "Bob's mailbox emptied", func() bool { return gauge("kith_relay_mailboxes_nonempty") == 1 })
+	c.alice.login(r)
+	waitFor(t, "two users", func() bool { return gauge("kith_relay_users") == 2 })
 }

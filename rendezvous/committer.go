@@ -53,7 +53,13 @@ func (s *store) commit(group []*op) {
 		for _, o := range group {
 			lazy = lazy && o.lazy
 		}
-		if err := s.write(tx.muts, !lazy); err != nil {
+		err := s.write(tx.muts, !lazy)
+		if err != nil {
+			s.writeErr.Store(&err)
+		} else {
+			s.writeErr.Store(nil)
+		}
+		if err != nil {
 			s.log.Error("datastore commit failed; reloading state", "err", err, "ops", len(group))
 			s.mu.Lock()
 			if lerr := s.load(context.Background()); lerr != nil {

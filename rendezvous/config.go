@@ -378,6 +378,13 @@ func (c Config) MemoryBudgetMiB() int64 {
 	return budgetBaseMiB + int64(c.MaxConnections)*budgetPerUserKiB>>10
 }
 
+// Effective returns c with the values derived at start filled in (the
+// memory budget), as the relay runs with them: what --print-config shows.
+func (c Config) Effective() Config {
+	c.MaxMemoryMiB = c.MemoryBudgetMiB()
+	return c
+}
+
 // UsersCarried returns about how many users can be logged in at once:
 // the connection limit, or fewer if the memory budget runs out first
 // (with nothing else using it).

@@ -90,3 +90,16 @@ func TestSessionWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestEffectiveConfig: what --print-config shows is what the relay runs
+// with: the memory budget derived from max_connections when not set.
+func TestEffectiveConfig(t *testing.T) {
+	c := DefaultConfig()
+	if got := c.Effective().MaxMemoryMiB; got != c.MemoryBudgetMiB() || got == 0 {
+		t.Fatalf("effective max_memory_mib %d, budget %d", got, c.MemoryBudgetMiB())
+	}
+	c.MaxMemoryMiB = 900
+	if got := c.Effective().MaxMemoryMiB; got != 900 {
+		t.Fatalf("a set max_memory_mib became %d", got)
+	}
+}

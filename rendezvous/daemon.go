@@ -2,6 +2,7 @@ package rendezvous
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,7 +36,8 @@ type DaemonOptions struct {
 	// Listen are the addresses to listen on.
 	Listen []ma.Multiaddr
 	// MetricsAddr, if set, serves Prometheus metrics at
-	// http://MetricsAddr/metrics (and /healthz).
+	// http://MetricsAddr/metrics, with /healthz (the process answers) and
+	// /readyz (Relay.Ready: storage and DHT, 503 when not ready).
 	MetricsAddr string
 	// Config is the operator's configuration.
 	Config Config
@@ -234,6 +236,14 @@ func OpenDaemon(ctx context.Context, o DaemonOptions) (*Daemon, error) {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, req *http.Request) {
+			rd := d.Relay.Ready(req.Context())
+			w.Header().Set("Content-Type", "application/json")
+			if !rd.Ready {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			json.NewEncoder(w).Encode(rd)
+		})
 		if o.Pprof {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -215,6 +215,8 @@ type mailboxes struct {
 	bytes   int64 // and their stored bytes
 	// strangers counts the pending items of every strangers' room.
 	strangers int
+	// nonEmpty counts the mailboxes with an item pending.
+	nonEmpty int
 	// recent lists the settled id records still in memory, oldest first;
 	// forget drops those settled more than recentTTL ago.
 	recent    []settledRef
@@ -414,7 +416,14 @@ func (m *mailboxes) budgetFull(stranger bool, size int) bool {
 // count adds it to (sign 1) or removes it from (sign -1) the counts of b
 // and of every mailbox.
 func (m *mailboxes) count(b *box, it mailItem, sign int) {
+	before := b.bytes
 	b.bytes += int64(sign * it.size)
+	switch { // every item has bytes: a box holds bytes exactly when it holds items
+	case before == 0 && b.bytes > 0:
+		m.nonEmpty++
+	case before > 0 && b.bytes == 0:
+		m.nonEmpty--
+	}
 	m.total += sign
 	m.bytes += int64(sign * it.size)
 	if it.stranger {

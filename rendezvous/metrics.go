@@ -36,6 +36,8 @@ type gauges struct {
 	waitingBytes  func() int64 // their stored bytes
 	strangerItems func() int   // add requests among them
 	online        func() int   // peers with an open inbox
+	users         func() int   // users whose profile the relay keeps
+	nonEmpty      func() int   // mailboxes with an item waiting
 }
 
 func newMetrics(reg prometheus.Registerer, g gauges, sigs *identity.SigBatcher) (*metrics, error) {
@@ -120,7 +122,13 @@ func newMetrics(reg prometheus.Registerer, g gauges, sigs *identity.SigBatcher) 
 	online := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kith_relay_online_peers", Help: "Peers with an open inbox.",
 	}, func() float64 { return float64(g.online()) })
-	for _, c := range []prometheus.Collector{m.shares, m.shareFailures, m.verifySeconds, m.stored, m.pushedItems,
+	users := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kith_relay_users", Help: "Users registered here: those who logged in and whose signed profile the relay keeps.",
+	}, func() float64 { return float64(g.users()) })
+	nonEmpty := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kith_relay_mailboxes_nonempty", Help: "Mailboxes with at least one item waiting.",
+	}, func() float64 { return float64(g.nonEmpty()) })
+	for _, c := range []prometheus.Collector{users, nonEmpty, m.shares, m.shareFailures, m.verifySeconds, m.stored, m.pushedItems,
 		m.deliveredItems, m.expiredItems, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, m.dht, m.relayPeers, m.heldItems, m.full,
 		mailbox, mailboxBytes, strangers, online, sealBatches, sealBatched, sealFallbacks} {
 		if err := reg.Register(c); err != nil {

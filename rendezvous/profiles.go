@@ -20,6 +20,14 @@ func (s *store) putProfile(ctx context.Context, p *identity.Profile) error {
 	})
 }
 
+// users returns how many users' profiles the relay holds: those who
+// logged in here (and whose profile it keeps).
+func (s *store) users() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.profiles)
+}
+
 // allProfiles returns every profile held.
 func (s *store) allProfiles() []*identity.Profile {
 	s.mu.Lock()

@@ -158,6 +158,8 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 		waitingBytes:  func() int64 { return r.store.pendingBytes() },
 		strangerItems: func() int { return r.store.strangerItems() },
 		online:        r.sessions.count,
+		users:         func() int { return r.store.users() },
+		nonEmpty:      func() int { return r.store.nonEmptyBoxes() },
 	}
 	if r.trace, err = newMetrics(reg, g, sigs); err != nil {
 		r.cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -32,6 +33,10 @@ type store struct {
 	ds    ds.Batching
 	clock func() time.Time
 	log   *slog.Logger
+
+	// writeErr is the error of the last datastore write, nil once one
+	// succeeds: readiness reports it.
+	writeErr atomic.Pointer[error]
 
 	mu       sync.Mutex // guards mb and profiles
 	mb       *mailboxes

@@ -88,7 +88,7 @@ func run(args []string) error {
 		}
 	}
 	if *printConfig {
-		return printJSON(cfg)
+		return printJSON(cfg.Effective())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
