@@ -38,6 +38,9 @@ type gauges struct {
 	online        func() int   // peers with an open inbox
 	users         func() int   // users whose profile the relay keeps
 	nonEmpty      func() int   // mailboxes with an item waiting
+	ready         func() bool  // Relay.Ready
+	storeItems    int          // the store's limits (store_items, store_bytes)
+	storeBytes    int64
 }
 
 func newMetrics(reg prometheus.Registerer, g gauges, sigs *identity.SigBatcher) (*metrics, error) {
@@ -128,7 +131,23 @@ func newMetrics(reg prometheus.Registerer, g gauges, sigs *identity.SigBatcher) 
 	nonEmpty := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "kith_relay_mailboxes_nonempty", Help: "Mailboxes with at least one item waiting.",
 	}, func() float64 { return float64(g.nonEmpty()) })
-	for _, c := range []prometheus.Collector{users, nonEmpty, m.shares, m.shareFailures, m.verifySeconds, m.stored, m.pushedItems,
+	ready := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kith_relay_ready", Help: "1 when the relay is ready (/readyz: the datastore answers and its last write succeeded; a federating relay has a relay in its DHT), else 0.",
+	}, func() float64 {
+		if g.ready() {
+			return 1
+		}
+		return 0
+	})
+	storeItems := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "kith_relay_store_items_limit", Help: "store_items: the most items all mailboxes may hold together.",
+	})
+	storeItems.Set(float64(g.storeItems))
+	storeBytes := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "kith_relay_store_bytes_limit", Help: "store_bytes: the most bytes all mailboxes may hold together.",
+	})
+	storeBytes.Set(float64(g.storeBytes))
+	for _, c := range []prometheus.Collector{users, nonEmpty, ready, storeItems, storeBytes, m.shares, m.shareFailures, m.verifySeconds, m.stored, m.pushedItems,
 		m.deliveredItems, m.expiredItems, m.adds, m.presence, m.revocations, m.logins, m.commitSeconds, m.commitOps, m.dht, m.relayPeers, m.heldItems, m.full,
 		mailbox, mailboxBytes, strangers, online, sealBatches, sealBatched, sealFallbacks} {
 		if err := reg.Register(c); err != nil {

@@ -160,6 +160,9 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 		online:        r.sessions.count,
 		users:         func() int { return r.store.users() },
 		nonEmpty:      func() int { return r.store.nonEmptyBoxes() },
+		ready:         func() bool { return r.Ready(context.Background()).Ready },
+		storeItems:    r.cfg.StoreItems,
+		storeBytes:    r.cfg.StoreBytes,
 	}
 	if r.trace, err = newMetrics(reg, g, sigs); err != nil {
 		r.cancel()
