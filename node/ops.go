@@ -66,7 +66,7 @@ func (n *Node) Friends(ctx context.Context) []FriendView {
 	online := n.presence(ctx, asks)
 	out := make([]FriendView, 0, len(friends))
 	for _, f := range friends {
-		v := FriendView{ID: f.ID.String(), Name: f.Name, Groups: groups[f.ID], Online: len(online[f.ID]) > 0,
+		v := FriendView{ID: f.ID.String(), Name: f.Name, Groups: append([]string{}, groups[f.ID]...), Online: len(online[f.ID]) > 0,
 			IntroducedByName: f.IntroducedByName, Since: f.Since.UTC().Format(time.RFC3339)}
 		if v.Groups == nil {
 			v.Groups = []string{}
@@ -184,7 +184,7 @@ func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
 		return nil, err
 	}
 	if len(to) == 0 {
-		return nil, fmt.Errorf("%w: no target: say whom to share with (--to)", book.ErrBadArgument)
+		return nil, book.Kindf(book.ErrBadArgument, "no target: say whom to share with (--to)")
 	}
 	n.resolveHomes(ctx, to)
 	order, groups := n.byRelay(to)
@@ -836,7 +836,7 @@ func (n *Node) Status() StatusView {
 	n.mu.Lock()
 	c := n.book.Counts()
 	v := StatusView{ID: n.h.ID().String(), Name: n.book.Settings.Name, Friends: c.Friends, Shares: c.Shares,
-		Pending: c.Pending, Queued: c.Queued}
+		Pending: c.Pending, Queued: c.Queued, Addrs: []string{}, Rendezvous: []RelayStatus{}}
 	for _, l := range n.book.Settings.Left {
 		v.Leaving = append(v.Leaving, l.Peer.String())
 	}

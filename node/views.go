@@ -119,8 +119,28 @@ type RelayStatus struct {
 // ErrorBody is the API's error answer.
 type ErrorBody struct {
 	Error  string `json:"error"`
+	Code   string `json:"code"` // stable: one of the Code constants
 	Result any    `json:"result,omitempty"`
 }
+
+// The stable codes of an error, in the API's bodies and in `kith --json`
+// output: scripts may rely on them; the words in Error may change.
+const (
+	CodeBadArgument     = "bad_argument"     // the request asks for something invalid
+	CodeAmbiguous       = "ambiguous"        // a name or id prefix matches several
+	CodeNotFound        = "not_found"        // no such friend, group, share or request
+	CodeNotFriend       = "not_friend"       // the peer is not the user's friend
+	CodeAlreadyAnswered = "already_answered" // the request was answered before
+	CodeRefused         = "refused"          // a share failed verification (result says per id)
+	CodeNoRelay         = "no_relay"         // no rendezvous node is reachable now
+	CodeBadRequest      = "bad_request"      // the HTTP request itself is malformed
+	CodeUnauthorized    = "unauthorized"     // no or a wrong API token
+	CodeForbidden       = "forbidden"        // from another origin
+	CodeMisdirected     = "misdirected"      // a Host that is not the server's own
+	CodeInternal        = "internal"
+	CodeNotRunning      = "daemon_not_running" // the CLI found no daemon for the data directory
+	CodeUsage           = "usage"              // the CLI was called with wrong flags or arguments
+)
 
 // AddBody asks to befriend the inviter of an invite link.
 type AddBody struct {

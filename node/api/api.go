@@ -153,7 +153,34 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, node.ErrorBody{Error: msg})
+	code := map[int]string{http.StatusBadRequest: node.CodeBadRequest, http.StatusUnauthorized: node.CodeUnauthorized,
+		http.StatusForbidden: node.CodeForbidden, http.StatusMisdirectedRequest: node.CodeMisdirected,
+		http.StatusNotFound: node.CodeNotFound, http.StatusMethodNotAllowed: node.CodeBadRequest}[status]
+	if code == "" {
+		code = node.CodeInternal
+	}
+	writeJSON(w, status, node.ErrorBody{Error: msg, Code: code})
+}
+
+// CodeOf maps a node error to its stable code (node.Code...).
+func CodeOf(err error) string {
+	switch {
+	case errors.Is(err, book.ErrAmbiguous):
+		return node.CodeAmbiguous
+	case errors.Is(err, book.ErrBadArgument):
+		return node.CodeBadArgument
+	case errors.Is(err, book.ErrNotFriend):
+		return node.CodeNotFriend
+	case errors.Is(err, book.ErrNotFound):
+		return node.CodeNotFound
+	case errors.Is(err, book.ErrAlreadyFinal):
+		return node.CodeAlreadyAnswered
+	case errors.Is(err, node.ErrRefused):
+		return node.CodeRefused
+	case errors.Is(err, node.ErrNoRelay):
+		return node.CodeNoRelay
+	}
+	return node.CodeInternal
 }
 
 // statusOf maps a node error to an HTTP status.
@@ -174,7 +201,7 @@ func statusOf(err error) int {
 }
 
 func fail(w http.ResponseWriter, err error, result any) {
-	writeJSON(w, statusOf(err), node.ErrorBody{Error: err.Error(), Result: result})
+	writeJSON(w, statusOf(err), node.ErrorBody{Error: err.Error(), Code: CodeOf(err), Result: result})
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {

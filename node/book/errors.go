@@ -2,6 +2,7 @@ package book
 
 import (
 	"errors"
+	"fmt"
 )
 
 // Errors of the book, wrapped with the specifics.
@@ -12,3 +13,19 @@ var (
 	ErrBadArgument  = errors.New("invalid argument")
 	ErrAlreadyFinal = errors.New("already answered")
 )
+
+// kindError is an error of one of the kinds above, in the user's words
+// alone: errors.Is finds its kind, and its text does not repeat it.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+// Kindf returns an error of kind (ErrBadArgument, ErrNotFound, ...) that
+// reads as the formatted words only, as a person is told them.
+func Kindf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}

@@ -1,7 +1,6 @@
 package book
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -66,11 +65,11 @@ func (b *Book) ResolvePeer(s string, candidates map[peer.ID]string) (peer.ID, er
 	}
 	switch len(found) {
 	case 0:
-		return "", fmt.Errorf("%w: %q is neither a peer id nor the name of a friend", ErrNotFound, s)
+		return "", Kindf(ErrNotFound, "%q is neither a peer id nor the name of a friend", s)
 	case 1:
 		return found[0], nil
 	}
-	return "", fmt.Errorf("%w: %d are named %q; use the peer id", ErrAmbiguous, len(found), s)
+	return "", Kindf(ErrAmbiguous, "%d are named %q; use the peer id", len(found), s)
 }
 
 // IsBlocked reports whether the user blocked p.

@@ -1,7 +1,6 @@
 package book
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 
@@ -27,10 +26,10 @@ func (b *Book) Group(name string) *Group { return b.groups[name] }
 func (b *Book) CreateGroup(name string) ([]Mutation, error) {
 	name = strings.TrimSpace(name)
 	if err := identity.ValidateName(name); err != nil {
-		return nil, fmt.Errorf("%w: group name: %v", ErrBadArgument, err)
+		return nil, Kindf(ErrBadArgument, "group name: %v", err)
 	}
 	if b.groups[name] != nil {
-		return nil, fmt.Errorf("%w: a group called %q exists", ErrBadArgument, name)
+		return nil, Kindf(ErrBadArgument, "a group called %q exists", name)
 	}
 	g := &Group{Name: name, Members: []peer.ID{}}
 	b.groups[name] = g
@@ -41,14 +40,14 @@ func (b *Book) CreateGroup(name string) ([]Mutation, error) {
 func (b *Book) RenameGroup(old, name string) ([]Mutation, error) {
 	g := b.groups[old]
 	if g == nil {
-		return nil, fmt.Errorf("%w: no group called %q", ErrNotFound, old)
+		return nil, Kindf(ErrNotFound, "no group called %q", old)
 	}
 	name = strings.TrimSpace(name)
 	if err := identity.ValidateName(name); err != nil {
-		return nil, fmt.Errorf("%w: group name: %v", ErrBadArgument, err)
+		return nil, Kindf(ErrBadArgument, "group name: %v", err)
 	}
 	if b.groups[name] != nil {
-		return nil, fmt.Errorf("%w: a group called %q exists", ErrBadArgument, name)
+		return nil, Kindf(ErrBadArgument, "a group called %q exists", name)
 	}
 	delete(b.groups, old)
 	g.Name = name
@@ -59,7 +58,7 @@ func (b *Book) RenameGroup(old, name string) ([]Mutation, error) {
 // DeleteGroup deletes a group (its members stay friends).
 func (b *Book) DeleteGroup(name string) ([]Mutation, error) {
 	if b.groups[name] == nil {
-		return nil, fmt.Errorf("%w: no group called %q", ErrNotFound, name)
+		return nil, Kindf(ErrNotFound, "no group called %q", name)
 	}
 	delete(b.groups, name)
 	return []Mutation{del(groupKey(name))}, nil
@@ -69,11 +68,11 @@ func (b *Book) DeleteGroup(name string) ([]Mutation, error) {
 func (b *Book) AddToGroup(name string, members []peer.ID) ([]Mutation, error) {
 	g := b.groups[name]
 	if g == nil {
-		return nil, fmt.Errorf("%w: no group called %q (create it with: kith group create %q)", ErrNotFound, name, name)
+		return nil, Kindf(ErrNotFound, "no group called %q (create it with: kith group create %q)", name, name)
 	}
 	for _, m := range members {
 		if b.friends[m] == nil {
-			return nil, fmt.Errorf("%w: %s is not your friend, so cannot be in a group", ErrNotFriend, b.Name(m))
+			return nil, Kindf(ErrNotFriend, "%s is not your friend, so cannot be in a group", b.Name(m))
 		}
 	}
 	for _, m := range members {
@@ -88,7 +87,7 @@ func (b *Book) AddToGroup(name string, members []peer.ID) ([]Mutation, error) {
 func (b *Book) RemoveFromGroup(name string, members []peer.ID) ([]Mutation, error) {
 	g := b.groups[name]
 	if g == nil {
-		return nil, fmt.Errorf("%w: no group called %q", ErrNotFound, name)
+		return nil, Kindf(ErrNotFound, "no group called %q", name)
 	}
 	kept := g.Members[:0]
 	for _, m := range g.Members {

@@ -114,7 +114,7 @@ func (b *Book) Share(id identity.ShareID) *ReceivedShare { return b.shares[id] }
 func (b *Book) FindShare(s string) (*ReceivedShare, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	if len(s) < 4 {
-		return nil, fmt.Errorf("%w: share id %q is too short", ErrBadArgument, s)
+		return nil, Kindf(ErrBadArgument, "share id %q is too short", s)
 	}
 	var found []*ReceivedShare
 	for id, sh := range b.shares {
@@ -124,11 +124,11 @@ func (b *Book) FindShare(s string) (*ReceivedShare, error) {
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("%w: no share %q in your inbox (see: kith shares)", ErrNotFound, s)
+		return nil, Kindf(ErrNotFound, "no share %q in your inbox (see: kith shares)", s)
 	case 1:
 		return found[0], nil
 	}
-	return nil, fmt.Errorf("%w: %d shares start with %q", ErrAmbiguous, len(found), s)
+	return nil, Kindf(ErrAmbiguous, "%d shares start with %q", len(found), s)
 }
 
 // ItemState returns the state of a shared friend p in share s.

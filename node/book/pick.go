@@ -53,10 +53,10 @@ func (b *Book) Pick(s *ReceivedShare, picks []peer.ID, all bool, message string,
 		}
 	}
 	if len(picks) == 0 {
-		return nil, nil, fmt.Errorf("%w: pick at least one friend, or --all", ErrBadArgument)
+		return nil, nil, Kindf(ErrBadArgument, "pick at least one friend, or --all")
 	}
 	if len(message) > protocols.MaxMessageText {
-		return nil, nil, fmt.Errorf("%w: the message is %d bytes, limit %d", ErrBadArgument, len(message), protocols.MaxMessageText)
+		return nil, nil, Kindf(ErrBadArgument, "the message is %d bytes, limit %d", len(message), protocols.MaxMessageText)
 	}
 	// A share's introductions last as long as its seal: past it, a
 	// request would only be dropped by its recipient.
@@ -171,24 +171,24 @@ func (b *Book) newRequest(id protocols.RequestID, to peer.ID, name string, intro
 func (b *Book) AddByInvite(link, message string, now time.Time) (*Request, *identity.Invite, []Mutation, error) {
 	raw, secret, err := identity.ParseInviteLink(link)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %v", ErrBadArgument, err)
+		return nil, nil, nil, Kindf(ErrBadArgument, "%v", err)
 	}
 	in, err := b.verifier.Invite(raw, now)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("the invite does not verify: %w", err)
 	}
 	if len(secret) == 0 {
-		return nil, nil, nil, fmt.Errorf("%w: this invite link is from an older Kith and has no secret to seal the request with; ask %s for a new link", ErrBadArgument, in.Name)
+		return nil, nil, nil, Kindf(ErrBadArgument, "this invite link is from an older Kith and has no secret to seal the request with; ask %s for a new link", in.Name)
 	}
 	name, err := in.OpenName(secret)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: the invite link is damaged: %v", ErrBadArgument, err)
+		return nil, nil, nil, Kindf(ErrBadArgument, "the invite link is damaged: %v", err)
 	}
 	if in.Inviter == b.me {
-		return nil, nil, nil, fmt.Errorf("%w: that is your own invite", ErrBadArgument)
+		return nil, nil, nil, Kindf(ErrBadArgument, "that is your own invite")
 	}
 	if b.friends[in.Inviter] != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %s is already your friend", ErrBadArgument, name)
+		return nil, nil, nil, Kindf(ErrBadArgument, "%s is already your friend", name)
 	}
 	h := sha256.Sum256(append([]byte("kith/invite-request/v1"), append(in.Token[:], []byte(b.me)...)...))
 	var id protocols.RequestID
@@ -278,7 +278,7 @@ func (b *Book) Request(id protocols.RequestID) *Request { return b.requests[id] 
 func (b *Book) FindRequest(s string) (*Request, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	if len(s) < 4 {
-		return nil, fmt.Errorf("%w: request id %q is too short", ErrBadArgument, s)
+		return nil, Kindf(ErrBadArgument, "request id %q is too short", s)
 	}
 	var found []*Request
 	for id, r := range b.requests {
@@ -288,11 +288,11 @@ func (b *Book) FindRequest(s string) (*Request, error) {
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("%w: no request %q (see: kith requests)", ErrNotFound, s)
+		return nil, Kindf(ErrNotFound, "no request %q (see: kith requests)", s)
 	case 1:
 		return found[0], nil
 	}
-	return nil, fmt.Errorf("%w: %d requests start with %q", ErrAmbiguous, len(found), s)
+	return nil, Kindf(ErrAmbiguous, "%d requests start with %q", len(found), s)
 }
 
 // Unsent returns outgoing requests and acceptances still to deliver.

@@ -94,13 +94,13 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 func (b *Book) Accept(id protocols.RequestID, now time.Time) (*Friend, *pb.AddAnswer, []Mutation, error) {
 	r := b.requests[id]
 	if r == nil || r.Direction != Incoming {
-		return nil, nil, nil, fmt.Errorf("%w: no incoming request %s", ErrNotFound, id)
+		return nil, nil, nil, Kindf(ErrNotFound, "no incoming request %s", id)
 	}
 	if r.State != Pending {
 		if r.State == Accepted && r.Answer != nil {
 			return b.friends[r.Peer], b.Answer(r, now), nil, nil
 		}
-		return nil, nil, nil, fmt.Errorf("%w: the request from %s is %s", ErrAlreadyFinal, b.Name(r.Peer), r.State)
+		return nil, nil, nil, Kindf(ErrAlreadyFinal, "the request from %s is %s", b.Name(r.Peer), r.State)
 	}
 	var wire pb.AddRequest
 	if err := proto.Unmarshal(r.Wire, &wire); err != nil {
@@ -140,10 +140,10 @@ func (b *Book) Answer(r *Request, now time.Time) *pb.AddAnswer {
 func (b *Book) Decline(id protocols.RequestID) ([]Mutation, error) {
 	r := b.requests[id]
 	if r == nil || r.Direction != Incoming {
-		return nil, fmt.Errorf("%w: no incoming request %s", ErrNotFound, id)
+		return nil, Kindf(ErrNotFound, "no incoming request %s", id)
 	}
 	if r.State != Pending {
-		return nil, fmt.Errorf("%w: the request from %s is %s", ErrAlreadyFinal, b.Name(r.Peer), r.State)
+		return nil, Kindf(ErrAlreadyFinal, "the request from %s is %s", b.Name(r.Peer), r.State)
 	}
 	r.State = Declined
 	return []Mutation{put(prefixRequests+id.String(), r)}, nil

@@ -1,6 +1,7 @@
 package book
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -166,6 +167,19 @@ type ShareResult struct {
 	Share   string         `json:"share"`
 	Targets []TargetStatus `json:"targets"`
 	Failed  []FailedID     `json:"failed"`
+}
+
+// MarshalJSON writes empty lists as [], never null.
+func (r ShareResult) MarshalJSON() ([]byte, error) {
+	type plain ShareResult
+	p := plain(r)
+	if p.Targets == nil {
+		p.Targets = []TargetStatus{}
+	}
+	if p.Failed == nil {
+		p.Failed = []FailedID{}
+	}
+	return json.Marshal(p)
 }
 
 // TargetStatus is what happened to one target of a share.

@@ -1,7 +1,6 @@
 package book
 
 import (
-	"fmt"
 	"slices"
 	"time"
 
@@ -82,13 +81,13 @@ func ParseRendezvous(addrs []string) ([]peer.AddrInfo, error) {
 	for _, s := range addrs {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: rendezvous address %q: %v", ErrBadArgument, s, err)
+			return nil, Kindf(ErrBadArgument, "rendezvous address %q: %v", s, err)
 		}
 		mas = append(mas, a)
 	}
 	ais, err := peer.AddrInfosFromP2pAddrs(mas...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: rendezvous addresses must end in /p2p/<peer id>: %v", ErrBadArgument, err)
+		return nil, Kindf(ErrBadArgument, "rendezvous addresses must end in /p2p/<peer id>: %v", err)
 	}
 	return ais, nil
 }

@@ -1,7 +1,6 @@
 package book
 
 import (
-	"fmt"
 	"sort"
 	"time"
 
@@ -18,7 +17,7 @@ import (
 func (b *Book) Unfriend(p peer.ID, now time.Time) ([]byte, []Mutation, error) {
 	f := b.friends[p]
 	if f == nil {
-		return nil, nil, fmt.Errorf("%w: %s", ErrNotFriend, b.Name(p))
+		return nil, nil, Kindf(ErrNotFriend, "%s", b.Name(p))
 	}
 	att, err := identity.NewVerifier().Attestation(f.Attestation, now)
 	if err != nil {

@@ -29,14 +29,14 @@ type ShareRequest struct {
 // the same reason the relay would give.
 func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.UnverifiedShare, []protocols.Failure, error) {
 	if len(req.To) == 0 {
-		return nil, nil, fmt.Errorf("%w: no target: say whom to share with (--to)", ErrBadArgument)
+		return nil, nil, Kindf(ErrBadArgument, "no target: say whom to share with (--to)")
 	}
 	items := append([]peer.ID(nil), req.Friends...)
 	groupOf := map[peer.ID]string{}
 	for _, name := range req.Groups {
 		g := b.groups[name]
 		if g == nil {
-			return nil, nil, fmt.Errorf("%w: no group called %q", ErrNotFound, name)
+			return nil, nil, Kindf(ErrNotFound, "no group called %q", name)
 		}
 		for _, m := range g.Members {
 			if !containsPeer(items, m) {
@@ -56,7 +56,7 @@ func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.Unverifie
 	}
 	items = kept
 	if len(items) == 0 {
-		return nil, nil, fmt.Errorf("%w: nothing to share: pick friends (--friend) or groups with members (--group)", ErrBadArgument)
+		return nil, nil, Kindf(ErrBadArgument, "nothing to share: pick friends (--friend) or groups with members (--group)")
 	}
 	var missing []protocols.Failure
 	spec := protocols.ShareSpec{SharerName: b.Settings.Name, CreatedAt: now, Note: req.Note}
@@ -178,7 +178,7 @@ func (b *Book) DeliveredDirectly(id identity.ShareID) (*ShareResult, []Mutation)
 func (b *Book) Reshare(id identity.ShareID, targets []peer.ID, now time.Time) (*protocols.UnverifiedShare, *SentShare, []Mutation, error) {
 	ss := b.sent[id]
 	if ss == nil {
-		return nil, nil, nil, fmt.Errorf("%w: no sent share %s", ErrNotFound, id)
+		return nil, nil, nil, Kindf(ErrNotFound, "no sent share %s", id)
 	}
 	u, err := protocols.DecodeShare(ss.Raw, protocols.Limits{})
 	if err != nil {
@@ -195,7 +195,7 @@ func (b *Book) Reshare(id identity.ShareID, targets []peer.ID, now time.Time) (*
 		}
 	}
 	if len(spec.Targets) == 0 {
-		return nil, nil, nil, fmt.Errorf("%w: share %s has none of those targets", ErrNotFound, id)
+		return nil, nil, nil, Kindf(ErrNotFound, "share %s has none of those targets", id)
 	}
 	for _, it := range u.Items {
 		it.Salt = identity.Salt{} // fresh salts for the new seal

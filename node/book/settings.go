@@ -1,15 +1,13 @@
 package book
 
 import (
-	"fmt"
-
 	"github.com/kithnet/kith/identity"
 )
 
 // Rename changes the user's display name (a new profile sequence).
 func (b *Book) Rename(name string) ([]Mutation, error) {
 	if err := identity.ValidateName(name); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadArgument, err)
+		return nil, Kindf(ErrBadArgument, "%v", err)
 	}
 	b.Settings.Name = name
 	b.Settings.Seq++

@@ -32,6 +32,7 @@ var ErrDaemonNotRunning = errors.New("the kith daemon is not running")
 // APIError is a failure the daemon reported.
 type APIError struct {
 	Status  int
+	Code    string // stable (node.Code...)
 	Message string
 	Result  json.RawMessage // a partial result, when the daemon sent one
 }
@@ -84,6 +85,7 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 	if resp.StatusCode != http.StatusOK {
 		var eb struct {
 			Error  string          `json:"error"`
+			Code   string          `json:"code"`
 			Result json.RawMessage `json:"result"`
 		}
 		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
@@ -92,7 +94,7 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 		if out != nil && len(eb.Result) > 0 && string(eb.Result) != "null" {
 			json.Unmarshal(eb.Result, out)
 		}
-		return &APIError{Status: resp.StatusCode, Message: eb.Error, Result: eb.Result}
+		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error, Result: eb.Result}
 	}
 	if out == nil {
 		return nil

@@ -119,7 +119,12 @@ func passphrase() []byte { return []byte(os.Getenv(PassphraseEnv)) }
 // given rendezvous nodes. It refuses to overwrite an existing identity.
 func Init(dir, name string, rendezvous []string) (peer.ID, error) {
 	if err := identity.ValidateName(name); err != nil {
-		return "", fmt.Errorf("%w: %v", book.ErrBadArgument, err)
+		return "", book.Kindf(book.ErrBadArgument, "%v", err)
+	}
+	for _, a := range rendezvous {
+		if _, err := book.ParseRendezvous([]string{a}); err != nil {
+			return "", book.Kindf(book.ErrBadArgument, "%q is not a rendezvous node's address: it must be a whole multiaddr ending in /p2p/<peer id>, as the node prints them when it starts", a)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, keyFile)); err == nil {
 		return "", fmt.Errorf("%s already holds an identity; use another --data directory", dir)
@@ -242,7 +247,7 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	}
 	listen := book.ParseAddrs(cfg.Listen)
 	if len(listen) != len(cfg.Listen) {
-		return nil, fmt.Errorf("%w: a listen address is not a multiaddr: %v", book.ErrBadArgument, cfg.Listen)
+		return nil, book.Kindf(book.ErrBadArgument, "a listen address is not a multiaddr: %v", cfg.Listen)
 	}
 	token, err := ensureToken(o.DataDir)
 	if err != nil {
@@ -270,7 +275,7 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	if !ok || !tcp.IP.IsLoopback() {
 		ln.Close()
 		d.Close()
-		return nil, fmt.Errorf("%w: the local API must listen on a loopback address, not %s", book.ErrBadArgument, cfg.API)
+		return nil, book.Kindf(book.ErrBadArgument, "the local API must listen on a loopback address, not %s", cfg.API)
 	}
 	d.URL = "http://" + ln.Addr().String() + "/"
 	mux := http.NewServeMux()

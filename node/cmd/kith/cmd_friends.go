@@ -57,7 +57,7 @@ func addCmd(g *globals) *cobra.Command {
 }
 
 func requestsCmd(g *globals) *cobra.Command {
-	return listCmd(g, "requests [--json]", "List friend requests, in and out",
+	return listCmd(g, "requests [--json]", "List friend requests, in and out", "No friend requests yet. Give your invite (kith id) to someone, or pick friends from a share (kith shares).",
 		(*client.Client).Requests, []string{"ID", "DIR", "NAME", "STATE", "HOW", "MESSAGE"},
 		func(r node.RequestView) [][]string {
 			return [][]string{{shortHex(r.ID), r.Direction, r.Name, r.State, orDash(r.Provenance), orDash(r.Message)}}
@@ -77,7 +77,7 @@ func declineCmd(g *globals) *cobra.Command {
 }
 
 func friendsCmd(g *globals) *cobra.Command {
-	return listCmd(g, "friends [--json]", "List your friends",
+	return listCmd(g, "friends [--json]", "List your friends", "No friends yet. Give your invite link (kith id) to someone, or add theirs: kith add INVITE.",
 		(*client.Client).Friends, []string{"NAME", "ID", "GROUPS", "ONLINE", "INTRODUCED BY"},
 		func(f node.FriendView) [][]string {
 			online := "offline"

@@ -36,7 +36,7 @@ func groupCmd(g *globals) *cobra.Command {
 }
 
 func groupsCmd(g *globals) *cobra.Command {
-	return listCmd(g, "groups [--json]", "List your groups",
+	return listCmd(g, "groups [--json]", "List your groups", "No groups yet. Make one: kith group create NAME, then kith group add NAME FRIEND...",
 		(*client.Client).Groups, []string{"GROUP", "SIZE", "MEMBERS"},
 		func(gr node.GroupView) [][]string {
 			var names []string

@@ -40,15 +40,16 @@ func shareCmd(g *globals) *cobra.Command {
 			defer cancel()
 			res, err := cl.Share(cx, a)
 			out := cmd.OutOrStdout()
-			if g.json && (err == nil || res.Share != "" || len(res.Failed) > 0) {
-				if perr := printJSON(out, res); perr != nil {
-					return perr
-				}
+			var ae *client.APIError
+			answered := errors.As(err, &ae) && (res.Share != "" || len(res.Failed) > 0)
+			if err != nil && !answered {
 				return err
 			}
-			var ae *client.APIError
-			if err != nil && !(errors.As(err, &ae) && len(res.Failed) > 0) {
-				return err
+			if g.json {
+				if res.Share == "" {
+					return err // {error, code, result}: the result names each failure
+				}
+				return printJSON(out, res) // sent, to some targets if --partial
 			}
 			for _, t := range res.Targets {
 				fmt.Fprintf(out, "%s: %s\n", t.Name, t.Status)
@@ -56,12 +57,10 @@ func shareCmd(g *globals) *cobra.Command {
 			for _, f := range res.Failed {
 				fmt.Fprintf(out, "failed: %s (%s): %s\n", f.Name, short(f.Peer), f.Reason)
 			}
-			if err != nil {
+			if res.Share == "" {
 				return fmt.Errorf("the share was not sent")
 			}
-			if res.Share != "" {
-				fmt.Fprintf(out, "Share %s sent.\n", shortHex(res.Share))
-			}
+			fmt.Fprintf(out, "Share %s sent.\n", res.Share)
 			return nil
 		},
 	}
@@ -75,7 +74,7 @@ func shareCmd(g *globals) *cobra.Command {
 }
 
 func sharesCmd(g *globals) *cobra.Command {
-	return listCmd(g, "shares [--json]", "List the shares friends sent you",
+	return listCmd(g, "shares [--json]", "List the shares friends sent you", "No shares yet. When a friend shares friends with you, they appear here.",
 		(*client.Client).Shares, []string{"SHARE", "FROM", "FRIEND", "GROUP", "STATE"},
 		func(s node.ShareView) [][]string {
 			var rows [][]string

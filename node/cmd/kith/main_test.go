@@ -71,10 +71,17 @@ func TestEndToEnd(t *testing.T) {
 	var mallory node.IDView
 	e.up("Mallory")
 	e.okJSON(&mallory, "id", "--json", "--data", e.dir("Mallory"))
+	// With --json, the failure is one object with a stable code, and the
+	// result names each failing id.
 	out, stderr, code := e.runSplit("share", "--to", "Bob", "--friend", mallory.ID, "--json", "--data", e.dir("Alice"))
-	var refused node.ShareResult
-	json.Unmarshal([]byte(out), &refused)
-	if code == 0 || len(refused.Failed) != 1 || refused.Failed[0].Peer != mallory.ID || !strings.Contains(refused.Failed[0].Reason, "not your friend") {
+	var refusedErr struct {
+		Error  string
+		Code   string
+		Result node.ShareResult
+	}
+	json.Unmarshal([]byte(out), &refusedErr)
+	refused := refusedErr.Result
+	if code == 0 || refusedErr.Code != node.CodeRefused || len(refused.Failed) != 1 || refused.Failed[0].Peer != mallory.ID || !strings.Contains(refused.Failed[0].Reason, "not your friend") {
 		t.Fatalf("share of a non-friend: exit %d, %s%s", code, out, stderr)
 	}
 	// Without --json, the reason names the peer in words.

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kithnet/kith/node/client"
+	"github.com/kithnet/kith/protocols"
 )
 
 // globals are the flags every command takes.
@@ -47,14 +48,28 @@ Then:        kith id                 (your invite to give friends)
              kith shares, kith pick SHARE --all, kith requests, kith accept ID`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       protocols.BuildInfo().String(),
 	}
+	root.SetVersionTemplate("kith {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.data, "data", defaultData(), "data directory (also KITH_DATA)")
 	root.AddCommand(
 		initCmd(g), upCmd(g), demoCmd(g), idCmd(g), addCmd(g), requestsCmd(g), acceptCmd(g), declineCmd(g),
 		friendsCmd(g), groupCmd(g), groupsCmd(g), shareCmd(g), sharesCmd(g), pickCmd(g),
-		unfriendCmd(g), blockCmd(g), statusCmd(g), uiCmd(g),
+		unfriendCmd(g), blockCmd(g), statusCmd(g), uiCmd(g), versionCmd(),
 	)
+	markUsage(root)
 	return root
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version, the commit and the Go version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "kith", protocols.BuildInfo())
+		},
+	}
 }
 
 // jsonFlag adds --json to a command.
@@ -135,7 +150,8 @@ func actionCmd(g *globals, use, short string, args cobra.PositionalArgs, do func
 // listCmd is a command that prints a list from the daemon, as a table or
 // (--json) as the JSON array of the API.
 // fetch is a Client method expression, such as (*client.Client).Friends.
-func listCmd[T any](g *globals, use, short string, fetch func(c *client.Client, ctx context.Context) ([]T, error), header []string, row func(T) [][]string) *cobra.Command {
+// empty is what to say instead of an empty table: what would fill it.
+func listCmd[T any](g *globals, use, short, empty string, fetch func(c *client.Client, ctx context.Context) ([]T, error), header []string, row func(T) [][]string) *cobra.Command {
 	c := &cobra.Command{
 		Use: use, Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -145,7 +161,14 @@ func listCmd[T any](g *globals, use, short string, fetch func(c *client.Client, 
 					return err
 				}
 				if g.json {
+					if list == nil {
+						list = []T{} // [] for none, never null
+					}
 					return printJSON(cmd.OutOrStdout(), list)
+				}
+				if len(list) == 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), empty)
+					return nil
 				}
 				var rows [][]string
 				for _, v := range list {

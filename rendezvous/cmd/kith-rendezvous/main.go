@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,7 +20,9 @@ import (
 	"syscall"
 
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/spf13/cobra"
 
+	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/rendezvous"
 )
 
@@ -44,56 +45,88 @@ func (m *multiaddrs) Set(v string) error {
 	return nil
 }
 
+func (m *multiaddrs) Type() string { return "multiaddr" }
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	root := newRoot()
+	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kith-rendezvous:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// newRoot is the command line: flags in the style of kith's and
+// kith-simnet's (--long, -h), `version`, `completion`.
+func newRoot() *cobra.Command {
 	home, _ := os.UserHomeDir()
-	fs := flag.NewFlagSet("kith-rendezvous", flag.ContinueOnError)
-	data := fs.String("data", filepath.Join(home, ".kith-rendezvous"), "data directory (key and datastore)")
-	var listen multiaddrs
-	fs.Var(&listen, "listen", "listen address, repeatable (default TCP and QUIC on port 4001)")
-	metrics := fs.String("metrics", "", "serve Prometheus metrics on HOST:PORT (/metrics)")
-	configPath := fs.String("config", "", "JSON config file of quotas and limits (see rendezvous.Config)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	logJSON := fs.Bool("log-json", false, "log as JSON instead of text")
-	printConfig := fs.Bool("print-config", false, "print the effective config as JSON and exit")
-	pprofOn := fs.Bool("pprof", false, "serve Go profiles at /debug/pprof/ on the --metrics address")
-	if err := fs.Parse(args); err != nil {
-		return err
+	var o struct {
+		data, metrics, config, logLevel string
+		listen                          multiaddrs
+		logJSON, printConfig, pprof     bool
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	root := &cobra.Command{
+		Use:   "kith-rendezvous",
+		Short: "A Kith rendezvous/relay node",
+		Long: `A Kith rendezvous/relay node: it verifies signed friendship attestations before
+relaying shares, stores and forwards for users who are offline, and serves circuit relay v2.
+
+On start it prints one line per listen address, each ending in /p2p/<peer id>: give one to users
+as their --rendezvous address. SIGINT or SIGTERM stops it gracefully.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       protocols.BuildInfo().String(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(o.data, o.listen, o.metrics, o.config, o.logLevel, o.logJSON, o.printConfig, o.pprof)
+		},
 	}
+	root.SetVersionTemplate("kith-rendezvous {{.Version}}\n")
+	fs := root.Flags()
+	fs.StringVar(&o.data, "data", filepath.Join(home, ".kith-rendezvous"), "data directory (key and datastore)")
+	fs.Var(&o.listen, "listen", "listen address, repeatable (default TCP and QUIC on port 4001)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics, /healthz and /readyz on HOST:PORT")
+	fs.StringVar(&o.config, "config", "", "JSON config file of quotas and limits (see rendezvous/README.md)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&o.logJSON, "log-json", false, "log as JSON instead of text")
+	fs.BoolVar(&o.printConfig, "print-config", false, "print the configuration in force as JSON and exit")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ on the --metrics address")
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version, the commit and the Go version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "kith-rendezvous", protocols.BuildInfo())
+		},
+	})
+	return root
+}
+
+func run(data string, listen multiaddrs, metrics, configPath, logLevel string, logJSON, printConfig, pprofOn bool) error {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	hopts := &slog.HandlerOptions{Level: level}
 	var handler slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
-	if *logJSON {
+	if logJSON {
 		handler = slog.NewJSONHandler(os.Stderr, hopts)
 	}
 	log := slog.New(handler)
 
 	cfg := rendezvous.DefaultConfig()
-	if *configPath != "" {
+	if configPath != "" {
 		var err error
-		if cfg, err = rendezvous.LoadConfig(*configPath); err != nil {
+		if cfg, err = rendezvous.LoadConfig(configPath); err != nil {
 			return err
 		}
 	}
-	if *printConfig {
+	if printConfig {
 		return printJSON(cfg.Effective())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d, err := rendezvous.OpenDaemon(ctx, rendezvous.DaemonOptions{
-		DataDir: *data, Listen: listen, MetricsAddr: *metrics, Config: cfg, Logger: log, Pprof: *pprofOn,
+		DataDir: data, Listen: listen, MetricsAddr: metrics, Config: cfg, Logger: log, Pprof: pprofOn,
 	})
 	if err != nil {
 		return err
@@ -108,3 +141,4 @@ func run(args []string) error {
 	log.Info("shutting down")
 	return d.Close()
 }
+

@@ -33,7 +33,8 @@ import (
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "kith-rendezvous")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	// -buildvcs=true: the commit is stamped even where GOFLAGS turn it off.
+	out, err := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -277,5 +278,26 @@ func TestKill9LosesNothing(t *testing.T) {
 	t.Logf("%d shares, relay killed %d times; Bob drained %d at the end", total, kills, in.Result.Waiting)
 	if len(seqOf) != total {
 		t.Fatalf("Bob received %d distinct shares, want %d", len(seqOf), total)
+	}
+}
+
+// TestCommandLine: --help exits 0; version and --version name the commit
+// and the Go version; an unknown flag or argument fails with words.
+func TestCommandLine(t *testing.T) {
+	bin := buildBinary(t)
+	if out, err := exec.Command(bin, "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "--print-config") {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "kith-rendezvous ") || !strings.Contains(string(out), "go1.") || !strings.Contains(string(out), "commit ") {
+			t.Fatalf("%v: %v %q", args, err, out)
+		}
+	}
+	for _, args := range [][]string{{"--bogus"}, {"stray"}} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err == nil || !strings.HasPrefix(string(out), "kith-rendezvous: ") {
+			t.Fatalf("%v: %v %q", args, err, out)
+		}
 	}
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	flag "github.com/spf13/pflag"
 
 	"github.com/kithnet/kith/simnet/load"
 )
@@ -32,6 +34,10 @@ func loadCmd(args []string) int {
 	quiet := fs.Bool("quiet", false, "no progress on standard error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this generator over the measured phase to `file`")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "kith-simnet:", err)
 		return 2
 	}
 	if *cpuProfile != "" {

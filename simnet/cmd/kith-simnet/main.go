@@ -16,22 +16,31 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime/pprof"
 	"time"
 
+	flag "github.com/spf13/pflag"
+
+	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/simnet"
 )
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+	if len(os.Args) < 2 {
 		usage()
 		os.Exit(2)
 	}
 	switch os.Args[1] {
+	case "-h", "--help", "help":
+		usage()
+		os.Exit(0)
+	case "version", "--version":
+		fmt.Println("kith-simnet", protocols.BuildInfo())
+		os.Exit(0)
 	case "run":
 		os.Exit(run(os.Args[2:]))
 	case "load":
@@ -47,6 +56,7 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   kith-simnet run [flags]    a simulated network of real nodes and relays, in virtual time
   kith-simnet load [flags]   a load generator against a real kith-rendezvous
+  kith-simnet version        the version, the commit and the Go version
 
 Run kith-simnet COMMAND --help for the flags.
 `)
@@ -70,6 +80,10 @@ func run(args []string) int {
 	quiet := fs.Bool("quiet", false, "no progress on standard error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "kith-simnet:", err)
 		return 2
 	}
 	cfg.Seed = *seed
