@@ -141,4 +141,3 @@ func run(data string, listen multiaddrs, metrics, configPath, logLevel string, l
 	log.Info("shutting down")
 	return d.Close()
 }
-
