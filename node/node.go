@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -323,6 +325,25 @@ func (n *Node) peerRecord() []byte {
 	return b
 }
 
+// relayWords says in a person's words why the session with a rendezvous
+// node failed; the log keeps the error itself.
+func relayWords(err error) string {
+	var se *protocols.StatusError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &se) && se.Text != "":
+		return "the rendezvous node refused: " + se.Text
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "timeout") || strings.Contains(msg, "deadline"):
+		return "the rendezvous node does not answer (retrying)"
+	case errors.Is(err, protocols.ErrTruncated) || errors.Is(err, protocols.ErrUndecodable) || errors.Is(err, io.EOF) ||
+		strings.Contains(msg, "stream reset") || strings.Contains(msg, "connection reset") || strings.Contains(msg, "closed"):
+		return "the connection to the rendezvous node was cut (reconnecting)"
+	case strings.Contains(msg, "dial") || strings.Contains(msg, "connection refused") || strings.Contains(msg, "no addresses"):
+		return "cannot reach the rendezvous node: is it running, and is its address right? (retrying)"
+	}
+	return msg
+}
+
 func (n *Node) setRelay(id peer.ID, loggedIn bool, err error) {
 	n.relayMu.Lock()
 	defer n.relayMu.Unlock()
@@ -333,7 +354,7 @@ func (n *Node) setRelay(id peer.ID, loggedIn bool, err error) {
 	changed := st.loggedIn != loggedIn
 	st.loggedIn = loggedIn
 	if err != nil {
-		st.lastErr = err.Error()
+		st.lastErr = relayWords(err)
 	} else if loggedIn {
 		st.lastErr = ""
 	}

@@ -167,15 +167,28 @@ func (b *Book) newRequest(id protocols.RequestID, to peer.ID, name string, intro
 	return r, []Mutation{put(prefixRequests+id.String(), r)}, nil
 }
 
+// inviteWords says in a person's words why an invite does not verify.
+func inviteWords(err error) string {
+	switch identity.ReasonOf(err) {
+	case identity.ReasonExpired:
+		return "this invite has expired: ask for a new one"
+	case identity.ReasonNotYetValid:
+		return "this invite is not valid yet (is this computer's clock right?)"
+	case identity.ReasonBadSignature:
+		return "this invite link was altered on the way: ask for it again"
+	}
+	return "this invite link is damaged or incomplete: copy the whole link again"
+}
+
 // AddByInvite makes a friend request to the inviter of an invite link.
 func (b *Book) AddByInvite(link, message string, now time.Time) (*Request, *identity.Invite, []Mutation, error) {
 	raw, secret, err := identity.ParseInviteLink(link)
 	if err != nil {
-		return nil, nil, nil, Kindf(ErrBadArgument, "%v", err)
+		return nil, nil, nil, Kindf(ErrBadArgument, "this is not an invite link, or not all of one: copy the whole link (it starts with %s) and try again", identity.InviteLinkPrefix)
 	}
 	in, err := b.verifier.Invite(raw, now)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("the invite does not verify: %w", err)
+		return nil, nil, nil, Kindf(ErrBadArgument, "%s", inviteWords(err))
 	}
 	if len(secret) == 0 {
 		return nil, nil, nil, Kindf(ErrBadArgument, "this invite link is from an older Kith and has no secret to seal the request with; ask %s for a new link", in.Name)

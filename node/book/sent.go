@@ -56,7 +56,7 @@ func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.Unverifie
 	}
 	items = kept
 	if len(items) == 0 {
-		return nil, nil, Kindf(ErrBadArgument, "nothing to share: pick friends (--friend) or groups with members (--group)")
+		return nil, nil, Kindf(ErrBadArgument, "nothing to share: pick friends, or groups that have members")
 	}
 	var missing []protocols.Failure
 	spec := protocols.ShareSpec{SharerName: b.Settings.Name, CreatedAt: now, Note: req.Note}

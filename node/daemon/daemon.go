@@ -269,13 +269,24 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	ln, err := net.Listen("tcp", cfg.API)
 	if err != nil {
 		d.Close()
-		return nil, fmt.Errorf("the local API cannot listen on %s: %w", cfg.API, err)
+		return nil, fmt.Errorf("the local API cannot listen on %s (is another kith up, or another program, using it? choose another with kith up --api 127.0.0.1:PORT): %w", cfg.API, err)
 	}
 	tcp, ok := ln.Addr().(*net.TCPAddr)
 	if !ok || !tcp.IP.IsLoopback() {
 		ln.Close()
 		d.Close()
 		return nil, book.Kindf(book.ErrBadArgument, "the local API must listen on a loopback address, not %s", cfg.API)
+	}
+	if _, port, _ := net.SplitHostPort(cfg.API); port == "0" {
+		// The port is chosen once and kept: an open tab, a bookmark and
+		// the page's reconnection find the node at the same address
+		// after every restart.
+		cfg.API = ln.Addr().String()
+		if err := WriteConfig(o.DataDir, cfg); err != nil {
+			ln.Close()
+			d.Close()
+			return nil, err
+		}
 	}
 	d.URL = "http://" + ln.Addr().String() + "/"
 	mux := http.NewServeMux()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -83,9 +84,10 @@ func upCmd(g *globals) *cobra.Command {
 }
 
 func uiCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "ui",
-		Short: "Print the link that opens your node's web interface",
+	var noOpen bool
+	c := &cobra.Command{
+		Use:   "ui [--print]",
+		Short: "Open your node's web interface in the browser (or print its link)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			u, err := daemon.LoginURL(g.data)
@@ -93,9 +95,21 @@ func uiCmd(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), u)
+			if noOpen {
+				return nil
+			}
+			if opener, err := exec.LookPath("xdg-open"); err == nil {
+				return exec.Command(opener, u).Start()
+			}
+			if opener, err := exec.LookPath("open"); err == nil { // macOS
+				return exec.Command(opener, u).Start()
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "(no browser opener found: open the link above)")
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&noOpen, "print", false, "only print the link")
+	return c
 }
 
 func statusCmd(g *globals) *cobra.Command {

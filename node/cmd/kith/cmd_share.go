@@ -55,7 +55,7 @@ func shareCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "%s: %s\n", t.Name, t.Status)
 			}
 			for _, f := range res.Failed {
-				fmt.Fprintf(out, "failed: %s (%s): %s\n", f.Name, short(f.Peer), f.Reason)
+				fmt.Fprintf(out, "failed: %s (%s): %s\n", f.Name, f.Peer, f.Reason)
 			}
 			if res.Share == "" {
 				return fmt.Errorf("the share was not sent")
