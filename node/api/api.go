@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
@@ -52,14 +53,20 @@ var _ Node = (*node.Node)(nil)
 // drive the node, token or not. Handlers only translate between HTTP and
 // Node methods.
 type API struct {
-	n     Node
-	token string
-	mux   *http.ServeMux
+	n      Node
+	token  string
+	mux    *http.ServeMux
+	closed chan struct{} // closed by Close: event streams end
+	once   sync.Once
 }
+
+// Close ends the open event streams, so that a server shutting down need
+// not wait for them (and browsers reconnect when it is back).
+func (a *API) Close() { a.once.Do(func() { close(a.closed) }) }
 
 // NewAPI returns the API of n, guarded by token.
 func NewAPI(n Node, token string) *API {
-	a := &API{n: n, token: token, mux: http.NewServeMux()}
+	a := &API{n: n, token: token, mux: http.NewServeMux(), closed: make(chan struct{})}
 	a.mux.HandleFunc("GET /api/id", a.id)
 	a.mux.HandleFunc("GET /api/invite.png", a.invitePNG)
 	a.mux.HandleFunc("GET /api/status", a.status)
@@ -440,6 +447,8 @@ func (a *API) eventStream(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-a.closed:
 			return
 		case <-ping.C:
 			fmt.Fprint(w, ": ping\n\n")

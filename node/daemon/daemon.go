@@ -290,11 +290,13 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	}
 	d.URL = "http://" + ln.Addr().String() + "/"
 	mux := http.NewServeMux()
-	mux.Handle("/api/", api.NewAPI(d.Node, token))
+	apiHandler := api.NewAPI(d.Node, token)
+	mux.Handle("/api/", apiHandler)
 	if !o.NoUI {
 		mux.Handle("/", api.NewUI(token))
 	}
 	d.srv = &http.Server{Handler: api.LocalHostOnly(tcp, mux), ReadHeaderTimeout: 10 * time.Second}
+	d.srv.RegisterOnShutdown(apiHandler.Close) // event streams end: the shutdown need not wait for them
 	go d.srv.Serve(ln)
 	b, _ := json.Marshal(client.Info{URL: d.URL, PID: os.Getpid()})
 	if err := writeFileAtomic(filepath.Join(o.DataDir, client.InfoFile), b, 0o600); err != nil {
@@ -308,7 +310,9 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 func (d *Daemon) Close() error {
 	if d.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		d.srv.Shutdown(ctx)
+		if d.srv.Shutdown(ctx) != nil {
+			d.srv.Close() // what did not finish in time is cut
+		}
 		cancel()
 		os.Remove(filepath.Join(d.dir, client.InfoFile))
 	}

@@ -20,11 +20,11 @@ async function api(method, path, body) {
   try {
     r = await fetch("/api" + path, opts);
   } catch (e) {
-    throw new APIError("The Kith daemon does not answer. Is `kith up` still running?", 0);
+    throw new APIError("Your Kith node does not answer. Is “kith up” still running? This page reconnects by itself when it is back.", 0);
   }
   const data = await r.json().catch(() => ({}));
   if (r.status === 401) {
-    throw new APIError("Not logged in: open the link that `kith up` (or `kith ui`) printed.", 401);
+    throw new APIError("This page is not logged in to your node: open the link “kith ui” prints.", 401);
   }
   if (!r.ok) throw new APIError(data.error || r.statusText, r.status, data.result);
   return data;
@@ -47,11 +47,20 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// toast shows a short message; the same words within a few seconds (the
+// page's own "now friends" and the node's event for it) show once.
+const recentToasts = new Map();
 function toast(text) {
+  const now = Date.now();
+  if (recentToasts.has(text) && now - recentToasts.get(text) < 8000) return;
+  recentToasts.set(text, now);
   const t = el("div", { class: "toast" }, text);
   document.getElementById("toasts").append(t);
   setTimeout(() => t.remove(), 6000);
 }
+
+// plural: plural(1, "friend") is "1 friend", plural(3, "friend") "3 friends".
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 function errorBox(err) {
   return el("p", { class: "error", role: "alert" }, err instanceof Error ? err.message : String(err));
@@ -84,6 +93,42 @@ function current() {
   return views[v] ? v : "me";
 }
 
+// formState captures what the user has typed and ticked in the page's
+// forms, keyed by form and field, so that a re-render (a live event)
+// puts it back instead of wiping it.
+function formState(root) {
+  const state = [];
+  root.querySelectorAll("form").forEach((f) => {
+    const key = f.id || f.dataset.share || f.dataset.group || "";
+    f.querySelectorAll("input, textarea, select").forEach((i) => {
+      if (i.readOnly || i.type === "submit" || i.type === "button") return;
+      const field = `${key}|${i.name}|${i.type === "checkbox" ? i.value : ""}`;
+      state.push({ field, checked: i.checked, value: i.value, focused: i === document.activeElement,
+        start: i.selectionStart, end: i.selectionEnd, type: i.type });
+    });
+  });
+  return state;
+}
+
+function restoreForms(root, state) {
+  const byField = new Map(state.map((s) => [s.field, s]));
+  root.querySelectorAll("form").forEach((f) => {
+    const key = f.id || f.dataset.share || f.dataset.group || "";
+    f.querySelectorAll("input, textarea, select").forEach((i) => {
+      const s = byField.get(`${key}|${i.name}|${i.type === "checkbox" ? i.value : ""}`);
+      if (!s) return;
+      if (i.type === "checkbox" || i.type === "radio") { if (!i.disabled) i.checked = s.checked; }
+      else if (!i.readOnly) i.value = s.value;
+      if (s.focused) {
+        i.focus({ preventScroll: true });
+        if (s.start !== null && typeof i.setSelectionRange === "function" && s.type !== "checkbox") {
+          try { i.setSelectionRange(s.start, s.end); } catch (_) { /* not a text field */ }
+        }
+      }
+    });
+  });
+}
+
 let rendering = null;
 async function render() {
   const name = current();
@@ -101,7 +146,11 @@ async function render() {
   }
   if (rendering !== token) return; // a newer render started
   const m = $main();
+  const kept = formState(m);
+  const opened = [...m.querySelectorAll("details[open]")].map((d) => d.id).filter(Boolean);
   m.replaceChildren(content);
+  restoreForms(m, kept);
+  for (const id of opened) { const d = document.getElementById(id); if (d) d.open = true; }
   refreshBadges();
 }
 
@@ -128,7 +177,7 @@ async function me() {
     el("h1", {}, id.name),
     el("div", { class: "card" },
       el("p", {}, "Your id: ", el("code", { class: "id" }, id.id)),
-      el("p", { class: "muted" }, `${st.friends} friends · ${st.pending_requests} requests waiting · ${st.shares} shares in your inbox`),
+      el("p", { class: "muted" }, `${plural(st.friends, "friend")} · ${plural(st.pending_requests, "request")} waiting · ${plural(st.shares, "share")} in your inbox`),
       el("p", {}, ...st.rendezvous.map((r) => el("span", { class: r.logged_in ? "ok" : "bad" },
         r.logged_in ? "Connected to your rendezvous node. " : `Not connected to ${shortID(r.peer)}${r.last_error ? " (" + r.last_error + ")" : ""}. `)))),
     el("h2", {}, "Your invite"),
@@ -186,7 +235,7 @@ async function groups() {
       const add = el("select", { "aria-label": `Friend to add to ${g.name}` },
         others.map((f) => el("option", { value: f.id }, f.name)));
       return el("div", { class: "card", "data-group": g.name },
-        el("h2", {}, g.name, el("span", { class: "muted" }, ` · ${g.members.length} members`)),
+        el("h2", {}, g.name, el("span", { class: "muted" }, ` · ${plural(g.members.length, "member")}`)),
         el("ul", {}, g.members.map((m) => el("li", {}, m.name, " ",
           el("button", { class: "secondary", "aria-label": `Remove ${m.name} from ${g.name}`,
             onclick: (e) => run(e.target, () => api("POST", `/groups/${encodeURIComponent(g.name)}/members/remove`, { members: [m.id] })) }, "Remove")))),
@@ -225,7 +274,7 @@ async function share() {
     el("div", { class: "grid2" },
       el("fieldset", { class: "card" }, el("legend", {}, "Friends and groups to share"),
         gs.map((g) => el("label", { class: "check" }, el("input", { type: "checkbox", name: "group", value: g.name }),
-          `Group ${g.name} (${g.members.length})`)),
+          `Group ${g.name} (${plural(g.members.length, "member")})`)),
         fs.map((f) => el("label", { class: "check" }, el("input", { type: "checkbox", name: "friend", value: f.id }), f.name))),
       el("fieldset", { class: "card" }, el("legend", {}, "Share with"),
         fs.map((f) => el("label", { class: "check" }, el("input", { type: "checkbox", name: "to", value: f.id }), f.name)))),
@@ -257,30 +306,42 @@ async function inbox() {
   if (ss.length === 0) {
     return el("section", {}, el("h1", {}, "Inbox"), el("p", { class: "muted", id: "inbox-empty" }, "Nothing shared with you yet."));
   }
-  return el("section", {}, el("h1", {}, "Inbox"), ss.map((s) => {
-    const out = el("div", { "aria-live": "polite" });
-    const pickable = s.items.filter((i) => i.state === "new");
-    const form = el("form", { class: "card", "data-share": s.id, onsubmit: (e) => {
-      e.preventDefault();
-      const peers = [...e.target.querySelectorAll("input[name=item]:checked")].map((i) => i.value);
-      if (peers.length === 0) { out.replaceChildren(errorBox("Tick the friends you want to add.")); return; }
-      run(e.target.querySelector("button[type=submit]"), () => api("POST", `/shares/${s.id}/pick`, { peers }),
-        (res) => { showPick(out, res); setTimeout(render, 1500); });
-    } },
-      el("h2", {}, `${s.from_name} shared ${s.items.length} ${s.items.length === 1 ? "friend" : "friends"}`),
-      s.note ? el("p", {}, "“", s.note, "”") : null,
-      s.withdrawn ? el("p", { class: "bad" }, "Withdrawn: a friendship it rested on has ended.") : null,
-      s.items.map((it) => el("label", { class: "check", "data-item": it.name },
-        el("input", { type: "checkbox", name: "item", value: it.id, disabled: it.state !== "new" }),
-        el("span", {}, it.name, it.group ? el("span", { class: "muted" }, ` (${s.from_name}'s group ${it.group})`) : null),
-        el("span", { class: "state " + it.state }, it.state === "friend" ? "already a friend" : it.state),
-        it.reason ? el("span", { class: "muted" }, it.reason) : null)),
-      pickable.length ? el("div", { class: "row" },
-        el("button", { type: "button", class: "secondary", onclick: (e) => e.target.form.querySelectorAll("input[name=item]:not(:disabled)").forEach((i) => { i.checked = true; }) }, "Tick all"),
-        el("button", { type: "submit" }, "Add selected")) : null,
-      out);
-    return form;
-  }));
+  // Shares with someone left to add come first, whole; the rest (every
+  // friend added, asked or refused, or withdrawn) fold into the history.
+  const open = ss.filter((s) => !s.withdrawn && s.items.some((i) => i.state === "new"));
+  const done = ss.filter((s) => !open.includes(s));
+  return el("section", {}, el("h1", {}, "Inbox"),
+    open.length === 0 ? el("p", { class: "muted" }, "Nobody new to add.") : open.map(shareCard),
+    done.length === 0 ? null : el("details", { id: "inbox-history" },
+      el("summary", {}, `Earlier shares (${done.length})`),
+      el("ul", { class: "history" }, done.map((s) => el("li", { "data-share-done": s.id },
+        `${s.from_name}: `, s.items.map((i) => `${i.name} (${i.state === "friend" ? "friend" : i.state})`).join(", "),
+        s.withdrawn ? el("span", { class: "bad" }, " · withdrawn") : null,
+        s.note ? el("span", { class: "muted" }, ` · “${s.note}”`) : null)))));
+}
+
+function shareCard(s) {
+  const out = el("div", { "aria-live": "polite" });
+  const pickable = s.items.filter((i) => i.state === "new");
+  return el("form", { class: "card", "data-share": s.id, onsubmit: (e) => {
+    e.preventDefault();
+    const peers = [...e.target.querySelectorAll("input[name=item]:checked")].map((i) => i.value);
+    if (peers.length === 0) { out.replaceChildren(errorBox("Tick the friends you want to add.")); return; }
+    run(e.target.querySelector("button[type=submit]"), () => api("POST", `/shares/${s.id}/pick`, { peers }),
+      (res) => { showPick(out, res); setTimeout(render, 1500); });
+  } },
+    el("h2", {}, `${s.from_name} shared ${plural(s.items.length, "friend")}`),
+    s.note ? el("p", {}, "“", s.note, "”") : null,
+    s.unopened ? el("p", { class: "muted" }, "The names in this share could not be opened: ", s.unopened) : null,
+    s.items.map((it) => el("label", { class: "check", "data-item": it.name },
+      el("input", { type: "checkbox", name: "item", value: it.id, disabled: it.state !== "new" }),
+      el("span", {}, it.name, it.group ? el("span", { class: "muted" }, ` (${s.from_name}'s group ${it.group})`) : null),
+      el("span", { class: "state " + it.state }, it.state === "friend" ? "already a friend" : it.state),
+      it.reason ? el("span", { class: "muted" }, it.reason) : null)),
+    pickable.length ? el("div", { class: "row" },
+      el("button", { type: "button", class: "secondary", onclick: (e) => e.target.form.querySelectorAll("input[name=item]:not(:disabled)").forEach((i) => { i.checked = true; }) }, "Tick all"),
+      el("button", { type: "submit" }, "Add selected")) : null,
+    out);
 }
 
 function showPick(box, res) {
@@ -290,24 +351,33 @@ function showPick(box, res) {
 
 async function requests() {
   const rs = await api("GET", "/requests");
-  const incoming = rs.filter((r) => r.direction === "in");
+  const waiting = rs.filter((r) => r.direction === "in" && r.state === "pending");
+  const answered = rs.filter((r) => r.direction === "in" && r.state !== "pending");
   const outgoing = rs.filter((r) => r.direction === "out");
   return el("section", {}, el("h1", {}, "Friend requests"),
     el("h2", {}, "To you"),
-    incoming.length === 0 ? el("p", { class: "muted" }, "None.") : incoming.map((r) => el("div", { class: "card", "data-request": r.name },
+    waiting.length === 0 ? el("p", { class: "muted" }, "None waiting.") : waiting.map((r) => el("div", { class: "card", "data-request": r.name },
       el("p", {}, el("strong", {}, r.name), " ", el("span", { class: "state " + r.state }, r.state)),
       r.provenance ? el("p", { class: r.introducer_verified ? "verified" : "" },
         r.introducer_verified ? "✓ " : "", r.provenance) : null,
       r.message ? el("p", {}, "“", r.message, "”") : null,
-      r.state === "pending" ? el("div", { class: "row" },
+      r.unopened ? el("p", { class: "muted" }, "Their words could not be opened: ", r.unopened) : null,
+      el("div", { class: "row" },
         el("button", { onclick: (e) => run(e.target, () => api("POST", `/requests/${r.id}/accept`), () => { toast(`You and ${r.name} are now friends.`); render(); }) }, "Accept"),
         el("button", { class: "secondary", onclick: (e) => run(e.target, () => api("POST", `/requests/${r.id}/decline`)) }, "Decline"),
-        el("span", { class: "muted" }, "A decline is never revealed.")) : null)),
+        el("span", { class: "muted" }, "A decline is never revealed.")))),
+    answered.length === 0 ? null : el("details", { id: "requests-history" },
+      el("summary", {}, `Answered (${answered.length})`),
+      el("ul", { class: "history" }, answered.map((r) => el("li", { "data-request": r.name },
+        r.name, " ", el("span", { class: "state " + r.state }, r.state),
+        r.provenance ? el("span", { class: "muted" }, " · " + r.provenance) : null)))),
     el("h2", {}, "From you"),
-    outgoing.length === 0 ? el("p", { class: "muted" }, "None.") : el("table", {},
-      el("thead", {}, el("tr", {}, el("th", {}, "To"), el("th", {}, "State"), el("th", { class: "hide-narrow" }, "How"))),
-      el("tbody", {}, outgoing.map((r) => el("tr", {}, el("td", {}, r.name), el("td", { class: "state " + r.state }, r.state),
-        el("td", { class: "hide-narrow" }, r.provenance || "—"))))));
+    outgoing.length === 0 ? el("p", { class: "muted" }, "None.") : el("details", { id: "requests-out", open: outgoing.some((r) => r.state === "pending") },
+      el("summary", {}, `${plural(outgoing.length, "request")} (${outgoing.filter((r) => r.state === "pending").length} pending)`),
+      el("table", {},
+        el("thead", {}, el("tr", {}, el("th", {}, "To"), el("th", {}, "State"), el("th", { class: "hide-narrow" }, "How"))),
+        el("tbody", {}, outgoing.map((r) => el("tr", {}, el("td", {}, r.name), el("td", { class: "state " + r.state }, r.state),
+          el("td", { class: "hide-narrow" }, r.provenance || "—")))))));
 }
 
 // ---- live updates
@@ -317,8 +387,12 @@ let pending = null;
 function connect() {
   const conn = document.getElementById("conn");
   source = new EventSource("/api/events");
-  source.onopen = () => { conn.textContent = "live"; conn.classList.remove("off"); };
-  source.onerror = () => { conn.textContent = "reconnecting…"; conn.classList.add("off"); };
+  let lost = false;
+  source.onopen = () => {
+    conn.textContent = "live"; conn.classList.remove("off");
+    if (lost) { lost = false; render(); } // back after a restart: what changed meanwhile
+  };
+  source.onerror = () => { lost = true; conn.textContent = "reconnecting…"; conn.classList.add("off"); };
   const onEvent = (e) => {
     let ev = {};
     try { ev = JSON.parse(e.data); } catch (_) { /* ignore */ }
@@ -329,5 +403,9 @@ function connect() {
   for (const t of ["share", "request", "answer", "friend", "withdrawal", "relay"]) source.addEventListener(t, onEvent);
 }
 
-window.addEventListener("hashchange", () => { render(); $main().focus(); });
+window.addEventListener("hashchange", () => {
+  render();
+  $main().focus({ preventScroll: true });
+  window.scrollTo(0, 0); // the page's heading, not under the sticky header
+});
 document.addEventListener("DOMContentLoaded", () => { render(); connect(); });

@@ -34,9 +34,13 @@ func findChromium() string {
 
 // TestWebInterface drives the web interface in a real headless Chromium
 // against real daemons on loopback: Alice ticks a group and shares it with
-// Bob; Bob's open inbox shows it without a reload; Bob ticks two friends
+// Bob, and her ticks and note survive a live event that arrives while she
+// types; Bob's open inbox shows it without a reload; Bob ticks two friends
 // and adds them; Carol's requests page says "Alice, your friend, shared
-// you with Bob (verified)" and she accepts; Bob's friends page lists Carol.
+// you with Bob (verified)" and she accepts; Bob's friends page lists Carol,
+// and comes back by itself when his daemon restarts at the same address; a
+// damaged invite is refused in words; a phone-sized window keeps the
+// header to one row.
 func TestWebInterface(t *testing.T) {
 	browser := findChromium()
 	if browser == "" {
@@ -68,7 +72,7 @@ func TestWebInterface(t *testing.T) {
 	defer relay.Close()
 	raddr := relay.Addrs()[0].String()
 	daemons := map[string]*daemon.Daemon{}
-	for _, name := range []string{"Alice", "Bob", "Carol", "Dave"} {
+	for _, name := range []string{"Alice", "Bob", "Carol", "Dave", "Erin"} {
 		dir := filepath.Join(root, strings.ToLower(name))
 		if _, err := daemon.Init(dir, name, []string{raddr}); err != nil {
 			t.Fatal(err)
@@ -173,11 +177,34 @@ func TestWebInterface(t *testing.T) {
 	// Alice: me page, then the share dialog.
 	aliceTab := tab("Alice")
 	do(aliceTab, "alice's me page", chromedp.WaitVisible(chromedp.CSS(`#invite`)), shot(aliceTab, "2-alice-me.png"))
-	do(aliceTab, "alice shares the group work with bob",
+	// A damaged invite is refused in words, not in a decoder's.
+	do(aliceTab, "alice pastes a damaged invite",
+		chromedp.SetValue(chromedp.CSS(`#add-form textarea[name=invite]`), "kith:invite:CqgBCiYAJAgBEiA6U9eh"),
+		chromedp.Click(chromedp.CSS(`#add-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#add-form .error`)))
+	if words := text(aliceTab, `#add-form .error`); !strings.Contains(words, "invite link") || strings.Contains(words, "proto") || strings.Contains(words, "malformed") {
+		t.Fatalf("a damaged invite is refused with %q", words)
+	}
+	do(aliceTab, "alice ticks the group work and bob, and types a note",
 		chromedp.Navigate(strings.TrimSuffix(daemons["Alice"].URL, "/")+"/#share"),
 		chromedp.WaitVisible(chromedp.CSS(`#share-form`)),
 		chromedp.Click(chromedp.CSS(`input[name=group][value="work"]`)),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=to][value=%q]`, bobID))),
+		chromedp.SendKeys(chromedp.CSS(`#share-form input[name=note]`), "for the new project"))
+	// While she is at it, Erin asks to be her friend: the live event
+	// updates the page, and what she ticked and typed stays.
+	if _, err := daemons["Erin"].Node.AddInvite(ctx, inv.Invite, ""); err != nil {
+		t.Fatal(err)
+	}
+	do(aliceTab, "the live event arrives", chromedp.WaitVisible(chromedp.CSS(`#badge-requests:not([hidden])`)))
+	time.Sleep(500 * time.Millisecond) // the re-render that follows the event
+	kept, err := chromedp.Run(aliceTab, chromedp.Evaluate[string](`[document.querySelector('input[name=group][value="work"]').checked,
+		document.querySelector('input[name=to][value="`+bobID+`"]').checked,
+		document.querySelector('#share-form input[name=note]').value].join("|")`))
+	if err != nil || kept != "true|true|for the new project" {
+		t.Fatalf("after a live event the form holds %q (%v)", kept, err)
+	}
+	do(aliceTab, "alice shares the group work with bob",
 		chromedp.Click(chromedp.CSS(`#share-submit`)),
 		chromedp.WaitVisible(chromedp.CSS(`#share-targets li[data-target="Bob"]`)),
 		shot(aliceTab, "3-alice-share-result.png"))
@@ -204,9 +231,11 @@ func TestWebInterface(t *testing.T) {
 	if provenance := text(carolTab, `div[data-request="Bob"] .verified`); !strings.Contains(provenance, "Alice, your friend, shared you with Bob (verified)") {
 		t.Fatalf("carol's request says %q", provenance)
 	}
-	do(carolTab, "carol accepts",
+	do(carolTab, "carol accepts; the request folds into the answered ones",
 		chromedp.Click(chromedp.CSS(`div[data-request="Bob"] button`)),
-		chromedp.WaitVisible(chromedp.CSS(`div[data-request="Bob"] .state.accepted`)),
+		chromedp.WaitVisible(chromedp.CSS(`#requests-history summary`)),
+		chromedp.Click(chromedp.CSS(`#requests-history summary`)),
+		chromedp.WaitVisible(chromedp.CSS(`#requests-history li[data-request="Bob"] .state.accepted`)),
 		shot(carolTab, "7-carol-accepted.png"))
 
 	// Bob's friends page lists Carol.
@@ -215,12 +244,45 @@ func TestWebInterface(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-friend="Carol"]`)),
 		shot(bobTab, "8-bob-friends.png"))
 
-	// A phone-sized window still shows the pages.
-	do(bobTab, "phone-sized inbox",
+	// Bob's daemon restarts: at the same address, and the open page
+	// reconnects by itself.
+	bobURL := daemons["Bob"].URL
+	daemons["Bob"].Close()
+	do(bobTab, "the page notices", chromedp.Poll[chromedp.Void](`document.getElementById("conn").textContent.startsWith("reconnecting")`))
+	again, err := daemon.Up(ctx, daemon.UpOptions{DataDir: filepath.Join(root, "bob"), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if again.URL != bobURL {
+		t.Fatalf("Bob's daemon came back at %s, was %s", again.URL, bobURL)
+	}
+	do(bobTab, "the page reconnects",
+		chromedp.Poll[chromedp.Void](`document.getElementById("conn").textContent === "live"`),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-friend="Carol"]`)))
+
+	// A phone-sized window: the header keeps to one row, a friend's
+	// buttons side by side.
+	do(bobTab, "phone-sized friends",
 		chromedp.EmulateViewport(390, 844),
-		chromedp.Navigate(strings.TrimSuffix(daemons["Bob"].URL, "/")+"/#inbox"),
-		chromedp.WaitVisible(chromedp.CSS(`form[data-share]`)),
-		shot(bobTab, "9-bob-inbox-phone.png"))
+		chromedp.Navigate(strings.TrimSuffix(bobURL, "/")+"/#friends"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-friend="Carol"]`)),
+		shot(bobTab, "9-bob-friends-phone.png"))
+	layout, err := chromedp.Run(bobTab, chromedp.Evaluate[[]float64](`(() => {
+		const h = document.querySelector("header").getBoundingClientRect().height;
+		const bs = [...document.querySelectorAll('tr[data-friend="Carol"] button')].map((b) => b.getBoundingClientRect().top);
+		return [h, window.innerWidth, Math.max(...bs) - Math.min(...bs), document.documentElement.scrollWidth];
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if header, width, stacked, scroll := layout[0], layout[1], layout[2], layout[3]; header > 0.08*844 || stacked > 2 || scroll > width+1 {
+		t.Fatalf("at 390x844: header %.0f px high (one row is under 68), buttons %.0f px apart vertically, page %.0f px wide in %.0f", header, stacked, scroll, width)
+	}
+	do(bobTab, "phone-sized inbox",
+		chromedp.Navigate(strings.TrimSuffix(bobURL, "/")+"/#inbox"),
+		chromedp.WaitVisible(chromedp.CSS(`#inbox-history summary`)),
+		shot(bobTab, "10-bob-inbox-phone.png"))
 }
 
 func waitTrue(t *testing.T, what string, cond func() bool) {
