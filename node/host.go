@@ -6,6 +6,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/kithnet/kith/node/book"
+	"github.com/kithnet/kith/protocols"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -20,6 +21,7 @@ import (
 func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, relays []peer.AddrInfo) []libp2p.Option {
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
+		libp2p.UserAgent(protocols.AgentVersion("kith")), // what identify tells peers
 		libp2p.ListenAddrs(listen...),
 		libp2p.EnableRelay(),
 		libp2p.EnableHolePunching(),

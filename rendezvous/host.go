@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kithnet/kith/protocols"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
@@ -64,6 +65,7 @@ func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, cfg Config) ([]libp2
 	}
 	return []libp2p.Option{
 		libp2p.Identity(key),
+		libp2p.UserAgent(protocols.AgentVersion("kith-rendezvous")), // what identify tells peers
 		libp2p.ListenAddrs(listen...),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
