@@ -3,22 +3,52 @@ package node
 import (
 	"time"
 
-	ma "github.com/multiformats/go-multiaddr"
-
-	"github.com/kithnet/kith/node/book"
-	"github.com/kithnet/kith/protocols"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/kithnet/kith/node/book"
+	"github.com/kithnet/kith/protocols"
 )
+
+// Reachability says how a node expects to be reached.
+type Reachability string
+
+// The reachabilities.
+const (
+	// BehindNAT (the default): the node takes a circuit relay reservation
+	// at its rendezvous nodes at once and advertises the circuit addresses
+	// (a node at home is behind a NAT); connections that come through
+	// them are upgraded to direct ones by hole punching where the NATs
+	// allow it.
+	BehindNAT Reachability = "nat"
+	// Public: the node's own addresses are dialable; it takes no
+	// reservation.
+	Public Reachability = "public"
+	// Auto: AutoNAT decides, with the rendezvous nodes' help.
+	Auto Reachability = "auto"
+)
+
+// ParseReachability checks a reachability ("" is BehindNAT).
+func ParseReachability(s string) (Reachability, error) {
+	switch r := Reachability(s); r {
+	case "":
+		return BehindNAT, nil
+	case BehindNAT, Public, Auto:
+		return r, nil
+	}
+	return "", book.Kindf(book.ErrBadArgument, "reachability %q: say nat (at home, behind a router: the default), public or auto", s)
+}
 
 // HostOptions are the libp2p options of a personal node: its key and
 // listen addresses, the relay transport, hole punching (DCUtR) to upgrade
 // relayed connections to direct ones, UPnP/NAT-PMP port mapping, and
-// AutoRelay with the user's rendezvous nodes as static relays.
-func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, relays []peer.AddrInfo) []libp2p.Option {
+// AutoRelay with the user's rendezvous nodes as static relays, as
+// reach says.
+func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, relays []peer.AddrInfo, reach Reachability) []libp2p.Option {
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.UserAgent(protocols.AgentVersion("kith")), // what identify tells peers
@@ -28,8 +58,19 @@ func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, relays []peer.AddrIn
 		libp2p.NATPortMap(),
 		Muxer(),
 	}
-	if len(relays) > 0 {
-		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays, autorelay.WithBackoff(time.Minute)))
+	if len(relays) == 0 {
+		return opts
+	}
+	// A reservation refused (the relay reserves for its logged-in users,
+	// and the login may still be on its way) is asked again 10 s later.
+	relayOpts := []autorelay.Option{autorelay.WithBackoff(10 * time.Second)}
+	switch reach {
+	case Public:
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case Auto:
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays, relayOpts...), libp2p.EnableAutoNATv2())
+	default:
+		opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(relays, relayOpts...), libp2p.ForceReachabilityPrivate())
 	}
 	return opts
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kithnet/kith/identity"
@@ -567,10 +568,10 @@ func (n *Node) sendRequestsOnce(ctx context.Context, reqs []*book.Request) map[p
 		var viaRelay []*book.Request
 		for _, r := range group {
 			if a := addrs[r.Peer]; len(a) > 0 {
-				err := n.sendDirect(ctx, r.Peer, a, &pb.AddMessage{Msg: &pb.AddMessage_Request{Request: wires[r.ID]}})
+				how, err := n.sendDirect(ctx, r.Peer, a, &pb.AddMessage{Msg: &pb.AddMessage_Request{Request: wires[r.ID]}})
 				if err == nil {
-					out[r.ID] = sendOutcome{how: book.SentDirect}
-					n.note(func(b *book.Book) []book.Mutation { return b.MarkSent(r.ID, book.SentDirect) })
+					out[r.ID] = sendOutcome{how: how}
+					n.note(func(b *book.Book) []book.Mutation { return b.MarkSent(r.ID, how) })
 					continue
 				}
 				n.log.Debug("direct request failed; using the relay", "peer", r.Peer, "err", err)
@@ -727,8 +728,8 @@ func (n *Node) sendAnswerTo(ctx context.Context, r *book.Request, f *book.Friend
 	for _, relay := range n.relaysOf(r.Peer) {
 		addrs := n.directAddrs(ctx, relay, []*pb.PresenceAsk{{Peer: []byte(r.Peer), Attestation: f.Attestation}})
 		if a := addrs[r.Peer]; len(a) > 0 {
-			if err := n.sendDirect(ctx, r.Peer, a, m); err == nil {
-				n.note(func(b *book.Book) []book.Mutation { return b.MarkAnswerSent(r.ID, book.SentDirect) })
+			if how, err := n.sendDirect(ctx, r.Peer, a, m); err == nil {
+				n.note(func(b *book.Book) []book.Mutation { return b.MarkAnswerSent(r.ID, how) })
 				return
 			}
 		}
@@ -832,6 +833,12 @@ func (n *Node) Block(who string) error {
 }
 
 // Status reports the node's state.
+// isCircuit reports whether a is a circuit relay address.
+func isCircuit(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
 func (n *Node) Status() StatusView {
 	n.mu.Lock()
 	c := n.book.Counts()
@@ -841,9 +848,17 @@ func (n *Node) Status() StatusView {
 		v.Leaving = append(v.Leaving, l.Peer.String())
 	}
 	n.mu.Unlock()
+	v.Reachability = "unreachable"
 	for _, a := range n.h.Addrs() {
 		v.Addrs = append(v.Addrs, a.String()+"/p2p/"+n.h.ID().String())
+		switch {
+		case isCircuit(a):
+			v.Reachability = "circuit"
+		case manet.IsPublicAddr(a) && v.Reachability == "unreachable":
+			v.Reachability = "public"
+		}
 	}
+	v.ReachabilityText = ReachabilityWords(v.Reachability)
 	n.relayMu.Lock()
 	for _, ai := range n.opts.rendezvous {
 		st := n.relays[ai.ID]

@@ -173,16 +173,29 @@ func (n *Node) toRelay(ctx context.Context, relay peer.ID, m *pb.AddMessage) (*p
 // one message each way, often minutes apart, and an idle connection costs
 // keepalives on both sides until libp2p's connection manager trims it
 // (measured in simnet: keeping them made a 300-node run 40% slower).
-func (n *Node) sendDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, m *pb.AddMessage) error {
+func (n *Node) sendDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, m *pb.AddMessage) (book.Delivery, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.opts.directWait)
 	defer cancel()
 	had := n.h.Network().Connectedness(p) == network.Connected
-	if err := n.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
-		return err
+	if err := n.h.Connect(network.WithAllowLimitedConn(ctx, "kith"), peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
+		return "", err
 	}
-	_, err := client.Add(ctx, n.h, p, m)
-	if !had {
+	if _, err := client.Add(ctx, n.h, p, m); err != nil {
+		if !had {
+			n.h.Network().ClosePeer(p)
+		}
+		return "", err
+	}
+	how := book.SentCircuit // through a relayed connection, unless a direct one carries it
+	for _, c := range n.h.Network().ConnsToPeer(p) {
+		if !c.Stat().Limited {
+			how = book.SentDirect
+		}
+	}
+	if !had && how == book.SentDirect {
 		n.h.Network().ClosePeer(p)
 	}
-	return err
+	// A relayed connection stays a while: hole punching (DCUtR) may turn
+	// it direct, and the answer may come back on it.
+	return how, nil
 }

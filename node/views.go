@@ -104,6 +104,24 @@ type StatusView struct {
 	Shares  int      `json:"shares"`
 	Queued  int      `json:"queued"`
 	API     string   `json:"api"`
+	// Reachability is how others reach the node: "public" (an address of
+	// its own is dialable), "circuit" (behind a NAT, through a circuit
+	// relay reservation at a rendezvous node; hole punching upgrades
+	// connections where the NATs allow), or "unreachable" (friends reach it
+	// only through its rendezvous nodes' mailboxes).
+	Reachability     string `json:"reachability"`
+	ReachabilityText string `json:"reachability_text"` // the same in words
+}
+
+// ReachabilityWords says a StatusView.Reachability in a person's words.
+func ReachabilityWords(r string) string {
+	switch r {
+	case "public":
+		return "public: friends' nodes connect to yours directly"
+	case "circuit":
+		return "behind a NAT, reachable through your rendezvous node (circuit relay); connections turn direct where the NATs allow"
+	}
+	return "not reachable from outside: friends reach you through your rendezvous node's mailbox"
 }
 
 // RelayStatus is the state of the connection to one rendezvous node.

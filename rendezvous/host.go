@@ -71,5 +71,9 @@ func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, cfg Config) ([]libp2
 		libp2p.ConnectionManager(cm),
 		libp2p.ForceReachabilityPublic(),
 		libp2p.EnableRelay(),
+		// Nodes that let AutoNAT decide their reachability (reachability
+		// "auto") ask their relay to dial them back.
+		libp2p.EnableNATService(),
+		libp2p.EnableAutoNATv2(),
 	}, nil
 }

@@ -60,10 +60,11 @@ type Delivery string
 
 // Deliveries.
 const (
-	SentDirect Delivery = "direct"  // to the peer's node, which acknowledged it
-	SentRelay  Delivery = "relay"   // to the relay, delivered or stored there
-	Queued     Delivery = "queued"  // not yet sent; retried in the background
-	Skipped    Delivery = "skipped" // not sent, and will not be; see the reason
+	SentDirect  Delivery = "direct"  // to the peer's node, which acknowledged it
+	SentCircuit Delivery = "circuit" // the same, through a circuit relayed by a rendezvous node
+	SentRelay   Delivery = "relay"   // to the relay, delivered or stored there
+	Queued      Delivery = "queued"  // not yet sent; retried in the background
+	Skipped     Delivery = "skipped" // not sent, and will not be; see the reason
 )
 
 // Request is a friend request, in or out.

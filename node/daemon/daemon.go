@@ -51,6 +51,10 @@ type Config struct {
 	Rendezvous []string `json:"rendezvous"`
 	Listen     []string `json:"listen"`
 	API        string   `json:"api"`
+	// Reachability is how the node expects to be reached: "nat" (at home
+	// behind a router, the default: a circuit reservation at the
+	// rendezvous nodes, hole punching), "public" or "auto" (AutoNAT).
+	Reachability string `json:"reachability,omitempty"`
 }
 
 // ReadConfig reads the data directory's config (defaults when absent).
@@ -185,7 +189,9 @@ type UpOptions struct {
 	Rendezvous []string // overrides (and is saved to) the config when set
 	Listen     []string // likewise
 	API        string   // likewise: HOST:PORT of the local API
-	Logger     *slog.Logger
+	// Reachability, if set, replaces the config's (nat, public, auto).
+	Reachability string
+	Logger       *slog.Logger
 	// NoUI turns the web interface off (the API stays).
 	NoUI bool
 }
@@ -238,6 +244,9 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	if o.API != "" {
 		cfg.API = o.API
 	}
+	if o.Reachability != "" {
+		cfg.Reachability = o.Reachability
+	}
 	if err := WriteConfig(o.DataDir, cfg); err != nil {
 		return nil, err
 	}
@@ -257,7 +266,12 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	if d.ds, err = OpenDatastore(filepath.Join(o.DataDir, storeDir)); err != nil {
 		return nil, fmt.Errorf("opening the datastore: %w", err)
 	}
-	if d.Host, err = libp2p.New(node.HostOptions(key, listen, relays)...); err != nil {
+	reach, err := node.ParseReachability(cfg.Reachability)
+	if err != nil {
+		d.ds.Close()
+		return nil, err
+	}
+	if d.Host, err = libp2p.New(node.HostOptions(key, listen, relays, reach)...); err != nil {
 		d.ds.Close()
 		return nil, fmt.Errorf("starting libp2p: %w", err)
 	}

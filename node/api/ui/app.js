@@ -179,7 +179,8 @@ async function me() {
       el("p", {}, "Your id: ", el("code", { class: "id" }, id.id)),
       el("p", { class: "muted" }, `${plural(st.friends, "friend")} · ${plural(st.pending_requests, "request")} waiting · ${plural(st.shares, "share")} in your inbox`),
       el("p", {}, ...st.rendezvous.map((r) => el("span", { class: r.logged_in ? "ok" : "bad" },
-        r.logged_in ? "Connected to your rendezvous node. " : `Not connected to ${shortID(r.peer)}${r.last_error ? " (" + r.last_error + ")" : ""}. `)))),
+        r.logged_in ? "Connected to your rendezvous node. " : `Not connected to ${shortID(r.peer)}${r.last_error ? " (" + r.last_error + ")" : ""}. `))),
+      el("p", { class: "muted", id: "reachability" }, "Reachability: ", st.reachability_text)),
     el("h2", {}, "Your invite"),
     el("div", { class: "card" },
       el("p", { class: "muted" }, "Give this to someone you know, as text or as the QR code. With it they can ask you to be friends."),
@@ -345,7 +346,7 @@ function shareCard(s) {
 }
 
 function showPick(box, res) {
-  const words = { direct: "request sent directly", relay: "request sent through your rendezvous node", queued: "request queued", skipped: "not sent" };
+  const words = { direct: "request sent directly", circuit: "request sent to their node, relayed by a rendezvous node", relay: "request sent through your rendezvous node", queued: "request queued", skipped: "not sent" };
   box.replaceChildren(el("ul", { class: "pick-result" }, res.map((p) => el("li", {}, `${p.name}: ${words[p.sent] || p.sent}${p.reason ? " (" + p.reason + ")" : ""}`))));
 }
 

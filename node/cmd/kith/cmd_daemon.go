@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kithnet/kith/node"
 	"github.com/kithnet/kith/node/daemon"
 )
 
@@ -78,6 +79,7 @@ func upCmd(g *globals) *cobra.Command {
 	c.Flags().StringArrayVar(&o.Rendezvous, "rendezvous", nil, "rendezvous node address ending in /p2p/<id> (repeatable; saved)")
 	c.Flags().StringArrayVar(&o.Listen, "listen", nil, "libp2p listen address (repeatable; saved)")
 	c.Flags().StringVar(&o.API, "api", "", "HOST:PORT of the local API and web UI on a loopback address (saved; default a free port)")
+	c.Flags().StringVar(&o.Reachability, "reachability", "", "nat (at home, behind a router: the default), public or auto (saved)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	c.Flags().BoolVar(&o.NoUI, "no-ui", false, "serve the API only, not the web interface")
 	return c
@@ -134,6 +136,7 @@ func statusCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(out, "%s  %s\nAPI and web UI: %s\n", st.Name, st.ID, st.API)
 			fmt.Fprintf(out, "Friends: %d   pending requests: %d   shares in inbox: %d   queued to send: %d\n", st.Friends, st.Pending, st.Shares, st.Queued)
+			fmt.Fprintf(out, "Reachability: %s\n", node.ReachabilityWords(st.Reachability))
 			for _, r := range st.Rendezvous {
 				state := "logged in"
 				if !r.LoggedIn {

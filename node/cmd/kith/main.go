@@ -19,9 +19,13 @@ import (
 	"github.com/kithnet/kith/node"
 	"github.com/kithnet/kith/node/api"
 	"github.com/kithnet/kith/node/client"
+	"github.com/kithnet/kith/protocols"
 )
 
 func main() {
+	if protocols.ApplyTestbedEnv() && len(os.Args) > 1 && os.Args[1] == "up" {
+		fmt.Fprintln(os.Stderr, "kith: "+protocols.TestbedEnv+"=1: the documentation address ranges count as public (a test bed)")
+	}
 	root := newRoot()
 	cmd, err := root.ExecuteC()
 	if err != nil {

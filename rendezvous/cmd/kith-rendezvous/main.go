@@ -48,6 +48,9 @@ func (m *multiaddrs) Set(v string) error {
 func (m *multiaddrs) Type() string { return "multiaddr" }
 
 func main() {
+	if protocols.ApplyTestbedEnv() {
+		fmt.Fprintln(os.Stderr, "kith-rendezvous: "+protocols.TestbedEnv+"=1: the documentation address ranges count as public (a test bed)")
+	}
 	root := newRoot()
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kith-rendezvous:", err)
