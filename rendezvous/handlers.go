@@ -11,6 +11,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kithnet/kith/identity"
@@ -527,7 +529,7 @@ func (r *Relay) presence(ctx context.Context, remote peer.ID, frame []byte, read
 			e.LastSeen = reg.lastSeen.Unix()
 		}
 		if online {
-			for _, a := range reg.addrs {
+			for _, a := range r.currentAddrs(p, reg.addrs) {
 				e.Addrs = append(e.Addrs, a.Bytes())
 			}
 			r.trace.presenceAsk("online")
@@ -584,6 +586,30 @@ func (r *Relay) lookupProfiles(ctx context.Context, entries []*pb.PresenceEntry,
 		}()
 	}
 	wg.Wait()
+}
+
+// currentAddrs returns p's addresses as p last signed them: the peer
+// record identify brought (libp2p pushes a new one when a node's
+// addresses change: a circuit reservation taken after the login, a new
+// network), else the one the login carried.
+func (r *Relay) currentAddrs(p peer.ID, atLogin []ma.Multiaddr) []ma.Multiaddr {
+	cab, ok := peerstore.GetCertifiedAddrBook(r.h.Peerstore())
+	if !ok {
+		return atLogin
+	}
+	env := cab.GetPeerRecord(p)
+	if env == nil {
+		return atLogin
+	}
+	rec, err := env.Record()
+	if err != nil {
+		return atLogin
+	}
+	pr, ok := rec.(*peer.PeerRecord)
+	if !ok || pr.PeerID != p || len(pr.Addrs) == 0 {
+		return atLogin
+	}
+	return pr.Addrs[:min(len(pr.Addrs), maxLoginAddrs)]
 }
 
 func (r *Relay) mayKnow(asker, p peer.ID, ask *pb.PresenceAsk, now time.Time) error {

@@ -410,7 +410,22 @@ func (r *Relay) keepPeers() {
 // registered users reach them through it.
 type circuitACL struct{ r *Relay }
 
-func (a circuitACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool { return a.r.sessions.registered(p) }
+// reserveWait is how long a reservation waits for its user's login: a
+// node asks for both at once when it connects, and the reservation often
+// arrives first (refused, it would be asked again only after AutoRelay's
+// backoff).
+const reserveWait = 3 * time.Second
+
+func (a circuitACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
+	deadline := time.Now().Add(reserveWait)
+	for !a.r.sessions.registered(p) {
+		if time.Now().After(deadline) || a.r.ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}
 
 func (a circuitACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
 	return a.r.sessions.registered(src) && a.r.sessions.get(dest) != nil

@@ -31,6 +31,7 @@ type Node interface {
 	Decline(id string) error
 	Friends(ctx context.Context) []node.FriendView
 	Unfriend(ctx context.Context, who string) error
+	Ping(ctx context.Context, who string, count int) ([]node.PingView, error)
 	Block(who string) error
 	Groups() []node.GroupView
 	CreateGroup(name string) error
@@ -76,6 +77,7 @@ func NewAPI(n Node, token string) *API {
 	a.mux.HandleFunc("POST /api/requests/{id}/decline", a.decline)
 	a.mux.HandleFunc("GET /api/friends", a.friends)
 	a.mux.HandleFunc("POST /api/unfriend", a.unfriend)
+	a.mux.HandleFunc("POST /api/ping", a.ping)
 	a.mux.HandleFunc("POST /api/block", a.block)
 	a.mux.HandleFunc("GET /api/groups", a.groups)
 	a.mux.HandleFunc("POST /api/groups", a.createGroup)
@@ -313,6 +315,30 @@ func (a *API) unfriend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+// PingBody asks to reach a friend's node count times.
+type PingBody struct {
+	Peer  string `json:"peer"`
+	Count int    `json:"count"`
+}
+
+func (a *API) ping(w http.ResponseWriter, r *http.Request) {
+	var b PingBody
+	if !decode(w, r, &b) {
+		return
+	}
+	if b.Count == 0 {
+		b.Count = 1
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(b.Count)*45*time.Second)
+	defer cancel()
+	v, err := a.n.Ping(ctx, b.Peer, b.Count)
+	if err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (a *API) block(w http.ResponseWriter, r *http.Request) {

@@ -46,6 +46,9 @@ func (fakeNode) Friends(context.Context) []node.FriendView { return []node.Frien
 func (fakeNode) Unfriend(_ context.Context, who string) error {
 	return fmt.Errorf("%w: %s", book.ErrNotFriend, who)
 }
+func (fakeNode) Ping(_ context.Context, who string, count int) ([]node.PingView, error) {
+	return nil, fmt.Errorf("%w: %s", book.ErrNotFriend, who)
+}
 func (fakeNode) Block(string) error               { return nil }
 func (fakeNode) Groups() []node.GroupView         { return []node.GroupView{} }
 func (f fakeNode) CreateGroup(name string) error  { _, err := f.b.CreateGroup(name); return err }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/kithnet/kith/node"
 )
@@ -49,8 +48,10 @@ func NewClient(dataDir string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the API token: %w", err)
 	}
+	// No client-wide timeout: each call has its caller's deadline (a ping
+	// of many tries takes minutes).
 	return &Client{base: strings.TrimSuffix(info.URL, "/"), token: strings.TrimSpace(string(token)),
-		hc: &http.Client{Timeout: 90 * time.Second}}, nil
+		hc: &http.Client{}}, nil
 }
 
 // URL returns the daemon's base URL.
@@ -145,6 +146,12 @@ func (c *Client) Friends(ctx context.Context) ([]node.FriendView, error) {
 // Unfriend ends a friendship.
 func (c *Client) Unfriend(ctx context.Context, p string) error {
 	return c.call(ctx, "POST", "/api/unfriend", node.PeerBody{Peer: p}, nil)
+}
+
+// Ping reaches a friend's node count times on fresh connections.
+func (c *Client) Ping(ctx context.Context, p string, count int) ([]node.PingView, error) {
+	var v []node.PingView
+	return v, c.call(ctx, "POST", "/api/ping", map[string]any{"peer": p, "count": count}, &v)
 }
 
 // Block blocks a peer.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -98,4 +99,47 @@ func blockCmd(g *globals) *cobra.Command {
 	return actionCmd(g, "block PEER", "Drop everything from a peer from now on", cobra.ExactArgs(1),
 		func(cx context.Context, c *client.Client, a []string) error { return c.Block(cx, a[0]) },
 		func(a []string) string { return fmt.Sprintf("Blocked %s.", a[0]) })
+}
+
+func pingCmd(g *globals) *cobra.Command {
+	var count int
+	c := &cobra.Command{
+		Use:   "ping PEER [--count N] [--json]",
+		Short: "Reach a friend's node on fresh connections: direct, relayed, or made direct by hole punching",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := clientOf(g)
+			if err != nil {
+				return err
+			}
+			// A try that stays relayed waits for libp2p's hole punch to end.
+			cx, cancel := context.WithTimeout(context.Background(), time.Duration(count)*45*time.Second+30*time.Second)
+			defer cancel()
+			return func(cx context.Context, cl *client.Client) error {
+				res, err := cl.Ping(cx, args[0], count)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), res)
+				}
+				for _, p := range res {
+					switch {
+					case p.Error != "":
+						fmt.Fprintf(cmd.OutOrStdout(), "%d: %s\n", p.Try, p.Error)
+					case p.Punched:
+						fmt.Fprintf(cmd.OutOrStdout(), "%d: direct, hole punched after %.0f ms through the relayed connection; round trip %.1f ms\n", p.Try, p.DirectAfterMS, p.RTTMS)
+					case p.Path == "circuit":
+						fmt.Fprintf(cmd.OutOrStdout(), "%d: relayed by the rendezvous node (the NATs let no hole punch through); round trip %.1f ms\n", p.Try, p.RTTMS)
+					default:
+						fmt.Fprintf(cmd.OutOrStdout(), "%d: direct; round trip %.1f ms\n", p.Try, p.RTTMS)
+					}
+				}
+				return nil
+			}(cx, cl)
+		},
+	}
+	c.Flags().IntVar(&count, "count", 1, "how many fresh connections to try")
+	jsonFlag(c, g)
+	return c
 }
