@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/host/observedaddrs"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -64,6 +65,16 @@ func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, relays []peer.AddrIn
 	// A reservation refused (the relay reserves for its logged-in users,
 	// and the login may still be on its way) is asked again 10 s later.
 	relayOpts := []autorelay.Option{autorelay.WithBackoff(10 * time.Second)}
+	if reach != Public {
+		// A node at home talks to its one or two rendezvous nodes and
+		// to friends over circuits: libp2p's default of 4 observers
+		// before it believes an observed address of its own means it
+		// never learns its public address, and hole punching has none
+		// to offer. Its own rendezvous node's word is enough. (A
+		// package variable of go-libp2p: it holds for every host of the
+		// process, and a kith process runs one.)
+		observedaddrs.ActivationThresh = 1
+	}
 	switch reach {
 	case Public:
 		opts = append(opts, libp2p.ForceReachabilityPublic())

@@ -60,6 +60,15 @@ func (n *Node) Ping(ctx context.Context, who string, count int) ([]PingView, err
 	if f == nil {
 		return nil, book.Kindf(book.ErrNotFriend, "%s is not your friend: only friends' nodes answer where they are", who)
 	}
+	// A relayed connection open now (the one an add came over) may have
+	// a hole punch running on the other side: let it end first.
+	if conns := n.h.Network().ConnsToPeer(f.ID); len(conns) > 0 && !hasDirect(conns) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(punchQuiet):
+		}
+	}
 	out := make([]PingView, 0, count)
 	for i := 1; i <= count; i++ {
 		v := n.pingOnce(ctx, i, f)
@@ -100,14 +109,7 @@ func (n *Node) pingOnce(ctx context.Context, try int, f *book.Friend) PingView {
 		return v
 	}
 	start := time.Now()
-	direct := func() bool {
-		for _, c := range n.h.Network().ConnsToPeer(p) {
-			if !c.Stat().Limited {
-				return true
-			}
-		}
-		return false
-	}
+	direct := func() bool { return hasDirect(n.h.Network().ConnsToPeer(p)) }
 	if direct() {
 		v.Path = "direct"
 	} else {
@@ -140,4 +142,14 @@ func (n *Node) pingOnce(ctx context.Context, try int, f *book.Friend) PingView {
 		v.RTTMS = float64(res.RTT.Microseconds()) / 1000
 	}
 	return v
+}
+
+// hasDirect reports whether any of conns is direct (not relayed).
+func hasDirect(conns []network.Conn) bool {
+	for _, c := range conns {
+		if !c.Stat().Limited {
+			return true
+		}
+	}
+	return false
 }

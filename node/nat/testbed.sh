@@ -8,18 +8,18 @@
 # in the IPv4 documentation ranges, and nothing else:
 #
 #   203.0.113.0/24   PREFIXrelay  203.0.113.10: the rendezvous node
-#   198.51.100.0/24  two homes behind endpoint-independent NATs ("full cone"): each host has
-#                    a public address of its own, 1:1, any port, from anyone (SNAT + DNAT)
+#   198.51.100.0/24  three homes behind endpoint-independent NATs ("full cone"): the host
+#                    has the home's public address, 1:1, any port, from anyone (SNAT + DNAT)
 #                      PREFIXconea 198.51.100.11  ->  PREFIXc1 10.1.1.10
 #                      PREFIXconeb 198.51.100.21  ->  PREFIXc2 10.2.1.10
-#                                  198.51.100.22  ->  PREFIXc3 10.2.2.10  (c2's housemate)
+#                      PREFIXconec 198.51.100.31  ->  PREFIXc3 10.3.1.10
 #   192.0.2.0/24     two homes behind address-and-port-dependent NATs ("symmetric"): a random
 #                    public port for every new destination, and from outside answers only
-#                      PREFIXsyma  192.0.2.11     ->  PREFIXs1 10.3.1.10
-#                      PREFIXsymb  192.0.2.21     ->  PREFIXs2 10.4.1.10
+#                      PREFIXsyma  192.0.2.11     ->  PREFIXs1 10.4.1.10
+#                      PREFIXsymb  192.0.2.21     ->  PREFIXs2 10.5.1.10
 #
 # A host reaches the internet through its home's router and nothing else;
-# hosts of one home reach each other through it, as at home; the internet
+# the internet
 # has no route to 10.0.0.0/8. Nothing here touches an address outside these
 # namespaces. libp2p counts the documentation ranges unroutable: run the
 # binaries with KITH_TESTBED_DOCNETS_PUBLIC=1.
@@ -32,7 +32,7 @@ if [[ ! "$P" =~ ^[a-z0-9]{1,6}$ ]]; then
 	exit 2
 fi
 
-NS=(net relay conea coneb syma symb c1 c2 c3 s1 s2)
+NS=(net relay conea coneb conec syma symb c1 c2 c3 s1 s2)
 
 nx() { local ns="$1"; shift; ip netns exec "$P$ns" "$@"; }
 
@@ -140,17 +140,20 @@ up() {
 	host conea c1 10.1.1
 	cone conea 198.51.100.11 10.1.1.10
 
-	router coneb cone 198.51.100.1 198.51.100.21 198.51.100.22
+	router coneb cone 198.51.100.1 198.51.100.21
 	host coneb c2 10.2.1
-	host coneb c3 10.2.2
-	cone coneb 198.51.100.21 10.2.1.10 198.51.100.22 10.2.2.10
+	cone coneb 198.51.100.21 10.2.1.10
+
+	router conec cone 198.51.100.1 198.51.100.31
+	host conec c3 10.3.1
+	cone conec 198.51.100.31 10.3.1.10
 
 	router syma sym 192.0.2.1 192.0.2.11
-	host syma s1 10.3.1
+	host syma s1 10.4.1
 	symmetric syma
 
 	router symb sym 192.0.2.1 192.0.2.21
-	host symb s2 10.4.1
+	host symb s2 10.5.1
 	symmetric symb
 }
 
