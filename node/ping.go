@@ -30,13 +30,16 @@ type PingView struct {
 }
 
 // punchWait is how long a try waits for hole punching to make a relayed
-// connection direct; punchQuiet how long the next try waits after one
-// that stayed relayed: libp2p tries a hole punch three times, up to 10 s
-// each, and starts none with a peer while one is running, so a try made
-// sooner would measure the last one's failure again.
+// connection direct. libp2p starts no hole punch with a peer while one
+// is running, so the next try waits for the last one to end on both
+// sides, or it would measure that one again: punchQuiet after a try that
+// stayed relayed (three attempts, up to 10 s each), punchSettle after one
+// that was punched (the other side's own dial of the simultaneous open
+// may still run, up to 10 s, when the first side's has won).
 const (
-	punchWait  = 8 * time.Second
-	punchQuiet = 25 * time.Second
+	punchWait   = 8 * time.Second
+	punchQuiet  = 25 * time.Second
+	punchSettle = 11 * time.Second
 )
 
 // Ping reaches a friend's node count times, each time on a fresh
@@ -73,10 +76,10 @@ func (n *Node) Ping(ctx context.Context, who string, count int) ([]PingView, err
 	for i := 1; i <= count; i++ {
 		v := n.pingOnce(ctx, i, f)
 		out = append(out, v)
-		if v.Path == "circuit" && i < count {
+		if quiet := settleAfter(v); quiet > 0 && i < count {
 			select {
 			case <-ctx.Done():
-			case <-time.After(punchQuiet):
+			case <-time.After(quiet):
 			}
 		}
 		if ctx.Err() != nil {
@@ -84,6 +87,17 @@ func (n *Node) Ping(ctx context.Context, who string, count int) ([]PingView, err
 		}
 	}
 	return out, nil
+}
+
+// settleAfter is how long to wait after try v before the next one.
+func settleAfter(v PingView) time.Duration {
+	switch {
+	case v.Path == "circuit":
+		return punchQuiet
+	case v.Punched:
+		return punchSettle
+	}
+	return 0
 }
 
 func (n *Node) pingOnce(ctx context.Context, try int, f *book.Friend) PingView {

@@ -24,7 +24,8 @@ import (
 // reserve a slot and be reached through it by another registered user,
 // the way a node behind NAT is reached; a stranger can do neither.
 func TestCircuitRelayForRegisteredUsers(t *testing.T) {
-	r := startRelay(t, nil)
+	reg := prometheus.NewRegistry()
+	r := startRelay(t, nil, WithRegisterer(reg))
 	c := newCast(t)
 	relayInfo := peer.AddrInfo{ID: r.h.ID(), Addrs: r.h.Addrs()}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -77,6 +78,31 @@ func TestCircuitRelayForRegisteredUsers(t *testing.T) {
 	if err := dial(c.mallory); err == nil {
 		t.Fatal("a stranger reached carol through the relay")
 	}
+	// The operator sees the circuits: libp2p's relay service metrics are
+	// on the relay's registry.
+	if got := sumMetric(t, reg, "libp2p_relaysvc_data_transferred_bytes_total"); got < 10 {
+		t.Errorf("%v bytes relayed, want the echo's", got)
+	}
+}
+
+// sumMetric adds up every series of the metric name on reg.
+func sumMetric(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var v float64
+			for _, m := range mf.GetMetric() {
+				v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+			return v
+		}
+	}
+	t.Fatalf("no %s on the registry", name)
+	return 0
 }
 
 func TestConfigFile(t *testing.T) {
