@@ -199,6 +199,8 @@ func New(ctx context.Context, h host.Host, d ds.Batching, opts ...Option) (*Rela
 		res.MaxReservationsPerASN = r.cfg.Circuit.MaxReservationsPerIP * 4
 		res.MaxCircuits = r.cfg.Circuit.MaxCircuits
 		res.Limit = &relayv2.RelayLimit{Duration: r.cfg.Circuit.DurationLimit.D(), Data: r.cfg.Circuit.DataLimit}
+		// libp2p's circuit metrics are package globals: relays sharing
+		// a process (tests, simnet) share their counts.
 		r.circuit, err = relayv2.New(h, relayv2.WithResources(res), relayv2.WithACL(circuitACL{r}),
 			relayv2.WithMetricsTracer(relayv2.NewMetricsTracer(relayv2.WithRegisterer(reg))))
 		if err != nil {

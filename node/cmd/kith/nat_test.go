@@ -15,6 +15,7 @@ import (
 
 	"github.com/kithnet/kith/node"
 	"github.com/kithnet/kith/protocols"
+	"github.com/kithnet/kith/rendezvous"
 )
 
 // natHomes places each user in the test bed's homes (node/nat/testbed.sh):
@@ -99,7 +100,8 @@ exec ip netns exec "$ns" env %s=1 %q "$@"
 	e := &e2e{t: t, kith: wrapper, root: root, daemons: map[string]*exec.Cmd{}}
 
 	relayCmd := exec.Command("ip", "netns", "exec", prefix+"relay", relayBin, "--data", filepath.Join(root, "relay"),
-		"--listen", "/ip4/203.0.113.10/tcp/4001", "--listen", "/ip4/203.0.113.10/udp/4001/quic-v1", "--log-level", "warn")
+		"--listen", "/ip4/203.0.113.10/tcp/4001", "--listen", "/ip4/203.0.113.10/udp/4001/quic-v1", "--log-level", "warn",
+		"--metrics", "127.0.0.1:9100")
 	relayCmd.Stderr = os.Stderr
 	stdout, _ := relayCmd.StdoutPipe()
 	if err := relayCmd.Start(); err != nil {
@@ -230,6 +232,21 @@ exec ip netns exec "$ns" env %s=1 %q "$@"
 	e.waitFriends("Bob", "Alice", "Carol", "Dave")
 	e.waitFriends("Dave", "Alice", "Bob", "Erin")
 
+	// What the circuits carried: every relayed connection so far carried
+	// an add, an answer or both, with its handshakes; the relay's circuit
+	// limit (circuit.data_limit) must leave room for many.
+	relayed, circuits := relayMetric(t, prefix, "libp2p_relaysvc_data_transferred_bytes_total"),
+		relayMetric(t, prefix, `libp2p_relaysvc_connections_total{type="opened"}`)
+	perCircuit := 0.0
+	if circuits > 0 {
+		perCircuit = relayed / circuits
+	}
+	t.Logf("%.0f bytes relayed over %.0f circuits before the pings: %.1f KiB each (the limit: %d KiB)",
+		relayed, circuits, perCircuit/1024, rendezvous.DefaultConfig().Circuit.DataLimit>>10)
+	if perCircuit > float64(rendezvous.DefaultConfig().Circuit.DataLimit)/4 {
+		t.Errorf("a circuit carried %.0f bytes on average: too close to the relay's limit", perCircuit)
+	}
+
 	for _, p := range pairs {
 		var pings []node.PingView
 		e.okJSON(&pings, "ping", p.To, "--count", strconv.Itoa(tries), "--json", "--data", e.dir(p.From))
@@ -262,7 +279,8 @@ exec ip netns exec "$ns" env %s=1 %q "$@"
 		for name, d := range reservedIn {
 			secs[name] = d.Seconds()
 		}
-		b, _ := json.MarshalIndent(map[string]any{"tries": tries, "pairs": pairs, "reserved_after_s": secs}, "", "  ")
+		b, _ := json.MarshalIndent(map[string]any{"tries": tries, "pairs": pairs, "reserved_after_s": secs,
+			"circuits_before_pings": circuits, "bytes_per_circuit": perCircuit}, "", "  ")
 		os.MkdirAll(dir, 0o755)
 		os.WriteFile(filepath.Join(dir, "nat.json"), b, 0o644)
 	}
@@ -302,4 +320,32 @@ func sweepStaleBeds(t *testing.T, testbed string) {
 			t.Fatalf("testbed.sh down %s: %v\n%s", prefix, err, out)
 		}
 	}
+}
+
+// relayMetric reads the sum of a counter's series from the relay's
+// metrics, served on the loopback of its namespace (bash's /dev/tcp: the
+// test bed needs no HTTP client installed).
+func relayMetric(t *testing.T, prefix, name string) float64 {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", prefix+"relay", "bash", "-c",
+		`exec 3<>/dev/tcp/127.0.0.1/9100 && printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && cat <&3`).Output()
+	if err != nil {
+		t.Fatalf("the relay's metrics: %v", err)
+	}
+	sum, found := 0.0, false
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || (f[0] != name && !strings.HasPrefix(f[0], name+"{")) {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		sum, found = sum+v, true
+	}
+	if !found {
+		t.Fatalf("no %s in the relay's metrics:\n%.2000s", name, out)
+	}
+	return sum
 }
