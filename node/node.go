@@ -97,12 +97,15 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kickC  chan struct{}
+
+	lastRefresh time.Time // of friends' profiles; retryLoop's own
 }
 
 type relayState struct {
 	info     peer.AddrInfo
 	loggedIn bool
 	lastErr  string
+	relogin  func() // ends the session so that it logs in again at once
 }
 
 // New starts a node for key on h, with its state in d.
@@ -389,6 +392,9 @@ func (n *Node) runRelay(ai peer.AddrInfo) {
 	bo.MaxInterval = 15 * time.Second
 	for n.ctx.Err() == nil {
 		err := n.session(ai)
+		if errors.Is(err, errRelogin) {
+			continue // a new profile to publish: at once, still logged in
+		}
 		n.setRelay(ai.ID, false, err)
 		if n.ctx.Err() != nil {
 			return
@@ -425,6 +431,12 @@ func (n *Node) session(ai peer.AddrInfo) error {
 	defer in.Close()
 	stop := context.AfterFunc(n.ctx, func() { in.Close() })
 	defer stop()
+	var relogin atomic.Bool
+	n.relayMu.Lock()
+	if st := n.relays[ai.ID]; st != nil {
+		st.relogin = func() { relogin.Store(true); in.Close() }
+	}
+	n.relayMu.Unlock()
 	n.h.ConnManager().Protect(ai.ID, "kith-rendezvous")
 	n.setRelay(ai.ID, true, nil)
 	n.log.Debug("logged in", "relay", ai.ID, "waiting", in.Result.Waiting)
@@ -433,6 +445,9 @@ func (n *Node) session(ai peer.AddrInfo) error {
 	for {
 		it, err := in.Next()
 		if err != nil {
+			if relogin.Load() {
+				return errRelogin
+			}
 			return err
 		}
 		n.handleItem(it)
@@ -446,6 +461,32 @@ func (n *Node) session(ai peer.AddrInfo) error {
 			acks = acks[:0]
 		}
 	}
+}
+
+// errRelogin ends a session whose login carried a profile that is no
+// longer the user's newest.
+var errRelogin = errors.New("a new profile to publish")
+
+// republish signs the user's profile again and logs in again at every
+// rendezvous node with it: a relay learns a user's newest profile (name,
+// who may share them, encryption key) from their login, and refuses
+// shares by it at once; friends' nodes fetch it from there.
+func (n *Node) republish() error {
+	prof, err := n.profile()
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.book.SetProfile(prof)
+	n.mu.Unlock()
+	n.relayMu.Lock()
+	defer n.relayMu.Unlock()
+	for _, st := range n.relays {
+		if st.relogin != nil && st.loggedIn {
+			st.relogin()
+		}
+	}
+	return nil
 }
 
 // leftRelayMaxAge is how long the node keeps trying a relay it left: a
@@ -776,13 +817,36 @@ func (n *Node) retryLoop() {
 		case <-n.kickC:
 		}
 		n.rotateKeys()
+		n.refreshFriends()
 		n.flush(n.ctx)
 	}
 }
 
+// refreshFriends asks, once per profile refresh period (WithProfileRefresh),
+// for the newest signed profiles of all friends: a friend's new name,
+// who may share them, their home relays and encryption key reach the
+// node even when it sends them nothing.
+func (n *Node) refreshFriends() {
+	now := n.clock()
+	if !n.lastRefresh.IsZero() && now.Sub(n.lastRefresh) < n.opts.refresh {
+		return
+	}
+	if len(n.loggedInRelays()) == 0 {
+		return
+	}
+	n.lastRefresh = now
+	n.mu.Lock()
+	var ids []peer.ID
+	for _, f := range n.book.Friends() {
+		ids = append(ids, f.ID)
+	}
+	n.mu.Unlock()
+	n.resolveHomes(n.ctx, ids)
+}
+
 // rotateKeys publishes a new encryption key when the current one is
 // book.EncKeyRotation old (and deletes retired ones past their retention):
-// the profile is signed again and goes to the relays at the next login.
+// the profile is signed again and the node logs in again with it.
 func (n *Node) rotateKeys() {
 	n.mu.Lock()
 	muts, resign, err := n.book.EnsureKeys(n.clock())
@@ -797,14 +861,10 @@ func (n *Node) rotateKeys() {
 	if !resign {
 		return
 	}
-	prof, err := n.profile()
-	if err != nil {
+	if err := n.republish(); err != nil {
 		n.log.Warn("signing the profile", "err", err)
 		return
 	}
-	n.mu.Lock()
-	n.book.SetProfile(prof)
-	n.mu.Unlock()
 	n.log.Info("new encryption key published", "seq", n.book.Settings.Seq)
 }
 

@@ -46,6 +46,61 @@ func (n *Node) IDView() (IDView, error) {
 	return IDView{ID: n.h.ID().String(), Name: n.book.Settings.Name, Invite: link}, nil
 }
 
+// Settings returns what the user's profile says.
+func (n *Node) Settings() SettingsView {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := n.book.Settings
+	return SettingsView{Name: st.Name, Sharing: st.Policy.String(), Seq: st.Seq}
+}
+
+// UpdateSettings renames the user or sets who may share them, then signs
+// the profile again and logs in again at every rendezvous node with it:
+// relays refuse shares against the new policy at once, and friends' nodes
+// learn the new name and policy from there (WithProfileRefresh).
+func (n *Node) UpdateSettings(b SettingsBody) (SettingsView, error) {
+	var changed bool
+	err := n.do(func(bk *book.Book) ([]book.Mutation, error) {
+		// Both are checked before either changes the book.
+		var muts []book.Mutation
+		if b.Name != nil {
+			if err := identity.ValidateName(*b.Name); err != nil {
+				return nil, book.Kindf(book.ErrBadArgument, "%v", err)
+			}
+		}
+		if b.Sharing != nil {
+			p, err := book.ParsePolicy(*b.Sharing)
+			if err != nil {
+				return nil, err
+			}
+			m, err := bk.SetPolicy(p)
+			if err != nil {
+				return nil, err
+			}
+			muts = append(muts, m...)
+		}
+		if b.Name != nil {
+			m, err := bk.Rename(*b.Name)
+			if err != nil {
+				return nil, err
+			}
+			muts = append(muts, m...)
+		}
+		changed = len(muts) > 0
+		return muts, nil
+	})
+	if err != nil {
+		return n.Settings(), err
+	}
+	if changed {
+		if err := n.republish(); err != nil {
+			return n.Settings(), err
+		}
+		n.publish("settings", "", n.h.ID(), "")
+	}
+	return n.Settings(), nil
+}
+
 // ---- friends and groups
 
 // Friends lists friends, asking a relay which are online (within a short
@@ -822,14 +877,54 @@ func (n *Node) sendRevocations(ctx context.Context, raws [][]byte) {
 
 // Block blocks a peer (an id, or a unique name among friends and the
 // people in requests and shares).
-func (n *Node) Block(who string) error {
+func (n *Node) Block(ctx context.Context, who string, unfriend bool) error {
+	n.mu.Lock()
+	p, err := n.book.ResolveKnown(who)
+	friend := err == nil && n.book.Friend(p) != nil
+	n.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if friend {
+		if !unfriend {
+			return book.Kindf(book.ErrNeedsConfirm, "%s is your friend: blocking them also ends the friendship (a signed revocation goes to the relays) and nothing more is shared with them or from them; confirm to go on", who)
+		}
+		if err := n.Unfriend(ctx, p.String()); err != nil {
+			return err
+		}
+	}
+	return n.do(func(b *book.Book) ([]book.Mutation, error) { return b.Block(p), nil })
+}
+
+// Unblock lets a blocked peer reach the user again.
+func (n *Node) Unblock(who string) error {
 	return n.do(func(b *book.Book) ([]book.Mutation, error) {
-		p, err := b.ResolveKnown(who)
+		p, err := b.ResolvePeer(who, blockedNames(b))
 		if err != nil {
 			return nil, err
 		}
-		return b.Block(p), nil
+		return b.Unblock(p)
 	})
+}
+
+// blockedNames maps the blocked peers to their names, for resolving one.
+func blockedNames(b *book.Book) map[peer.ID]string {
+	out := map[peer.ID]string{}
+	for _, p := range b.Blocked() {
+		out[p] = b.Name(p)
+	}
+	return out
+}
+
+// Blocked lists the blocked peers.
+func (n *Node) Blocked() []BlockedView {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := []BlockedView{}
+	for _, p := range n.book.Blocked() {
+		out = append(out, BlockedView{ID: p.String(), Name: n.book.Name(p)})
+	}
+	return out
 }
 
 // Status reports the node's state.

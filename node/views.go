@@ -12,6 +12,35 @@ type IDView struct {
 	Invite string `json:"invite"`
 }
 
+// BlockedView is one row of `kith blocked`.
+type BlockedView struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// BlockBody blocks a peer; Unfriend says the user agreed that blocking a
+// friend ends the friendship.
+type BlockBody struct {
+	Peer     string `json:"peer"`
+	Unfriend bool   `json:"unfriend,omitempty"`
+}
+
+// SettingsView is `kith settings`: what the user's signed profile says.
+type SettingsView struct {
+	Name string `json:"name"`
+	// Sharing is who may share the user with others: "friends" (any
+	// friend) or "nobody".
+	Sharing string `json:"sharing"`
+	// Seq is the profile's sequence number: a newer profile wins.
+	Seq uint64 `json:"seq"`
+}
+
+// SettingsBody changes settings; a field left out stays as it is.
+type SettingsBody struct {
+	Name    *string `json:"name,omitempty"`
+	Sharing *string `json:"sharing,omitempty"`
+}
+
 // RequestView is one row of `kith requests`.
 type RequestView struct {
 	ID                 string `json:"id"`
@@ -144,17 +173,18 @@ type ErrorBody struct {
 // The stable codes of an error, in the API's bodies and in `kith --json`
 // output: scripts may rely on them; the words in Error may change.
 const (
-	CodeBadArgument     = "bad_argument"     // the request asks for something invalid
-	CodeAmbiguous       = "ambiguous"        // a name or id prefix matches several
-	CodeNotFound        = "not_found"        // no such friend, group, share or request
-	CodeNotFriend       = "not_friend"       // the peer is not the user's friend
-	CodeAlreadyAnswered = "already_answered" // the request was answered before
-	CodeRefused         = "refused"          // a share failed verification (result says per id)
-	CodeNoRelay         = "no_relay"         // no rendezvous node is reachable now
-	CodeBadRequest      = "bad_request"      // the HTTP request itself is malformed
-	CodeUnauthorized    = "unauthorized"     // no or a wrong API token
-	CodeForbidden       = "forbidden"        // from another origin
-	CodeMisdirected     = "misdirected"      // a Host that is not the server's own
+	CodeBadArgument     = "bad_argument"       // the request asks for something invalid
+	CodeAmbiguous       = "ambiguous"          // a name or id prefix matches several
+	CodeNotFound        = "not_found"          // no such friend, group, share or request
+	CodeNotFriend       = "not_friend"         // the peer is not the user's friend
+	CodeAlreadyAnswered = "already_answered"   // the request was answered before
+	CodeNeedsConfirm    = "needs_confirmation" // the action does more than asked: confirm it
+	CodeRefused         = "refused"            // a share failed verification (result says per id)
+	CodeNoRelay         = "no_relay"           // no rendezvous node is reachable now
+	CodeBadRequest      = "bad_request"        // the HTTP request itself is malformed
+	CodeUnauthorized    = "unauthorized"       // no or a wrong API token
+	CodeForbidden       = "forbidden"          // from another origin
+	CodeMisdirected     = "misdirected"        // a Host that is not the server's own
 	CodeInternal        = "internal"
 	CodeNotRunning      = "daemon_not_running" // the CLI found no daemon for the data directory
 	CodeUsage           = "usage"              // the CLI was called with wrong flags or arguments

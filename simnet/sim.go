@@ -324,19 +324,22 @@ func (s *sim) groups() {
 // seeded by the run's seed and i, so they do not depend on scheduling.
 func (s *sim) share(i int) {
 	rng := rand.New(rand.NewPCG(s.cfg.Seed, uint64(i)+1<<32))
-	var u *user
-	for try := 0; try < 20; try++ {
+	// The node is taken once: churn may take the user offline at any
+	// moment, and a closed node answers with errors, where asking the
+	// user again would give nil.
+	var n *node.Node
+	var friends []peer.ID
+	for try := 0; try < 20 && n == nil; try++ {
 		c := s.w.users[rng.IntN(len(s.w.users))]
-		if n := c.node(); n != nil && !c.adversary && len(n.FriendIDs()) >= 2 {
-			u = c
-			break
+		if cn := c.node(); cn != nil && !c.adversary {
+			if fs := cn.FriendIDs(); len(fs) >= 2 {
+				n, friends = cn, fs
+			}
 		}
 	}
-	if u == nil {
+	if n == nil {
 		return
 	}
-	n := u.node()
-	friends := n.FriendIDs()
 	rng.Shuffle(len(friends), func(a, b int) { friends[a], friends[b] = friends[b], friends[a] })
 	nt := 1 + rng.IntN(3)
 	if nt > len(friends)-1 {

@@ -32,7 +32,11 @@ type Node interface {
 	Friends(ctx context.Context) []node.FriendView
 	Unfriend(ctx context.Context, who string) error
 	Ping(ctx context.Context, who string, count int) ([]node.PingView, error)
-	Block(who string) error
+	Block(ctx context.Context, who string, unfriend bool) error
+	Unblock(who string) error
+	Blocked() []node.BlockedView
+	Settings() node.SettingsView
+	UpdateSettings(b node.SettingsBody) (node.SettingsView, error)
 	Groups() []node.GroupView
 	CreateGroup(name string) error
 	RenameGroup(old, name string) error
@@ -79,6 +83,10 @@ func NewAPI(n Node, token string) *API {
 	a.mux.HandleFunc("POST /api/unfriend", a.unfriend)
 	a.mux.HandleFunc("POST /api/ping", a.ping)
 	a.mux.HandleFunc("POST /api/block", a.block)
+	a.mux.HandleFunc("POST /api/unblock", a.unblock)
+	a.mux.HandleFunc("GET /api/blocked", a.blocked)
+	a.mux.HandleFunc("GET /api/settings", a.settings)
+	a.mux.HandleFunc("POST /api/settings", a.updateSettings)
 	a.mux.HandleFunc("GET /api/groups", a.groups)
 	a.mux.HandleFunc("POST /api/groups", a.createGroup)
 	a.mux.HandleFunc("POST /api/groups/{name}/rename", a.renameGroup)
@@ -184,6 +192,8 @@ func CodeOf(err error) string {
 		return node.CodeNotFound
 	case errors.Is(err, book.ErrAlreadyFinal):
 		return node.CodeAlreadyAnswered
+	case errors.Is(err, book.ErrNeedsConfirm):
+		return node.CodeNeedsConfirm
 	case errors.Is(err, node.ErrRefused):
 		return node.CodeRefused
 	case errors.Is(err, node.ErrNoRelay):
@@ -199,7 +209,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, book.ErrNotFound), errors.Is(err, book.ErrNotFriend):
 		return http.StatusNotFound
-	case errors.Is(err, book.ErrAlreadyFinal):
+	case errors.Is(err, book.ErrAlreadyFinal), errors.Is(err, book.ErrNeedsConfirm):
 		return http.StatusConflict
 	case errors.Is(err, node.ErrRefused):
 		return http.StatusUnprocessableEntity
@@ -342,15 +352,48 @@ func (a *API) ping(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) block(w http.ResponseWriter, r *http.Request) {
-	var b node.PeerBody
+	var b node.BlockBody
 	if !decode(w, r, &b) {
 		return
 	}
-	if err := a.n.Block(b.Peer); err != nil {
+	if err := a.n.Block(r.Context(), b.Peer, b.Unfriend); err != nil {
 		fail(w, err, nil)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+func (a *API) unblock(w http.ResponseWriter, r *http.Request) {
+	var b node.PeerBody
+	if !decode(w, r, &b) {
+		return
+	}
+	if err := a.n.Unblock(b.Peer); err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+func (a *API) blocked(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Blocked())
+}
+
+func (a *API) settings(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Settings())
+}
+
+func (a *API) updateSettings(w http.ResponseWriter, r *http.Request) {
+	var b node.SettingsBody
+	if !decode(w, r, &b) {
+		return
+	}
+	v, err := a.n.UpdateSettings(b)
+	if err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (a *API) groups(w http.ResponseWriter, r *http.Request) {

@@ -49,7 +49,22 @@ func (fakeNode) Unfriend(_ context.Context, who string) error {
 func (fakeNode) Ping(_ context.Context, who string, count int) ([]node.PingView, error) {
 	return nil, fmt.Errorf("%w: %s", book.ErrNotFriend, who)
 }
-func (fakeNode) Block(string) error               { return nil }
+func (fakeNode) Block(context.Context, string, bool) error { return nil }
+func (fakeNode) Unblock(who string) error {
+	return fmt.Errorf("%w: %s is not blocked", book.ErrNotFound, who)
+}
+func (fakeNode) Blocked() []node.BlockedView { return []node.BlockedView{} }
+func (fakeNode) Settings() node.SettingsView {
+	return node.SettingsView{Name: "Alice", Sharing: "friends"}
+}
+func (fakeNode) UpdateSettings(b node.SettingsBody) (node.SettingsView, error) {
+	if b.Sharing != nil {
+		if _, err := book.ParsePolicy(*b.Sharing); err != nil {
+			return node.SettingsView{}, err
+		}
+	}
+	return node.SettingsView{Name: "Alice", Sharing: "friends"}, nil
+}
 func (fakeNode) Groups() []node.GroupView         { return []node.GroupView{} }
 func (f fakeNode) CreateGroup(name string) error  { _, err := f.b.CreateGroup(name); return err }
 func (fakeNode) RenameGroup(string, string) error { return book.ErrNotFound }

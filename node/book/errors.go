@@ -12,6 +12,9 @@ var (
 	ErrAmbiguous    = errors.New("more than one friend has that name")
 	ErrBadArgument  = errors.New("invalid argument")
 	ErrAlreadyFinal = errors.New("already answered")
+	// ErrNeedsConfirm: the action does more than its name says (blocking
+	// a friend ends the friendship); the user must say they agree.
+	ErrNeedsConfirm = errors.New("needs confirmation")
 )
 
 // kindError is an error of one of the kinds above, in the user's words

@@ -111,6 +111,16 @@ func (b *Book) Block(p peer.ID) []Mutation {
 	return muts
 }
 
+// Unblock lets p reach the user again: their requests and shares are
+// received from now on (what was dropped while they were blocked is gone).
+func (b *Book) Unblock(p peer.ID) ([]Mutation, error) {
+	if !b.blocked[p] {
+		return nil, Kindf(ErrNotFound, "%s is not blocked", b.Name(p))
+	}
+	delete(b.blocked, p)
+	return []Mutation{del(prefixBlocked + p.String())}, nil
+}
+
 // Blocked returns the blocked peers.
 func (b *Book) Blocked() []peer.ID {
 	var out []peer.ID

@@ -85,6 +85,17 @@ func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.Unverifie
 				Detail: fmt.Sprintf("%s is not your friend (no valid attestation)", b.Name(it))})
 			continue
 		}
+		// A friend whose newest profile the node holds says who may share
+		// them: "nobody" is refused here, before anything is sent, as the
+		// relay and the target would refuse it.
+		if len(f.Profile) > 0 {
+			if prof, err := b.verifier.Profile(f.Profile, now.Add(identity.DefaultClockSkew)); err == nil {
+				if err := prof.Shareable(it); err != nil {
+					missing = append(missing, protocols.NewFailure(it, pb.Role_ITEM, err))
+					continue
+				}
+			}
+		}
 		spec.Items = append(spec.Items, protocols.ShareItem{Peer: it, Name: f.Name, Group: groupOf[it], Attestation: f.Attestation, Profile: f.Profile})
 	}
 	if len(missing) > 0 && (!req.Partial || len(spec.Targets) == 0 || len(spec.Items) == 0) {
@@ -212,10 +223,13 @@ func (b *Book) Reshare(id identity.ShareID, targets []peer.ID, now time.Time) (*
 // Failure says in the user's words why f's id failed.
 func (b *Book) Failure(f protocols.Failure) FailedID {
 	reason := protocols.ReasonText(f.Reason)
-	if f.Reason == pb.Reason_MISSING {
+	switch f.Reason {
+	case pb.Reason_MISSING:
 		reason = fmt.Sprintf("%s is not your friend (no valid attestation), so the share was not sent", b.Name(f.Peer))
+	case pb.Reason_OPTED_OUT:
+		reason = fmt.Sprintf("%s does not allow being shared (their settings say nobody may share them)", b.Name(f.Peer))
 	}
-	if f.Detail != "" && f.Reason != pb.Reason_MISSING {
+	if f.Detail != "" && f.Reason != pb.Reason_MISSING && f.Reason != pb.Reason_OPTED_OUT {
 		reason += ": " + f.Detail
 	}
 	return FailedID{Peer: f.Peer.String(), Name: b.Name(f.Peer), Reason: reason}

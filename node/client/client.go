@@ -154,9 +154,33 @@ func (c *Client) Ping(ctx context.Context, p string, count int) ([]node.PingView
 	return v, c.call(ctx, "POST", "/api/ping", map[string]any{"peer": p, "count": count}, &v)
 }
 
-// Block blocks a peer.
-func (c *Client) Block(ctx context.Context, p string) error {
-	return c.call(ctx, "POST", "/api/block", node.PeerBody{Peer: p}, nil)
+// Block blocks a peer; unfriend agrees that blocking a friend ends the
+// friendship.
+func (c *Client) Block(ctx context.Context, p string, unfriend bool) error {
+	return c.call(ctx, "POST", "/api/block", node.BlockBody{Peer: p, Unfriend: unfriend}, nil)
+}
+
+// Unblock unblocks a peer.
+func (c *Client) Unblock(ctx context.Context, p string) error {
+	return c.call(ctx, "POST", "/api/unblock", node.PeerBody{Peer: p}, nil)
+}
+
+// Blocked lists the blocked peers.
+func (c *Client) Blocked(ctx context.Context) ([]node.BlockedView, error) {
+	var v []node.BlockedView
+	return v, c.call(ctx, "GET", "/api/blocked", nil, &v)
+}
+
+// Settings returns the user's settings.
+func (c *Client) Settings(ctx context.Context) (node.SettingsView, error) {
+	var v node.SettingsView
+	return v, c.call(ctx, "GET", "/api/settings", nil, &v)
+}
+
+// UpdateSettings changes the fields of b that are set.
+func (c *Client) UpdateSettings(ctx context.Context, b node.SettingsBody) (node.SettingsView, error) {
+	var v node.SettingsView
+	return v, c.call(ctx, "POST", "/api/settings", b, &v)
 }
 
 // Groups lists groups.

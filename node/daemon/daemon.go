@@ -55,6 +55,10 @@ type Config struct {
 	// behind a router, the default: a circuit reservation at the
 	// rendezvous nodes, hole punching), "public" or "auto" (AutoNAT).
 	Reachability string `json:"reachability,omitempty"`
+	// ProfileRefresh is how often the node asks for its friends' newest
+	// profiles (their names, who may share them, their home relays), as
+	// a Go duration: "1h" when empty.
+	ProfileRefresh string `json:"profile_refresh,omitempty"`
 }
 
 // ReadConfig reads the data directory's config (defaults when absent).
@@ -271,11 +275,20 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 		d.ds.Close()
 		return nil, err
 	}
+	nodeOpts := []node.Option{node.WithRendezvous(relays...), node.WithLogger(o.Logger)}
+	if cfg.ProfileRefresh != "" {
+		every, err := time.ParseDuration(cfg.ProfileRefresh)
+		if err != nil || every < time.Second {
+			d.ds.Close()
+			return nil, book.Kindf(book.ErrBadArgument, "profile_refresh %q in config.json: a duration of at least 1s, like 1h or 10m", cfg.ProfileRefresh)
+		}
+		nodeOpts = append(nodeOpts, node.WithProfileRefresh(every))
+	}
 	if d.Host, err = libp2p.New(node.HostOptions(key, listen, relays, reach)...); err != nil {
 		d.ds.Close()
 		return nil, fmt.Errorf("starting libp2p: %w", err)
 	}
-	if d.Node, err = node.New(ctx, d.Host, d.ds, key, node.WithRendezvous(relays...), node.WithLogger(o.Logger)); err != nil {
+	if d.Node, err = node.New(ctx, d.Host, d.ds, key, nodeOpts...); err != nil {
 		d.Host.Close()
 		d.ds.Close()
 		return nil, err

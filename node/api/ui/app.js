@@ -171,7 +171,18 @@ function setBadge(id, n) {
 }
 
 async function me() {
-  const [id, st] = await Promise.all([api("GET", "/id"), api("GET", "/status")]);
+  const [id, st, set] = await Promise.all([api("GET", "/id"), api("GET", "/status"), api("GET", "/settings")]);
+  const settings = el("form", { class: "card", id: "settings-form", onsubmit: (e) => {
+    e.preventDefault();
+    const f = e.target;
+    run(f.querySelector("button"), () => api("POST", "/settings", { name: f.name.value.trim(), sharing: f.sharing.value }),
+      async () => { toast("Settings saved: your rendezvous node and friends get your new profile."); await render(); });
+  } },
+    el("label", {}, "Your name ", el("input", { type: "text", name: "name", required: true, maxlength: 64, value: set.name })),
+    el("fieldset", {}, el("legend", {}, "Who may share you with others"),
+      ...[["friends", "Any of my friends"], ["nobody", "Nobody: shares that name me are refused"]].map(([v, words]) =>
+        el("label", { class: "choice" }, el("input", { type: "radio", name: "sharing", value: v, checked: set.sharing === v }), " ", words))),
+    el("div", { class: "row" }, el("button", { type: "submit" }, "Save")));
   const invite = el("textarea", { id: "invite", rows: 4, readonly: true, "aria-label": "Your invite link" }, id.invite);
   return el("section", {},
     el("h1", {}, id.name),
@@ -181,6 +192,8 @@ async function me() {
       el("p", {}, ...st.rendezvous.map((r) => el("span", { class: r.logged_in ? "ok" : "bad" },
         r.logged_in ? "Connected to your rendezvous node. " : `Not connected to ${shortID(r.peer)}${r.last_error ? " (" + r.last_error + ")" : ""}. `))),
       el("p", { class: "muted", id: "reachability" }, "Reachability: ", st.reachability_text)),
+    el("h2", {}, "Settings"),
+    settings,
     el("h2", {}, "Your invite"),
     el("div", { class: "card" },
       el("p", { class: "muted" }, "Give this to someone you know, as text or as the QR code. With it they can ask you to be friends."),
@@ -201,14 +214,26 @@ async function me() {
       el("div", { class: "row" }, el("button", { type: "submit" }, "Send friend request"))));
 }
 
+function blockedList(bs) {
+  if (bs.length === 0) return [];
+  return [el("h2", {}, "Blocked"),
+    el("ul", { id: "blocked-list", class: "card" }, bs.map((b) => el("li", { "data-blocked": b.name || b.id },
+      b.name || shortID(b.id), " ",
+      el("button", { onclick: (e) => run(e.target, () => api("POST", "/unblock", { peer: b.id })) }, "Unblock"))))];
+}
+
 async function friends() {
-  const fs = await api("GET", "/friends");
+  const [fs, bs] = await Promise.all([api("GET", "/friends"), api("GET", "/blocked")]);
   if (fs.length === 0) {
     return el("section", {}, el("h1", {}, "Friends"),
-      el("p", { class: "muted" }, "No friends yet. Give someone your invite (on the Me page), or add theirs."));
+      el("p", { class: "muted" }, "No friends yet. Give someone your invite (on the Me page), or add theirs."),
+      blockedList(bs));
   }
-  return el("section", {}, el("h1", {}, "Friends"),
-    el("table", { id: "friends-table" },
+  return el("section", {}, el("h1", {}, "Friends"), friendsTable(fs), blockedList(bs));
+}
+
+function friendsTable(fs) {
+  return el("table", { id: "friends-table" },
       el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", {}, "Groups"), el("th", {}, "Online"),
         el("th", { class: "hide-narrow" }, "Introduced by"), el("th", {}, ""))),
       el("tbody", {}, fs.map((f) => el("tr", { "data-friend": f.name },
@@ -219,8 +244,8 @@ async function friends() {
         el("td", {}, el("div", { class: "row" },
           el("button", { class: "danger", onclick: (e) => confirm(`End your friendship with ${f.name}?`) &&
             run(e.target, () => api("POST", "/unfriend", { peer: f.id })) }, "Unfriend"),
-          el("button", { class: "danger", onclick: (e) => confirm(`Block ${f.name}? You will no longer get anything from them.`) &&
-            run(e.target, () => api("POST", "/block", { peer: f.id })) }, "Block"))))))));
+          el("button", { class: "danger", onclick: (e) => confirm(`Block ${f.name}? This also ends your friendship, and you will no longer get anything from them.`) &&
+            run(e.target, () => api("POST", "/block", { peer: f.id, unfriend: true })) }, "Block")))))));
 }
 
 async function groups() {

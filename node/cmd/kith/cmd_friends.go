@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -96,9 +97,81 @@ func unfriendCmd(g *globals) *cobra.Command {
 }
 
 func blockCmd(g *globals) *cobra.Command {
-	return actionCmd(g, "block PEER", "Drop everything from a peer from now on", cobra.ExactArgs(1),
-		func(cx context.Context, c *client.Client, a []string) error { return c.Block(cx, a[0]) },
-		func(a []string) string { return fmt.Sprintf("Blocked %s.", a[0]) })
+	var yes bool
+	c := actionCmd(g, "block PEER [--yes]", "Drop everything from a peer from now on (a friend is unfriended: say --yes)", cobra.ExactArgs(1),
+		func(cx context.Context, c *client.Client, a []string) error {
+			err := c.Block(cx, a[0], yes)
+			var ae *client.APIError
+			if errors.As(err, &ae) && ae.Code == node.CodeNeedsConfirm {
+				return &client.APIError{Status: ae.Status, Code: ae.Code, Message: ae.Message + ": kith block " + a[0] + " --yes"}
+			}
+			return err
+		},
+		func(a []string) string {
+			if yes {
+				return fmt.Sprintf("Blocked %s (no longer friends).", a[0])
+			}
+			return fmt.Sprintf("Blocked %s.", a[0])
+		})
+	c.Flags().BoolVarP(&yes, "yes", "y", false, "block a friend too, ending the friendship")
+	return c
+}
+
+func unblockCmd(g *globals) *cobra.Command {
+	return actionCmd(g, "unblock PEER", "Let a blocked peer reach you again", cobra.ExactArgs(1),
+		func(cx context.Context, c *client.Client, a []string) error { return c.Unblock(cx, a[0]) },
+		func(a []string) string { return fmt.Sprintf("Unblocked %s.", a[0]) })
+}
+
+func blockedCmd(g *globals) *cobra.Command {
+	return listCmd(g, "blocked [--json]", "List the peers you blocked", "Nobody is blocked.",
+		(*client.Client).Blocked, []string{"NAME", "ID"},
+		func(b node.BlockedView) [][]string { return [][]string{{orDash(b.Name), b.ID}} })
+}
+
+func settingsCmd(g *globals) *cobra.Command {
+	var name, sharing string
+	c := &cobra.Command{
+		Use:   "settings [--name NAME] [--sharing friends|nobody] [--json]",
+		Short: "Show or change your name and who may share you with others",
+		Long: `Show or change what your signed profile says: your display name, and who may
+share you with others: any friend (friends, the default) or nobody. A change is
+signed into a newer profile that your rendezvous nodes get at once: they refuse
+shares naming you from then on when you say nobody, and your friends' nodes
+learn your new name and choice from them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withDaemon(g, func(cx context.Context, cl *client.Client) error {
+				var b node.SettingsBody
+				if cmd.Flags().Changed("name") {
+					b.Name = &name
+				}
+				if cmd.Flags().Changed("sharing") {
+					b.Sharing = &sharing
+				}
+				var v node.SettingsView
+				var err error
+				if b.Name == nil && b.Sharing == nil {
+					v, err = cl.Settings(cx)
+				} else {
+					v, err = cl.UpdateSettings(cx, b)
+				}
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), v)
+				}
+				who := map[string]string{"friends": "any of your friends", "nobody": "nobody (shares naming you are refused)"}[v.Sharing]
+				fmt.Fprintf(cmd.OutOrStdout(), "Name:          %s\nWho may share: %s\nProfile:       version %d\n", v.Name, orDash(who), v.Seq)
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&name, "name", "", "your display name, as friends see it")
+	c.Flags().StringVar(&sharing, "sharing", "", "who may share you with others: friends or nobody")
+	jsonFlag(c, g)
+	return c
 }
 
 func pingCmd(g *globals) *cobra.Command {

@@ -55,7 +55,7 @@ Then:        kith id                 (your invite to give friends)
 	root.AddCommand(
 		initCmd(g), upCmd(g), demoCmd(g), idCmd(g), addCmd(g), requestsCmd(g), acceptCmd(g), declineCmd(g),
 		friendsCmd(g), groupCmd(g), groupsCmd(g), shareCmd(g), sharesCmd(g), pickCmd(g),
-		unfriendCmd(g), blockCmd(g), pingCmd(g), statusCmd(g), uiCmd(g), versionCmd(),
+		unfriendCmd(g), blockCmd(g), unblockCmd(g), blockedCmd(g), settingsCmd(g), pingCmd(g), statusCmd(g), uiCmd(g), versionCmd(),
 	)
 	markUsage(root)
 	return root
@@ -134,17 +134,24 @@ func withDaemon(g *globals, f func(ctx context.Context, c *client.Client) error)
 
 // actionCmd is a command that asks the daemon to do something and says
 // what was done.
+// With --json, success is {"ok": true, "text": WORDS} and a failure the
+// usual error object.
 func actionCmd(g *globals, use, short string, args cobra.PositionalArgs, do func(ctx context.Context, c *client.Client, args []string) error, done func(args []string) string) *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use: use, Short: short, Args: args,
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if err := withDaemon(g, func(cx context.Context, c *client.Client) error { return do(cx, c, a) }); err != nil {
 				return err
 			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"ok": true, "text": done(a)})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), done(a))
 			return nil
 		},
 	}
+	jsonFlag(c, g)
+	return c
 }
 
 // listCmd is a command that prints a list from the daemon, as a table or

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kithnet/kith/node"
+)
+
+// befriend makes who a friend of each of others through who's invite,
+// accepted by who.
+func (e *e2e) befriend(who string, others ...string) {
+	e.t.Helper()
+	var id node.IDView
+	e.okJSON(&id, "id", "--json", "--data", e.dir(who))
+	for _, o := range others {
+		e.ok("add", id.Invite, "--data", e.dir(o))
+		e.ok("accept", e.waitRequest(who, o).ID, "--data", e.dir(who))
+		e.waitFriendOf(o, who)
+	}
+}
+
+// waitFriendOf waits until who counts name among their friends.
+func (e *e2e) waitFriendOf(who, name string) {
+	e.t.Helper()
+	e.wait(who+" befriends "+name, func() bool { return e.hasFriend(who, name) })
+}
+
+func (e *e2e) hasFriend(who, name string) bool {
+	var fs []node.FriendView
+	e.okJSON(&fs, "friends", "--json", "--data", e.dir(who))
+	for _, f := range fs {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// setConfig sets one field of a data directory's config.json.
+func (e *e2e) setConfig(name, field string, value any) {
+	e.t.Helper()
+	path := filepath.Join(e.dir(name), "config.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := map[string]any{}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		e.t.Fatal(err)
+	}
+	cfg[field] = value
+	b, _ = json.Marshal(cfg)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// jsonFailure runs a command that must fail with --json and returns its
+// error object.
+func (e *e2e) jsonFailure(args ...string) (code, words string, result json.RawMessage) {
+	e.t.Helper()
+	out, _, exit := e.runSplit(append(args, "--json")...)
+	var f struct {
+		Error  string          `json:"error"`
+		Code   string          `json:"code"`
+		Result json.RawMessage `json:"result"`
+	}
+	if exit == 0 || json.Unmarshal([]byte(out), &f) != nil {
+		e.t.Fatalf("kith %s: exit %d, want a JSON failure:\n%s", strings.Join(args, " "), exit, out)
+	}
+	return f.Code, f.Error, f.Result
+}
+
+// TestSettingsAndBlocks runs, on the real binaries, what a person does
+// around sharing: renaming themselves, saying nobody may share them (a
+// friend whose node knows it refuses before sending; one whose node does
+// not yet know is refused by the relay), changing their mind, blocking a
+// friend (which must be confirmed, and ends the friendship), listing and
+// unblocking.
+func TestSettingsAndBlocks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binaries")
+	}
+	kith, relayBin := buildBinaries(t)
+	root := t.TempDir()
+	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
+	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	for _, name := range []string{"Alice", "Bob", "Carol", "Dave"} {
+		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
+	}
+	// Alice's node asks for friends' newest profiles every second; Dave's
+	// keeps the default (an hour), so it holds Carol's old profile.
+	e.setConfig("Alice", "profile_refresh", "1s")
+	for _, name := range []string{"Alice", "Bob", "Carol", "Dave"} {
+		e.up(name)
+	}
+	e.befriend("Alice", "Bob", "Carol")
+	e.befriend("Dave", "Bob", "Carol")
+
+	// Carol renames herself and says nobody may share her.
+	var st node.SettingsView
+	e.okJSON(&st, "settings", "--json", "--data", e.dir("Carol"))
+	if st.Name != "Carol" || st.Sharing != "friends" {
+		t.Fatalf("Carol's settings at first: %+v", st)
+	}
+	seq := st.Seq
+	e.okJSON(&st, "settings", "--name", "Caroline", "--sharing", "nobody", "--json", "--data", e.dir("Carol"))
+	if st.Name != "Caroline" || st.Sharing != "nobody" || st.Seq <= seq {
+		t.Fatalf("Carol's settings after the change: %+v (seq was %d)", st, seq)
+	}
+	if code, words, _ := e.jsonFailure("settings", "--sharing", "strangers", "--data", e.dir("Carol")); code != node.CodeBadArgument || !strings.Contains(words, "or nobody") {
+		t.Errorf("a wrong policy: %s %q", code, words)
+	}
+	if out := e.ok("settings", "--data", e.dir("Carol")); !strings.Contains(out, "Caroline") || !strings.Contains(out, "nobody") {
+		t.Errorf("kith settings says:\n%s", out)
+	}
+
+	// Alice's node learns the new name, and with it the policy: it refuses
+	// to share Carol before anything is sent.
+	e.wait("Alice to see Carol's new name", func() bool { return e.hasFriend("Alice", "Caroline") })
+	code, words, _ := e.jsonFailure("share", "--to", "Bob", "--friend", "Caroline", "--data", e.dir("Alice"))
+	if code != node.CodeRefused {
+		t.Errorf("Alice shares Carol: %s %q", code, words)
+	}
+	out, _ := e.run("share", "--to", "Bob", "--friend", "Caroline", "--data", e.dir("Alice"))
+	if !strings.Contains(out, "Caroline does not allow being shared") {
+		t.Errorf("Alice is told:\n%s", out)
+	}
+
+	// Dave's node still holds Carol's old profile: the relay, which got
+	// the new one at her login, refuses the share.
+	if e.hasFriend("Dave", "Caroline") {
+		t.Fatal("Dave's node learnt Carol's new profile already: the relay's refusal is not tested")
+	}
+	out, _ = e.run("share", "--to", "Bob", "--friend", "Carol", "--data", e.dir("Dave"))
+	if !strings.Contains(out, "Carol does not allow being shared") {
+		t.Errorf("Dave is told:\n%s", out)
+	}
+	var shares []node.ShareView
+	e.okJSON(&shares, "shares", "--json", "--data", e.dir("Bob"))
+	if len(shares) != 0 {
+		t.Fatalf("Bob received %d shares naming someone who said nobody: %+v", len(shares), shares)
+	}
+
+	// Carol changes her mind: Dave's share of her goes through.
+	e.okJSON(&st, "settings", "--sharing", "friends", "--json", "--data", e.dir("Carol"))
+	e.ok("share", "--to", "Bob", "--friend", "Carol", "--data", e.dir("Dave"))
+	e.wait("Bob to receive Dave's share", func() bool {
+		e.okJSON(&shares, "shares", "--json", "--data", e.dir("Bob"))
+		return len(shares) == 1
+	})
+
+	// Bob blocks Dave, a friend: that ends the friendship, so it must be
+	// confirmed.
+	if code, words, _ := e.jsonFailure("block", "Dave", "--data", e.dir("Bob")); code != node.CodeNeedsConfirm || !strings.Contains(words, "--yes") {
+		t.Errorf("blocking a friend without --yes: %s %q", code, words)
+	}
+	if !e.hasFriend("Bob", "Dave") {
+		t.Fatal("an unconfirmed block unfriended Dave")
+	}
+	if out := e.ok("block", "Dave", "--yes", "--data", e.dir("Bob")); !strings.Contains(out, "no longer friends") {
+		t.Errorf("kith block --yes says %q", out)
+	}
+	if e.hasFriend("Bob", "Dave") {
+		t.Error("Bob still counts Dave a friend after blocking him")
+	}
+	e.wait("Dave to learn the friendship ended", func() bool { return !e.hasFriend("Dave", "Bob") })
+	var blocked []node.BlockedView
+	e.okJSON(&blocked, "blocked", "--json", "--data", e.dir("Bob"))
+	if len(blocked) != 1 || blocked[0].Name != "Dave" {
+		t.Fatalf("Bob's blocked list: %+v", blocked)
+	}
+	e.ok("unblock", "Dave", "--data", e.dir("Bob"))
+	e.okJSON(&blocked, "blocked", "--json", "--data", e.dir("Bob"))
+	if len(blocked) != 0 {
+		t.Fatalf("Bob's blocked list after unblocking: %+v", blocked)
+	}
+	if code, _, _ := e.jsonFailure("unblock", "Dave", "--data", e.dir("Bob")); code != node.CodeNotFound {
+		t.Errorf("unblocking someone not blocked: %s", code)
+	}
+}
