@@ -52,8 +52,9 @@ function el(tag, attrs, ...children) {
 const recentToasts = new Map();
 function toast(text) {
   const now = Date.now();
-  if (recentToasts.has(text) && now - recentToasts.get(text) < 8000) return;
-  recentToasts.set(text, now);
+  const key = text.toLowerCase().replace(/[.!]+$/, "");
+  if (recentToasts.has(key) && now - recentToasts.get(key) < 8000) return;
+  recentToasts.set(key, now);
   const t = el("div", { class: "toast" }, text);
   document.getElementById("toasts").append(t);
   setTimeout(() => t.remove(), 6000);

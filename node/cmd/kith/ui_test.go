@@ -238,11 +238,34 @@ func TestWebInterface(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#requests-history li[data-request="Bob"] .state.accepted`)),
 		shot(carolTab, "7-carol-accepted.png"))
 
+	// Carol says, on her Me page, that nobody may share her.
+	do(carolTab, "carol's settings",
+		chromedp.Navigate(strings.TrimSuffix(daemons["Carol"].URL, "/")+"/#me"),
+		chromedp.WaitVisible(chromedp.CSS(`#settings-form`)),
+		chromedp.Click(chromedp.CSS(`#settings-form input[name=sharing][value=nobody]`)),
+		chromedp.Click(chromedp.CSS(`#settings-form button[type=submit]`)),
+		shot(carolTab, "7b-carol-settings.png"))
+	waitTrue(t, "Carol's choice saved", func() bool { return daemons["Carol"].Node.Settings().Sharing == "nobody" })
+
 	// Bob's friends page lists Carol.
 	do(bobTab, "bob's friends",
 		chromedp.Navigate(strings.TrimSuffix(daemons["Bob"].URL, "/")+"/#friends"),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-friend="Carol"]`)),
 		shot(bobTab, "8-bob-friends.png"))
+	// Bob blocked Dave (not a friend): the friends page lists him, and
+	// one click unblocks him.
+	if err := bob.Block(ctx, daveID, false); err != nil {
+		t.Fatal(err)
+	}
+	do(bobTab, "bob's blocked list",
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`#blocked-list li[data-blocked="Dave"]`)),
+		shot(bobTab, "8b-bob-blocked.png"),
+		chromedp.Click(chromedp.CSS(`#blocked-list li[data-blocked="Dave"] button`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`#blocked-list`)))
+	if len(bob.Blocked()) != 0 {
+		t.Fatalf("Bob unblocked Dave in the page, and the node still blocks %v", bob.Blocked())
+	}
 
 	// Bob's daemon restarts: at the same address, and the open page
 	// reconnects by itself.
