@@ -55,7 +55,15 @@ type ProfileInfo struct {
 	// user's friends) read it. Without one the name is in clear, as
 	// profiles of older nodes have it.
 	ProfileKey *ProfileKey
+	// RevokedInvites are the tokens of the user's invites withdrawn before
+	// they expire: relays refuse requests resting on them. At most
+	// MaxRevokedInvites.
+	RevokedInvites [][16]byte
 }
+
+// MaxRevokedInvites bounds the withdrawn invites a profile lists: a node
+// lists the most recently withdrawn that have not expired yet.
+const MaxRevokedInvites = 64
 
 // maxNameBox caps a sealed name: nonce, the name, the tag.
 const maxNameBox = 24 + MaxNameBytes + 16
@@ -74,7 +82,12 @@ type Profile struct {
 	encKey  []byte // checked for size only; EncKey parses it
 	nameBox []byte
 	nameKey []byte
+	revoked map[[16]byte]bool
 }
+
+// InviteRevoked reports whether the profile says the owner withdrew the
+// invite with token (revoked it, or it was used up).
+func (p *Profile) InviteRevoked(token [16]byte) bool { return p != nil && p.revoked[token] }
 
 // HasEncKey reports whether the profile publishes an encryption key.
 func (p *Profile) HasEncKey() bool { return p != nil && len(p.encKey) > 0 }
@@ -152,6 +165,9 @@ func NewProfile(key crypto.PrivKey, info ProfileInfo, now time.Time) ([]byte, er
 	if info.Policy != ShareByFriends && info.Policy != ShareByNobody {
 		return nil, fmt.Errorf("identity: unknown sharing policy %d", info.Policy)
 	}
+	if len(info.RevokedInvites) > MaxRevokedInvites {
+		return nil, fmt.Errorf("identity: %d revoked invites, limit %d", len(info.RevokedInvites), MaxRevokedInvites)
+	}
 	owner, err := peer.IDFromPrivateKey(key)
 	if err != nil {
 		return nil, fmt.Errorf("identity: profile: %w", err)
@@ -175,6 +191,9 @@ func NewProfile(key crypto.PrivKey, info ProfileInfo, now time.Time) ([]byte, er
 	}
 	for _, r := range info.Relays {
 		body.Relays = append(body.Relays, r.Bytes())
+	}
+	for _, t := range info.RevokedInvites {
+		body.RevokedInvites = append(body.RevokedInvites, t[:])
 	}
 	b, err := proto.Marshal(body)
 	if err != nil {
@@ -239,6 +258,19 @@ func decodeProfile(raw []byte) (*Profile, error) {
 	if body.Policy != pb.SharingPolicy_SHARING_FRIENDS && body.Policy != pb.SharingPolicy_SHARING_NOBODY {
 		return nil, fail(record, ReasonMalformed, "unknown sharing policy %d", body.Policy)
 	}
+	if len(body.RevokedInvites) > MaxRevokedInvites {
+		return nil, fail(record, ReasonMalformed, "%d revoked invites, limit %d", len(body.RevokedInvites), MaxRevokedInvites)
+	}
+	var revoked map[[16]byte]bool
+	for _, t := range body.RevokedInvites {
+		if len(t) != 16 {
+			return nil, fail(record, ReasonMalformed, "a revoked invite token of %d bytes, want 16", len(t))
+		}
+		if revoked == nil {
+			revoked = make(map[[16]byte]bool, len(body.RevokedInvites))
+		}
+		revoked[[16]byte(t)] = true
+	}
 	p := &Profile{
 		Owner:    owner,
 		Name:     body.Name,
@@ -249,6 +281,7 @@ func decodeProfile(raw []byte) (*Profile, error) {
 		encKey:   body.EncKey,
 		nameBox:  body.NameBox,
 		nameKey:  body.NameKey,
+		revoked:  revoked,
 	}
 	for _, rb := range body.Relays {
 		a, err := ma.NewMultiaddrBytes(rb)

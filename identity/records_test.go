@@ -94,6 +94,23 @@ func TestProfile(t *testing.T) {
 		t.Fatalf("unknown profile should allow sharing: %v", err)
 	}
 
+	// Withdrawn invites travel in the profile.
+	gone, kept := [16]byte{1, 2, 3}, [16]byte{4, 5, 6}
+	withdrawn, err := NewProfile(alice.key, ProfileInfo{Name: "Alice", Seq: 5, RevokedInvites: [][16]byte{gone}}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wp, err := NewVerifier().Profile(withdrawn, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !wp.InviteRevoked(gone) || wp.InviteRevoked(kept) || p.InviteRevoked(gone) || (*Profile)(nil).InviteRevoked(gone) {
+		t.Fatal("InviteRevoked does not say what the profile lists")
+	}
+	if _, err := NewProfile(alice.key, ProfileInfo{Name: "Alice", RevokedInvites: make([][16]byte, MaxRevokedInvites+1)}, t0); err == nil {
+		t.Fatal("a profile with too many revoked invites was signed")
+	}
+
 	var sr pb.SignedRecord
 	proto.Unmarshal(raw, &sr)
 	var body pb.ProfileBody
@@ -126,6 +143,8 @@ func TestProfile(t *testing.T) {
 		{"name too long", tamper(func(b *pb.ProfileBody) { b.Name = string(make([]byte, 65)) }, alice), t0, ReasonMalformed},
 		{"bad relay address", tamper(func(b *pb.ProfileBody) { b.Relays = [][]byte{{0xff, 0xff, 0xff}} }, alice), t0, ReasonMalformed},
 		{"unknown policy", tamper(func(b *pb.ProfileBody) { b.Policy = 9 }, alice), t0, ReasonMalformed},
+		{"short revoked invite token", tamper(func(b *pb.ProfileBody) { b.RevokedInvites = [][]byte{{1, 2}} }, alice), t0, ReasonMalformed},
+		{"too many revoked invites", tamper(func(b *pb.ProfileBody) { b.RevokedInvites = make([][]byte, MaxRevokedInvites+1) }, alice), t0, ReasonMalformed},
 		{"truncated", raw[:len(raw)/2], t0, ReasonMalformed},
 		{"empty", nil, t0, ReasonMissing},
 	}

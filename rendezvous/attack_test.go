@@ -296,6 +296,13 @@ func TestAddAttacks(t *testing.T) {
 	}
 	carolInvite, _, _ := identity.NewInvite(c.carol.key, "Carol", nil, time.Now(), time.Hour)
 	erinInvite, _, _ := identity.NewInvite(c.erin.key, "Erin", nil, time.Now(), time.Hour)
+	// Carol withdrew another invite: her newer profile, which she logs in
+	// with, lists its token.
+	withdrawnInvite, _, _ := identity.NewInvite(c.carol.key, "Carol", nil, time.Now(), time.Hour)
+	withdrawn, _ := identity.NewVerifier().Invite(withdrawnInvite, time.Now())
+	c.carol.profile, _ = identity.NewProfile(c.carol.key, identity.ProfileInfo{Name: "Carol", Seq: 2, EncKey: c.carol.enc.Public(),
+		RevokedInvites: [][16]byte{withdrawn.Token}}, time.Now())
+	c.carol.login(r)
 	forgedAnswer := func() []byte {
 		offer, _ := identity.MakeOffer(c.bob.key, c.carol.id, time.Now(), 0)
 		var sa identitypb.SignedAttestation
@@ -333,6 +340,7 @@ func TestAddAttacks(t *testing.T) {
 		{"a forged answer", c.bob, forgedAnswer, pb.Status_REFUSED, 0},
 		{"garbage", c.mallory, append(binary.AppendUvarint(nil, 3), 1, 2, 3), pb.Status_BAD_REQUEST, 0},
 		{"oversized", c.mallory, binary.AppendUvarint(nil, protocols.MaxAddMessage+1), pb.Status_TOO_LARGE, 0},
+		{"an invite Carol withdrew", c.mallory, combined(request(c.mallory, c.carol.id, nil, withdrawnInvite)), pb.Status_REFUSED, pb.Reason_REVOKED},
 		{"a valid invite is accepted", c.mallory, combined(request(c.mallory, c.carol.id, nil, carolInvite)), pb.Status_OK, 0},
 	}
 	for _, tt := range tests {

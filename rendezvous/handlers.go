@@ -424,6 +424,12 @@ func (r *Relay) verifyAdd(u *protocols.UnverifiedAddRequest, now time.Time) ([]i
 			return nil, &identity.VerifyError{Record: "invite", Reason: identity.ReasonWrongPair,
 				Detail: fmt.Sprintf("the invite is %s's, the request is to %s", identity.ShortID(in.Inviter), identity.ShortID(u.To))}
 		}
+		// The inviter's newest profile (from their login here) lists the
+		// invites they withdrew before these expire.
+		if r.store.profile(in.Inviter).InviteRevoked(in.Token) {
+			return nil, &identity.VerifyError{Record: "invite", Reason: identity.ReasonRevoked,
+				Detail: "the invite was withdrawn by its owner (revoked, or used as many times as it allowed): ask them for a new one"}
+		}
 		if !r.limits.allowKey("invite", string(in.Inviter)+string(in.Token[:]), r.cfg.InviteRate) {
 			return nil, errInviteThrottled
 		}

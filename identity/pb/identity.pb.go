@@ -153,9 +153,14 @@ type ProfileBody struct {
 	NameBox []byte `protobuf:"bytes,8,opt,name=name_box,json=nameBox,proto3" json:"name_box,omitempty"`
 	// name_key names the profile key that opens name_box (16 bytes, derived
 	// from the key), so a holder can tell a key is the right one.
-	NameKey       []byte `protobuf:"bytes,9,opt,name=name_key,json=nameKey,proto3" json:"name_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NameKey []byte `protobuf:"bytes,9,opt,name=name_key,json=nameKey,proto3" json:"name_key,omitempty"`
+	// revoked_invites are the tokens (16 bytes each) of the owner's invites
+	// that are withdrawn before they expire (revoked, or used as many times
+	// as they allowed): relays refuse requests resting on them. At most
+	// MaxRevokedInvites, the most recently withdrawn.
+	RevokedInvites [][]byte `protobuf:"bytes,10,rep,name=revoked_invites,json=revokedInvites,proto3" json:"revoked_invites,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ProfileBody) Reset() {
@@ -247,6 +252,13 @@ func (x *ProfileBody) GetNameBox() []byte {
 func (x *ProfileBody) GetNameKey() []byte {
 	if x != nil {
 		return x.NameKey
+	}
+	return nil
+}
+
+func (x *ProfileBody) GetRevokedInvites() [][]byte {
+	if x != nil {
+		return x.RevokedInvites
 	}
 	return nil
 }
@@ -808,7 +820,7 @@ const file_identity_pb_identity_proto_rawDesc = "" +
 	"\x1aidentity/pb/identity.proto\x12\rkith.identity\"@\n" +
 	"\fSignedRecord\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\x83\x02\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xac\x02\n" +
 	"\vProfileBody\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\fR\x05owner\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -818,7 +830,9 @@ const file_identity_pb_identity_proto_rawDesc = "" +
 	"\tissued_at\x18\x06 \x01(\x03R\bissuedAt\x12\x17\n" +
 	"\aenc_key\x18\a \x01(\fR\x06encKey\x12\x19\n" +
 	"\bname_box\x18\b \x01(\fR\anameBox\x12\x19\n" +
-	"\bname_key\x18\t \x01(\fR\anameKey\"\x9d\x01\n" +
+	"\bname_key\x18\t \x01(\fR\anameKey\x12'\n" +
+	"\x0frevoked_invites\x18\n" +
+	" \x03(\fR\x0erevokedInvites\"\x9d\x01\n" +
 	"\x0fAttestationBody\x12\x1c\n" +
 	"\trequester\x18\x01 \x01(\fR\trequester\x12\x1a\n" +
 	"\baccepter\x18\x02 \x01(\fR\baccepter\x12\x1b\n" +
