@@ -304,7 +304,7 @@ func (n *Node) relayAddrs() []string {
 // profile key, the current encryption key, the home relays.
 func (n *Node) profile() ([]byte, error) {
 	n.mu.Lock()
-	info := n.book.ProfileInfo()
+	info := n.book.ProfileInfo(n.clock())
 	n.mu.Unlock()
 	info.Relays = book.ParseAddrs(n.relayAddrs())
 	return identity.NewProfile(n.key, info, n.clock())
@@ -714,6 +714,16 @@ func (n *Node) receiveRequest(u *protocols.UnverifiedAddRequest, via string) err
 	if !fresh {
 		n.publish("duplicate", r.ID.String(), r.Peer, "a request received again")
 		return nil
+	}
+	n.mu.Lock()
+	stale := n.book.TakeProfileStale()
+	n.mu.Unlock()
+	if stale { // an invite was used up: the relays refuse it from now on
+		go func() {
+			if err := n.republish(); err != nil {
+				n.log.Warn("signing the profile", "err", err)
+			}
+		}()
 	}
 	text := fmt.Sprintf("%s would like to be your friend", r.Name)
 	if r.IntroducerVerified {

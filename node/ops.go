@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -44,6 +46,84 @@ func (n *Node) IDView() (IDView, error) {
 		return IDView{}, err
 	}
 	return IDView{ID: n.h.ID().String(), Name: n.book.Settings.Name, Invite: link}, nil
+}
+
+// MakeInvite makes an invite to hand out (kith invite create).
+func (n *Node) MakeInvite(b InviteBody) (InviteView, error) {
+	var validity time.Duration
+	if b.Expires != "" {
+		var err error
+		if validity, err = ParseLifetime(b.Expires); err != nil {
+			return InviteView{}, err
+		}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, muts, err := n.book.MakeInvite(book.InviteSpec{Label: b.Label, Validity: validity, MaxUses: b.Uses}, n.relayAddrs(), n.clock())
+	if err != nil {
+		return InviteView{}, err
+	}
+	if err := n.commit(muts); err != nil {
+		return InviteView{}, err
+	}
+	return n.inviteView(e), nil
+}
+
+// ParseLifetime reads how long something lasts: a number of days ("14d")
+// or a Go duration ("12h", "90m").
+func ParseLifetime(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if d, err := strconv.Atoi(days); err == nil && d > 0 {
+			return time.Duration(d) * 24 * time.Hour, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, book.Kindf(book.ErrBadArgument, "how long? %q is not a number of days (14d) or hours and minutes (12h, 90m)", s)
+	}
+	return d, nil
+}
+
+func (n *Node) inviteView(e book.InviteEntry) InviteView {
+	return InviteView{Token: e.Token, Label: e.Label, Link: n.book.InviteLinkOf(e.Invite), General: !e.Made,
+		CreatedAt: e.CreatedAt, ExpiresAt: e.ExpiresAt, MaxUses: e.MaxUses, Uses: len(e.UsedBy), State: e.State(n.clock())}
+}
+
+// Invites lists the user's invites, newest first.
+func (n *Node) Invites() []InviteView {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := []InviteView{}
+	for _, e := range n.book.Invites() {
+		out = append(out, n.inviteView(e))
+	}
+	return out
+}
+
+// RevokeInvite withdraws an invite (by token prefix or label): the node
+// refuses requests resting on it, and so do the relays once they have
+// the newer profile that lists it, which the node logs in with at once.
+func (n *Node) RevokeInvite(which string) (InviteView, error) {
+	n.mu.Lock()
+	e, muts, err := n.book.RevokeInvite(which, n.clock())
+	if err == nil {
+		err = n.commit(muts)
+	}
+	var v InviteView
+	if err == nil {
+		v = n.inviteView(e)
+	}
+	n.mu.Unlock()
+	if err != nil {
+		return InviteView{}, err
+	}
+	if len(muts) > 0 {
+		if err := n.republish(); err != nil {
+			return v, err
+		}
+	}
+	return v, nil
 }
 
 // Settings returns what the user's profile says.
@@ -837,10 +917,17 @@ func (n *Node) AddInvite(ctx context.Context, link, message string) (*RequestVie
 	v := RequestView{ID: r.ID.String(), Direction: string(r.Direction), Peer: r.Peer.String(), Name: r.Name,
 		State: string(r.State), Message: r.Message, Sent: string(res.how)}
 	if res.how == book.Skipped {
-		return &v, fmt.Errorf("the request was refused: %s", res.reason)
+		return &v, &refusedError{fmt.Sprintf("the request was refused: %s", res.reason)}
 	}
 	return &v, nil
 }
+
+// refusedError is a refusal that is not a share's: it reads as its own
+// words, and errors.Is finds ErrRefused (code refused).
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string        { return e.msg }
+func (e *refusedError) Is(target error) bool { return target == ErrRefused }
 
 // Unfriend ends a friendship and hands the revocation to the relays.
 func (n *Node) Unfriend(ctx context.Context, who string) error {

@@ -1,6 +1,10 @@
 package node
 
-import "github.com/kithnet/kith/node/book"
+import (
+	"time"
+
+	"github.com/kithnet/kith/node/book"
+)
 
 // The JSON views below are the local API's answers and the CLI's --json
 // output; their field names are the command-line contract.
@@ -23,6 +27,30 @@ type BlockedView struct {
 type BlockBody struct {
 	Peer     string `json:"peer"`
 	Unfriend bool   `json:"unfriend,omitempty"`
+}
+
+// InviteView is one of the user's invites (`kith invite list`).
+type InviteView struct {
+	Token string `json:"token"` // hex; a unique prefix names it
+	Label string `json:"label,omitempty"`
+	Link  string `json:"link"`
+	// General is the invite `kith id` hands out; the others were made
+	// with `kith invite create`.
+	General   bool      `json:"general"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	ExpiresAt time.Time `json:"expires_at"`
+	MaxUses   int       `json:"max_uses"` // 0: any number of people
+	Uses      int       `json:"uses"`
+	// State is active, expired, used up or revoked.
+	State string `json:"state"`
+}
+
+// InviteBody makes an invite: Expires is a duration ("14d", "12h", "90m";
+// empty: 14 days), Uses the number of people (0: any).
+type InviteBody struct {
+	Label   string `json:"label,omitempty"`
+	Expires string `json:"expires,omitempty"`
+	Uses    int    `json:"uses,omitempty"`
 }
 
 // SettingsView is `kith settings`: what the user's signed profile says.

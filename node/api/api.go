@@ -36,6 +36,9 @@ type Node interface {
 	Unblock(who string) error
 	Blocked() []node.BlockedView
 	Settings() node.SettingsView
+	MakeInvite(b node.InviteBody) (node.InviteView, error)
+	Invites() []node.InviteView
+	RevokeInvite(which string) (node.InviteView, error)
 	UpdateSettings(b node.SettingsBody) (node.SettingsView, error)
 	Groups() []node.GroupView
 	CreateGroup(name string) error
@@ -86,6 +89,10 @@ func NewAPI(n Node, token string) *API {
 	a.mux.HandleFunc("POST /api/unblock", a.unblock)
 	a.mux.HandleFunc("GET /api/blocked", a.blocked)
 	a.mux.HandleFunc("GET /api/settings", a.settings)
+	a.mux.HandleFunc("GET /api/invites", a.invites)
+	a.mux.HandleFunc("POST /api/invites", a.makeInvite)
+	a.mux.HandleFunc("POST /api/invites/{token}/revoke", a.revokeInvite)
+	a.mux.HandleFunc("GET /api/invites/{token}/qr.png", a.inviteQR)
 	a.mux.HandleFunc("POST /api/settings", a.updateSettings)
 	a.mux.HandleFunc("GET /api/groups", a.groups)
 	a.mux.HandleFunc("POST /api/groups", a.createGroup)
@@ -255,7 +262,11 @@ func (a *API) invitePNG(w http.ResponseWriter, r *http.Request) {
 		fail(w, err, nil)
 		return
 	}
-	png, err := qrcode.Encode(v.Invite, qrcode.Medium, 320)
+	writeQR(w, v.Invite)
+}
+
+func writeQR(w http.ResponseWriter, text string) {
+	png, err := qrcode.Encode(text, qrcode.Medium, 320)
 	if err != nil {
 		fail(w, err, nil)
 		return
@@ -263,6 +274,42 @@ func (a *API) invitePNG(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "image/png")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(png)
+}
+
+func (a *API) invites(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Invites())
+}
+
+func (a *API) makeInvite(w http.ResponseWriter, r *http.Request) {
+	var b node.InviteBody
+	if !decode(w, r, &b) {
+		return
+	}
+	v, err := a.n.MakeInvite(b)
+	if err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (a *API) revokeInvite(w http.ResponseWriter, r *http.Request) {
+	v, err := a.n.RevokeInvite(r.PathValue("token"))
+	if err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (a *API) inviteQR(w http.ResponseWriter, r *http.Request) {
+	for _, v := range a.n.Invites() {
+		if v.Token == r.PathValue("token") {
+			writeQR(w, v.Link)
+			return
+		}
+	}
+	fail(w, book.Kindf(book.ErrNotFound, "no invite %q", r.PathValue("token")), nil)
 }
 
 func (a *API) status(w http.ResponseWriter, r *http.Request) {

@@ -54,6 +54,13 @@ func (fakeNode) Unblock(who string) error {
 	return fmt.Errorf("%w: %s is not blocked", book.ErrNotFound, who)
 }
 func (fakeNode) Blocked() []node.BlockedView { return []node.BlockedView{} }
+func (fakeNode) MakeInvite(b node.InviteBody) (node.InviteView, error) {
+	return node.InviteView{}, fmt.Errorf("%w: fake", book.ErrBadArgument)
+}
+func (fakeNode) Invites() []node.InviteView { return []node.InviteView{} }
+func (fakeNode) RevokeInvite(which string) (node.InviteView, error) {
+	return node.InviteView{}, fmt.Errorf("%w: no invite %s", book.ErrNotFound, which)
+}
 func (fakeNode) Settings() node.SettingsView {
 	return node.SettingsView{Name: "Alice", Sharing: "friends"}
 }

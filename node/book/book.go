@@ -33,6 +33,8 @@ type Book struct {
 	sent     map[identity.ShareID]*SentShare
 	blocked  map[peer.ID]bool
 	invites  map[string]*Invite // by token hex
+
+	profileStale bool // see TakeProfileStale
 	names    map[peer.ID]string // names learnt from shares and requests
 
 	revokeQueue map[identity.AttestationID][]byte

@@ -53,7 +53,7 @@ func newPerson(t *testing.T, name string) *person {
 // start.
 func (p *person) resign(t *testing.T, now time.Time) {
 	t.Helper()
-	prof, err := identity.NewProfile(p.key, p.ProfileInfo(), now)
+	prof, err := identity.NewProfile(p.key, p.ProfileInfo(now), now)
 	if err != nil {
 		t.Fatal(err)
 	}

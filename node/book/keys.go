@@ -139,10 +139,12 @@ func (b *Book) EnsureKeys(now time.Time) (muts []Mutation, resign bool, err erro
 }
 
 // ProfileInfo is what the user's profile says, the home relays aside: the
-// name (sealed under the profile key), the sequence, the policy and the
-// current encryption key. EnsureKeys must have run.
-func (b *Book) ProfileInfo() identity.ProfileInfo {
-	info := identity.ProfileInfo{Name: b.Settings.Name, Seq: b.Settings.Seq, Policy: b.Settings.Policy, ProfileKey: b.profileKey}
+// name (sealed under the profile key), the sequence, the policy, the
+// current encryption key and the invites withdrawn before they expire.
+// EnsureKeys must have run.
+func (b *Book) ProfileInfo(now time.Time) identity.ProfileInfo {
+	info := identity.ProfileInfo{Name: b.Settings.Name, Seq: b.Settings.Seq, Policy: b.Settings.Policy, ProfileKey: b.profileKey,
+		RevokedInvites: b.withdrawnInvites(now)}
 	if k := b.keys.Current(); k != nil {
 		info.EncKey = k.Public()
 	}

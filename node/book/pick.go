@@ -2,6 +2,7 @@ package book
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"sort"
 	"strings"
@@ -203,11 +204,19 @@ func (b *Book) AddByInvite(link, message string, now time.Time) (*Request, *iden
 	if b.friends[in.Inviter] != nil {
 		return nil, nil, nil, Kindf(ErrBadArgument, "%s is already your friend", name)
 	}
+	// The id comes from the invite and the user, so that adding twice
+	// (a retry, a second click) asks once. A request already answered
+	// (accepted, then the friendship ended; or refused) is not asked
+	// again: a new one with its own id and a fresh offer is.
 	h := sha256.Sum256(append([]byte("kith/invite-request/v1"), append(in.Token[:], []byte(b.me)...)...))
 	var id protocols.RequestID
 	copy(id[:], h[:])
-	if r := b.requests[id]; r != nil {
-		return r, in, nil, nil
+	for round := uint64(1); b.requests[id] != nil; round++ {
+		if r := b.requests[id]; r.State == Pending {
+			return r, in, nil, nil
+		}
+		h = sha256.Sum256(binary.BigEndian.AppendUint64(h[:], round))
+		copy(id[:], h[:])
 	}
 	if message == "" {
 		message = fmt.Sprintf("%s would like to be your friend.", b.Settings.Name)

@@ -59,6 +59,7 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 		}
 	}
 	r.Wire, _ = proto.Marshal(u.Wire)
+	var inviteToken string
 	if req.Introduction != nil {
 		introducer := req.Introduction.Sharer
 		if b.friends[introducer] == nil {
@@ -72,6 +73,7 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 			return nil, nil, fmt.Errorf("%w: no introduction and not an invite of yours", ErrDropped)
 		}
 		r.ViaInvite = true
+		inviteToken = in.TokenString()
 	}
 	if f := b.friends[u.From]; f != nil {
 		return nil, nil, fmt.Errorf("%w: %s is already your friend", ErrDropped, f.Name)
@@ -81,11 +83,19 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 			return other, nil, nil // one pending request per person is enough
 		}
 	}
+	var muts []Mutation
+	if inviteToken != "" {
+		m, err := b.useInvite(inviteToken, b.invites[inviteToken], u.From, now)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrDropped, err)
+		}
+		muts = m
+	}
 	b.requests[u.ID] = r
 	if r.Name != "" {
 		b.names[u.From] = r.Name
 	}
-	return r, []Mutation{put(prefixRequests+r.ID.String(), r)}, nil
+	return r, append(muts, put(prefixRequests+r.ID.String(), r)), nil
 }
 
 // Accept answers an incoming request yes: the user countersigns the

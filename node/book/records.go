@@ -136,11 +136,36 @@ type SentShare struct {
 	Secret *protocols.ShareSecret `json:"secret,omitempty"`
 }
 
-// Invite is an invite the user issued.
+// Invite is an invite the user issued: the general one `kith id` hands
+// out, or one made with `kith invite create` (Made), with a label, a
+// number of uses, and revocable.
 type Invite struct {
 	Raw       []byte    `json:"raw"`
 	Secret    []byte    `json:"secret,omitempty"` // the link's secret: opens requests made with it
 	ExpiresAt time.Time `json:"expires_at"`
+	// Made says the user made this invite on purpose (kith invite
+	// create); `kith id` hands out only the general one.
+	Made      bool      `json:"made,omitempty"`
+	Label     string    `json:"label,omitempty"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	// MaxUses bounds how many people may use the invite; 0 is any number.
+	MaxUses int `json:"max_uses,omitempty"`
+	// UsedBy are the people whose requests came with it, first to last.
+	UsedBy    []peer.ID `json:"used_by,omitempty"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+}
+
+// State is "active", "expired", "used up" or "revoked" as of now.
+func (in *Invite) State(now time.Time) string {
+	switch {
+	case !in.RevokedAt.IsZero():
+		return "revoked"
+	case in.MaxUses > 0 && len(in.UsedBy) >= in.MaxUses:
+		return "used up"
+	case !now.Before(in.ExpiresAt):
+		return "expired"
+	}
+	return "active"
 }
 
 // Settings are the user's own profile settings.

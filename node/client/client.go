@@ -171,6 +171,24 @@ func (c *Client) Blocked(ctx context.Context) ([]node.BlockedView, error) {
 	return v, c.call(ctx, "GET", "/api/blocked", nil, &v)
 }
 
+// MakeInvite makes an invite.
+func (c *Client) MakeInvite(ctx context.Context, b node.InviteBody) (node.InviteView, error) {
+	var v node.InviteView
+	return v, c.call(ctx, "POST", "/api/invites", b, &v)
+}
+
+// Invites lists the user's invites.
+func (c *Client) Invites(ctx context.Context) ([]node.InviteView, error) {
+	var v []node.InviteView
+	return v, c.call(ctx, "GET", "/api/invites", nil, &v)
+}
+
+// RevokeInvite revokes an invite by token prefix or label.
+func (c *Client) RevokeInvite(ctx context.Context, which string) (node.InviteView, error) {
+	var v node.InviteView
+	return v, c.call(ctx, "POST", "/api/invites/"+url.PathEscape(which)+"/revoke", nil, &v)
+}
+
 // Settings returns the user's settings.
 func (c *Client) Settings(ctx context.Context) (node.SettingsView, error) {
 	var v node.SettingsView

@@ -103,7 +103,7 @@ function formState(root) {
     const key = f.id || f.dataset.share || f.dataset.group || "";
     f.querySelectorAll("input, textarea, select").forEach((i) => {
       if (i.readOnly || i.type === "submit" || i.type === "button") return;
-      const field = `${key}|${i.name}|${i.type === "checkbox" ? i.value : ""}`;
+      const field = `${key}|${i.name}|${(i.type === "checkbox" || i.type === "radio") ? i.value : ""}`;
       state.push({ field, checked: i.checked, value: i.value, focused: i === document.activeElement,
         start: i.selectionStart, end: i.selectionEnd, type: i.type });
     });
@@ -116,7 +116,7 @@ function restoreForms(root, state) {
   root.querySelectorAll("form").forEach((f) => {
     const key = f.id || f.dataset.share || f.dataset.group || "";
     f.querySelectorAll("input, textarea, select").forEach((i) => {
-      const s = byField.get(`${key}|${i.name}|${i.type === "checkbox" ? i.value : ""}`);
+      const s = byField.get(`${key}|${i.name}|${(i.type === "checkbox" || i.type === "radio") ? i.value : ""}`);
       if (!s) return;
       if (i.type === "checkbox" || i.type === "radio") { if (!i.disabled) i.checked = s.checked; }
       else if (!i.readOnly) i.value = s.value;
@@ -172,7 +172,29 @@ function setBadge(id, n) {
 }
 
 async function me() {
-  const [id, st, set] = await Promise.all([api("GET", "/id"), api("GET", "/status"), api("GET", "/settings")]);
+  const [id, st, set, invites] = await Promise.all([api("GET", "/id"), api("GET", "/status"), api("GET", "/settings"), api("GET", "/invites")]);
+  const made = invites.filter((v) => !v.general);
+  const inviteForm = el("form", { class: "card", id: "invite-form", onsubmit: (e) => {
+    e.preventDefault();
+    const f = e.target;
+    const days = f.days.value.trim();
+    run(f.querySelector("button"), () => api("POST", "/invites", { label: f.label.value.trim(), expires: days ? days + "d" : "", uses: Number(f.uses.value || 0) }),
+      async (v) => { toast(`Invite ${v.label || v.token.slice(0, 8)} made.`); f.reset(); await render(); });
+  } },
+    el("p", { class: "muted" }, "An invite of its own for a party, a post or a few people: it ends when you say, and you can revoke it."),
+    el("label", {}, "Label ", el("input", { type: "text", name: "label", maxlength: 64, placeholder: "where you give it" })),
+    el("label", {}, " Days ", el("input", { type: "number", name: "days", min: 1, max: 365, placeholder: "14" })),
+    el("label", {}, " People ", el("input", { type: "number", name: "uses", min: 0, max: 10000, placeholder: "any" })),
+    " ", el("button", { type: "submit" }, "Make an invite"),
+    made.length === 0 ? null : el("ul", { id: "invite-list" }, made.map((v) => el("li", { "data-invite": v.label || v.token },
+      el("strong", {}, v.label || v.token.slice(0, 8)), " · ",
+      el("span", { class: v.state === "active" ? "ok" : "muted" }, v.state), " · ",
+      v.max_uses ? `${v.uses} of ${v.max_uses} used` : `${plural(v.uses, "use")}`, " · until ", new Date(v.expires_at).toLocaleDateString(), " ",
+      v.state === "active" ? [
+        el("button", { type: "button", onclick: () => { navigator.clipboard && navigator.clipboard.writeText(v.link); toast("Invite copied."); } }, "Copy"), " ",
+        el("a", { href: `/api/invites/${v.token}/qr.png`, target: "_blank", rel: "noopener" }, "QR code"), " ",
+        el("button", { type: "button", class: "danger", onclick: (e) => confirm(`Revoke the invite ${v.label || v.token.slice(0, 8)}? Requests made with it are refused from now on.`) &&
+          run(e.target, () => api("POST", `/invites/${v.token}/revoke`)) }, "Revoke")] : null))));
   const settings = el("form", { class: "card", id: "settings-form", onsubmit: (e) => {
     e.preventDefault();
     const f = e.target;
@@ -203,6 +225,8 @@ async function me() {
         el("button", { id: "copy-invite", onclick: () => { invite.select(); navigator.clipboard && navigator.clipboard.writeText(id.invite); toast("Invite copied."); } }, "Copy"),
       ),
       el("img", { class: "qr", src: "/api/invite.png", alt: "Your invite as a QR code" })),
+    el("h2", {}, "More invites"),
+    inviteForm,
     el("h2", {}, "Add a friend from their invite"),
     el("form", { class: "card", id: "add-form", onsubmit: (e) => {
       e.preventDefault();

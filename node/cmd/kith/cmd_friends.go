@@ -39,7 +39,7 @@ func idCmd(g *globals) *cobra.Command {
 func addCmd(g *globals) *cobra.Command {
 	var message string
 	c := &cobra.Command{
-		Use:   "add INVITE [--message TEXT]",
+		Use:   "add INVITE [--message TEXT] [--json]",
 		Short: "Send a friend request to the person who gave you an invite",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,6 +48,9 @@ func addCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), v)
+				}
 				how := map[string]string{"direct": "delivered directly", "relay": "sent through the rendezvous node", "queued": "queued until a rendezvous node is reachable"}[v.Sent]
 				fmt.Fprintf(cmd.OutOrStdout(), "Friend request to %s %s (request %s).\n", v.Name, orDash(how), shortHex(v.ID))
 				return nil
@@ -55,6 +58,7 @@ func addCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&message, "message", "", "a few words to go with the request")
+	jsonFlag(c, g)
 	return c
 }
 

@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kithnet/kith/node"
 )
@@ -182,5 +184,112 @@ func TestSettingsAndBlocks(t *testing.T) {
 	}
 	if code, _, _ := e.jsonFailure("unblock", "Dave", "--data", e.dir("Bob")); code != node.CodeNotFound {
 		t.Errorf("unblocking someone not blocked: %s", code)
+	}
+}
+
+// TestInvites runs invites as a person uses them, on the real binaries:
+// befriending again through the same invite after an unfriend; an invite
+// for one person, used by one and refused to the next (by the inviter's
+// node while it is online, by the relay while it is not); a revoked
+// invite refused; the list that says which is which.
+func TestInvites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binaries")
+	}
+	kith, relayBin := buildBinaries(t)
+	root := t.TempDir()
+	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
+	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	names := []string{"Alice", "Bob", "Carol", "Dave", "Erin"}
+	for _, name := range names {
+		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
+		e.up(name)
+	}
+
+	// Bob befriends Alice through her general invite, they part, and he
+	// befriends her again through the same link: a new request with a
+	// fresh offer, not the old one.
+	var id node.IDView
+	e.okJSON(&id, "id", "--json", "--data", e.dir("Alice"))
+	e.ok("add", id.Invite, "--data", e.dir("Bob"))
+	first := e.waitRequest("Alice", "Bob")
+	e.ok("accept", first.ID, "--data", e.dir("Alice"))
+	e.waitFriendOf("Bob", "Alice")
+	e.ok("unfriend", "Bob", "--data", e.dir("Alice"))
+	e.wait("Bob to learn the friendship ended", func() bool { return !e.hasFriend("Bob", "Alice") })
+	e.ok("add", id.Invite, "--data", e.dir("Bob"))
+	var again *node.RequestView
+	e.wait("Bob's second request", func() bool {
+		var reqs []node.RequestView
+		e.okJSON(&reqs, "requests", "--json", "--data", e.dir("Alice"))
+		for i := range reqs {
+			if reqs[i].Name == "Bob" && reqs[i].State == "pending" {
+				again = &reqs[i]
+			}
+		}
+		return again != nil
+	})
+	if again.ID == first.ID {
+		t.Fatal("the second request reuses the first one's id")
+	}
+	e.ok("accept", again.ID, "--data", e.dir("Alice"))
+	e.waitFriendOf("Bob", "Alice")
+
+	// An invite for one person.
+	var one node.InviteView
+	e.okJSON(&one, "invite", "create", "--label", "party", "--uses", "1", "--expires", "2d", "--json", "--data", e.dir("Alice"))
+	if one.MaxUses != 1 || one.State != "active" || one.General || time.Until(one.ExpiresAt) > 49*time.Hour || time.Until(one.ExpiresAt) < 47*time.Hour {
+		t.Fatalf("the invite made: %+v", one)
+	}
+	e.ok("add", one.Link, "--data", e.dir("Carol"))
+	e.ok("accept", e.waitRequest("Alice", "Carol").ID, "--data", e.dir("Alice"))
+	e.waitFriendOf("Carol", "Alice")
+	// Dave is one too many, while Alice is online.
+	code, words, _ := e.jsonFailure("add", one.Link, "--data", e.dir("Dave"))
+	if code != node.CodeRefused || !strings.Contains(words, "ask them for a new one") {
+		t.Errorf("Dave adds through a used invite: %s %q", code, words)
+	}
+	// And Erin while Alice is offline: her relay refuses it.
+	e.stop("Alice")
+	code, words, _ = e.jsonFailure("add", one.Link, "--data", e.dir("Erin"))
+	if code != node.CodeRefused || !strings.Contains(words, "withdrawn by its owner") {
+		t.Errorf("Erin adds through a used invite with Alice offline: %s %q", code, words)
+	}
+	e.up("Alice")
+
+	// A revoked invite.
+	var work node.InviteView
+	e.okJSON(&work, "invite", "create", "--label", "work", "--json", "--data", e.dir("Alice"))
+	e.ok("invite", "revoke", "work", "--data", e.dir("Alice"))
+	code, words, _ = e.jsonFailure("add", work.Link, "--data", e.dir("Erin"))
+	if code != node.CodeRefused || !strings.Contains(words, "ask them for a new one") {
+		t.Errorf("Erin adds through a revoked invite: %s %q", code, words)
+	}
+	if code, _, _ := e.jsonFailure("invite", "create", "--uses", "-1", "--data", e.dir("Alice")); code != node.CodeBadArgument {
+		t.Errorf("an invite for -1 people: %s", code)
+	}
+	if code, _, _ := e.jsonFailure("invite", "create", "--expires", "soon", "--data", e.dir("Alice")); code != node.CodeBadArgument {
+		t.Errorf("an invite that lasts 'soon': %s", code)
+	}
+
+	var list []node.InviteView
+	e.okJSON(&list, "invite", "list", "--json", "--data", e.dir("Alice"))
+	states := map[string]string{}
+	for _, v := range list {
+		key := v.Label
+		if v.General {
+			key = "general"
+		}
+		states[key] = fmt.Sprintf("%s %d", v.State, v.Uses)
+	}
+	if states["general"] != "active 1" || states["party"] != "used up 1" || states["work"] != "revoked 0" {
+		t.Errorf("Alice's invites: %v", states)
+	}
+	var reqs []node.RequestView
+	e.okJSON(&reqs, "requests", "--json", "--data", e.dir("Alice"))
+	for _, r := range reqs {
+		if r.Name == "Dave" || r.Name == "Erin" {
+			t.Errorf("a refused request reached Alice: %+v", r)
+		}
 	}
 }

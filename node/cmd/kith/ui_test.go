@@ -177,6 +177,21 @@ func TestWebInterface(t *testing.T) {
 	// Alice: me page, then the share dialog.
 	aliceTab := tab("Alice")
 	do(aliceTab, "alice's me page", chromedp.WaitVisible(chromedp.CSS(`#invite`)), shot(aliceTab, "2-alice-me.png"))
+	// She makes an invite for two people, for a week.
+	do(aliceTab, "alice makes an invite",
+		chromedp.SendKeys(chromedp.CSS(`#invite-form input[name=label]`), "party"),
+		chromedp.SendKeys(chromedp.CSS(`#invite-form input[name=days]`), "7"),
+		chromedp.SendKeys(chromedp.CSS(`#invite-form input[name=uses]`), "2"),
+		chromedp.Click(chromedp.CSS(`#invite-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#invite-list li[data-invite="party"]`)),
+		shot(aliceTab, "2b-alice-invite.png"))
+	if words := text(aliceTab, `#invite-list li[data-invite="party"]`); !strings.Contains(words, "active") || !strings.Contains(words, "0 of 2 used") {
+		t.Fatalf("the new invite reads %q", words)
+	}
+	// The page drew itself again: the settings' choice is still shown.
+	if checked, err := chromedp.Run(aliceTab, chromedp.Evaluate[bool](`document.querySelector('#settings-form input[value=friends]').checked`)); err != nil || !checked {
+		t.Fatalf("after a re-render, Alice's sharing choice shows unticked (%v)", err)
+	}
 	// A damaged invite is refused in words, not in a decoder's.
 	do(aliceTab, "alice pastes a damaged invite",
 		chromedp.SetValue(chromedp.CSS(`#add-form textarea[name=invite]`), "kith:invite:CqgBCiYAJAgBEiA6U9eh"),
