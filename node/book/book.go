@@ -34,8 +34,8 @@ type Book struct {
 	blocked  map[peer.ID]bool
 	invites  map[string]*Invite // by token hex
 
-	profileStale bool // see TakeProfileStale
-	names    map[peer.ID]string // names learnt from shares and requests
+	profileStale bool               // see TakeProfileStale
+	names        map[peer.ID]string // names learnt from shares and requests
 
 	revokeQueue map[identity.AttestationID][]byte
 	myProfile   []byte // the user's current signed profile, sent with requests and answers

@@ -59,8 +59,13 @@ func inviteCmd(g *globals) *cobra.Command {
 			return [][]string{{shortHex(v.Token), orDash(label), v.State, usesColumn(v), v.ExpiresAt.Local().Format("2 Jan 2006 15:04")}}
 		})
 	revoke := actionCmd(g, "revoke TOKEN|LABEL", "Revoke an invite: requests resting on it are refused from now on", cobra.ExactArgs(1),
-		func(cx context.Context, c *client.Client, a []string) error { _, err := c.RevokeInvite(cx, a[0]); return err },
-		func(a []string) string { return fmt.Sprintf("Revoked invite %s: requests made with it are refused.", a[0]) })
+		func(cx context.Context, c *client.Client, a []string) error {
+			_, err := c.RevokeInvite(cx, a[0])
+			return err
+		},
+		func(a []string) string {
+			return fmt.Sprintf("Revoked invite %s: requests made with it are refused.", a[0])
+		})
 	c.AddCommand(create, list, revoke)
 	return c
 }
@@ -88,4 +93,3 @@ func usesColumn(v node.InviteView) string {
 	}
 	return fmt.Sprintf("%d of %d", v.Uses, v.MaxUses)
 }
-
