@@ -733,6 +733,25 @@ func (n *Node) receiveRequest(u *protocols.UnverifiedAddRequest, via string) err
 	return nil
 }
 
+// receiveCancel takes a requester's revocation of the offer in a request
+// they sent here: the request is withdrawn. Only the requester may cancel.
+func (n *Node) receiveCancel(raw []byte, from peer.ID) error {
+	rev, err := n.book.Verifier().Revocation(raw)
+	if err != nil {
+		return protocols.Errorf(pb.Status_REFUSED, "the cancel does not verify: %v", err)
+	}
+	if rev.Revoker != from {
+		return protocols.Errorf(pb.Status_UNAUTHORIZED, "a cancel signed by %s was sent by %s", rev.Revoker, from)
+	}
+	return n.do(func(b *book.Book) ([]book.Mutation, error) {
+		muts, err := b.ApplyRevocation(raw)
+		if len(muts) > 0 {
+			go n.publish("withdrawal", "", from, "a friend request was cancelled by its sender")
+		}
+		return muts, err
+	})
+}
+
 func (n *Node) receiveAnswer(ans *pb.AddAnswer) error {
 	var f *book.Friend
 	fresh := false
@@ -800,6 +819,8 @@ func (n *Node) handleAdd(st network.Stream) {
 				if aerr := n.receiveAnswer(m.GetAnswer()); aerr != nil && !errors.Is(aerr, book.ErrDropped) {
 					err = aerr
 				}
+			case m.GetCancel() != nil:
+				err = n.receiveCancel(m.GetCancel(), st.Conn().RemotePeer())
 			default:
 				err = protocols.Errorf(pb.Status_BAD_REQUEST, "a node does not fan out combined requests; send them to a relay")
 			}
@@ -888,7 +909,7 @@ func (n *Node) flush(ctx context.Context) {
 	}
 	n.mu.Lock()
 	shares := n.book.UnansweredShares()
-	reqs, answers := n.book.Unsent()
+	reqs, answers := n.book.Unsent(n.clock())
 	revs := n.book.QueuedRevocations()
 	n.mu.Unlock()
 	for _, s := range shares {

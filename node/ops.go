@@ -564,19 +564,38 @@ func (n *Node) ShareView(id string) (ShareView, error) {
 }
 
 // Shares lists the inbox of received shares.
-func (n *Node) Shares() []ShareView {
+func (n *Node) Shares() []ShareView { return n.shares(false) }
+
+// AllShares is Shares with the dismissed ones too.
+func (n *Node) AllShares() []ShareView { return n.shares(true) }
+
+func (n *Node) shares(all bool) []ShareView {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := []ShareView{}
 	for _, s := range n.book.Shares() {
-		out = append(out, n.shareView(s))
+		if all || !s.Dismissed {
+			out = append(out, n.shareView(s))
+		}
 	}
 	return out
 }
 
+// DismissShare puts a received share away, or back (dismissed false). Its
+// introductions still count for requests already made from it.
+func (n *Node) DismissShare(id string, dismissed bool) error {
+	return n.do(func(b *book.Book) ([]book.Mutation, error) {
+		s, err := b.FindShare(id)
+		if err != nil {
+			return nil, err
+		}
+		return b.DismissShare(s.ID, dismissed), nil
+	})
+}
+
 func (n *Node) shareView(s *book.ReceivedShare) ShareView {
 	v := ShareView{ID: s.ID.String(), From: s.From.String(), FromName: s.FromName, Note: s.Note, Unopened: s.Unopened,
-		ReceivedAt: s.ReceivedAt.UTC().Format(time.RFC3339), Withdrawn: s.Withdrawn, Items: []ItemView{}}
+		ReceivedAt: s.ReceivedAt.UTC().Format(time.RFC3339), Withdrawn: s.Withdrawn, Dismissed: s.Dismissed, Items: []ItemView{}}
 	for _, it := range s.Items {
 		name := it.Name
 		if f := n.book.Friend(it.Peer); f != nil {
@@ -786,11 +805,13 @@ func (n *Node) Requests() []RequestView {
 	for _, r := range n.book.Requests() {
 		v := RequestView{ID: r.ID.String(), Direction: string(r.Direction), Peer: r.Peer.String(), Name: r.Name, Unopened: r.Unopened,
 			State: string(r.State), IntroducerName: r.IntroducerName, IntroducerVerified: r.IntroducerVerified,
-			Message: r.Message, Sent: string(r.Sent), CreatedAt: r.CreatedAt.UTC().Format(time.RFC3339)}
+			Message: r.Message, Sent: string(r.Sent), CreatedAt: r.CreatedAt.UTC().Format(time.RFC3339),
+			ExpiresAt: r.Expiry().UTC().Format(time.RFC3339)}
+		v.State = string(r.StateAt(n.clock()))
 		if v.Name == "" {
 			v.Name = n.book.Name(r.Peer) // the sealed words did not open
 		}
-		if r.Direction == book.Outgoing && r.State == book.Declined {
+		if r.Direction == book.Outgoing && r.State == book.Declined && v.State != string(book.Expired) {
 			v.State = string(book.Pending)
 		}
 		if r.Introducer != "" {
@@ -890,8 +911,60 @@ func (n *Node) Decline(id string) error {
 		if err != nil {
 			return nil, err
 		}
-		return b.Decline(r.ID)
+		return b.Decline(r.ID, n.clock())
 	})
+}
+
+// CancelRequest takes back a request the user sent: the offer in it is
+// revoked, the relays withdraw the request (never shown to its recipient
+// if not yet delivered), and a recipient's node it was sent to directly
+// is told at once if it can be reached.
+func (n *Node) CancelRequest(ctx context.Context, id string) error {
+	var raw []byte
+	var r *book.Request
+	err := n.do(func(b *book.Book) ([]book.Mutation, error) {
+		var err error
+		if r, err = b.FindRequest(id); err != nil {
+			return nil, err
+		}
+		var muts []book.Mutation
+		raw, muts, err = b.CancelRequest(r.ID, n.clock())
+		if raw != nil {
+			muts = append(muts, b.QueueRevocation(raw)...)
+		}
+		return muts, err
+	})
+	if err != nil {
+		return err
+	}
+	n.sendRevocations(ctx, [][]byte{raw})
+	if r.Sent == book.SentDirect || r.Sent == book.SentCircuit {
+		n.cancelDirect(ctx, r.Peer, raw)
+	}
+	return nil
+}
+
+// cancelDirect tells a peer's node that the request sent there is
+// cancelled, where their relay says they are; a node that cannot be
+// reached learns nothing, and a later answer to the request is dropped.
+func (n *Node) cancelDirect(ctx context.Context, p peer.ID, raw []byte) {
+	m := &pb.AddMessage{Msg: &pb.AddMessage_Cancel{Cancel: raw}}
+	n.mu.Lock()
+	asks := n.book.ProfileAsks([]peer.ID{p})
+	n.mu.Unlock()
+	if conns := n.h.Network().ConnsToPeer(p); len(conns) > 0 {
+		if _, err := n.sendDirect(ctx, p, nil, m); err == nil {
+			return
+		}
+	}
+	for _, relay := range n.relaysOf(p) {
+		if a := n.directAddrs(ctx, relay, asks)[p]; len(a) > 0 {
+			if _, err := n.sendDirect(ctx, p, a, m); err == nil {
+				return
+			}
+		}
+	}
+	n.log.Info("the cancelled request's recipient is not reachable directly", "peer", p)
 }
 
 // AddInvite sends a friend request to the inviter of an invite link.
@@ -1023,7 +1096,7 @@ func isCircuit(a ma.Multiaddr) bool {
 
 func (n *Node) Status() StatusView {
 	n.mu.Lock()
-	c := n.book.Counts()
+	c := n.book.Counts(n.clock())
 	v := StatusView{ID: n.h.ID().String(), Name: n.book.Settings.Name, Friends: c.Friends, Shares: c.Shares,
 		Pending: c.Pending, Queued: c.Queued, Addrs: []string{}, Rendezvous: []RelayStatus{}}
 	for _, l := range n.book.Settings.Left {

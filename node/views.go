@@ -83,7 +83,9 @@ type RequestView struct {
 	Sent               string `json:"sent,omitempty"`
 	Provenance         string `json:"provenance"`
 	CreatedAt          string `json:"created_at"`
-	Unopened           string `json:"unopened,omitempty"` // why the sealed words did not open (then name and message are unknown)
+	// ExpiresAt is when a pending request expires (state expired).
+	ExpiresAt string `json:"expires_at"`
+	Unopened  string `json:"unopened,omitempty"` // why the sealed words did not open (then name and message are unknown)
 }
 
 // FriendView is one row of `kith friends`.
@@ -125,6 +127,7 @@ type ShareView struct {
 	Note       string     `json:"note,omitempty"`
 	ReceivedAt string     `json:"received_at"`
 	Withdrawn  bool       `json:"withdrawn,omitempty"`
+	Dismissed  bool       `json:"dismissed,omitempty"`
 	Unopened   string     `json:"unopened,omitempty"` // why the sealed words and names did not open
 	Items      []ItemView `json:"items"`
 }

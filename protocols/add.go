@@ -326,6 +326,11 @@ func DecodeAddMessage(frame []byte, lim Limits) (*pb.AddMessage, []*UnverifiedAd
 			out = append(out, u)
 		}
 		return &m, out, nil
+	case *pb.AddMessage_Cancel:
+		if len(msg.Cancel) == 0 || len(msg.Cancel) > identity.MaxRecordSize {
+			return nil, nil, Errorf(pb.Status_BAD_REQUEST, "a cancel of %d bytes: want a revocation", len(msg.Cancel))
+		}
+		return &m, nil, nil
 	}
 	return nil, nil, Errorf(pb.Status_BAD_REQUEST, "add message carries nothing")
 }

@@ -316,6 +316,9 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 	if ans := m.GetAnswer(); ans != nil {
 		return r.acceptAnswer(ctx, remote, ans, now)
 	}
+	if m.GetCancel() != nil {
+		return fail(protocols.Errorf(pb.Status_BAD_REQUEST, "a relay takes a cancel as the revocation it is, on %s", protocols.RevokeProtocol))
+	}
 	// Every request counts, not only every message: one combined message
 	// carries up to 64.
 	if !r.limits.allowN("request", remote, len(reqs), r.cfg.RequestRate) {
@@ -433,12 +436,14 @@ func (r *Relay) verifyAdd(u *protocols.UnverifiedAddRequest, now time.Time) ([]i
 		if !r.limits.allowKey("invite", string(in.Inviter)+string(in.Token[:]), r.cfg.InviteRate) {
 			return nil, errInviteThrottled
 		}
-		return nil, nil
+		// Its requester revoking the offer (a cancel) withdraws it.
+		return []identity.AttestationID{req.Offer.ID}, nil
 	}
 	// The introduction proved the sharer's friendships with both sides
 	// (VerifyAddRequest checked them, revocations included); revoking
-	// either withdraws the request.
-	return []identity.AttestationID{req.Introduction.RecipientAttestation, req.Introduction.SubjectAttestation}, nil
+	// either withdraws the request, and so does its requester revoking
+	// the offer (a cancel).
+	return []identity.AttestationID{req.Introduction.RecipientAttestation, req.Introduction.SubjectAttestation, req.Offer.ID}, nil
 }
 
 func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAnswer, now time.Time) *pb.AddResponse {

@@ -29,6 +29,7 @@ type Node interface {
 	Requests() []node.RequestView
 	Accept(ctx context.Context, id string) (*book.Friend, error)
 	Decline(id string) error
+	CancelRequest(ctx context.Context, id string) error
 	Friends(ctx context.Context) []node.FriendView
 	Unfriend(ctx context.Context, who string) error
 	Ping(ctx context.Context, who string, count int) ([]node.PingView, error)
@@ -48,6 +49,8 @@ type Node interface {
 	RemoveFromGroup(name string, who []string) error
 	Share(ctx context.Context, a node.ShareArgs) (*node.ShareResult, error)
 	Shares() []node.ShareView
+	AllShares() []node.ShareView
+	DismissShare(id string, dismissed bool) error
 	Pick(ctx context.Context, a node.PickArgs) ([]node.PickView, error)
 	Subscribe() (<-chan node.Event, func())
 }
@@ -82,6 +85,7 @@ func NewAPI(n Node, token string) *API {
 	a.mux.HandleFunc("GET /api/requests", a.requests)
 	a.mux.HandleFunc("POST /api/requests/{id}/accept", a.accept)
 	a.mux.HandleFunc("POST /api/requests/{id}/decline", a.decline)
+	a.mux.HandleFunc("POST /api/requests/{id}/cancel", a.cancelRequest)
 	a.mux.HandleFunc("GET /api/friends", a.friends)
 	a.mux.HandleFunc("POST /api/unfriend", a.unfriend)
 	a.mux.HandleFunc("POST /api/ping", a.ping)
@@ -103,6 +107,8 @@ func NewAPI(n Node, token string) *API {
 	a.mux.HandleFunc("POST /api/share", a.share)
 	a.mux.HandleFunc("GET /api/shares", a.shares)
 	a.mux.HandleFunc("POST /api/shares/{id}/pick", a.pick)
+	a.mux.HandleFunc("POST /api/shares/{id}/dismiss", a.dismissShare(true))
+	a.mux.HandleFunc("POST /api/shares/{id}/restore", a.dismissShare(false))
 	a.mux.HandleFunc("GET /api/events", a.eventStream)
 	return a
 }
@@ -356,6 +362,16 @@ func (a *API) decline(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{})
 }
 
+func (a *API) cancelRequest(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := opContext(r)
+	defer cancel()
+	if err := a.n.CancelRequest(ctx, r.PathValue("id")); err != nil {
+		fail(w, err, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
 func (a *API) friends(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.n.Friends(r.Context()))
 }
@@ -525,7 +541,21 @@ func (a *API) share(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) shares(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("all") != "" {
+		writeJSON(w, http.StatusOK, a.n.AllShares())
+		return
+	}
 	writeJSON(w, http.StatusOK, a.n.Shares())
+}
+
+func (a *API) dismissShare(dismissed bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := a.n.DismissShare(r.PathValue("id"), dismissed); err != nil {
+			fail(w, err, nil)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{})
+	}
 }
 
 func (a *API) pick(w http.ResponseWriter, r *http.Request) {

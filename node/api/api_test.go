@@ -54,6 +54,13 @@ func (fakeNode) Unblock(who string) error {
 	return fmt.Errorf("%w: %s is not blocked", book.ErrNotFound, who)
 }
 func (fakeNode) Blocked() []node.BlockedView { return []node.BlockedView{} }
+func (fakeNode) CancelRequest(_ context.Context, id string) error {
+	return fmt.Errorf("%w: no request %s", book.ErrNotFound, id)
+}
+func (fakeNode) AllShares() []node.ShareView { return []node.ShareView{} }
+func (fakeNode) DismissShare(id string, _ bool) error {
+	return fmt.Errorf("%w: no share %s", book.ErrNotFound, id)
+}
 func (fakeNode) MakeInvite(b node.InviteBody) (node.InviteView, error) {
 	return node.InviteView{}, fmt.Errorf("%w: fake", book.ErrBadArgument)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -32,7 +33,8 @@ type Book struct {
 	shares   map[identity.ShareID]*ReceivedShare
 	sent     map[identity.ShareID]*SentShare
 	blocked  map[peer.ID]bool
-	invites  map[string]*Invite // by token hex
+	invites  map[string]*Invite    // by token hex
+	former   map[peer.ID]time.Time // people who were friends, and when it ended
 
 	profileStale bool               // see TakeProfileStale
 	names        map[peer.ID]string // names learnt from shares and requests
@@ -62,14 +64,14 @@ type Counts struct {
 }
 
 // Counts returns what the book holds, in numbers.
-func (b *Book) Counts() Counts {
+func (b *Book) Counts(now time.Time) Counts {
 	c := Counts{Friends: len(b.friends), Shares: len(b.shares)}
 	for _, r := range b.requests {
-		if r.State == Pending && r.Direction == Incoming {
+		if r.StateAt(now) == Pending && r.Direction == Incoming {
 			c.Pending++
 		}
 	}
-	reqs, answers := b.Unsent()
+	reqs, answers := b.Unsent(now)
 	c.Queued = len(reqs) + len(answers) + len(b.UnansweredShares()) + len(b.revokeQueue)
 	return c
 }
@@ -96,6 +98,7 @@ type Mutation struct {
 //	/kith/node/blocked/<peer>         {}
 //	/kith/node/invites/<token>        Invite
 //	/kith/node/revoked/<attestation>  identity revocation bytes (raw)
+//	/kith/node/former/<peer>          the time the friendship ended (RFC 3339 text)
 //	/kith/node/keys/...               the user's keys (see keys.go)
 const (
 	keySettings     = "/kith/node/settings"
@@ -107,6 +110,7 @@ const (
 	prefixBlocked   = "/kith/node/blocked/"
 	prefixInvites   = "/kith/node/invites/"
 	prefixRevoked   = "/kith/node/revoked/"
+	prefixFormer    = "/kith/node/former/"
 	groupNameMaxLen = identity.MaxNameBytes
 )
 
@@ -140,7 +144,7 @@ func NewBook(key crypto.PrivKey, name string) (*Book, error) {
 		friends:  map[peer.ID]*Friend{}, groups: map[string]*Group{},
 		requests: map[protocols.RequestID]*Request{}, shares: map[identity.ShareID]*ReceivedShare{},
 		sent: map[identity.ShareID]*SentShare{}, blocked: map[peer.ID]bool{},
-		invites: map[string]*Invite{}, names: map[peer.ID]string{},
+		invites: map[string]*Invite{}, names: map[peer.ID]string{}, former: map[peer.ID]time.Time{},
 		revokeQueue: map[identity.AttestationID][]byte{},
 	}, nil
 }
@@ -215,6 +219,16 @@ func (b *Book) Load(key string, value []byte) error {
 		if len(in.Secret) > 0 {
 			b.keys.AddSecret(in.Secret)
 		}
+	case strings.HasPrefix(key, prefixFormer):
+		id, err := peer.Decode(strings.TrimPrefix(key, prefixFormer))
+		if err != nil {
+			return err
+		}
+		at, err := time.Parse(time.RFC3339, string(value))
+		if err != nil {
+			return err
+		}
+		b.former[id] = at
 	case strings.HasPrefix(key, prefixRevokeQueue):
 		r, err := b.verifier.Revocation(value)
 		if err != nil {

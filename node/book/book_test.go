@@ -363,10 +363,10 @@ func TestAcceptDeclineAndAnswer(t *testing.T) {
 	if _, _, _, err := carol.Accept(toCarol.ID, t0); err != nil {
 		t.Fatalf("accepting twice must return the same answer: %v", err)
 	}
-	if _, err := carol.Decline(toCarol.ID); !errors.Is(err, ErrAlreadyFinal) {
+	if _, err := carol.Decline(toCarol.ID, t0); !errors.Is(err, ErrAlreadyFinal) {
 		t.Fatalf("declining an accepted request: %v", err)
 	}
-	muts, err = erin.Decline(toErin.ID)
+	muts, err = erin.Decline(toErin.ID, t0)
 	if err != nil || erin.Request(toErin.ID).State != Declined || len(muts) != 1 {
 		t.Fatalf("decline: %v", err)
 	}

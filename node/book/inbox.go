@@ -19,6 +19,7 @@ type ItemState string
 // Item states.
 const (
 	ItemNew       ItemState = "new"       // can be picked
+	ItemFormer    ItemState = "former"    // was a friend: --all skips them, a pick by name asks again
 	ItemFriend    ItemState = "friend"    // already a friend
 	ItemPending   ItemState = "pending"   // a request is pending, either way
 	ItemBlocked   ItemState = "blocked"   // the user blocked them
@@ -148,5 +149,18 @@ func (b *Book) ItemState(s *ReceivedShare, p peer.ID) ItemState {
 			return ItemPending
 		}
 	}
+	if _, ok := b.former[p]; ok {
+		return ItemFormer
+	}
 	return ItemNew
+}
+
+// DismissShare puts a received share away, or back (dismissed false).
+func (b *Book) DismissShare(id identity.ShareID, dismissed bool) []Mutation {
+	s := b.shares[id]
+	if s == nil || s.Dismissed == dismissed {
+		return nil
+	}
+	s.Dismissed = dismissed
+	return []Mutation{put(prefixShares+id.String(), s)}
 }

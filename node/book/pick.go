@@ -81,14 +81,28 @@ func (b *Book) Pick(s *ReceivedShare, picks []peer.ID, all bool, message string,
 			out = append(out, res)
 			continue
 		}
+		st := b.ItemState(s, p)
+		// The same pick never asks twice; but a former friend picked by
+		// name is asked anew, with a request of its own.
 		id := b.requestID(s.ID, p)
-		if r := b.requests[id]; r != nil {
-			res.Reason = "already asked (" + string(r.State) + ")"
+		for round := uint64(1); b.requests[id] != nil; round++ {
+			if r := b.requests[id]; st != ItemFormer || r.State == Pending {
+				res.Reason = "already asked (" + string(r.StateAt(now)) + ")"
+				break
+			}
+			h := sha256.Sum256(binary.BigEndian.AppendUint64(id[:], round))
+			copy(id[:], h[:])
+		}
+		if res.Reason != "" {
 			out = append(out, res)
 			continue
 		}
-		switch st := b.ItemState(s, p); st {
+		switch st {
 		case ItemNew:
+		case ItemFormer:
+			if all {
+				res.Reason = "no longer your friend: pick them by name to ask again"
+			}
 		case ItemFriend:
 			res.Reason = "already your friend"
 		case ItemPending:
@@ -160,7 +174,12 @@ func (b *Book) newRequest(id protocols.RequestID, to peer.ID, name string, intro
 	}
 	raw, _ := proto.Marshal(wire)
 	r := &Request{ID: id, Direction: Outgoing, Peer: to, Name: name, State: Pending, Message: message,
-		CreatedAt: now, Wire: raw, OfferID: o.ID, Sent: Queued}
+		CreatedAt: now, Wire: raw, OfferID: o.ID, Sent: Queued, ExpiresAt: now.Add(RequestLifetime)}
+	if len(intro) > 0 {
+		if in, err := b.verifier.Introduction(intro, now); err == nil {
+			r.RestsOn = []identity.AttestationID{in.RecipientAttestation, in.SubjectAttestation}
+		}
+	}
 	b.requests[id] = r
 	if name != "" {
 		b.names[to] = name
@@ -318,9 +337,9 @@ func (b *Book) FindRequest(s string) (*Request, error) {
 }
 
 // Unsent returns outgoing requests and acceptances still to deliver.
-func (b *Book) Unsent() (requests, answers []*Request) {
+func (b *Book) Unsent(now time.Time) (requests, answers []*Request) {
 	for _, r := range b.requests {
-		if r.Direction == Outgoing && r.State == Pending && r.Sent == Queued {
+		if r.Direction == Outgoing && r.StateAt(now) == Pending && r.Sent == Queued {
 			requests = append(requests, r)
 		}
 		if r.Direction == Incoming && r.State == Accepted && (r.AnswerSent == "" || r.AnswerSent == Queued) {

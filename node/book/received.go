@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/protocols/pb"
 )
@@ -46,7 +47,10 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 		return nil, nil, fmt.Errorf("%w: %w", ErrDropped, err)
 	}
 	r := &Request{ID: u.ID, Direction: Incoming, Peer: u.From, State: Pending,
-		CreatedAt: now, OfferID: req.Offer.ID, PeerProfile: u.FromProfile}
+		CreatedAt: now, OfferID: req.Offer.ID, PeerProfile: u.FromProfile, ExpiresAt: expiryOf(u, now)}
+	if !now.Before(r.ExpiresAt) {
+		return nil, nil, fmt.Errorf("%w: the request expired at %s", ErrDropped, r.ExpiresAt.Format(time.RFC3339))
+	}
 	if sec, err := u.Secret(b.keys); err != nil {
 		r.Unopened = err.Error() // the request holds; its words stay unknown
 	} else {
@@ -67,6 +71,7 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 		}
 		r.Introducer, r.IntroducerName, r.IntroducerVerified = introducer, b.Name(introducer), true
 		r.ShareID = req.Introduction.ShareID
+		r.RestsOn = []identity.AttestationID{req.Introduction.RecipientAttestation, req.Introduction.SubjectAttestation}
 	} else {
 		in, err := b.verifier.Invite(u.Invite, now)
 		if err != nil || in.Inviter != b.me || b.invites[in.TokenString()] == nil {
@@ -98,6 +103,17 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 	return r, append(muts, put(prefixRequests+r.ID.String(), r)), nil
 }
 
+// expiryOf is when an incoming request expires: RequestLifetime after it
+// was made (as its sender signed), and never later than that from now (a
+// sender's clock far behind).
+func expiryOf(u *protocols.UnverifiedAddRequest, now time.Time) time.Time {
+	at := u.CreatedAt.Add(RequestLifetime)
+	if at.After(now.Add(RequestLifetime)) {
+		at = now.Add(RequestLifetime)
+	}
+	return at
+}
+
 // Accept answers an incoming request yes: the user countersigns the
 // requester's offer, making the friendship; the answer to send back is the
 // countersigned attestation.
@@ -106,11 +122,19 @@ func (b *Book) Accept(id protocols.RequestID, now time.Time) (*Friend, *pb.AddAn
 	if r == nil || r.Direction != Incoming {
 		return nil, nil, nil, Kindf(ErrNotFound, "no incoming request %s", id)
 	}
-	if r.State != Pending {
+	// A declined request can still be accepted while it is valid (the
+	// user changed their mind: its sender was never told).
+	if st := r.StateAt(now); st != Pending && st != Declined {
 		if r.State == Accepted && r.Answer != nil {
 			return b.friends[r.Peer], b.Answer(r, now), nil, nil
 		}
-		return nil, nil, nil, Kindf(ErrAlreadyFinal, "the request from %s is %s", b.Name(r.Peer), r.State)
+		return nil, nil, nil, Kindf(ErrAlreadyFinal, "the request from %s is %s", b.Name(r.Peer), st)
+	}
+	if r.State == Declined && !now.Before(r.Expiry()) {
+		return nil, nil, nil, Kindf(ErrAlreadyFinal, "the request from %s expired", b.Name(r.Peer))
+	}
+	if b.blocked[r.Peer] {
+		return nil, nil, nil, Kindf(ErrBadArgument, "you blocked %s: unblock them first", b.Name(r.Peer))
 	}
 	var wire pb.AddRequest
 	if err := proto.Unmarshal(r.Wire, &wire); err != nil {
@@ -147,13 +171,13 @@ func (b *Book) Answer(r *Request, now time.Time) *pb.AddAnswer {
 
 // Decline answers an incoming request no. Nothing is sent: the requester
 // is never told.
-func (b *Book) Decline(id protocols.RequestID) ([]Mutation, error) {
+func (b *Book) Decline(id protocols.RequestID, now time.Time) ([]Mutation, error) {
 	r := b.requests[id]
 	if r == nil || r.Direction != Incoming {
 		return nil, Kindf(ErrNotFound, "no incoming request %s", id)
 	}
-	if r.State != Pending {
-		return nil, Kindf(ErrAlreadyFinal, "the request from %s is %s", b.Name(r.Peer), r.State)
+	if st := r.StateAt(now); st != Pending {
+		return nil, Kindf(ErrAlreadyFinal, "the request from %s is %s", b.Name(r.Peer), st)
 	}
 	r.State = Declined
 	return []Mutation{put(prefixRequests+id.String(), r)}, nil

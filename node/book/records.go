@@ -52,8 +52,14 @@ const (
 	Pending   RequestState = "pending"
 	Accepted  RequestState = "accepted"
 	Declined  RequestState = "declined"
-	Withdrawn RequestState = "withdrawn"
+	Withdrawn RequestState = "withdrawn" // a friendship it rested on ended, or its sender cancelled it
+	Cancelled RequestState = "cancelled" // out: the user took it back
+	Expired   RequestState = "expired"   // pending past ExpiresAt (never stored: see Request.StateAt)
 )
+
+// RequestLifetime is how long a request waits for its answer: as long as
+// a relay keeps an undelivered item (mailbox_ttl).
+const RequestLifetime = 30 * 24 * time.Hour
 
 // Delivery says how an outgoing request or answer left the node.
 type Delivery string
@@ -90,6 +96,31 @@ type Request struct {
 	PeerProfileKey     []byte                 `json:"peer_profile_key,omitempty"` // opens its name: given in the request
 	PeerRelays         []string               `json:"peer_relays,omitempty"`      // the peer's home relays, from an invite
 	Unopened           string                 `json:"unopened,omitempty"`         // in: why the sealed words did not open
+	// ExpiresAt ends a pending request: its sender stops sending it, its
+	// recipient can no longer accept it. Zero in requests stored before
+	// requests expired: CreatedAt + RequestLifetime.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// RestsOn are the friendships of the introducer the request rests on
+	// (with the requester and the recipient): when either ends, a pending
+	// request is withdrawn.
+	RestsOn []identity.AttestationID `json:"rests_on,omitempty"`
+}
+
+// Expiry is when r, pending, expires.
+func (r *Request) Expiry() time.Time {
+	if r.ExpiresAt.IsZero() {
+		return r.CreatedAt.Add(RequestLifetime)
+	}
+	return r.ExpiresAt
+}
+
+// StateAt is r's state as of now: Expired for a pending one past its
+// expiry.
+func (r *Request) StateAt(now time.Time) RequestState {
+	if r.State == Pending && !now.Before(r.Expiry()) {
+		return Expired
+	}
+	return r.State
 }
 
 // ReceivedShare is a share in the user's inbox: the exact bytes, verified
@@ -102,6 +133,7 @@ type ReceivedShare struct {
 	ReceivedAt time.Time              `json:"received_at"`
 	Refused    map[string]string      `json:"refused,omitempty"` // item peer id -> reason
 	Withdrawn  bool                   `json:"withdrawn,omitempty"`
+	Dismissed  bool                   `json:"dismissed,omitempty"` // the user put it away
 	Note       string                 `json:"note,omitempty"`
 	Secret     *protocols.ShareSecret `json:"secret,omitempty"`   // the words and names sealed to the user
 	Unopened   string                 `json:"unopened,omitempty"` // why they did not open

@@ -1,11 +1,14 @@
 package book
 
 import (
+	"fmt"
+	"slices"
 	"sort"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/protocols"
@@ -64,9 +67,60 @@ func (b *Book) ApplyRevocation(raw []byte) ([]Mutation, error) {
 			delete(b.friends, p)
 			muts = append(muts, del(prefixFriends+p.String()))
 			muts = append(muts, b.leaveGroups(p)...)
+			// Shares from before no longer offer them as someone new.
+			b.former[p] = rev.RevokedAt
+			muts = append(muts, Mutation{Key: ds.RawKey(prefixFormer + p.String()), Value: []byte(rev.RevokedAt.UTC().Format(time.RFC3339))})
+		}
+	}
+	// Pending requests resting on it end: a request whose offer it
+	// revokes (its sender cancelled it), or whose introducer's friendship
+	// with either side it ends.
+	for id, r := range b.requests {
+		if r.State != Pending {
+			continue
+		}
+		if (r.Direction == Incoming && r.OfferID == rev.AttestationID) || slices.Contains(r.RestsOn, rev.AttestationID) {
+			r.State = Withdrawn
+			muts = append(muts, put(prefixRequests+id.String(), r))
 		}
 	}
 	return muts, nil
+}
+
+// CancelRequest takes back a request the user sent: the user revokes the
+// offer in it, which the relays withdraw it by (from the mailbox, or from
+// the recipient's node if it was delivered) and the recipient's node, if
+// it was sent there directly, is told. The revocation is returned to send.
+func (b *Book) CancelRequest(id protocols.RequestID, now time.Time) ([]byte, []Mutation, error) {
+	r := b.requests[id]
+	if r == nil || r.Direction != Outgoing {
+		return nil, nil, Kindf(ErrNotFound, "no request of yours %s", id)
+	}
+	if st := r.StateAt(now); st != Pending {
+		return nil, nil, Kindf(ErrAlreadyFinal, "the request to %s is %s", b.Name(r.Peer), st)
+	}
+	var wire pb.AddRequest
+	if err := proto.Unmarshal(r.Wire, &wire); err != nil {
+		return nil, nil, err
+	}
+	u, err := protocols.DecodeAddRequest(&wire)
+	if err != nil {
+		return nil, nil, err
+	}
+	offer, err := b.verifier.Offer(u.Offer, r.Peer, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the request's offer: %w", err)
+	}
+	raw, err := identity.Revoke(b.key, offer, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	muts, err := b.ApplyRevocation(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.State = Cancelled
+	return raw, append(muts, put(prefixRequests+id.String(), r)), nil
 }
 
 // Withdraw marks a received share, or an incoming request, withdrawn.

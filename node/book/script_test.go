@@ -182,7 +182,7 @@ func (w *bookWorld) run(t *testing.T, td *datadriven.TestData) string {
 	case "decline":
 		r := w.requests[w.arg(td, "req")]
 		p := w.who(t, td, "who")
-		muts, err := p.Decline(r.id)
+		muts, err := p.Decline(r.id, t0)
 		if err != nil {
 			return w.says(err) + "\n"
 		}

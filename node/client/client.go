@@ -189,6 +189,26 @@ func (c *Client) RevokeInvite(ctx context.Context, which string) (node.InviteVie
 	return v, c.call(ctx, "POST", "/api/invites/"+url.PathEscape(which)+"/revoke", nil, &v)
 }
 
+// CancelRequest cancels an outgoing request.
+func (c *Client) CancelRequest(ctx context.Context, id string) error {
+	return c.call(ctx, "POST", "/api/requests/"+url.PathEscape(id)+"/cancel", nil, nil)
+}
+
+// AllShares lists the received shares, the dismissed ones too.
+func (c *Client) AllShares(ctx context.Context) ([]node.ShareView, error) {
+	var v []node.ShareView
+	return v, c.call(ctx, "GET", "/api/shares?all=1", nil, &v)
+}
+
+// DismissShare puts a received share away, or back.
+func (c *Client) DismissShare(ctx context.Context, id string, dismissed bool) error {
+	verb := "dismiss"
+	if !dismissed {
+		verb = "restore"
+	}
+	return c.call(ctx, "POST", "/api/shares/"+url.PathEscape(id)+"/"+verb, nil, nil)
+}
+
 // Settings returns the user's settings.
 func (c *Client) Settings(ctx context.Context) (node.SettingsView, error) {
 	var v node.SettingsView

@@ -1944,6 +1944,7 @@ type AddMessage struct {
 	//	*AddMessage_Request
 	//	*AddMessage_Answer
 	//	*AddMessage_Combined
+	//	*AddMessage_Cancel
 	Msg           isAddMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2013,6 +2014,15 @@ func (x *AddMessage) GetCombined() *CombinedAdd {
 	return nil
 }
 
+func (x *AddMessage) GetCancel() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*AddMessage_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
 type isAddMessage_Msg interface {
 	isAddMessage_Msg()
 }
@@ -2029,11 +2039,20 @@ type AddMessage_Combined struct {
 	Combined *CombinedAdd `protobuf:"bytes,3,opt,name=combined,proto3,oneof"`
 }
 
+type AddMessage_Cancel struct {
+	// cancel is the requester's identity revocation of the offer in a
+	// request they sent to this node directly: the request is withdrawn.
+	// Node to node only; relays learn cancels on /kith/revoke/1.0.0.
+	Cancel []byte `protobuf:"bytes,4,opt,name=cancel,proto3,oneof"`
+}
+
 func (*AddMessage_Request) isAddMessage_Msg() {}
 
 func (*AddMessage_Answer) isAddMessage_Msg() {}
 
 func (*AddMessage_Combined) isAddMessage_Msg() {}
+
+func (*AddMessage_Cancel) isAddMessage_Msg() {}
 
 // AddResult is the outcome for one request of a CombinedAdd.
 type AddResult struct {
@@ -2859,12 +2878,13 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\vprofile_key\x18\x01 \x01(\fR\n" +
 	"profileKey\"E\n" +
 	"\vCombinedAdd\x126\n" +
-	"\brequests\x18\x01 \x03(\v2\x1a.kith.protocols.AddRequestR\brequests\"\xbb\x01\n" +
+	"\brequests\x18\x01 \x03(\v2\x1a.kith.protocols.AddRequestR\brequests\"\xd5\x01\n" +
 	"\n" +
 	"AddMessage\x126\n" +
 	"\arequest\x18\x01 \x01(\v2\x1a.kith.protocols.AddRequestH\x00R\arequest\x123\n" +
 	"\x06answer\x18\x02 \x01(\v2\x19.kith.protocols.AddAnswerH\x00R\x06answer\x129\n" +
-	"\bcombined\x18\x03 \x01(\v2\x1b.kith.protocols.CombinedAddH\x00R\bcombinedB\x05\n" +
+	"\bcombined\x18\x03 \x01(\v2\x1b.kith.protocols.CombinedAddH\x00R\bcombined\x12\x18\n" +
+	"\x06cancel\x18\x04 \x01(\fH\x00R\x06cancelB\x05\n" +
 	"\x03msg\"\xd2\x01\n" +
 	"\tAddResult\x12\x1d\n" +
 	"\n" +
@@ -3085,6 +3105,7 @@ func file_protocols_pb_kith_proto_init() {
 		(*AddMessage_Request)(nil),
 		(*AddMessage_Answer)(nil),
 		(*AddMessage_Combined)(nil),
+		(*AddMessage_Cancel)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

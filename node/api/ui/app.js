@@ -368,7 +368,7 @@ async function inbox() {
       el("ul", { class: "history" }, done.map((s) => el("li", { "data-share-done": s.id },
         `${s.from_name}: `, s.items.map((i) => `${i.name} (${i.state === "friend" ? "friend" : i.state})`).join(", "),
         s.withdrawn ? el("span", { class: "bad" }, " · withdrawn") : null,
-        s.note ? el("span", { class: "muted" }, ` · “${s.note}”`) : null)))));
+        s.note ? el("span", { class: "muted" }, ` · “${s.note}”`) : null, " ", dismissButton(s))))));
 }
 
 function shareCard(s) {
@@ -387,12 +387,19 @@ function shareCard(s) {
     s.items.map((it) => el("label", { class: "check", "data-item": it.name },
       el("input", { type: "checkbox", name: "item", value: it.id, disabled: it.state !== "new" }),
       el("span", {}, it.name, it.group ? el("span", { class: "muted" }, ` (${s.from_name}'s group ${it.group})`) : null),
-      el("span", { class: "state " + it.state }, it.state === "friend" ? "already a friend" : it.state),
+      el("span", { class: "state " + it.state }, it.state === "friend" ? "already a friend" : it.state === "former" ? "no longer a friend" : it.state),
       it.reason ? el("span", { class: "muted" }, it.reason) : null)),
-    pickable.length ? el("div", { class: "row" },
-      el("button", { type: "button", class: "secondary", onclick: (e) => e.target.form.querySelectorAll("input[name=item]:not(:disabled)").forEach((i) => { i.checked = true; }) }, "Tick all"),
-      el("button", { type: "submit" }, "Add selected")) : null,
+    el("div", { class: "row" },
+      pickable.length ? [
+        el("button", { type: "button", class: "secondary", onclick: (e) => e.target.form.querySelectorAll("input[name=item]:not(:disabled)").forEach((i) => { i.checked = true; }) }, "Tick all"),
+        el("button", { type: "submit" }, "Add selected")] : null,
+      dismissButton(s)),
     out);
+}
+
+function dismissButton(s) {
+  return el("button", { type: "button", class: "secondary dismiss", onclick: (e) =>
+    run(e.target, () => api("POST", `/shares/${s.id}/dismiss`), () => { toast(`${s.from_name}'s share put away.`); render(); }) }, "Dismiss");
 }
 
 function showPick(box, res) {
@@ -421,14 +428,18 @@ async function requests() {
       el("summary", {}, `Answered (${answered.length})`),
       el("ul", { class: "history" }, answered.map((r) => el("li", { "data-request": r.name },
         r.name, " ", el("span", { class: "state " + r.state }, r.state),
-        r.provenance ? el("span", { class: "muted" }, " · " + r.provenance) : null)))),
+        r.provenance ? el("span", { class: "muted" }, " · " + r.provenance) : null,
+        r.state === "declined" ? [" ", el("button", { class: "secondary", onclick: (e) => run(e.target, () => api("POST", `/requests/${r.id}/accept`),
+          () => { toast(`You and ${r.name} are now friends.`); render(); }) }, "Accept after all")] : null)))),
     el("h2", {}, "From you"),
     outgoing.length === 0 ? el("p", { class: "muted" }, "None.") : el("details", { id: "requests-out", open: outgoing.some((r) => r.state === "pending") },
       el("summary", {}, `${plural(outgoing.length, "request")} (${outgoing.filter((r) => r.state === "pending").length} pending)`),
       el("table", {},
-        el("thead", {}, el("tr", {}, el("th", {}, "To"), el("th", {}, "State"), el("th", { class: "hide-narrow" }, "How"))),
-        el("tbody", {}, outgoing.map((r) => el("tr", {}, el("td", {}, r.name), el("td", { class: "state " + r.state }, r.state),
-          el("td", { class: "hide-narrow" }, r.provenance || "—")))))));
+        el("thead", {}, el("tr", {}, el("th", {}, "To"), el("th", {}, "State"), el("th", { class: "hide-narrow" }, "How"), el("th", {}, ""))),
+        el("tbody", {}, outgoing.map((r) => el("tr", { "data-request-out": r.name }, el("td", {}, r.name), el("td", { class: "state " + r.state }, r.state),
+          el("td", { class: "hide-narrow" }, r.provenance || "—"),
+          el("td", {}, r.state === "pending" ? el("button", { class: "secondary", onclick: (e) => confirm(`Take back your request to ${r.name}?`) &&
+            run(e.target, () => api("POST", `/requests/${r.id}/cancel`)) }, "Cancel") : null)))))));
 }
 
 // ---- live updates

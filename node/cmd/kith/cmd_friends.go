@@ -71,9 +71,15 @@ func requestsCmd(g *globals) *cobra.Command {
 }
 
 func acceptCmd(g *globals) *cobra.Command {
-	return actionCmd(g, "accept ID", "Accept a friend request (ID or a unique prefix)", cobra.ExactArgs(1),
+	return actionCmd(g, "accept ID", "Accept a friend request (ID or a unique prefix; a declined one too, while it is valid)", cobra.ExactArgs(1),
 		func(cx context.Context, c *client.Client, a []string) error { return c.Accept(cx, a[0]) },
 		func([]string) string { return "Accepted: you are now friends." })
+}
+
+func cancelCmd(g *globals) *cobra.Command {
+	return actionCmd(g, "cancel ID", "Take back a friend request you sent (withdrawn at the relays and at their node)", cobra.ExactArgs(1),
+		func(cx context.Context, c *client.Client, a []string) error { return c.CancelRequest(cx, a[0]) },
+		func([]string) string { return "Cancelled: the request is withdrawn." })
 }
 
 func declineCmd(g *globals) *cobra.Command {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -74,8 +75,14 @@ func shareCmd(g *globals) *cobra.Command {
 }
 
 func sharesCmd(g *globals) *cobra.Command {
-	return listCmd(g, "shares [--json]", "List the shares friends sent you", "No shares yet. When a friend shares friends with you, they appear here.",
-		(*client.Client).Shares, []string{"SHARE", "FROM", "FRIEND", "GROUP", "STATE"},
+	var all bool
+	c := listCmd(g, "shares [--all] [--json]", "List the shares friends sent you (--all: the dismissed ones too)", "No shares yet. When a friend shares friends with you, they appear here.",
+		func(c *client.Client, cx context.Context) ([]node.ShareView, error) {
+			if all {
+				return c.AllShares(cx)
+			}
+			return c.Shares(cx)
+		}, []string{"SHARE", "FROM", "FRIEND", "GROUP", "STATE"},
 		func(s node.ShareView) [][]string {
 			var rows [][]string
 			for i, it := range s.Items {
@@ -89,8 +96,27 @@ func sharesCmd(g *globals) *cobra.Command {
 				}
 				rows = append(rows, []string{id, from, it.Name, orDash(it.Group), state})
 			}
+			if s.Dismissed && len(rows) > 0 {
+				rows[0][1] += " (dismissed)"
+			}
 			return rows
 		})
+	c.Flags().BoolVar(&all, "all", false, "the dismissed shares too")
+	return c
+}
+
+func dismissCmd(g *globals) *cobra.Command {
+	var undo bool
+	c := actionCmd(g, "dismiss SHARE [--undo]", "Put a received share away (kith shares --all still lists it)", cobra.ExactArgs(1),
+		func(cx context.Context, c *client.Client, a []string) error { return c.DismissShare(cx, a[0], !undo) },
+		func(a []string) string {
+			if undo {
+				return fmt.Sprintf("Share %s is back in your inbox.", a[0])
+			}
+			return fmt.Sprintf("Dismissed share %s.", a[0])
+		})
+	c.Flags().BoolVar(&undo, "undo", false, "put it back in the inbox")
+	return c
 }
 
 func pickCmd(g *globals) *cobra.Command {

@@ -293,3 +293,166 @@ func TestInvites(t *testing.T) {
 		}
 	}
 }
+
+// requestState is the state of the request between who and name, as who
+// sees it ("" when who has none).
+func (e *e2e) requestState(who, dir, name string) string {
+	e.t.Helper()
+	var reqs []node.RequestView
+	e.okJSON(&reqs, "requests", "--json", "--data", e.dir(who))
+	if r := findRequest(reqs, dir, name); r != nil {
+		return r.State
+	}
+	return ""
+}
+
+// shareFrom waits for who's share from name that lists item, and returns
+// its id.
+func (e *e2e) shareFrom(who, name, item string) string {
+	e.t.Helper()
+	var id string
+	e.wait(who+"'s share of "+item+" from "+name, func() bool {
+		var shares []node.ShareView
+		e.okJSON(&shares, "shares", "--json", "--data", e.dir(who))
+		for _, s := range shares {
+			for _, it := range s.Items {
+				if s.FromName == name && it.Name == item {
+					id = s.ID
+				}
+			}
+		}
+		return id != ""
+	})
+	return id
+}
+
+func (e *e2e) pick(who, share string, args ...string) node.PickView {
+	e.t.Helper()
+	var picks []node.PickView
+	e.okJSON(&picks, append([]string{"pick", share, "--json", "--data", e.dir(who)}, args...)...)
+	if len(picks) != 1 {
+		e.t.Fatalf("%s picks %v from %s: %+v", who, args, share, picks)
+	}
+	return picks[0]
+}
+
+// TestRequestsAndHousekeeping runs, on the real binaries, what a person
+// does with requests and shares once made: cancelling a request stored at
+// the relay (its recipient never sees it) and one delivered to the
+// recipient's node (withdrawn there); a request withdrawn when the
+// introducer's friendship with its recipient ends, on both sides; a
+// decline undone; an unfriended person no longer offered as new, and
+// befriended again by name; a share dismissed and put back.
+func TestRequestsAndHousekeeping(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binaries")
+	}
+	kith, relayBin := buildBinaries(t)
+	root := t.TempDir()
+	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
+	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	for _, name := range []string{"Alice", "Bob", "Carol", "Dave", "Erin"} {
+		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
+		e.up(name)
+	}
+	e.befriend("Alice", "Bob", "Carol", "Dave", "Erin")
+	e.ok("group", "create", "team", "--data", e.dir("Alice"))
+	e.ok("group", "add", "team", "Carol", "Dave", "Erin", "--data", e.dir("Alice"))
+	e.ok("share", "--to", "Bob", "--group", "team", "--data", e.dir("Alice"))
+	bobsShare := e.shareFrom("Bob", "Alice", "Carol")
+
+	// A request stored at the relay for Carol, offline, cancelled.
+	e.stop("Carol")
+	if p := e.pick("Bob", bobsShare, "Carol"); p.Sent != "relay" {
+		t.Fatalf("Bob's request to offline Carol went %q", p.Sent)
+	}
+	e.ok("cancel", e.requestID("Bob", "Carol"), "--data", e.dir("Bob"))
+	if st := e.requestState("Bob", "out", "Carol"); st != "cancelled" {
+		t.Errorf("Bob's cancelled request shows %q", st)
+	}
+
+	// One delivered to Dave's node directly, cancelled: withdrawn there.
+	if p := e.pick("Bob", bobsShare, "Dave"); p.Sent != "direct" {
+		t.Fatalf("Bob's request to Dave went %q", p.Sent)
+	}
+	e.waitRequest("Dave", "Bob")
+	e.ok("cancel", e.requestID("Bob", "Dave"), "--data", e.dir("Bob"))
+	e.wait("Dave to see Bob's request withdrawn", func() bool { return e.requestState("Dave", "in", "Bob") == "withdrawn" })
+	if code, _, _ := e.jsonFailure("accept", e.requestID("Dave", "Bob"), "--data", e.dir("Dave")); code != node.CodeAlreadyAnswered {
+		t.Errorf("Dave accepts a cancelled request: %s", code)
+	}
+
+	// Bob asks Erin; Alice then unfriends Erin: the introduction no longer
+	// holds, and both sides see the request withdrawn.
+	e.pick("Bob", bobsShare, "Erin")
+	e.waitRequest("Erin", "Bob")
+	e.ok("unfriend", "Erin", "--data", e.dir("Alice"))
+	e.wait("Erin to see Bob's request withdrawn", func() bool { return e.requestState("Erin", "in", "Bob") == "withdrawn" })
+	e.wait("Bob to see his request to Erin withdrawn", func() bool { return e.requestState("Bob", "out", "Erin") == "withdrawn" })
+
+	// Carol comes back: what the relay held for her from Bob is gone.
+	// Alice shares Dave with her after the cancel, so once that share is
+	// in, everything before it was drained.
+	e.up("Carol")
+	e.ok("share", "--to", "Carol", "--friend", "Dave", "--data", e.dir("Alice"))
+	carolsShare := e.shareFrom("Carol", "Alice", "Dave")
+	if st := e.requestState("Carol", "in", "Bob"); st != "" {
+		t.Errorf("Carol sees Bob's cancelled request (%s)", st)
+	}
+
+	// Carol asks Dave; Dave declines, then accepts after all.
+	e.pick("Carol", carolsShare, "Dave")
+	r := e.waitRequest("Dave", "Carol")
+	e.ok("decline", r.ID, "--data", e.dir("Dave"))
+	e.ok("accept", r.ID, "--data", e.dir("Dave"))
+	e.waitFriendOf("Carol", "Dave")
+
+	// Dave ends it. In Carol's inbox he is no longer new: --all skips
+	// him, and picking him by name asks again, with a new request.
+	e.ok("unfriend", "Carol", "--data", e.dir("Dave"))
+	e.wait("Carol to learn the friendship ended", func() bool { return !e.hasFriend("Carol", "Dave") })
+	var shares []node.ShareView
+	e.okJSON(&shares, "shares", "--json", "--data", e.dir("Carol"))
+	if len(shares) != 1 || shares[0].Items[0].State != "former" {
+		t.Fatalf("Carol's inbox after the unfriend: %+v", shares)
+	}
+	if p := e.pick("Carol", carolsShare, "--all"); p.Request != "" || !strings.Contains(p.Reason, "no longer your friend") {
+		t.Errorf("--all on a former friend: %+v", p)
+	}
+	again := e.pick("Carol", carolsShare, "Dave")
+	if again.Request == "" || again.Request == r.ID {
+		t.Errorf("picking a former friend by name: %+v (the first request was %s)", again, r.ID)
+	}
+	e.wait("Dave to see Carol's new request", func() bool { return e.requestState("Dave", "in", "Carol") == "pending" })
+
+	// Bob dismisses Alice's share; --all still lists it; --undo puts it back.
+	e.ok("dismiss", bobsShare, "--data", e.dir("Bob"))
+	e.okJSON(&shares, "shares", "--json", "--data", e.dir("Bob"))
+	if len(shares) != 0 {
+		t.Errorf("a dismissed share is still listed: %+v", shares)
+	}
+	e.okJSON(&shares, "shares", "--all", "--json", "--data", e.dir("Bob"))
+	if len(shares) != 1 || !shares[0].Dismissed {
+		t.Errorf("shares --all: %+v", shares)
+	}
+	e.ok("dismiss", bobsShare, "--undo", "--data", e.dir("Bob"))
+	e.okJSON(&shares, "shares", "--json", "--data", e.dir("Bob"))
+	if len(shares) != 1 {
+		t.Errorf("after --undo: %+v", shares)
+	}
+}
+
+// requestID is the id of who's request with name (out, or else in).
+func (e *e2e) requestID(who, name string) string {
+	e.t.Helper()
+	var reqs []node.RequestView
+	e.okJSON(&reqs, "requests", "--json", "--data", e.dir(who))
+	if r := findRequest(reqs, "out", name); r != nil {
+		return r.ID
+	}
+	if r := findRequest(reqs, "in", name); r != nil {
+		return r.ID
+	}
+	e.t.Fatalf("%s has no request with %s", who, name)
+	return ""
+}

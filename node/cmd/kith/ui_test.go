@@ -321,6 +321,14 @@ func TestWebInterface(t *testing.T) {
 		chromedp.Navigate(strings.TrimSuffix(bobURL, "/")+"/#inbox"),
 		chromedp.WaitVisible(chromedp.CSS(`#inbox-history summary`)),
 		shot(bobTab, "10-bob-inbox-phone.png"))
+	// Bob puts the share away.
+	do(bobTab, "bob dismisses the share",
+		chromedp.Click(chromedp.CSS(`#inbox-history summary`)),
+		chromedp.Click(chromedp.CSS(`#inbox-history button.dismiss`)),
+		chromedp.WaitVisible(chromedp.CSS(`#inbox-empty`)))
+	if all := again.Node.AllShares(); len(all) != 1 || !all[0].Dismissed {
+		t.Fatalf("after dismissing in the page, the node has %+v", all)
+	}
 }
 
 func waitTrue(t *testing.T, what string, cond func() bool) {
