@@ -115,6 +115,10 @@ func EncodeKeyFile(key crypto.PrivKey, passphrase []byte, kdf KDFParams) ([]byte
 	return json.MarshalIndent(kf, "", "  ")
 }
 
+// Check reports whether p are parameters a reader accepts: valid, and
+// within the work a hostile file may ask for.
+func (p KDFParams) Check() error { return p.check() }
+
 func (p KDFParams) check() error {
 	if p.Time == 0 || p.MemoryKiB < 8*uint32(p.Threads) || p.Threads == 0 {
 		return fmt.Errorf("%w: kdf parameters %+v are invalid", ErrCorruptKeyFile, p)

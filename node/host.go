@@ -1,6 +1,7 @@
 package node
 
 import (
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -72,8 +73,9 @@ func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, relays []peer.AddrIn
 		// never learns its public address, and hole punching has none
 		// to offer. Its own rendezvous node's word is enough. (A
 		// package variable of go-libp2p: it holds for every host of the
-		// process, and a kith process runs one.)
-		observedaddrs.ActivationThresh = 1
+		// process, and a kith process runs one; set once, before any
+		// host of the process reads it.)
+		trustOneObserver.Do(func() { observedaddrs.ActivationThresh = 1 })
 	}
 	switch reach {
 	case Public:
@@ -85,6 +87,8 @@ func HostOptions(key crypto.PrivKey, listen []ma.Multiaddr, relays []peer.AddrIn
 	}
 	return opts
 }
+
+var trustOneObserver sync.Once
 
 // StreamWindow is the yamux receive window a node grants each stream from
 // its first frame. Yamux starts at 256 KiB and grows the window only as

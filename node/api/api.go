@@ -65,10 +65,39 @@ var _ Node = (*node.Node)(nil)
 // Node methods.
 type API struct {
 	n      Node
+	backup func(ctx context.Context, passphrase []byte) ([]byte, error)
 	token  string
 	mux    *http.ServeMux
 	closed chan struct{} // closed by Close: event streams end
 	once   sync.Once
+}
+
+// SetBackup serves POST /api/backup with f: the data directory sealed
+// under the passphrase in the request.
+func (a *API) SetBackup(f func(ctx context.Context, passphrase []byte) ([]byte, error)) { a.backup = f }
+
+// BackupBody asks for a backup sealed under Passphrase.
+type BackupBody struct {
+	Passphrase string `json:"passphrase"`
+}
+
+func (a *API) makeBackup(w http.ResponseWriter, r *http.Request) {
+	if a.backup == nil {
+		writeError(w, http.StatusNotFound, "this node makes no backups")
+		return
+	}
+	var b BackupBody
+	if !decode(w, r, &b) {
+		return
+	}
+	data, err := a.backup(r.Context(), []byte(b.Passphrase))
+	if err != nil {
+		fail(w, err, nil)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(data)
 }
 
 // Close ends the open event streams, so that a server shutting down need
@@ -110,6 +139,7 @@ func NewAPI(n Node, token string) *API {
 	a.mux.HandleFunc("POST /api/shares/{id}/dismiss", a.dismissShare(true))
 	a.mux.HandleFunc("POST /api/shares/{id}/restore", a.dismissShare(false))
 	a.mux.HandleFunc("GET /api/events", a.eventStream)
+	a.mux.HandleFunc("POST /api/backup", a.makeBackup)
 	return a
 }
 

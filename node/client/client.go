@@ -79,7 +79,7 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 		return fmt.Errorf("%w (%v)", ErrDaemonNotRunning, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 512<<20)) // a backup can be large
 	if err != nil {
 		return err
 	}
@@ -98,6 +98,10 @@ func (c *Client) call(ctx context.Context, method, path string, body, out any) e
 		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error, Result: eb.Result}
 	}
 	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
 		return nil
 	}
 	return json.Unmarshal(data, out)
@@ -207,6 +211,14 @@ func (c *Client) DismissShare(ctx context.Context, id string, dismissed bool) er
 		verb = "restore"
 	}
 	return c.call(ctx, "POST", "/api/shares/"+url.PathEscape(id)+"/"+verb, nil, nil)
+}
+
+// Backup asks the daemon for a backup of its data directory sealed under
+// passphrase.
+func (c *Client) Backup(ctx context.Context, passphrase string) ([]byte, error) {
+	var raw []byte
+	err := c.call(ctx, "POST", "/api/backup", map[string]string{"passphrase": passphrase}, &raw)
+	return raw, err
 }
 
 // Settings returns the user's settings.

@@ -198,6 +198,8 @@ type UpOptions struct {
 	Logger       *slog.Logger
 	// NoUI turns the web interface off (the API stays).
 	NoUI bool
+	// Passphrase opens an encrypted key file; nil: KITH_PASSPHRASE.
+	Passphrase []byte
 }
 
 // Daemon is a running personal node: key, datastore, host, node and local
@@ -217,7 +219,10 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	key, err := identity.LoadKey(filepath.Join(o.DataDir, keyFile), passphrase())
+	if o.Passphrase == nil {
+		o.Passphrase = passphrase()
+	}
+	key, err := identity.LoadKey(filepath.Join(o.DataDir, keyFile), o.Passphrase)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s has no identity: run kith init --name NAME --data %s first", o.DataDir, o.DataDir)
 	}
@@ -318,6 +323,13 @@ func Up(ctx context.Context, o UpOptions) (*Daemon, error) {
 	d.URL = "http://" + ln.Addr().String() + "/"
 	mux := http.NewServeMux()
 	apiHandler := api.NewAPI(d.Node, token)
+	apiHandler.SetBackup(func(ctx context.Context, pass []byte) ([]byte, error) {
+		cfg, err := ReadConfig(o.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		return SealBackup(ctx, key, cfg, d.ds, pass)
+	})
 	mux.Handle("/api/", apiHandler)
 	if !o.NoUI {
 		mux.Handle("/", api.NewUI(token))

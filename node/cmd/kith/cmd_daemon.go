@@ -17,13 +17,19 @@ import (
 )
 
 func initCmd(g *globals) *cobra.Command {
-	var name string
+	var name, restoreFrom string
 	var rendezvous []string
 	c := &cobra.Command{
-		Use:   "init --name NAME [--rendezvous MULTIADDR]...",
-		Short: "Create your identity in the data directory",
+		Use:   "init (--name NAME [--rendezvous MULTIADDR]... | --restore BACKUP)",
+		Short: "Create your identity in the data directory, or restore it from a backup",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if restoreFrom != "" {
+				if name != "" || len(rendezvous) > 0 {
+					return fmt.Errorf("--restore brings the name and rendezvous nodes of the backup: leave out --name and --rendezvous (change them later with kith settings and kith up --rendezvous)")
+				}
+				return restore(cmd, g, restoreFrom)
+			}
 			if name == "" {
 				return fmt.Errorf("--name is required: the name your friends will see")
 			}
@@ -37,6 +43,7 @@ func initCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&name, "name", "", "your display name")
 	c.Flags().StringArrayVar(&rendezvous, "rendezvous", nil, "rendezvous node address ending in /p2p/<id> (repeatable)")
+	c.Flags().StringVar(&restoreFrom, "restore", "", "a backup made by kith key export")
 	return c
 }
 
@@ -53,6 +60,11 @@ func upCmd(g *globals) *cobra.Command {
 				level = slog.LevelDebug
 			}
 			o.DataDir = g.data
+			p, err := keyPassphrase(g.data)
+			if err != nil {
+				return err
+			}
+			o.Passphrase = p
 			o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

@@ -456,3 +456,124 @@ func (e *e2e) requestID(who, name string) string {
 	e.t.Fatalf("%s has no request with %s", who, name)
 	return ""
 }
+
+// runEnv runs the CLI with extra environment variables.
+func (e *e2e) runEnv(env []string, args ...string) (string, int) {
+	e.t.Helper()
+	cmd := exec.Command(e.kith, args...)
+	cmd.Env = append(append(os.Environ(), "KITH_DATA="), env...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("kith %v: %v", args, err)
+	}
+	return string(out), code
+}
+
+// upEnv starts name's daemon with extra environment variables.
+func (e *e2e) upEnv(name string, env ...string) {
+	e.t.Helper()
+	cmd := exec.Command(e.kith, "up", "--data", e.dir(name), "--listen", "/ip4/127.0.0.1/tcp/0")
+	cmd.Env = append(os.Environ(), env...)
+	logf, _ := os.Create(filepath.Join(e.root, strings.ToLower(name)+".log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.daemons[name] = cmd
+	e.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	e.waitLoggedIn(name)
+}
+
+// TestKeysAndBackup: a passphrase set on an unencrypted key and then
+// needed to start; a backup made by the running daemon, refused with the
+// wrong passphrase and restored on "another machine" (a new data
+// directory) with its friends, groups and identity intact, where the node
+// shares as before; a backup made with the daemon stopped.
+func TestKeysAndBackup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binaries")
+	}
+	kith, relayBin := buildBinaries(t)
+	root := t.TempDir()
+	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
+	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	for _, name := range []string{"Alice", "Bob", "Carol"} {
+		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
+		e.up(name)
+	}
+	e.befriend("Alice", "Bob", "Carol")
+	e.ok("group", "create", "work", "--data", e.dir("Alice"))
+	e.ok("group", "add", "work", "Carol", "--data", e.dir("Alice"))
+	var before node.IDView
+	e.okJSON(&before, "id", "--json", "--data", e.dir("Alice"))
+
+	// A passphrase on the key: the next start needs it.
+	if out, code := e.runEnv([]string{"KITH_NEW_PASSPHRASE=correct horse"}, "key", "passphrase", "--data", e.dir("Alice")); code != 0 {
+		t.Fatalf("kith key passphrase: %s", out)
+	}
+	key, _ := os.ReadFile(filepath.Join(e.dir("Alice"), "key"))
+	if !strings.Contains(string(key), "argon2id") {
+		t.Fatalf("the key file is not encrypted:\n%s", key)
+	}
+	e.stop("Alice")
+	if out, code := e.runEnv(nil, "up", "--data", e.dir("Alice")); code == 0 || !strings.Contains(out, "KITH_PASSPHRASE") {
+		t.Errorf("kith up without the passphrase: exit %d\n%s", code, out)
+	}
+	if out, code := e.runEnv([]string{"KITH_PASSPHRASE=wrong"}, "up", "--data", e.dir("Alice")); code == 0 || !strings.Contains(out, "wrong passphrase") {
+		t.Errorf("kith up with a wrong passphrase: exit %d\n%s", code, out)
+	}
+	e.upEnv("Alice", "KITH_PASSPHRASE=correct horse")
+
+	// The running daemon makes the backup.
+	backup := filepath.Join(root, "alice.kithbackup")
+	if out, code := e.runEnv([]string{"KITH_BACKUP_PASSPHRASE=for the move"}, "key", "export", backup, "--data", e.dir("Alice")); code != 0 {
+		t.Fatalf("kith key export: %s", out)
+	}
+	if st, err := os.Stat(backup); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the backup file: %v %v", st, err)
+	}
+	if b, _ := os.ReadFile(backup); strings.Contains(string(b), "Carol") || strings.Contains(string(b), "work") {
+		t.Fatal("the backup is readable without its passphrase")
+	}
+	e.stop("Alice") // moving: the old machine stops
+
+	// The new machine.
+	if out, code := e.runEnv([]string{"KITH_BACKUP_PASSPHRASE=not it"}, "init", "--restore", backup, "--data", e.dir("Alice2")); code == 0 || !strings.Contains(out, "does not open") {
+		t.Errorf("restoring with the wrong passphrase: exit %d\n%s", code, out)
+	}
+	if out, code := e.runEnv([]string{"KITH_BACKUP_PASSPHRASE=for the move"}, "init", "--restore", backup, "--data", e.dir("Alice2")); code != 0 || !strings.Contains(out, before.ID) {
+		t.Fatalf("kith init --restore: exit %d\n%s", code, out)
+	}
+	// The config's API port belongs to the old machine; this one picks its own.
+	e.setConfig("Alice2", "api", "127.0.0.1:0")
+	e.up("Alice2")
+	var after node.IDView
+	e.okJSON(&after, "id", "--json", "--data", e.dir("Alice2"))
+	if after.ID != before.ID || after.Name != "Alice" {
+		t.Fatalf("restored as %+v, was %+v", after, before)
+	}
+	e.waitFriends("Alice2", "Bob", "Carol")
+	var groups []node.GroupView
+	e.okJSON(&groups, "groups", "--json", "--data", e.dir("Alice2"))
+	if len(groups) != 1 || groups[0].Name != "work" || len(groups[0].Members) != 1 {
+		t.Fatalf("restored groups: %+v", groups)
+	}
+	e.ok("share", "--to", "Bob", "--group", "work", "--data", e.dir("Alice2"))
+	e.shareFrom("Bob", "Alice", "Carol")
+
+	// With the daemon stopped, the backup is made from the data directory.
+	e.stop("Alice2")
+	offline := filepath.Join(root, "offline.kithbackup")
+	if out, code := e.runEnv([]string{"KITH_BACKUP_PASSPHRASE=again"}, "key", "export", offline, "--data", e.dir("Alice2")); code != 0 {
+		t.Fatalf("kith key export with the daemon stopped: %s", out)
+	}
+	if out, code := e.runEnv([]string{"KITH_BACKUP_PASSPHRASE=again", "KITH_PASSPHRASE=on the third"}, "init", "--restore", offline, "--data", e.dir("Alice3")); code != 0 {
+		t.Fatalf("restoring the offline backup: %s", out)
+	}
+	if key, _ := os.ReadFile(filepath.Join(e.dir("Alice3"), "key")); !strings.Contains(string(key), "argon2id") {
+		t.Error("a restore with KITH_PASSPHRASE set left the key unencrypted")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +150,11 @@ func TestWebInterface(t *testing.T) {
 			return chromedp.Void{}, os.WriteFile(filepath.Join(shots, file), buf, 0o644)
 		}
 	}
+	// click finds and clicks sel in one step in the page, so that a live
+	// re-render between the two cannot leave the click on a node gone.
+	click := func(sel string) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => { const e = document.querySelector(%s); if (!e || e.disabled) return false; e.click(); return true; })()`, strconv.Quote(sel)))
+	}
 	do := func(c context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(c, actions...); err != nil {
@@ -182,7 +188,7 @@ func TestWebInterface(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#invite-form input[name=label]`), "party"),
 		chromedp.SendKeys(chromedp.CSS(`#invite-form input[name=days]`), "7"),
 		chromedp.SendKeys(chromedp.CSS(`#invite-form input[name=uses]`), "2"),
-		chromedp.Click(chromedp.CSS(`#invite-form button[type=submit]`)),
+		click(`#invite-form button[type=submit]`),
 		chromedp.WaitVisible(chromedp.CSS(`#invite-list li[data-invite="party"]`)),
 		shot(aliceTab, "2b-alice-invite.png"))
 	if words := text(aliceTab, `#invite-list li[data-invite="party"]`); !strings.Contains(words, "active") || !strings.Contains(words, "0 of 2 used") {
@@ -195,7 +201,7 @@ func TestWebInterface(t *testing.T) {
 	// A damaged invite is refused in words, not in a decoder's.
 	do(aliceTab, "alice pastes a damaged invite",
 		chromedp.SetValue(chromedp.CSS(`#add-form textarea[name=invite]`), "kith:invite:CqgBCiYAJAgBEiA6U9eh"),
-		chromedp.Click(chromedp.CSS(`#add-form button[type=submit]`)),
+		click(`#add-form button[type=submit]`),
 		chromedp.WaitVisible(chromedp.CSS(`#add-form .error`)))
 	if words := text(aliceTab, `#add-form .error`); !strings.Contains(words, "invite link") || strings.Contains(words, "proto") || strings.Contains(words, "malformed") {
 		t.Fatalf("a damaged invite is refused with %q", words)
@@ -203,8 +209,8 @@ func TestWebInterface(t *testing.T) {
 	do(aliceTab, "alice ticks the group work and bob, and types a note",
 		chromedp.Navigate(strings.TrimSuffix(daemons["Alice"].URL, "/")+"/#share"),
 		chromedp.WaitVisible(chromedp.CSS(`#share-form`)),
-		chromedp.Click(chromedp.CSS(`input[name=group][value="work"]`)),
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=to][value=%q]`, bobID))),
+		click(`input[name=group][value="work"]`),
+		click(fmt.Sprintf(`input[name=to][value=%q]`, bobID)),
 		chromedp.SendKeys(chromedp.CSS(`#share-form input[name=note]`), "for the new project"))
 	// While she is at it, Erin asks to be her friend: the live event
 	// updates the page, and what she ticked and typed stays.
@@ -220,7 +226,7 @@ func TestWebInterface(t *testing.T) {
 		t.Fatalf("after a live event the form holds %q (%v)", kept, err)
 	}
 	do(aliceTab, "alice shares the group work with bob",
-		chromedp.Click(chromedp.CSS(`#share-submit`)),
+		click(`#share-submit`),
 		chromedp.WaitVisible(chromedp.CSS(`#share-targets li[data-target="Bob"]`)),
 		shot(aliceTab, "3-alice-share-result.png"))
 	if result := text(aliceTab, `#share-targets`); !strings.Contains(result, "Bob: delivered") {
@@ -231,9 +237,9 @@ func TestWebInterface(t *testing.T) {
 	do(bobTab, "bob's inbox updates live",
 		chromedp.WaitVisible(chromedp.CSS(`form[data-share] label[data-item="Carol"]`)),
 		shot(bobTab, "4-bob-inbox-live.png"),
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=item][value=%q]`, carolID))),
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=item][value=%q]`, daveID))),
-		chromedp.Click(chromedp.CSS(`form[data-share] button[type=submit]`)),
+		click(fmt.Sprintf(`input[name=item][value=%q]`, carolID)),
+		click(fmt.Sprintf(`input[name=item][value=%q]`, daveID)),
+		click(`form[data-share] button[type=submit]`),
 		chromedp.WaitVisible(chromedp.CSS(`.pick-result`)),
 		shot(bobTab, "5-bob-picked.png"))
 
@@ -247,9 +253,9 @@ func TestWebInterface(t *testing.T) {
 		t.Fatalf("carol's request says %q", provenance)
 	}
 	do(carolTab, "carol accepts; the request folds into the answered ones",
-		chromedp.Click(chromedp.CSS(`div[data-request="Bob"] button`)),
+		click(`div[data-request="Bob"] button`),
 		chromedp.WaitVisible(chromedp.CSS(`#requests-history summary`)),
-		chromedp.Click(chromedp.CSS(`#requests-history summary`)),
+		click(`#requests-history summary`),
 		chromedp.WaitVisible(chromedp.CSS(`#requests-history li[data-request="Bob"] .state.accepted`)),
 		shot(carolTab, "7-carol-accepted.png"))
 
@@ -257,8 +263,8 @@ func TestWebInterface(t *testing.T) {
 	do(carolTab, "carol's settings",
 		chromedp.Navigate(strings.TrimSuffix(daemons["Carol"].URL, "/")+"/#me"),
 		chromedp.WaitVisible(chromedp.CSS(`#settings-form`)),
-		chromedp.Click(chromedp.CSS(`#settings-form input[name=sharing][value=nobody]`)),
-		chromedp.Click(chromedp.CSS(`#settings-form button[type=submit]`)),
+		click(`#settings-form input[name=sharing][value=nobody]`),
+		click(`#settings-form button[type=submit]`),
 		shot(carolTab, "7b-carol-settings.png"))
 	waitTrue(t, "Carol's choice saved", func() bool { return daemons["Carol"].Node.Settings().Sharing == "nobody" })
 
@@ -276,7 +282,7 @@ func TestWebInterface(t *testing.T) {
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS(`#blocked-list li[data-blocked="Dave"]`)),
 		shot(bobTab, "8b-bob-blocked.png"),
-		chromedp.Click(chromedp.CSS(`#blocked-list li[data-blocked="Dave"] button`)),
+		click(`#blocked-list li[data-blocked="Dave"] button`),
 		chromedp.WaitNotPresent(chromedp.CSS(`#blocked-list`)))
 	if len(bob.Blocked()) != 0 {
 		t.Fatalf("Bob unblocked Dave in the page, and the node still blocks %v", bob.Blocked())
@@ -323,8 +329,8 @@ func TestWebInterface(t *testing.T) {
 		shot(bobTab, "10-bob-inbox-phone.png"))
 	// Bob puts the share away.
 	do(bobTab, "bob dismisses the share",
-		chromedp.Click(chromedp.CSS(`#inbox-history summary`)),
-		chromedp.Click(chromedp.CSS(`#inbox-history button.dismiss`)),
+		click(`#inbox-history summary`),
+		click(`#inbox-history button.dismiss`),
 		chromedp.WaitVisible(chromedp.CSS(`#inbox-empty`)))
 	if all := again.Node.AllShares(); len(all) != 1 || !all[0].Dismissed {
 		t.Fatalf("after dismissing in the page, the node has %+v", all)
