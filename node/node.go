@@ -727,7 +727,7 @@ func (n *Node) receiveRequest(u *protocols.UnverifiedAddRequest, via string) err
 	}
 	text := fmt.Sprintf("%s would like to be your friend", r.Name)
 	if r.IntroducerVerified {
-		text = fmt.Sprintf("%s, your friend, shared you with %s", r.IntroducerName, r.Name)
+		text = strings.TrimSuffix(provenance(r, ""), " (verified)")
 	}
 	n.publish("request", r.ID.String(), r.Peer, text)
 	return nil

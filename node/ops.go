@@ -655,7 +655,7 @@ func (n *Node) Pick(ctx context.Context, a PickArgs) ([]PickView, error) {
 		v := PickView{Peer: r.Peer.String(), Name: r.Name, Sent: string(book.Skipped), Reason: r.Reason}
 		if r.Request != nil {
 			st := sent[r.Request.ID]
-			v.Sent, v.Reason, v.Request = string(st.how), st.reason, r.Request.ID.String()
+			v.Sent, v.Reason, v.Request, v.Merged = string(st.how), st.reason, r.Request.ID.String(), r.Merged
 		}
 		out = append(out, v)
 	}
@@ -817,20 +817,45 @@ func (n *Node) Requests() []RequestView {
 		if r.Introducer != "" {
 			v.Introducer = r.Introducer.String()
 		}
+		for _, in := range r.IntroducerList() {
+			v.Introducers = append(v.Introducers, IntroducerView{ID: in.Peer.String(), Name: in.Name})
+		}
 		v.Provenance = provenance(r, n.book.Settings.Name)
 		out = append(out, v)
 	}
 	return out
 }
 
+// names joins names as a person would: "Alice", "Alice and Dave",
+// "Alice, Dave and Erin".
+func names(ns []string) string {
+	switch len(ns) {
+	case 0:
+		return ""
+	case 1:
+		return ns[0]
+	}
+	return strings.Join(ns[:len(ns)-1], ", ") + " and " + ns[len(ns)-1]
+}
+
+func introducerNames(r *book.Request) string {
+	var ns []string
+	for _, in := range r.IntroducerList() {
+		ns = append(ns, in.Name)
+	}
+	return names(ns)
+}
+
 func provenance(r *book.Request, me string) string {
 	switch {
+	case r.Direction == book.Incoming && r.IntroducerVerified && len(r.IntroducerList()) > 1:
+		return fmt.Sprintf("%s, your friends, shared you with %s (verified)", introducerNames(r), r.Name)
 	case r.Direction == book.Incoming && r.IntroducerVerified:
 		return fmt.Sprintf("%s, your friend, shared you with %s (verified)", r.IntroducerName, r.Name)
 	case r.Direction == book.Incoming && r.ViaInvite:
 		return fmt.Sprintf("%s used your invite", r.Name)
 	case r.Direction == book.Outgoing && r.Introducer != "":
-		return fmt.Sprintf("%s shared %s with you", r.IntroducerName, r.Name)
+		return fmt.Sprintf("%s shared %s with you", introducerNames(r), r.Name)
 	case r.Direction == book.Outgoing && r.ViaInvite:
 		return fmt.Sprintf("you used %s's invite", r.Name)
 	}

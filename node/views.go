@@ -71,18 +71,21 @@ type SettingsBody struct {
 
 // RequestView is one row of `kith requests`.
 type RequestView struct {
-	ID                 string `json:"id"`
-	Direction          string `json:"direction"`
-	Peer               string `json:"peer"`
-	Name               string `json:"name"`
-	State              string `json:"state"`
-	Introducer         string `json:"introducer"`
-	IntroducerName     string `json:"introducer_name"`
-	IntroducerVerified bool   `json:"introducer_verified"`
-	Message            string `json:"message"`
-	Sent               string `json:"sent,omitempty"`
-	Provenance         string `json:"provenance"`
-	CreatedAt          string `json:"created_at"`
+	ID             string `json:"id"`
+	Direction      string `json:"direction"`
+	Peer           string `json:"peer"`
+	Name           string `json:"name"`
+	State          string `json:"state"`
+	Introducer     string `json:"introducer"`
+	IntroducerName string `json:"introducer_name"`
+	// Introducers are every friend whose proven introduction the request
+	// carries (the first is Introducer).
+	Introducers        []IntroducerView `json:"introducers,omitempty"`
+	IntroducerVerified bool             `json:"introducer_verified"`
+	Message            string           `json:"message"`
+	Sent               string           `json:"sent,omitempty"`
+	Provenance         string           `json:"provenance"`
+	CreatedAt          string           `json:"created_at"`
 	// ExpiresAt is when a pending request expires (state expired).
 	ExpiresAt string `json:"expires_at"`
 	Unopened  string `json:"unopened,omitempty"` // why the sealed words did not open (then name and message are unknown)
@@ -148,6 +151,15 @@ type PickView struct {
 	Sent    string `json:"sent"` // direct, relay, queued, skipped
 	Reason  string `json:"reason"`
 	Request string `json:"request,omitempty"` // the request's id, when one was made
+	// Merged says the request replaced a pending one to the same person,
+	// adding this share's introduction to those it carried.
+	Merged bool `json:"merged,omitempty"`
+}
+
+// IntroducerView is one introducer of a request.
+type IntroducerView struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // StatusView answers `kith status`.

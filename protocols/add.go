@@ -69,10 +69,13 @@ type AddRequestSpec struct {
 	Offer        []byte // identity.MakeOffer(requester, To, ...)
 	Introduction []byte // how the requester was introduced to To, or
 	Invite       []byte // To's invite
-	Message      string
-	FromName     string
-	FromProfile  []byte // the requester's signed profile (home relays)
-	CreatedAt    time.Time
+	// MoreIntroductions are further introductions of the requester to To,
+	// by other friends of To (after Introduction; MaxIntroductions in all).
+	MoreIntroductions [][]byte
+	Message           string
+	FromName          string
+	FromProfile       []byte // the requester's signed profile (home relays)
+	CreatedAt         time.Time
 	// The message, the requester's name and their profile key are sealed
 	// to the recipient: to ToKey (from the recipient's profile), or with
 	// InviteSecret (from the recipient's invite link).
@@ -119,15 +122,16 @@ func BuildAddRequest(key crypto.PrivKey, spec AddRequestSpec) (*pb.AddRequest, e
 		return nil, fmt.Errorf("protocols: add request to %s: %w", identity.ShortID(spec.To), err)
 	}
 	body, err := proto.Marshal(&pb.AddRequestBody{
-		RequestId:    spec.ID[:],
-		To:           []byte(spec.To),
-		Offer:        spec.Offer,
-		Introduction: spec.Introduction,
-		Invite:       spec.Invite,
-		CreatedAt:    spec.CreatedAt.Unix(),
-		From:         []byte(from),
-		FromProfile:  spec.FromProfile,
-		Sealed:       sealed,
+		RequestId:         spec.ID[:],
+		To:                []byte(spec.To),
+		Offer:             spec.Offer,
+		Introduction:      spec.Introduction,
+		MoreIntroductions: spec.MoreIntroductions,
+		Invite:            spec.Invite,
+		CreatedAt:         spec.CreatedAt.Unix(),
+		From:              []byte(from),
+		FromProfile:       spec.FromProfile,
+		Sealed:            sealed,
 	})
 	if err != nil {
 		return nil, err
@@ -152,13 +156,16 @@ type UnverifiedAddRequest struct {
 	From, To     peer.ID
 	Offer        []byte
 	Introduction []byte
-	Invite       []byte
-	Message      string
-	FromName     string
-	FromProfile  []byte
-	CreatedAt    time.Time
-	Sealed       []byte         // identity Sealed to To: a RequestSecret
-	Wire         *pb.AddRequest // exact body and signature, to forward untouched
+	// MoreIntroductions follow Introduction when several friends of To
+	// shared From.
+	MoreIntroductions [][]byte
+	Invite            []byte
+	Message           string
+	FromName          string
+	FromProfile       []byte
+	CreatedAt         time.Time
+	Sealed            []byte         // identity Sealed to To: a RequestSecret
+	Wire              *pb.AddRequest // exact body and signature, to forward untouched
 }
 
 // DecodeAddRequest checks an add request's structure. Errors are
@@ -167,7 +174,7 @@ func DecodeAddRequest(m *pb.AddRequest) (*UnverifiedAddRequest, error) {
 	if m == nil || len(m.Body) == 0 {
 		return nil, Errorf(pb.Status_BAD_REQUEST, "empty add request")
 	}
-	if len(m.Body) > 3*identity.MaxRecordSize {
+	if len(m.Body) > (3+MaxIntroductions)*identity.MaxRecordSize {
 		return nil, Errorf(pb.Status_TOO_LARGE, "add request of %d bytes", len(m.Body))
 	}
 	var b pb.AddRequestBody
@@ -195,6 +202,17 @@ func DecodeAddRequest(m *pb.AddRequest) (*UnverifiedAddRequest, error) {
 	if len(b.Introduction) == 0 && len(b.Invite) == 0 {
 		return nil, Errorf(pb.Status_BAD_REQUEST, "add request with neither an introduction nor an invite")
 	}
+	if len(b.MoreIntroductions) > 0 && len(b.Introduction) == 0 {
+		return nil, Errorf(pb.Status_BAD_REQUEST, "further introductions without a first one")
+	}
+	if 1+len(b.MoreIntroductions) > MaxIntroductions {
+		return nil, Errorf(pb.Status_TOO_LARGE, "%d introductions, limit %d", 1+len(b.MoreIntroductions), MaxIntroductions)
+	}
+	for _, in := range b.MoreIntroductions {
+		if len(in) == 0 || len(in) > identity.MaxRecordSize {
+			return nil, Errorf(pb.Status_BAD_REQUEST, "an introduction of %d bytes", len(in))
+		}
+	}
 	if err := checkText("message", b.Message, MaxMessageText); err != nil {
 		return nil, err
 	}
@@ -208,7 +226,7 @@ func DecodeAddRequest(m *pb.AddRequest) (*UnverifiedAddRequest, error) {
 		return nil, Errorf(pb.Status_TOO_LARGE, "sealed part of %d bytes, limit %d", len(b.Sealed), maxRequestSecret)
 	}
 	return &UnverifiedAddRequest{
-		ID: id, From: from, To: to, Offer: b.Offer, Introduction: b.Introduction, Invite: b.Invite,
+		ID: id, From: from, To: to, Offer: b.Offer, Introduction: b.Introduction, MoreIntroductions: b.MoreIntroductions, Invite: b.Invite,
 		Message: b.Message, FromName: b.FromName, FromProfile: b.FromProfile, CreatedAt: time.Unix(b.CreatedAt, 0).UTC(),
 		Sealed: b.Sealed, Wire: m,
 	}, nil
@@ -219,7 +237,19 @@ type AddRequest struct {
 	*UnverifiedAddRequest
 	Offer        *identity.Attestation  // the requester's half, addressed to To
 	Introduction *identity.Introduction // nil when the request rests on an invite
-	Profile      *identity.Profile      // the requester's profile, if sent
+	// MoreIntroductions are the further introductions, each verified and
+	// each by a different sharer.
+	MoreIntroductions []*identity.Introduction
+	Profile           *identity.Profile // the requester's profile, if sent
+}
+
+// Introductions returns every introduction of the request, the first
+// first.
+func (r *AddRequest) Introductions() []*identity.Introduction {
+	if r.Introduction == nil {
+		return nil
+	}
+	return append([]*identity.Introduction{r.Introduction}, r.MoreIntroductions...)
 }
 
 // VerifyAddRequest checks the requester's signature, the offer (made by
@@ -256,6 +286,25 @@ func VerifyAddRequest(v *identity.Verifier, u *UnverifiedAddRequest, now time.Ti
 			return nil, err
 		}
 		r.Introduction = in
+	}
+	// Every further introduction is proven as the first is, each by a
+	// different friend: one that fails refuses the request, whose sender
+	// put in only what verifies.
+	sharers := map[peer.ID]bool{}
+	if r.Introduction != nil {
+		sharers[r.Introduction.Sharer] = true
+	}
+	for _, raw := range u.MoreIntroductions {
+		in, err := v.IntroductionTo(raw, u.From, u.To, now)
+		if err != nil {
+			return nil, err
+		}
+		if sharers[in.Sharer] {
+			return nil, &identity.VerifyError{Record: "introduction", Reason: identity.ReasonMalformed,
+				Detail: fmt.Sprintf("two introductions by %s", identity.ShortID(in.Sharer))}
+		}
+		sharers[in.Sharer] = true
+		r.MoreIntroductions = append(r.MoreIntroductions, in)
 	}
 	return r, nil
 }

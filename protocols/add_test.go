@@ -111,6 +111,14 @@ func TestVerifyAddRequestFailures(t *testing.T) {
 		}
 		return r
 	}
+	// Erin, a friend of both Bob and Carol, shares Carol with Bob too.
+	erinShare, err := BuildShare(w.erin.key, ShareSpec{CreatedAt: t0,
+		Targets: []ShareTarget{{Peer: w.bob.id, Attestation: befriend(t, w.erin, w.bob)}},
+		Items:   []ShareItem{{Peer: w.carol.id, Attestation: befriend(t, w.erin, w.carol)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	erinIntro, _ := erinShare.Introduction(w.bob.id, w.carol.id)
 	puppet := newUser(t, "Puppet")
 	puppetMal := befriend(t, puppet, w.mallory)
 	aliceCarol := w.att[[2]peer.ID{w.alice.id, w.carol.id}]
@@ -141,6 +149,12 @@ func TestVerifyAddRequestFailures(t *testing.T) {
 		{"Alice, Carol's friend but not Mallory's, introduces Mallory", malAsks(w.alice, nil, aliceCarol), t0, identity.ReasonMissing},
 		{"Alice introduces Mallory on Mallory's half of a friendship", malAsks(w.alice, malHalf, aliceCarol), t0, identity.ReasonBadSignature},
 		{"Alice introduces her friend Mallory without her friendship with Carol", malAsks(w.alice, befriend(t, w.alice, w.mallory), nil), t0, identity.ReasonMissing},
+		{"Erin's introduction too", resign(func(b *pb.AddRequestBody) { b.MoreIntroductions = [][]byte{erinIntro} }, w.bob), t0, identity.ReasonNone},
+		{"Alice's introduction twice", resign(func(b *pb.AddRequestBody) { b.MoreIntroductions = [][]byte{b.Introduction} }, w.bob), t0, identity.ReasonMalformed},
+		{"a further introduction to another friend", resign(func(b *pb.AddRequestBody) { b.MoreIntroductions = [][]byte{erinIntro, daveIntro} }, w.bob), t0, identity.ReasonWrongPair},
+		{"a further introduction Mallory sealed", resign(func(b *pb.AddRequestBody) {
+			b.MoreIntroductions = [][]byte{malAsksIntro(t, w, puppet, puppetMal)}
+		}, w.bob), t0, identity.ReasonMissing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,6 +167,36 @@ func TestVerifyAddRequestFailures(t *testing.T) {
 				t.Fatalf("reason %v (%v), want %v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// malAsksIntro is an introduction of Mallory to Carol that sealer seals.
+func malAsksIntro(t *testing.T, w *world, sealer user, targetAtt []byte) []byte {
+	t.Helper()
+	sh, err := BuildShare(sealer.key, ShareSpec{CreatedAt: t0,
+		Targets: []ShareTarget{{Peer: w.mallory.id, Attestation: targetAtt}},
+		Items:   []ShareItem{{Peer: w.carol.id}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	intro, _ := sh.Introduction(w.mallory.id, w.carol.id)
+	return intro
+}
+
+func TestTooManyIntroductions(t *testing.T) {
+	w := newWorld(t)
+	s, _ := BuildShare(w.alice.key, w.spec([]user{w.bob}, []user{w.carol}))
+	offer, _ := identity.MakeOffer(w.bob.key, w.carol.id, t0, 0)
+	intro, _ := s.Introduction(w.bob.id, w.carol.id)
+	more := make([][]byte, MaxIntroductions)
+	for i := range more {
+		more[i] = intro
+	}
+	if _, err := BuildAddRequest(w.bob.key, AddRequestSpec{ID: NewRequestID(), To: w.carol.id, Offer: offer, Introduction: intro, MoreIntroductions: more, CreatedAt: t0}); StatusOf(err) != pb.Status_TOO_LARGE {
+		t.Fatalf("%d introductions: %v", 1+len(more), err)
+	}
+	if _, err := BuildAddRequest(w.bob.key, AddRequestSpec{ID: NewRequestID(), To: w.carol.id, Offer: offer, Invite: []byte{1}, MoreIntroductions: more[:1], CreatedAt: t0}); StatusOf(err) != pb.Status_BAD_REQUEST {
+		t.Fatalf("further introductions without a first: %v", err)
 	}
 }
 

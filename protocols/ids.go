@@ -53,6 +53,7 @@ const (
 	MaxInboxMessage    = MaxShareMessage + 64<<10 // relay -> node: an inbox item carries a whole share
 	MaxInboxClient     = 48 << 10                 // node -> relay: a login (two records) or acknowledgements
 	MaxAddMessage      = 512 << 10                // a combined request carries many requests
+	MaxIntroductions   = 8                        // in one add request: the friends who shared the requester
 	MaxPresenceMessage = 64 << 10
 	MaxRevokeMessage   = 64 << 10
 	MaxRevSyncMessage  = 2 << 20 // a step of a revocation sync: ranges, id lists, revocations

@@ -439,11 +439,15 @@ func (r *Relay) verifyAdd(u *protocols.UnverifiedAddRequest, now time.Time) ([]i
 		// Its requester revoking the offer (a cancel) withdraws it.
 		return []identity.AttestationID{req.Offer.ID}, nil
 	}
-	// The introduction proved the sharer's friendships with both sides
+	// Each introduction proved its sharer's friendships with both sides
 	// (VerifyAddRequest checked them, revocations included); revoking
-	// either withdraws the request, and so does its requester revoking
-	// the offer (a cancel).
-	return []identity.AttestationID{req.Introduction.RecipientAttestation, req.Introduction.SubjectAttestation, req.Offer.ID}, nil
+	// any withdraws the request, and so does its requester revoking the
+	// offer (a cancel).
+	deps := []identity.AttestationID{req.Offer.ID}
+	for _, in := range req.Introductions() {
+		deps = append(deps, in.RecipientAttestation, in.SubjectAttestation)
+	}
+	return deps, nil
 }
 
 func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAnswer, now time.Time) *pb.AddResponse {

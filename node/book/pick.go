@@ -35,6 +35,65 @@ type PickResult struct {
 	Name    string
 	Request *Request // the new request, or nil if skipped
 	Reason  string   // why it was skipped
+	// Merged says the request replaces a pending one to the same person,
+	// carrying its introductions and this share's.
+	Merged bool
+}
+
+// mergeIntroduction adds share s's introduction of p to the user's
+// pending request to p, made from another friend's share: a new request
+// (its own id, the same offer, every introduction) replaces it, and the
+// old one is marked merged. It returns nil and the reason when it cannot.
+func (b *Book) mergeIntroduction(s *ReceivedShare, u *protocols.UnverifiedShare, it protocols.ShareItem, p peer.ID, now time.Time) (*Request, []Mutation, string) {
+	var old *Request
+	for _, r := range b.requests {
+		if r.Peer == p && r.Direction == Outgoing && r.StateAt(now) == Pending {
+			old = r
+		}
+	}
+	if old == nil {
+		return nil, nil, "a request is already pending"
+	}
+	for _, in := range old.IntroducerList() {
+		if in.Peer == s.From {
+			return nil, nil, "a request is already pending, with " + s.FromName + "'s introduction"
+		}
+	}
+	var wire pb.AddRequest
+	if err := proto.Unmarshal(old.Wire, &wire); err != nil {
+		return nil, nil, "a request is already pending"
+	}
+	ou, err := protocols.DecodeAddRequest(&wire)
+	if err != nil || len(ou.Introduction) == 0 {
+		return nil, nil, "a request is already pending (through an invite)"
+	}
+	intros := append([][]byte{ou.Introduction}, ou.MoreIntroductions...)
+	if len(intros) >= protocols.MaxIntroductions {
+		return nil, nil, fmt.Sprintf("a request is already pending, with %d introductions", len(intros))
+	}
+	intro, err := u.Introduction(b.me, p)
+	if err != nil {
+		return nil, nil, err.Error()
+	}
+	key, err := b.encKeyOf(p, it.Profile, now)
+	if err != nil {
+		return nil, nil, "the request cannot be sealed for them: " + err.Error()
+	}
+	id := b.requestID(s.ID, p)
+	for round := uint64(1); b.requests[id] != nil; round++ {
+		h := sha256.Sum256(binary.BigEndian.AppendUint64(id[:], round))
+		copy(id[:], h[:])
+	}
+	r, _, err := b.newRequestWith(id, p, old.Name, append(intros, intro), nil, ou.Offer, sealing{key: key}, old.Message, now)
+	if err != nil {
+		return nil, nil, err.Error()
+	}
+	r.Introducers = append(append([]Introducer(nil), old.IntroducerList()...), Introducer{Peer: s.From, Name: s.FromName, ShareID: s.ID})
+	r.Introducer, r.IntroducerName, r.IntroducerVerified, r.ShareID = r.Introducers[0].Peer, r.Introducers[0].Name, true, r.Introducers[0].ShareID
+	r.PeerProfile, r.PeerRelays = old.PeerProfile, old.PeerRelays
+	r.ExpiresAt = old.Expiry() // the same offer: the same wait
+	old.State = Merged
+	return r, []Mutation{put(prefixRequests+r.ID.String(), r), put(prefixRequests+old.ID.String(), old)}, ""
 }
 
 // Pick plans the add requests for the shared friends the user ticked
@@ -106,7 +165,14 @@ func (b *Book) Pick(s *ReceivedShare, picks []peer.ID, all bool, message string,
 		case ItemFriend:
 			res.Reason = "already your friend"
 		case ItemPending:
-			res.Reason = "a request is already pending"
+			merged, m, reason := b.mergeIntroduction(s, u, it, p, now)
+			if merged != nil {
+				muts = append(muts, m...)
+				res.Request, res.Merged = merged, true
+				out = append(out, res)
+				continue
+			}
+			res.Reason = reason
 		case ItemBlocked:
 			res.Reason = "you blocked them"
 		case ItemRefused:
@@ -140,6 +206,7 @@ func (b *Book) Pick(s *ReceivedShare, picks []peer.ID, all bool, message string,
 			continue
 		}
 		r.Introducer, r.IntroducerName, r.IntroducerVerified, r.ShareID = s.From, s.FromName, true, s.ID
+		r.Introducers = []Introducer{{Peer: s.From, Name: s.FromName, ShareID: s.ID}}
 		r.PeerProfile = it.Profile
 		muts = append(muts, put(prefixRequests+r.ID.String(), r))
 		res.Request = r
@@ -156,16 +223,26 @@ type sealing struct {
 }
 
 func (b *Book) newRequest(id protocols.RequestID, to peer.ID, name string, intro, invite []byte, seal sealing, message string, now time.Time) (*Request, []Mutation, error) {
-	offer, err := identity.MakeOffer(b.key, to, now, 0)
-	if err != nil {
-		return nil, nil, err
+	return b.newRequestWith(id, to, name, [][]byte{intro}, invite, nil, seal, message, now)
+}
+
+// newRequestWith is newRequest with every introduction (intros[0] first;
+// nil for a request on an invite) and, to merge with an earlier request,
+// that request's offer (nil: a new one).
+func (b *Book) newRequestWith(id protocols.RequestID, to peer.ID, name string, intros [][]byte, invite, offer []byte, seal sealing, message string, now time.Time) (*Request, []Mutation, error) {
+	var err error
+	if offer == nil {
+		if offer, err = identity.MakeOffer(b.key, to, now, 0); err != nil {
+			return nil, nil, err
+		}
 	}
+	intro := intros[0]
 	o, err := b.verifier.Offer(offer, to, now)
 	if err != nil {
 		return nil, nil, err
 	}
 	wire, err := protocols.BuildAddRequest(b.key, protocols.AddRequestSpec{
-		ID: id, To: to, Offer: offer, Introduction: intro, Invite: invite,
+		ID: id, To: to, Offer: offer, Introduction: intro, MoreIntroductions: intros[1:], Invite: invite,
 		Message: message, FromName: b.Settings.Name, FromProfile: b.myProfile, CreatedAt: now,
 		ToKey: seal.key, InviteSecret: seal.secret, ProfileKey: b.profileKey,
 	})
@@ -175,9 +252,12 @@ func (b *Book) newRequest(id protocols.RequestID, to peer.ID, name string, intro
 	raw, _ := proto.Marshal(wire)
 	r := &Request{ID: id, Direction: Outgoing, Peer: to, Name: name, State: Pending, Message: message,
 		CreatedAt: now, Wire: raw, OfferID: o.ID, Sent: Queued, ExpiresAt: now.Add(RequestLifetime)}
-	if len(intro) > 0 {
-		if in, err := b.verifier.Introduction(intro, now); err == nil {
-			r.RestsOn = []identity.AttestationID{in.RecipientAttestation, in.SubjectAttestation}
+	for _, raw := range intros {
+		if len(raw) == 0 {
+			continue
+		}
+		if in, err := b.verifier.Introduction(raw, now); err == nil {
+			r.RestsOn = append(r.RestsOn, in.RecipientAttestation, in.SubjectAttestation)
 		}
 	}
 	b.requests[id] = r

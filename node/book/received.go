@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/protocols/pb"
 )
@@ -65,13 +65,19 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 	r.Wire, _ = proto.Marshal(u.Wire)
 	var inviteToken string
 	if req.Introduction != nil {
-		introducer := req.Introduction.Sharer
-		if b.friends[introducer] == nil {
-			return nil, nil, fmt.Errorf("%w: introduced by %s, who is not your friend", ErrDropped, introducer)
+		// Each introducer counts only if they are the user's friend.
+		for _, in := range req.Introductions() {
+			if b.friends[in.Sharer] == nil {
+				continue
+			}
+			r.Introducers = append(r.Introducers, Introducer{Peer: in.Sharer, Name: b.Name(in.Sharer), ShareID: in.ShareID})
+			r.RestsOn = append(r.RestsOn, in.RecipientAttestation, in.SubjectAttestation)
 		}
-		r.Introducer, r.IntroducerName, r.IntroducerVerified = introducer, b.Name(introducer), true
-		r.ShareID = req.Introduction.ShareID
-		r.RestsOn = []identity.AttestationID{req.Introduction.RecipientAttestation, req.Introduction.SubjectAttestation}
+		if len(r.Introducers) == 0 {
+			return nil, nil, fmt.Errorf("%w: introduced by %s, who is not your friend", ErrDropped, req.Introduction.Sharer)
+		}
+		first := r.Introducers[0]
+		r.Introducer, r.IntroducerName, r.IntroducerVerified, r.ShareID = first.Peer, first.Name, true, first.ShareID
 	} else {
 		in, err := b.verifier.Invite(u.Invite, now)
 		if err != nil || in.Inviter != b.me || b.invites[in.TokenString()] == nil {
@@ -83,12 +89,19 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 	if f := b.friends[u.From]; f != nil {
 		return nil, nil, fmt.Errorf("%w: %s is already your friend", ErrDropped, f.Name)
 	}
+	var muts []Mutation
 	for _, other := range b.requests {
-		if other.Peer == u.From && other.State == Pending && other.Direction == Incoming {
-			return other, nil, nil // one pending request per person is enough
+		if other.Peer == u.From && other.StateAt(now) == Pending && other.Direction == Incoming {
+			// One pending request per person is enough; but one that
+			// carries introductions the pending one lacks replaces it
+			// (several friends shared the requester).
+			if !moreIntroducers(r, other) {
+				return other, nil, nil
+			}
+			other.State = Merged
+			muts = append(muts, put(prefixRequests+other.ID.String(), other))
 		}
 	}
-	var muts []Mutation
 	if inviteToken != "" {
 		m, err := b.useInvite(inviteToken, b.invites[inviteToken], u.From, now)
 		if err != nil {
@@ -101,6 +114,21 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 		b.names[u.From] = r.Name
 	}
 	return r, append(muts, put(prefixRequests+r.ID.String(), r)), nil
+}
+
+// moreIntroducers reports whether r names an introducer that other does
+// not.
+func moreIntroducers(r, other *Request) bool {
+	have := map[peer.ID]bool{}
+	for _, in := range other.IntroducerList() {
+		have[in.Peer] = true
+	}
+	for _, in := range r.Introducers {
+		if !have[in.Peer] {
+			return true
+		}
+	}
+	return false
 }
 
 // expiryOf is when an incoming request expires: RequestLifetime after it
@@ -220,7 +248,12 @@ func (b *Book) ReceiveAnswer(ans *pb.AddAnswer, now time.Time) (*Friend, []Mutat
 		}
 	}
 	f, muts := b.addFriend(att, name, r.Introducer, profile, profileKey, r.PeerRelays, now)
-	r.State = Accepted
-	muts = append(muts, put(prefixRequests+id.String(), r))
+	// Requests merged into one another share its offer: all are answered.
+	for oid, o := range b.requests {
+		if o.Direction == Outgoing && o.OfferID == r.OfferID && o.State != Accepted {
+			o.State = Accepted
+			muts = append(muts, put(prefixRequests+oid.String(), o))
+		}
+	}
 	return f, muts, nil
 }

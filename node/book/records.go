@@ -54,6 +54,7 @@ const (
 	Declined  RequestState = "declined"
 	Withdrawn RequestState = "withdrawn" // a friendship it rested on ended, or its sender cancelled it
 	Cancelled RequestState = "cancelled" // out: the user took it back
+	Merged    RequestState = "merged"    // replaced by a request with more introductions
 	Expired   RequestState = "expired"   // pending past ExpiresAt (never stored: see Request.StateAt)
 )
 
@@ -75,13 +76,16 @@ const (
 
 // Request is a friend request, in or out.
 type Request struct {
-	ID                 protocols.RequestID    `json:"id"`
-	Direction          Direction              `json:"direction"`
-	Peer               peer.ID                `json:"peer"`
-	Name               string                 `json:"name"`
-	State              RequestState           `json:"state"`
-	Introducer         peer.ID                `json:"introducer,omitempty"`
-	IntroducerName     string                 `json:"introducer_name,omitempty"`
+	ID             protocols.RequestID `json:"id"`
+	Direction      Direction           `json:"direction"`
+	Peer           peer.ID             `json:"peer"`
+	Name           string              `json:"name"`
+	State          RequestState        `json:"state"`
+	Introducer     peer.ID             `json:"introducer,omitempty"` // the first of Introducers
+	IntroducerName string              `json:"introducer_name,omitempty"`
+	// Introducers are every friend whose proven introduction the request
+	// carries (several when several friends shared the same person).
+	Introducers        []Introducer           `json:"introducers,omitempty"`
 	IntroducerVerified bool                   `json:"introducer_verified"`
 	ShareID            identity.ShareID       `json:"share_id"`
 	ViaInvite          bool                   `json:"via_invite,omitempty"`
@@ -104,6 +108,22 @@ type Request struct {
 	// (with the requester and the recipient): when either ends, a pending
 	// request is withdrawn.
 	RestsOn []identity.AttestationID `json:"rests_on,omitempty"`
+}
+
+// Introducer is a friend who introduced the two sides of a request.
+type Introducer struct {
+	Peer    peer.ID          `json:"peer"`
+	Name    string           `json:"name"`
+	ShareID identity.ShareID `json:"share_id"`
+}
+
+// IntroducerList is r's introducers, for requests stored before they
+// could have several too.
+func (r *Request) IntroducerList() []Introducer {
+	if len(r.Introducers) > 0 || r.Introducer == "" {
+		return r.Introducers
+	}
+	return []Introducer{{Peer: r.Introducer, Name: r.IntroducerName, ShareID: r.ShareID}}
 }
 
 // Expiry is when r, pending, expires.

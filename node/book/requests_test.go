@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/kithnet/kith/protocols"
 )
 
 // TestRequestsExpire: a request waits RequestLifetime for its answer;
@@ -87,4 +90,88 @@ func mustInvite(t *testing.T, p *person) string {
 	}
 	p.apply(t, muts)
 	return link
+}
+
+// TestMergedIntroductions: Bob picks Carol from Alice's share, then from
+// Dave's: the second pick replaces the pending request by one that
+// carries both introductions and the same offer. Carol keeps one pending
+// request, whichever copy arrives first, and her accept answers both.
+func TestMergedIntroductions(t *testing.T) {
+	alice, bob, carol, dave := newPerson(t, "Alice"), newPerson(t, "Bob"), newPerson(t, "Carol"), newPerson(t, "Dave")
+	for _, pair := range [][2]*person{{alice, bob}, {alice, carol}, {dave, bob}, {dave, carol}} {
+		befriend(t, pair[0], pair[1])
+	}
+	fromAlice := share(t, alice, bob, []*person{carol})
+	fromDave := share(t, dave, bob, []*person{carol})
+	pick := func(s *ReceivedShare) PickResult {
+		t.Helper()
+		res, muts, err := bob.Pick(s, []peer.ID{carol.me}, false, "", t0)
+		if err != nil || len(res) != 1 {
+			t.Fatalf("pick: %+v %v", res, err)
+		}
+		bob.apply(t, muts)
+		return res[0]
+	}
+	r1 := pick(fromAlice).Request
+	p2 := pick(fromDave)
+	if !p2.Merged || p2.Request == nil || r1.State != Merged || p2.Request.OfferID != r1.OfferID || len(p2.Request.Introducers) != 2 {
+		t.Fatalf("the second pick: %+v; the first request is %s", p2, r1.State)
+	}
+	if again := pick(fromDave); again.Request != nil {
+		t.Fatalf("picking from Dave's share again: %+v", again)
+	}
+	decode := func(r *Request) *protocols.UnverifiedAddRequest {
+		u, err := protocols.DecodeAddRequest(wireOf(t, r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	for _, order := range [][]*Request{{r1, p2.Request}, {p2.Request, r1}} {
+		c := &person{Book: carol.reload(t), d: ds.NewMapDatastore()} // Carol before either arrived
+		var last *Request
+		for _, r := range order {
+			got, muts, err := c.ReceiveDecoded(decode(r), t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.apply(t, muts)
+			last = got
+		}
+		pending := 0
+		for _, r := range c.Requests() {
+			if r.State == Pending {
+				pending++
+				if r.ID != p2.Request.ID || len(r.Introducers) != 2 {
+					t.Errorf("order %v: the pending request is %s with %d introducers", order[0].ID, r.ID, len(r.Introducers))
+				}
+			}
+		}
+		if pending != 1 || last == nil {
+			t.Errorf("order %v: %d pending", order[0].ID, pending)
+		}
+	}
+	_, ans, muts, err := carol.Accept(mustReceive(t, carol, decode(p2.Request)).ID, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.apply(t, muts)
+	if _, muts, err := bob.ReceiveAnswer(ans, t0); err != nil {
+		t.Fatal(err)
+	} else {
+		bob.apply(t, muts)
+	}
+	if bob.Request(r1.ID).State != Accepted || bob.Request(p2.Request.ID).State != Accepted {
+		t.Errorf("after the answer: %s, %s", bob.Request(r1.ID).State, bob.Request(p2.Request.ID).State)
+	}
+}
+
+func mustReceive(t *testing.T, p *person, u *protocols.UnverifiedAddRequest) *Request {
+	t.Helper()
+	r, muts, err := p.ReceiveDecoded(u, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.apply(t, muts)
+	return r
 }

@@ -1535,20 +1535,25 @@ func (*InboxServer_Item) isInboxServer_Msg() {}
 
 // AddRequestBody is B asking C to be friends.
 type AddRequestBody struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     []byte                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"` // 16 bytes; the same pick never makes two ids
-	To            []byte                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`                                // C
-	Offer         []byte                 `protobuf:"bytes,3,opt,name=offer,proto3" json:"offer,omitempty"`                          // identity offer: B's half of the attestation, to C
-	Introduction  []byte                 `protobuf:"bytes,4,opt,name=introduction,proto3" json:"introduction,omitempty"`            // identity introduction: A introduced B to C, with A's friendships with B and C
-	Invite        []byte                 `protobuf:"bytes,5,opt,name=invite,proto3" json:"invite,omitempty"`                        // or: C's signed invite, for a first friendship
-	Message       string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
-	FromName      string                 `protobuf:"bytes,7,opt,name=from_name,json=fromName,proto3" json:"from_name,omitempty"`
-	CreatedAt     int64                  `protobuf:"varint,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	From          []byte                 `protobuf:"bytes,9,opt,name=from,proto3" json:"from,omitempty"`                                   // B, who signs the request; the offer's requester
-	FromProfile   []byte                 `protobuf:"bytes,10,opt,name=from_profile,json=fromProfile,proto3" json:"from_profile,omitempty"` // B's signed profile: name and home relays, for the answer
-	Sealed        []byte                 `protobuf:"bytes,11,opt,name=sealed,proto3" json:"sealed,omitempty"`                              // identity Sealed to C: a RequestSecret (then message and from_name are empty)
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	RequestId    []byte                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"` // 16 bytes; the same pick never makes two ids
+	To           []byte                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`                                // C
+	Offer        []byte                 `protobuf:"bytes,3,opt,name=offer,proto3" json:"offer,omitempty"`                          // identity offer: B's half of the attestation, to C
+	Introduction []byte                 `protobuf:"bytes,4,opt,name=introduction,proto3" json:"introduction,omitempty"`            // identity introduction: A introduced B to C, with A's friendships with B and C
+	Invite       []byte                 `protobuf:"bytes,5,opt,name=invite,proto3" json:"invite,omitempty"`                        // or: C's signed invite, for a first friendship
+	Message      string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	FromName     string                 `protobuf:"bytes,7,opt,name=from_name,json=fromName,proto3" json:"from_name,omitempty"`
+	CreatedAt    int64                  `protobuf:"varint,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	From         []byte                 `protobuf:"bytes,9,opt,name=from,proto3" json:"from,omitempty"`                                   // B, who signs the request; the offer's requester
+	FromProfile  []byte                 `protobuf:"bytes,10,opt,name=from_profile,json=fromProfile,proto3" json:"from_profile,omitempty"` // B's signed profile: name and home relays, for the answer
+	Sealed       []byte                 `protobuf:"bytes,11,opt,name=sealed,proto3" json:"sealed,omitempty"`                              // identity Sealed to C: a RequestSecret (then message and from_name are empty)
+	// more_introductions: when several of C's friends shared B, their
+	// introductions after the first (field 4), each of B to C by another
+	// friend; at most MaxIntroductions in all. Nodes that know only field 4
+	// check that one.
+	MoreIntroductions [][]byte `protobuf:"bytes,12,rep,name=more_introductions,json=moreIntroductions,proto3" json:"more_introductions,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *AddRequestBody) Reset() {
@@ -1654,6 +1659,13 @@ func (x *AddRequestBody) GetFromProfile() []byte {
 func (x *AddRequestBody) GetSealed() []byte {
 	if x != nil {
 		return x.Sealed
+	}
+	return nil
+}
+
+func (x *AddRequestBody) GetMoreIntroductions() [][]byte {
+	if x != nil {
+		return x.MoreIntroductions
 	}
 	return nil
 }
@@ -2843,7 +2855,7 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\vInboxServer\x125\n" +
 	"\x06result\x18\x01 \x01(\v2\x1b.kith.protocols.LoginResultH\x00R\x06result\x12/\n" +
 	"\x04item\x18\x02 \x01(\v2\x19.kith.protocols.InboxItemH\x00R\x04itemB\x05\n" +
-	"\x03msg\"\xb6\x02\n" +
+	"\x03msg\"\xe5\x02\n" +
 	"\x0eAddRequestBody\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12\x0e\n" +
@@ -2858,7 +2870,8 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\x04from\x18\t \x01(\fR\x04from\x12!\n" +
 	"\ffrom_profile\x18\n" +
 	" \x01(\fR\vfromProfile\x12\x16\n" +
-	"\x06sealed\x18\v \x01(\fR\x06sealed\"g\n" +
+	"\x06sealed\x18\v \x01(\fR\x06sealed\x12-\n" +
+	"\x12more_introductions\x18\f \x03(\fR\x11moreIntroductions\"g\n" +
 	"\rRequestSecret\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1b\n" +
 	"\tfrom_name\x18\x02 \x01(\tR\bfromName\x12\x1f\n" +

@@ -404,7 +404,8 @@ function dismissButton(s) {
 
 function showPick(box, res) {
   const words = { direct: "request sent directly", circuit: "request sent to their node, relayed by a rendezvous node", relay: "request sent through your rendezvous node", queued: "request queued", skipped: "not sent" };
-  box.replaceChildren(el("ul", { class: "pick-result" }, res.map((p) => el("li", {}, `${p.name}: ${words[p.sent] || p.sent}${p.reason ? " (" + p.reason + ")" : ""}`))));
+  box.replaceChildren(el("ul", { class: "pick-result" }, res.map((p) => el("li", {},
+    `${p.name}: ${words[p.sent] || p.sent}${p.merged ? ", with this introduction added to your pending request" : ""}${p.reason ? " (" + p.reason + ")" : ""}`))));
 }
 
 async function requests() {

@@ -145,7 +145,11 @@ func pickCmd(g *globals) *cobra.Command {
 			}
 			var rows [][]string
 			for _, p := range res {
-				rows = append(rows, []string{p.Name, short(p.Peer), p.Sent, orDash(p.Reason)})
+				reason := p.Reason
+				if p.Merged && reason == "" {
+					reason = "this introduction added to your pending request"
+				}
+				rows = append(rows, []string{p.Name, short(p.Peer), p.Sent, orDash(reason)})
 			}
 			table(cmd.OutOrStdout(), []string{"NAME", "ID", "SENT", "REASON"}, rows)
 			return nil

@@ -577,3 +577,82 @@ func TestKeysAndBackup(t *testing.T) {
 		t.Error("a restore with KITH_PASSPHRASE set left the key unencrypted")
 	}
 }
+
+// TestMergedIntroducers: Alice and Dave both share Carol with Bob while
+// Carol is offline; Bob picks her from both shares. The second pick adds
+// Dave's introduction to the pending request; Carol, back, sees one
+// request that both her friends introduced, verified, and accepts it.
+func TestMergedIntroducers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binaries")
+	}
+	kith, relayBin := buildBinaries(t)
+	root := t.TempDir()
+	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
+	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	for _, name := range []string{"Alice", "Bob", "Carol", "Dave"} {
+		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
+		e.up(name)
+	}
+	e.befriend("Alice", "Bob", "Carol")
+	e.befriend("Dave", "Bob", "Carol")
+	e.stop("Carol")
+	e.ok("share", "--to", "Bob", "--friend", "Carol", "--data", e.dir("Alice"))
+	e.ok("share", "--to", "Bob", "--friend", "Carol", "--data", e.dir("Dave"))
+	var fromAlice, fromDave string
+	e.wait("Bob's two shares", func() bool {
+		var shares []node.ShareView
+		e.okJSON(&shares, "shares", "--json", "--data", e.dir("Bob"))
+		for _, s := range shares {
+			switch s.FromName {
+			case "Alice":
+				fromAlice = s.ID
+			case "Dave":
+				fromDave = s.ID
+			}
+		}
+		return fromAlice != "" && fromDave != ""
+	})
+	first := e.pick("Bob", fromAlice, "Carol")
+	second := e.pick("Bob", fromDave, "Carol")
+	if !second.Merged || second.Request == "" || second.Request == first.Request {
+		t.Fatalf("the second pick: %+v (the first: %+v)", second, first)
+	}
+	if again := e.pick("Bob", fromDave, "Carol"); again.Request != "" {
+		t.Errorf("picking again from Dave's share: %+v", again)
+	}
+	var reqs []node.RequestView
+	e.okJSON(&reqs, "requests", "--json", "--data", e.dir("Bob"))
+	states := map[string]string{}
+	for _, r := range reqs {
+		states[r.ID] = r.State + " " + r.Provenance
+	}
+	if states[first.Request] != "merged Alice shared Carol with you" || states[second.Request] != "pending Alice and Dave shared Carol with you" {
+		t.Errorf("Bob's requests: %v", states)
+	}
+
+	e.up("Carol")
+	var r node.RequestView
+	e.wait("Carol's merged request", func() bool {
+		var reqs []node.RequestView
+		e.okJSON(&reqs, "requests", "--json", "--data", e.dir("Carol"))
+		pending := 0
+		for _, x := range reqs {
+			if x.Name == "Bob" && x.State == "pending" {
+				r, pending = x, pending+1
+			}
+		}
+		return pending == 1 && len(r.Introducers) == 2
+	})
+	if r.Provenance != "Alice and Dave, your friends, shared you with Bob (verified)" {
+		t.Errorf("Carol sees %q", r.Provenance)
+	}
+	e.ok("accept", r.ID, "--data", e.dir("Carol"))
+	e.waitFriendOf("Bob", "Carol")
+	e.okJSON(&reqs, "requests", "--json", "--data", e.dir("Bob"))
+	for _, x := range reqs {
+		if x.Name == "Carol" && x.State != "accepted" {
+			t.Errorf("after the accept, Bob's request %s is %s", x.ID, x.State)
+		}
+	}
+}
