@@ -826,24 +826,12 @@ func (n *Node) Requests() []RequestView {
 	return out
 }
 
-// names joins names as a person would: "Alice", "Alice and Dave",
-// "Alice, Dave and Erin".
-func names(ns []string) string {
-	switch len(ns) {
-	case 0:
-		return ""
-	case 1:
-		return ns[0]
-	}
-	return strings.Join(ns[:len(ns)-1], ", ") + " and " + ns[len(ns)-1]
-}
-
 func introducerNames(r *book.Request) string {
 	var ns []string
 	for _, in := range r.IntroducerList() {
 		ns = append(ns, in.Name)
 	}
-	return names(ns)
+	return book.JoinNames(ns)
 }
 
 func provenance(r *book.Request, me string) string {

@@ -3,6 +3,7 @@ package book
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -116,6 +117,33 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 	return r, append(muts, put(prefixRequests+r.ID.String(), r)), nil
 }
 
+// introducedByAll names every introducer of r as who introduced friend
+// f, when there were several.
+func (b *Book) introducedByAll(f *Friend, r *Request) []Mutation {
+	ins := r.IntroducerList()
+	if f == nil || len(ins) < 2 {
+		return nil
+	}
+	ns := make([]string, len(ins))
+	for i, in := range ins {
+		ns[i] = b.Name(in.Peer)
+	}
+	f.IntroducedByName = JoinNames(ns)
+	return []Mutation{put(prefixFriends+f.ID.String(), f)}
+}
+
+// JoinNames joins names as a person would: "Alice", "Alice and Dave",
+// "Alice, Dave and Erin".
+func JoinNames(ns []string) string {
+	switch len(ns) {
+	case 0:
+		return ""
+	case 1:
+		return ns[0]
+	}
+	return strings.Join(ns[:len(ns)-1], ", ") + " and " + ns[len(ns)-1]
+}
+
 // moreIntroducers reports whether r names an introducer that other does
 // not.
 func moreIntroducers(r, other *Request) bool {
@@ -177,6 +205,7 @@ func (b *Book) Accept(id protocols.RequestID, now time.Time) (*Friend, *pb.AddAn
 		return nil, nil, nil, fmt.Errorf("cannot accept: %w", err)
 	}
 	f, muts := b.addFriend(att, r.Name, r.Introducer, r.PeerProfile, r.PeerProfileKey, r.PeerRelays, now)
+	muts = append(muts, b.introducedByAll(f, r)...)
 	r.State, r.Answer, r.AnswerSent = Accepted, att.Raw, Queued
 	muts = append(muts, put(prefixRequests+id.String(), r))
 	return f, b.Answer(r, now), muts, nil
@@ -248,6 +277,7 @@ func (b *Book) ReceiveAnswer(ans *pb.AddAnswer, now time.Time) (*Friend, []Mutat
 		}
 	}
 	f, muts := b.addFriend(att, name, r.Introducer, profile, profileKey, r.PeerRelays, now)
+	muts = append(muts, b.introducedByAll(f, r)...)
 	// Requests merged into one another share its offer: all are answered.
 	for oid, o := range b.requests {
 		if o.Direction == Outgoing && o.OfferID == r.OfferID && o.State != Accepted {

@@ -305,10 +305,64 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 
-	d.stepf("Everyone's friends now:")
 	if err := wait(ctx, "Bob's new friends", func() bool {
 		return d.isFriend("Bob", "Carol") && d.isFriend("Bob", "Dave") && d.isFriend("Bob", "Frank")
 	}); err != nil {
+		return err
+	}
+
+	d.stepf("Alice and Bob both share Carol with Dave; Dave picks her from both shares: one request carries both introductions.")
+	for _, sharer := range []string{"Alice", "Bob"} {
+		if _, err := d.n(sharer).Share(ctx, node.ShareArgs{To: []string{"Dave"}, Friends: []string{"Carol"}}); err != nil {
+			return err
+		}
+	}
+	var fromAlice, fromBob string
+	if err := wait(ctx, "Dave's two shares", func() bool {
+		for _, s := range d.n("Dave").Shares() {
+			for _, it := range s.Items {
+				if it.Name == "Carol" && s.FromName == "Alice" {
+					fromAlice = s.ID
+				}
+				if it.Name == "Carol" && s.FromName == "Bob" {
+					fromBob = s.ID
+				}
+			}
+		}
+		return fromAlice != "" && fromBob != ""
+	}); err != nil {
+		return err
+	}
+	for _, sid := range []string{fromAlice, fromBob} {
+		picks, err := d.n("Dave").Pick(ctx, node.PickArgs{Share: sid, Peers: []string{"Carol"}})
+		if err != nil {
+			return err
+		}
+		if len(picks) == 1 && picks[0].Merged {
+			d.say("   The second pick adds Bob's introduction to Dave's pending request.")
+		}
+	}
+	if err := wait(ctx, "Carol's request from Dave", func() bool { r, ok := d.incoming("Carol", "Dave"); req = r; return ok && len(r.Introducers) == 2 }); err != nil {
+		return err
+	}
+	d.say("   Carol sees: %q", req.Provenance)
+	if _, err := d.n("Carol").Accept(ctx, req.ID); err != nil {
+		return err
+	}
+
+	d.stepf("Frank says nobody may share him. Alice tries to share him with Erin: refused, and Erin learns nothing.")
+	nobody := "nobody"
+	if _, err := d.n("Frank").UpdateSettings(node.SettingsBody{Sharing: &nobody}); err != nil {
+		return err
+	}
+	res, err = d.n("Alice").Share(ctx, node.ShareArgs{To: []string{"Erin"}, Friends: []string{"Frank"}})
+	if err == nil || res == nil || len(res.Failed) == 0 {
+		return fmt.Errorf("a share of Frank went through after he said nobody may share him (%v)", err)
+	}
+	d.say("   Alice is told: %s", res.Failed[0].Reason)
+
+	d.stepf("Everyone's friends now:")
+	if err := wait(ctx, "Dave and Carol", func() bool { return d.isFriend("Dave", "Carol") }); err != nil {
 		return err
 	}
 	for _, name := range demoCast {
@@ -322,7 +376,8 @@ func (d *demo) run(ctx context.Context) error {
 		}
 		d.say("   %-6s %s", name, strings.Join(names, ", "))
 	}
-	d.say("\nThe story is told: Bob has three new friends, each introduced by Alice with proof, and Erin's decline stayed private.")
+	d.say("\nThe story is told: Bob has three new friends, each introduced by Alice with proof, and Erin's decline stayed private;")
+	d.say("Dave and Carol were introduced by two friends at once, and Frank's choice not to be shared held.")
 	return nil
 }
 

@@ -422,6 +422,9 @@ func TestDemoOnce(t *testing.T) {
 		"Dave   stored at the relay",
 		"Erin declines. Bob is never told.",
 		"Bob    Alice, Carol (via Alice), Dave (via Alice), Frank (via Alice)",
+		"The second pick adds Bob's introduction to Dave's pending request.",
+		"Carol sees: \"Alice and Bob, your friends, shared you with Dave (verified)\"",
+		"Frank does not allow being shared",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo does not say %q", want)
