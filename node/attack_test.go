@@ -2,12 +2,15 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/protocols"
@@ -134,4 +137,113 @@ func TestDirectShareAttacks(t *testing.T) {
 	if len(carol.n.Shares()) != 0 {
 		t.Fatalf("carol was shown %d shares", len(carol.n.Shares()))
 	}
+}
+
+// TestCancelAttacks: only a request's sender can cancel it. Mallory sends
+// Carol's node, directly, a cancel that does not decode, one that is not
+// a revocation, a revocation of her own offer (harmless: it cancels
+// nothing of anyone else's), and Bob's genuine cancel replayed from her
+// own host: each is refused or changes nothing, and Bob's request to
+// Carol stays pending. A relay refuses a cancel on the add protocol.
+func TestCancelAttacks(t *testing.T) {
+	w := newWorld(t)
+	carol := w.up("Carol")
+	bob := w.up("Bob")
+	ctx := context.Background()
+	id, _ := carol.n.IDView()
+	if _, err := bob.n.AddInvite(ctx, id.Invite, ""); err != nil {
+		t.Fatal(err)
+	}
+	var reqID string
+	waitFor(t, "Bob's request at Carol's", func() bool {
+		for _, r := range carol.n.Requests() {
+			if r.Direction == "in" && r.State == "pending" {
+				reqID = r.ID
+			}
+		}
+		return reqID != ""
+	})
+	// Bob's genuine cancel, as Mallory might have copied it off the wire
+	// (a revocation of the offer in his request).
+	var bobsOffer []byte
+	for _, r := range bob.n.Requests() {
+		if r.Direction == "out" {
+			bobsOffer = offerOf(t, bob, r.ID)
+		}
+	}
+	att, err := identity.NewVerifier().Offer(bobsOffer, carol.n.ID(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobsCancel, err := identity.Revoke(bob.key, att, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk, _ := identity.GenerateKey()
+	mh := loopback(t, mk)
+	mh.Peerstore().AddAddrs(carol.n.ID(), carol.n.Host().Addrs(), peerstore.PermanentAddrTTL)
+	mh.Peerstore().AddAddrs(w.rinfo.ID, w.rinfo.Addrs, peerstore.PermanentAddrTTL)
+	malOffer, _ := identity.MakeOffer(mk, carol.n.ID(), time.Now(), 0)
+	malAtt, _ := identity.NewVerifier().Offer(malOffer, carol.n.ID(), time.Now())
+	malCancel, _ := identity.Revoke(mk, malAtt, time.Now())
+	cancel := func(raw []byte) *pb.AddMessage { return &pb.AddMessage{Msg: &pb.AddMessage_Cancel{Cancel: raw}} }
+	for _, tt := range []struct {
+		name string
+		raw  []byte
+		want pb.Status
+	}{
+		{"garbage", []byte{1, 2, 3}, pb.Status_REFUSED},
+		{"an attestation, not a revocation", bobsOffer, pb.Status_REFUSED},
+		{"Bob's cancel replayed by Mallory", bobsCancel, pb.Status_UNAUTHORIZED},
+		{"Mallory's cancel of her own offer", malCancel, pb.Status_OK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := client.Add(ctx, mh, carol.n.ID(), cancel(tt.raw))
+			if resp == nil || resp.Status != tt.want {
+				t.Fatalf("answer %v (%v), want %v", resp, err, tt.want)
+			}
+		})
+	}
+	if resp, _ := client.Add(ctx, mh, w.rinfo.ID, cancel(bobsCancel)); resp == nil || resp.Status != pb.Status_BAD_REQUEST {
+		t.Errorf("a relay answers a cancel on the add protocol with %v", resp)
+	}
+	for _, r := range carol.n.Requests() {
+		if r.ID == reqID && r.State != "pending" {
+			t.Fatalf("after Mallory's cancels Bob's request is %s", r.State)
+		}
+	}
+	// Mallory's cancel of an offer to no one is not kept.
+	if has, _ := carol.d.Has(ctx, ds.NewKey("/kith/node/revoked/"+malAtt.ID.String())); has {
+		t.Error("Carol's node stored a cancel that cancelled nothing")
+	}
+	// Bob's own cancel, from Bob, withdraws it.
+	bh := bob.n.Host()
+	bh.Peerstore().AddAddrs(carol.n.ID(), carol.n.Host().Addrs(), peerstore.PermanentAddrTTL)
+	if resp, err := client.Add(ctx, bh, carol.n.ID(), cancel(bobsCancel)); resp == nil || resp.Status != pb.Status_OK {
+		t.Fatalf("Bob's cancel: %v (%v)", resp, err)
+	}
+	for _, r := range carol.n.Requests() {
+		if r.ID == reqID && r.State != "withdrawn" {
+			t.Fatalf("after Bob's cancel his request is %s", r.State)
+		}
+	}
+}
+
+// offerOf is the offer in m's outgoing request id, read from m's store.
+func offerOf(t *testing.T, m *member, id string) []byte {
+	t.Helper()
+	v, err := m.d.Get(context.Background(), ds.NewKey("/kith/node/requests/"+id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct{ Wire []byte }
+	var wire pb.AddRequest
+	if err := json.Unmarshal(v, &rec); err != nil || proto.Unmarshal(rec.Wire, &wire) != nil {
+		t.Fatalf("request %s in the store: %v", id, err)
+	}
+	u, err := protocols.DecodeAddRequest(&wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Offer
 }

@@ -744,6 +744,11 @@ func (n *Node) receiveCancel(raw []byte, from peer.ID) error {
 		return protocols.Errorf(pb.Status_UNAUTHORIZED, "a cancel signed by %s was sent by %s", rev.Revoker, from)
 	}
 	return n.do(func(b *book.Book) ([]book.Mutation, error) {
+		// Only a cancel of a pending request of theirs is kept: anything
+		// else (their own offer to no one, say) would only fill the store.
+		if !b.HasPendingOffer(from, rev.AttestationID) {
+			return nil, nil
+		}
 		muts, err := b.ApplyRevocation(raw)
 		if len(muts) > 0 {
 			go n.publish("withdrawal", "", from, "a friend request was cancelled by its sender")

@@ -87,6 +87,17 @@ func (b *Book) ApplyRevocation(raw []byte) ([]Mutation, error) {
 	return muts, nil
 }
 
+// HasPendingOffer reports whether p has a pending request to the user
+// whose offer is the attestation id.
+func (b *Book) HasPendingOffer(p peer.ID, id identity.AttestationID) bool {
+	for _, r := range b.requests {
+		if r.Direction == Incoming && r.Peer == p && r.OfferID == id && r.State == Pending {
+			return true
+		}
+	}
+	return false
+}
+
 // CancelRequest takes back a request the user sent: the user revokes the
 // offer in it, which the relays withdraw it by (from the mailbox, or from
 // the recipient's node if it was delivered) and the recipient's node, if
