@@ -204,3 +204,20 @@ func FuzzKeyFile(f *testing.F) {
 		}
 	})
 }
+
+func FuzzConsent(f *testing.F) {
+	carol, alice, bob := newUser(f), newUser(f), newUser(f)
+	raw, err := NewConsent(carol.key, alice.id, bob.id, t0, time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c, err := NewVerifier().Consent(raw, t0)
+		checkConsistent(t, err)
+		if err == nil && (c.Subject == c.Sharer || c.Subject == c.Target || c.Sharer == c.Target) {
+			t.Fatalf("accepted %+v", c)
+		}
+	})
+}

@@ -29,15 +29,25 @@ const (
 	ShareByFriends SharingPolicy = SharingPolicy(pb.SharingPolicy_SHARING_FRIENDS)
 	// ShareByNobody makes relays refuse any share that includes the owner.
 	ShareByNobody SharingPolicy = SharingPolicy(pb.SharingPolicy_SHARING_NOBODY)
+	// ShareAskFirst lets a friend share the owner only with the owner's
+	// Consent naming that friend and the share's one target.
+	ShareAskFirst SharingPolicy = SharingPolicy(pb.SharingPolicy_SHARING_ASK)
 )
 
-// String returns "friends" or "nobody".
+// valid reports whether p is one of the policies.
+func (p SharingPolicy) valid() bool {
+	return p == ShareByFriends || p == ShareByNobody || p == ShareAskFirst
+}
+
+// String returns "friends", "nobody" or "ask".
 func (p SharingPolicy) String() string {
 	switch p {
 	case ShareByFriends:
 		return "friends"
 	case ShareByNobody:
 		return "nobody"
+	case ShareAskFirst:
+		return "ask"
 	}
 	return fmt.Sprintf("policy(%d)", int(p))
 }
@@ -162,7 +172,7 @@ func NewProfile(key crypto.PrivKey, info ProfileInfo, now time.Time) ([]byte, er
 	if len(info.Relays) > MaxProfileRelays {
 		return nil, fmt.Errorf("identity: %d relays, limit %d", len(info.Relays), MaxProfileRelays)
 	}
-	if info.Policy != ShareByFriends && info.Policy != ShareByNobody {
+	if !info.Policy.valid() {
 		return nil, fmt.Errorf("identity: unknown sharing policy %d", info.Policy)
 	}
 	if len(info.RevokedInvites) > MaxRevokedInvites {
@@ -255,7 +265,7 @@ func decodeProfile(raw []byte) (*Profile, error) {
 	if len(body.Relays) > MaxProfileRelays {
 		return nil, fail(record, ReasonMalformed, "%d relays, limit %d", len(body.Relays), MaxProfileRelays)
 	}
-	if body.Policy != pb.SharingPolicy_SHARING_FRIENDS && body.Policy != pb.SharingPolicy_SHARING_NOBODY {
+	if !SharingPolicy(body.Policy).valid() {
 		return nil, fail(record, ReasonMalformed, "unknown sharing policy %d", body.Policy)
 	}
 	if len(body.RevokedInvites) > MaxRevokedInvites {
@@ -299,16 +309,29 @@ func decodeProfile(raw []byte) (*Profile, error) {
 // Shareable says whether subject may be shared, given their profile (nil
 // when none is known, which means the default: friends may share). It
 // returns a *VerifyError with ReasonOptedOut when the owner said nobody,
-// and ReasonWrongPair when the profile is someone else's.
+// or asks first and no consent is given (ShareableWith checks one), and
+// ReasonWrongPair when the profile is someone else's.
 func (p *Profile) Shareable(subject peer.ID) error {
+	return p.ShareableWith(subject, nil)
+}
+
+// ShareableWith is Shareable for a share that carries consent (nil when
+// it carries none), already verified and checked against the share's
+// sharer and target by the caller.
+func (p *Profile) ShareableWith(subject peer.ID, consent *Consent) error {
 	if p == nil {
 		return nil
 	}
 	if p.Owner != subject {
 		return fail("profile", ReasonWrongPair, "profile of %s given for %s", ShortID(p.Owner), ShortID(subject))
 	}
-	if p.Policy == ShareByNobody {
+	switch p.Policy {
+	case ShareByNobody:
 		return fail("profile", ReasonOptedOut, "%s does not allow being shared", ShortID(subject))
+	case ShareAskFirst:
+		if consent == nil || consent.Subject != subject {
+			return fail("profile", ReasonOptedOut, "%s asks to be asked first, and the share carries no consent of theirs", ShortID(subject))
+		}
 	}
 	return nil
 }

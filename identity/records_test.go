@@ -447,3 +447,58 @@ func TestCacheKeepsItsOwnBytes(t *testing.T) {
 		t.Fatalf("the first again: %+v, %v", p, err)
 	}
 }
+
+func TestConsent(t *testing.T) {
+	carol, alice, bob := newUser(t), newUser(t), newUser(t)
+	raw, err := NewConsent(carol.key, alice.id, bob.id, t0, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewVerifier().Consent(raw, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != carol.id || c.Sharer != alice.id || c.Target != bob.id || !c.ExpiresAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("decoded %+v", c)
+	}
+	if _, err := NewConsent(carol.key, carol.id, bob.id, t0, 0); err == nil {
+		t.Error("a consent to share oneself by oneself was signed")
+	}
+	var sr pb.SignedRecord
+	proto.Unmarshal(raw, &sr)
+	var body pb.ConsentBody
+	proto.Unmarshal(sr.Body, &body)
+	resign := func(edit func(*pb.ConsentBody), signer user) []byte {
+		b := proto.Clone(&body).(*pb.ConsentBody)
+		edit(b)
+		bb, _ := proto.Marshal(b)
+		sig, _ := sign(signer.key, DomainConsent, bb)
+		out, _ := proto.Marshal(&pb.SignedRecord{Body: bb, Signature: sig})
+		return out
+	}
+	asProfile := func() []byte { // a signature of another domain
+		sig, _ := sign(carol.key, DomainProfile, sr.Body)
+		out, _ := proto.Marshal(&pb.SignedRecord{Body: sr.Body, Signature: sig})
+		return out
+	}()
+	for _, tt := range []struct {
+		name string
+		raw  []byte
+		now  time.Time
+		want Reason
+	}{
+		{"valid", raw, t0, ReasonNone},
+		{"signed by the sharer", resign(func(*pb.ConsentBody) {}, alice), t0, ReasonBadSignature},
+		{"signed as a profile", asProfile, t0, ReasonBadSignature},
+		{"target changed", resign(func(b *pb.ConsentBody) { b.Target = []byte(alice.id) }, carol), t0, ReasonMalformed},
+		{"expired", raw, t0.Add(2 * time.Hour), ReasonExpired},
+		{"issued in the future", raw, t0.Add(-time.Hour), ReasonNotYetValid},
+		{"empty", nil, t0, ReasonMissing},
+		{"truncated", raw[:len(raw)/2], t0, ReasonMalformed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewVerifier().Consent(tt.raw, tt.now)
+			wantReason(t, err, tt.want)
+		})
+	}
+}

@@ -38,6 +38,10 @@ type ShareItem struct {
 	Attestation []byte // sharer<->item attestation
 	Salt        identity.Salt
 	Profile     []byte // optional: the item's signed profile
+	// Consent is the item's identity consent to be shared by the sharer
+	// with the share's one target: required when their profile's policy
+	// is identity.ShareAskFirst.
+	Consent []byte
 }
 
 // ShareSpec is what a sharer asks to send; BuildShare signs it. The
@@ -103,7 +107,7 @@ func BuildShare(key crypto.PrivKey, spec ShareSpec) (*UnverifiedShare, error) {
 			it.Salt = identity.NewSalt()
 		}
 		body.Items = append(body.Items, &pb.ShareItem{
-			Peer: []byte(it.Peer), Attestation: it.Attestation, Salt: it.Salt[:], Profile: it.Profile,
+			Peer: []byte(it.Peer), Attestation: it.Attestation, Salt: it.Salt[:], Profile: it.Profile, Consent: it.Consent,
 		})
 		secret.Items = append(secret.Items, &pb.ItemSecret{Name: it.Name, Group: it.Group})
 	}
@@ -296,13 +300,13 @@ func decodeShareBody(raw []byte, lim Limits) (*UnverifiedShare, error) {
 		if err := checkText("group name", it.Group, identity.MaxNameBytes); err != nil {
 			return nil, err
 		}
-		if len(it.Attestation) > identity.MaxRecordSize || len(it.Profile) > identity.MaxRecordSize {
+		if len(it.Attestation) > identity.MaxRecordSize || len(it.Profile) > identity.MaxRecordSize || len(it.Consent) > identity.MaxRecordSize {
 			return nil, Errorf(pb.Status_TOO_LARGE, "records of item %s are too large", p)
 		}
 		if len(it.Salt) != len(identity.Salt{}) {
 			return nil, Errorf(pb.Status_BAD_REQUEST, "item %s has a salt of %d bytes", p, len(it.Salt))
 		}
-		item := ShareItem{Peer: p, Name: it.Name, Group: it.Group, Attestation: it.Attestation, Profile: it.Profile}
+		item := ShareItem{Peer: p, Name: it.Name, Group: it.Group, Attestation: it.Attestation, Profile: it.Profile, Consent: it.Consent}
 		copy(item.Salt[:], it.Salt)
 		u.Items = append(u.Items, item)
 	}
@@ -421,7 +425,7 @@ func VerifyShare(v *identity.Verifier, s *UnverifiedShare, now time.Time, profil
 			verdict.Failures = append(verdict.Failures, NewFailure(it.Peer, pb.Role_ITEM, err))
 			continue
 		}
-		if err := itemShareable(v, it, now, profiles); err != nil {
+		if err := itemShareable(v, s, it, now, profiles); err != nil {
 			verdict.Failures = append(verdict.Failures, NewFailure(it.Peer, pb.Role_ITEM, err))
 			continue
 		}
@@ -431,7 +435,22 @@ func VerifyShare(v *identity.Verifier, s *UnverifiedShare, now time.Time, profil
 	return verdict, nil
 }
 
-func itemShareable(v *identity.Verifier, it ShareItem, now time.Time, profiles ProfileLookup) error {
+// itemShareable checks what the item's newest known profile says of
+// being shared: nobody refuses; ask first wants the item's consent naming
+// the share's sharer and its one target.
+func itemShareable(v *identity.Verifier, s *UnverifiedShare, it ShareItem, now time.Time, profiles ProfileLookup) error {
+	var consent *identity.Consent
+	if len(it.Consent) > 0 {
+		c, err := v.Consent(it.Consent, now)
+		if err != nil {
+			return err
+		}
+		if c.Subject != it.Peer || c.Sharer != s.Sharer || len(s.Targets) != 1 || s.Targets[0].Peer != c.Target {
+			return &identity.VerifyError{Record: "consent", Reason: identity.ReasonWrongPair,
+				Detail: fmt.Sprintf("%s's consent is for %s to share them with %s, and only with them", identity.ShortID(c.Subject), identity.ShortID(c.Sharer), identity.ShortID(c.Target))}
+		}
+		consent = c
+	}
 	var newest *identity.Profile
 	if len(it.Profile) > 0 {
 		p, err := v.Profile(it.Profile, now)
@@ -448,7 +467,7 @@ func itemShareable(v *identity.Verifier, it ShareItem, now time.Time, profiles P
 			newest = p
 		}
 	}
-	return newest.Shareable(it.Peer)
+	return newest.ShareableWith(it.Peer, consent)
 }
 
 // Equal reports whether two shares are byte-for-byte the same.

@@ -108,14 +108,24 @@ func TestVerifyShareFailures(t *testing.T) {
 	shyAtt := befriend(t, w.alice, shy)
 	shyProfile, _ := identity.NewProfile(shy.key, identity.ProfileInfo{Name: "Shy", Policy: identity.ShareByNobody}, t0)
 	mallorySelf := befriend(t, w.mallory, w.carol) // a real attestation, but not Alice's
+	// Asker wants to be asked first; they consented to Alice sharing them
+	// with Bob, and with Carol, but not to anything else.
+	asker := newUser(t, "Asker")
+	askerAtt := befriend(t, w.alice, asker)
+	askerProfile, _ := identity.NewProfile(asker.key, identity.ProfileInfo{Name: "Asker", Policy: identity.ShareAskFirst}, t0)
+	toBob, _ := identity.NewConsent(asker.key, w.alice.id, w.bob.id, t0, 0)
+	toCarol, _ := identity.NewConsent(asker.key, w.alice.id, w.carol.id, t0, 0)
+	byDave, _ := identity.NewConsent(asker.key, w.dave.id, w.bob.id, t0, 0)
+	shyToBob, _ := identity.NewConsent(shy.key, w.alice.id, w.bob.id, t0, 0)
 
 	// Mallory's own offer to Alice, which Alice never countersigned.
 	forgedAtt, _ := identity.MakeOffer(w.mallory.key, w.alice.id, t0, 0)
 
 	type item struct {
-		u    user
-		att  []byte
-		prof []byte
+		u       user
+		att     []byte
+		prof    []byte
+		consent []byte
 	}
 	tests := []struct {
 		name   string
@@ -124,22 +134,37 @@ func TestVerifyShareFailures(t *testing.T) {
 		mode   pb.ShareMode
 		want   map[peer.ID]pb.Reason
 	}{
-		{"all valid", []item{{w.carol, nil, nil}, {w.dave, nil, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING, nil},
-		{"not a friend: no attestation", []item{{w.carol, nil, nil}, {w.mallory, []byte{}, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING,
+		{"all valid", []item{{w.carol, nil, nil, nil}, {w.dave, nil, nil, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING, nil},
+		{"not a friend: no attestation", []item{{w.carol, nil, nil, nil}, {w.mallory, []byte{}, nil, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING,
 			map[peer.ID]pb.Reason{w.mallory.id: pb.Reason_MISSING}},
-		{"friendship Alice never signed", []item{{w.mallory, forgedAtt, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING,
+		{"friendship Alice never signed", []item{{w.mallory, forgedAtt, nil, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING,
 			map[peer.ID]pb.Reason{w.mallory.id: pb.Reason_BAD_SIGNATURE}},
-		{"someone else's friendship", []item{{w.mallory, mallorySelf, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING,
+		{"someone else's friendship", []item{{w.mallory, mallorySelf, nil, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING,
 			map[peer.ID]pb.Reason{w.mallory.id: pb.Reason_WRONG_PAIR}},
-		{"expired friendship", []item{{dana, expired.Raw, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING,
+		{"expired friendship", []item{{dana, expired.Raw, nil, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING,
 			map[peer.ID]pb.Reason{dana.id: pb.Reason_EXPIRED}},
-		{"revoked friendship", []item{{gone, goneAtt, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING,
+		{"revoked friendship", []item{{gone, goneAtt, nil, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING,
 			map[peer.ID]pb.Reason{gone.id: pb.Reason_REVOKED}},
-		{"opted out", []item{{shy, shyAtt, shyProfile}}, nil, pb.ShareMode_ALL_OR_NOTHING,
+		{"opted out", []item{{shy, shyAtt, shyProfile, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING,
 			map[peer.ID]pb.Reason{shy.id: pb.Reason_OPTED_OUT}},
-		{"target not a friend", []item{{w.carol, nil, nil}}, mallorySelf, pb.ShareMode_ALL_OR_NOTHING,
+		{"opted out, whatever consent is carried", []item{{shy, shyAtt, shyProfile, shyToBob}}, nil, pb.ShareMode_ALL_OR_NOTHING,
+			map[peer.ID]pb.Reason{shy.id: pb.Reason_OPTED_OUT}},
+		{"asks first: no consent", []item{{asker, askerAtt, askerProfile, nil}}, nil, pb.ShareMode_ALL_OR_NOTHING,
+			map[peer.ID]pb.Reason{asker.id: pb.Reason_OPTED_OUT}},
+		{"asks first: consented to this sharer and target", []item{{asker, askerAtt, askerProfile, toBob}}, nil, pb.ShareMode_ALL_OR_NOTHING, nil},
+		{"asks first: consent for another target", []item{{asker, askerAtt, askerProfile, toCarol}}, nil, pb.ShareMode_ALL_OR_NOTHING,
+			map[peer.ID]pb.Reason{asker.id: pb.Reason_WRONG_PAIR}},
+		{"asks first: consent for another sharer", []item{{asker, askerAtt, askerProfile, byDave}}, nil, pb.ShareMode_ALL_OR_NOTHING,
+			map[peer.ID]pb.Reason{asker.id: pb.Reason_WRONG_PAIR}},
+		{"asks first: someone else's consent", []item{{asker, askerAtt, askerProfile, shyToBob}}, nil, pb.ShareMode_ALL_OR_NOTHING,
+			map[peer.ID]pb.Reason{asker.id: pb.Reason_WRONG_PAIR}},
+		{"asks first: consent after it expired", []item{{asker, askerAtt, askerProfile, func() []byte {
+			c, _ := identity.NewConsent(asker.key, w.alice.id, w.bob.id, t0.Add(-2*time.Hour), time.Hour)
+			return c
+		}()}}, nil, pb.ShareMode_ALL_OR_NOTHING, map[peer.ID]pb.Reason{asker.id: pb.Reason_EXPIRED}},
+		{"target not a friend", []item{{w.carol, nil, nil, nil}}, mallorySelf, pb.ShareMode_ALL_OR_NOTHING,
 			map[peer.ID]pb.Reason{w.bob.id: pb.Reason_WRONG_PAIR}},
-		{"partial: valid items still go", []item{{w.carol, nil, nil}, {w.mallory, []byte{}, nil}, {dana, expired.Raw, nil}}, nil, pb.ShareMode_PARTIAL,
+		{"partial: valid items still go", []item{{w.carol, nil, nil, nil}, {w.mallory, []byte{}, nil, nil}, {dana, expired.Raw, nil, nil}}, nil, pb.ShareMode_PARTIAL,
 			map[peer.ID]pb.Reason{w.mallory.id: pb.Reason_MISSING, dana.id: pb.Reason_EXPIRED}},
 	}
 	for _, tt := range tests {
@@ -154,7 +179,7 @@ func TestVerifyShareFailures(t *testing.T) {
 				if att == nil {
 					att = w.att[[2]peer.ID{w.alice.id, it.u.id}]
 				}
-				spec.Items = append(spec.Items, ShareItem{Peer: it.u.id, Name: it.u.name, Attestation: att, Profile: it.prof})
+				spec.Items = append(spec.Items, ShareItem{Peer: it.u.id, Name: it.u.name, Attestation: att, Profile: it.prof, Consent: it.consent})
 			}
 			s, err := BuildShare(w.alice.key, spec)
 			if err != nil {
@@ -317,5 +342,28 @@ func TestDecodeShareStructure(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestConsentIsForOneTarget: a consent names one target, so a share of
+// someone who asks first goes to that target alone.
+func TestConsentIsForOneTarget(t *testing.T) {
+	w := newWorld(t)
+	asker := newUser(t, "Asker")
+	att := befriend(t, w.alice, asker)
+	prof, _ := identity.NewProfile(asker.key, identity.ProfileInfo{Name: "Asker", Policy: identity.ShareAskFirst}, t0)
+	toBob, _ := identity.NewConsent(asker.key, w.alice.id, w.bob.id, t0, 0)
+	spec := w.spec([]user{w.bob, w.erin}, nil)
+	spec.Items = []ShareItem{{Peer: asker.id, Name: "Asker", Attestation: att, Profile: prof, Consent: toBob}}
+	s, err := BuildShare(w.alice.key, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verdict, err := VerifyShare(identity.NewVerifier(), s, t0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(verdict.Failures) != 1 || verdict.Failures[0].Reason != pb.Reason_WRONG_PAIR {
+		t.Fatalf("a consent for Bob carried to Bob and Erin: %v", verdict.Failures)
 	}
 }

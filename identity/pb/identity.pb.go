@@ -41,6 +41,9 @@ const (
 	SharingPolicy_SHARING_FRIENDS SharingPolicy = 0
 	// Nobody may share the owner; relays refuse shares that include them.
 	SharingPolicy_SHARING_NOBODY SharingPolicy = 1
+	// The owner is asked first: a share that includes them must carry
+	// their ConsentBody naming the sharer and the share's one target.
+	SharingPolicy_SHARING_ASK SharingPolicy = 2
 )
 
 // Enum value maps for SharingPolicy.
@@ -48,10 +51,12 @@ var (
 	SharingPolicy_name = map[int32]string{
 		0: "SHARING_FRIENDS",
 		1: "SHARING_NOBODY",
+		2: "SHARING_ASK",
 	}
 	SharingPolicy_value = map[string]int32{
 		"SHARING_FRIENDS": 0,
 		"SHARING_NOBODY":  1,
+		"SHARING_ASK":     2,
 	}
 )
 
@@ -82,6 +87,86 @@ func (SharingPolicy) EnumDescriptor() ([]byte, []int) {
 	return file_identity_pb_identity_proto_rawDescGZIP(), []int{0}
 }
 
+// ConsentBody is a user's (the subject's) permission for one friend (the
+// sharer) to share them with one person (the target), until expires_at.
+// Signed by the subject (domain kith/consent/v1). Their newest profile's
+// policy still wins: "nobody" refuses a share that carries a consent.
+type ConsentBody struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subject       []byte                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	Sharer        []byte                 `protobuf:"bytes,2,opt,name=sharer,proto3" json:"sharer,omitempty"`
+	Target        []byte                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	IssuedAt      int64                  `protobuf:"varint,4,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	ExpiresAt     int64                  `protobuf:"varint,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentBody) Reset() {
+	*x = ConsentBody{}
+	mi := &file_identity_pb_identity_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentBody) ProtoMessage() {}
+
+func (x *ConsentBody) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_pb_identity_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentBody.ProtoReflect.Descriptor instead.
+func (*ConsentBody) Descriptor() ([]byte, []int) {
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ConsentBody) GetSubject() []byte {
+	if x != nil {
+		return x.Subject
+	}
+	return nil
+}
+
+func (x *ConsentBody) GetSharer() []byte {
+	if x != nil {
+		return x.Sharer
+	}
+	return nil
+}
+
+func (x *ConsentBody) GetTarget() []byte {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *ConsentBody) GetIssuedAt() int64 {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return 0
+}
+
+func (x *ConsentBody) GetExpiresAt() int64 {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return 0
+}
+
 // SignedRecord is a body signed by one key: profiles, revocations, share
 // seals and invites. The signer is named inside the body.
 type SignedRecord struct {
@@ -94,7 +179,7 @@ type SignedRecord struct {
 
 func (x *SignedRecord) Reset() {
 	*x = SignedRecord{}
-	mi := &file_identity_pb_identity_proto_msgTypes[0]
+	mi := &file_identity_pb_identity_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +191,7 @@ func (x *SignedRecord) String() string {
 func (*SignedRecord) ProtoMessage() {}
 
 func (x *SignedRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_pb_identity_proto_msgTypes[0]
+	mi := &file_identity_pb_identity_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +204,7 @@ func (x *SignedRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedRecord.ProtoReflect.Descriptor instead.
 func (*SignedRecord) Descriptor() ([]byte, []int) {
-	return file_identity_pb_identity_proto_rawDescGZIP(), []int{0}
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *SignedRecord) GetBody() []byte {
@@ -165,7 +250,7 @@ type ProfileBody struct {
 
 func (x *ProfileBody) Reset() {
 	*x = ProfileBody{}
-	mi := &file_identity_pb_identity_proto_msgTypes[1]
+	mi := &file_identity_pb_identity_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -177,7 +262,7 @@ func (x *ProfileBody) String() string {
 func (*ProfileBody) ProtoMessage() {}
 
 func (x *ProfileBody) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_pb_identity_proto_msgTypes[1]
+	mi := &file_identity_pb_identity_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -190,7 +275,7 @@ func (x *ProfileBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileBody.ProtoReflect.Descriptor instead.
 func (*ProfileBody) Descriptor() ([]byte, []int) {
-	return file_identity_pb_identity_proto_rawDescGZIP(), []int{1}
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ProfileBody) GetOwner() []byte {
@@ -279,7 +364,7 @@ type AttestationBody struct {
 
 func (x *AttestationBody) Reset() {
 	*x = AttestationBody{}
-	mi := &file_identity_pb_identity_proto_msgTypes[2]
+	mi := &file_identity_pb_identity_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -291,7 +376,7 @@ func (x *AttestationBody) String() string {
 func (*AttestationBody) ProtoMessage() {}
 
 func (x *AttestationBody) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_pb_identity_proto_msgTypes[2]
+	mi := &file_identity_pb_identity_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,7 +389,7 @@ func (x *AttestationBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttestationBody.ProtoReflect.Descriptor instead.
 func (*AttestationBody) Descriptor() ([]byte, []int) {
-	return file_identity_pb_identity_proto_rawDescGZIP(), []int{2}
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AttestationBody) GetRequester() []byte {
@@ -355,7 +440,7 @@ type SignedAttestation struct {
 
 func (x *SignedAttestation) Reset() {
 	*x = SignedAttestation{}
-	mi := &file_identity_pb_identity_proto_msgTypes[3]
+	mi := &file_identity_pb_identity_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -367,7 +452,7 @@ func (x *SignedAttestation) String() string {
 func (*SignedAttestation) ProtoMessage() {}
 
 func (x *SignedAttestation) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_pb_identity_proto_msgTypes[3]
+	mi := &file_identity_pb_identity_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -380,7 +465,7 @@ func (x *SignedAttestation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedAttestation.ProtoReflect.Descriptor instead.
 func (*SignedAttestation) Descriptor() ([]byte, []int) {
-	return file_identity_pb_identity_proto_rawDescGZIP(), []int{3}
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SignedAttestation) GetBody() []byte {
@@ -417,7 +502,7 @@ type RevocationBody struct {
 
 func (x *RevocationBody) Reset() {
 	*x = RevocationBody{}
-	mi := &file_identity_pb_identity_proto_msgTypes[4]
+	mi := &file_identity_pb_identity_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +514,7 @@ func (x *RevocationBody) String() string {
 func (*RevocationBody) ProtoMessage() {}
 
 func (x *RevocationBody) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_pb_identity_proto_msgTypes[4]
+	mi := &file_identity_pb_identity_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +527,7 @@ func (x *RevocationBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevocationBody.ProtoReflect.Descriptor instead.
 func (*RevocationBody) Descriptor() ([]byte, []int) {
-	return file_identity_pb_identity_proto_rawDescGZIP(), []int{4}
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RevocationBody) GetAttestation() []byte {
@@ -483,7 +568,7 @@ type SealBody struct {
 
 func (x *SealBody) Reset() {
 	*x = SealBody{}
-	mi := &file_identity_pb_identity_proto_msgTypes[5]
+	mi := &file_identity_pb_identity_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +580,7 @@ func (x *SealBody) String() string {
 func (*SealBody) ProtoMessage() {}
 
 func (x *SealBody) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_pb_identity_proto_msgTypes[5]
+	mi := &file_identity_pb_identity_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +593,7 @@ func (x *SealBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealBody.ProtoReflect.Descriptor instead.
 func (*SealBody) Descriptor() ([]byte, []int) {
-	return file_identity_pb_identity_proto_rawDescGZIP(), []int{5}
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SealBody) GetSharer() []byte {
@@ -577,7 +662,7 @@ type Introduction struct {
 
 func (x *Introduction) Reset() {
 	*x = Introduction{}
-	mi := &file_identity_pb_identity_proto_msgTypes[6]
+	mi := &file_identity_pb_identity_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +674,7 @@ func (x *Introduction) String() string {
 func (*Introduction) ProtoMessage() {}
 
 func (x *Introduction) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_pb_identity_proto_msgTypes[6]
+	mi := &file_identity_pb_identity_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +687,7 @@ func (x *Introduction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Introduction.ProtoReflect.Descriptor instead.
 func (*Introduction) Descriptor() ([]byte, []int) {
-	return file_identity_pb_identity_proto_rawDescGZIP(), []int{6}
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Introduction) GetSeal() []byte {
@@ -681,7 +766,7 @@ type InviteBody struct {
 
 func (x *InviteBody) Reset() {
 	*x = InviteBody{}
-	mi := &file_identity_pb_identity_proto_msgTypes[7]
+	mi := &file_identity_pb_identity_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +778,7 @@ func (x *InviteBody) String() string {
 func (*InviteBody) ProtoMessage() {}
 
 func (x *InviteBody) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_pb_identity_proto_msgTypes[7]
+	mi := &file_identity_pb_identity_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +791,7 @@ func (x *InviteBody) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InviteBody.ProtoReflect.Descriptor instead.
 func (*InviteBody) Descriptor() ([]byte, []int) {
-	return file_identity_pb_identity_proto_rawDescGZIP(), []int{7}
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *InviteBody) GetInviter() []byte {
@@ -771,7 +856,7 @@ type Sealed struct {
 
 func (x *Sealed) Reset() {
 	*x = Sealed{}
-	mi := &file_identity_pb_identity_proto_msgTypes[8]
+	mi := &file_identity_pb_identity_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +868,7 @@ func (x *Sealed) String() string {
 func (*Sealed) ProtoMessage() {}
 
 func (x *Sealed) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_pb_identity_proto_msgTypes[8]
+	mi := &file_identity_pb_identity_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +881,7 @@ func (x *Sealed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sealed.ProtoReflect.Descriptor instead.
 func (*Sealed) Descriptor() ([]byte, []int) {
-	return file_identity_pb_identity_proto_rawDescGZIP(), []int{8}
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Sealed) GetKey() []byte {
@@ -817,7 +902,14 @@ var File_identity_pb_identity_proto protoreflect.FileDescriptor
 
 const file_identity_pb_identity_proto_rawDesc = "" +
 	"\n" +
-	"\x1aidentity/pb/identity.proto\x12\rkith.identity\"@\n" +
+	"\x1aidentity/pb/identity.proto\x12\rkith.identity\"\x93\x01\n" +
+	"\vConsentBody\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\fR\asubject\x12\x16\n" +
+	"\x06sharer\x18\x02 \x01(\fR\x06sharer\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\fR\x06target\x12\x1b\n" +
+	"\tissued_at\x18\x04 \x01(\x03R\bissuedAt\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\x03R\texpiresAt\"@\n" +
 	"\fSignedRecord\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xac\x02\n" +
@@ -878,10 +970,11 @@ const file_identity_pb_identity_proto_rawDesc = "" +
 	"\bname_box\x18\a \x01(\fR\anameBox\",\n" +
 	"\x06Sealed\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x10\n" +
-	"\x03box\x18\x02 \x01(\fR\x03box*8\n" +
+	"\x03box\x18\x02 \x01(\fR\x03box*I\n" +
 	"\rSharingPolicy\x12\x13\n" +
 	"\x0fSHARING_FRIENDS\x10\x00\x12\x12\n" +
-	"\x0eSHARING_NOBODY\x10\x01B%Z#github.com/kithnet/kith/identity/pbb\x06proto3"
+	"\x0eSHARING_NOBODY\x10\x01\x12\x0f\n" +
+	"\vSHARING_ASK\x10\x02B%Z#github.com/kithnet/kith/identity/pbb\x06proto3"
 
 var (
 	file_identity_pb_identity_proto_rawDescOnce sync.Once
@@ -896,18 +989,19 @@ func file_identity_pb_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_identity_pb_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_identity_pb_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_identity_pb_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_identity_pb_identity_proto_goTypes = []any{
 	(SharingPolicy)(0),        // 0: kith.identity.SharingPolicy
-	(*SignedRecord)(nil),      // 1: kith.identity.SignedRecord
-	(*ProfileBody)(nil),       // 2: kith.identity.ProfileBody
-	(*AttestationBody)(nil),   // 3: kith.identity.AttestationBody
-	(*SignedAttestation)(nil), // 4: kith.identity.SignedAttestation
-	(*RevocationBody)(nil),    // 5: kith.identity.RevocationBody
-	(*SealBody)(nil),          // 6: kith.identity.SealBody
-	(*Introduction)(nil),      // 7: kith.identity.Introduction
-	(*InviteBody)(nil),        // 8: kith.identity.InviteBody
-	(*Sealed)(nil),            // 9: kith.identity.Sealed
+	(*ConsentBody)(nil),       // 1: kith.identity.ConsentBody
+	(*SignedRecord)(nil),      // 2: kith.identity.SignedRecord
+	(*ProfileBody)(nil),       // 3: kith.identity.ProfileBody
+	(*AttestationBody)(nil),   // 4: kith.identity.AttestationBody
+	(*SignedAttestation)(nil), // 5: kith.identity.SignedAttestation
+	(*RevocationBody)(nil),    // 6: kith.identity.RevocationBody
+	(*SealBody)(nil),          // 7: kith.identity.SealBody
+	(*Introduction)(nil),      // 8: kith.identity.Introduction
+	(*InviteBody)(nil),        // 9: kith.identity.InviteBody
+	(*Sealed)(nil),            // 10: kith.identity.Sealed
 }
 var file_identity_pb_identity_proto_depIdxs = []int32{
 	0, // 0: kith.identity.ProfileBody.policy:type_name -> kith.identity.SharingPolicy
@@ -929,7 +1023,7 @@ func file_identity_pb_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_identity_pb_identity_proto_rawDesc), len(file_identity_pb_identity_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

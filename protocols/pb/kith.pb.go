@@ -666,6 +666,7 @@ type ShareItem struct {
 	Attestation   []byte                 `protobuf:"bytes,4,opt,name=attestation,proto3" json:"attestation,omitempty"` // sharer <-> item friendship
 	Salt          []byte                 `protobuf:"bytes,5,opt,name=salt,proto3" json:"salt,omitempty"`               // 16 bytes for this item's introduction leaves
 	Profile       []byte                 `protobuf:"bytes,6,opt,name=profile,proto3" json:"profile,omitempty"`         // optional: the item's signed profile (sharing policy)
+	Consent       []byte                 `protobuf:"bytes,7,opt,name=consent,proto3" json:"consent,omitempty"`         // the item's identity consent, when their policy is to be asked first
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -738,6 +739,13 @@ func (x *ShareItem) GetSalt() []byte {
 func (x *ShareItem) GetProfile() []byte {
 	if x != nil {
 		return x.Profile
+	}
+	return nil
+}
+
+func (x *ShareItem) GetConsent() []byte {
+	if x != nil {
+		return x.Consent
 	}
 	return nil
 }
@@ -2787,14 +2795,15 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\n" +
 	"ItemSecret\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05group\x18\x02 \x01(\tR\x05group\"\x99\x01\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"\xb3\x01\n" +
 	"\tShareItem\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05group\x18\x03 \x01(\tR\x05group\x12 \n" +
 	"\vattestation\x18\x04 \x01(\fR\vattestation\x12\x12\n" +
 	"\x04salt\x18\x05 \x01(\fR\x04salt\x12\x18\n" +
-	"\aprofile\x18\x06 \x01(\fR\aprofile\"\xa9\x02\n" +
+	"\aprofile\x18\x06 \x01(\fR\aprofile\x12\x18\n" +
+	"\aconsent\x18\a \x01(\fR\aconsent\"\xa9\x02\n" +
 	"\tShareBody\x12\x19\n" +
 	"\bshare_id\x18\x01 \x01(\fR\ashareId\x12\x16\n" +
 	"\x06sharer\x18\x02 \x01(\fR\x06sharer\x12\x1f\n" +
