@@ -617,6 +617,12 @@ func (n *Node) handleItem(it *pb.InboxItem) {
 			return
 		}
 		n.receiveAnswer(&ans)
+	case pb.ItemKind_CONSENT:
+		var m pb.ConsentMessage
+		if err := proto.Unmarshal(it.Payload, &m); err != nil {
+			return
+		}
+		n.receiveConsent(&m, "")
 	case pb.ItemKind_WITHDRAWAL:
 		w, err := protocols.DecodeWithdrawal(it.Payload)
 		if err != nil {
@@ -627,6 +633,8 @@ func (n *Node) handleItem(it *pb.InboxItem) {
 			return
 		}
 		n.publish("withdrawal", fmt.Sprintf("%x", w.ItemId), from, "withdrawn")
+	default:
+		n.log.Info("inbox item of a kind this node does not know, skipped", "kind", it.Kind, "from", from)
 	}
 }
 
@@ -826,6 +834,10 @@ func (n *Node) handleAdd(st network.Stream) {
 				}
 			case m.GetCancel() != nil:
 				err = n.receiveCancel(m.GetCancel(), st.Conn().RemotePeer())
+			case m.GetConsent() != nil:
+				if cerr := n.receiveConsent(m.GetConsent(), st.Conn().RemotePeer()); cerr != nil && !errors.Is(cerr, book.ErrDropped) {
+					err = cerr
+				}
 			default:
 				err = protocols.Errorf(pb.Status_BAD_REQUEST, "a node does not fan out combined requests; send them to a relay")
 			}
@@ -929,4 +941,5 @@ func (n *Node) flush(ctx context.Context) {
 	if len(revs) > 0 {
 		n.sendRevocations(ctx, revs)
 	}
+	n.flushAsks(ctx)
 }

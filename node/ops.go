@@ -188,6 +188,10 @@ func (n *Node) UpdateSettings(b SettingsBody) (SettingsView, error) {
 func (n *Node) Friends(ctx context.Context) []FriendView {
 	n.mu.Lock()
 	friends := n.book.Friends()
+	sharing := map[peer.ID]string{}
+	for _, f := range friends {
+		sharing[f.ID] = n.book.SharingOf(f.ID, n.clock()).String()
+	}
 	var asks []*pb.PresenceAsk
 	for _, f := range friends {
 		asks = append(asks, &pb.PresenceAsk{Peer: []byte(f.ID), Attestation: f.Attestation})
@@ -203,7 +207,7 @@ func (n *Node) Friends(ctx context.Context) []FriendView {
 	out := make([]FriendView, 0, len(friends))
 	for _, f := range friends {
 		v := FriendView{ID: f.ID.String(), Name: f.Name, Groups: append([]string{}, groups[f.ID]...), Online: len(online[f.ID]) > 0,
-			IntroducedByName: f.IntroducedByName, Since: f.Since.UTC().Format(time.RFC3339)}
+			IntroducedByName: f.IntroducedByName, Since: f.Since.UTC().Format(time.RFC3339), Sharing: sharing[f.ID]}
 		if v.Groups == nil {
 			v.Groups = []string{}
 		}
@@ -322,6 +326,40 @@ func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
 	if len(to) == 0 {
 		return nil, book.Kindf(book.ErrBadArgument, "no target: say whom to share with (--to)")
 	}
+	// Friends who ask to be asked first are asked, and left out.
+	req := book.ShareRequest{To: to, Friends: friends, Groups: a.Groups, Partial: a.Partial, Note: a.Note}
+	n.mu.Lock()
+	asks, muts := n.book.AskFirst(&req, n.clock())
+	err = n.commit(muts)
+	var asked []book.AskedID
+	for _, p := range req.Skip {
+		for _, t := range to {
+			asked = append(asked, book.AskedID{Peer: p.String(), Name: n.book.Name(p), Target: t.String(), TargetName: n.book.Name(t)})
+		}
+	}
+	left := n.book.ItemsLeft(req)
+	n.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	for _, ask := range asks {
+		n.sendAsk(ctx, ask)
+	}
+	if left == 0 && len(asked) > 0 {
+		return &ShareResult{Targets: []TargetStatus{}, Asked: asked}, nil
+	}
+	res, err := n.shareWith(ctx, req)
+	if res != nil {
+		res.Asked = asked
+	}
+	return res, err
+}
+
+// shareWith builds, records and sends the share req asks for, one per
+// home relay of its targets.
+func (n *Node) shareWith(ctx context.Context, req book.ShareRequest) (*ShareResult, error) {
+	to := req.To
+	var err error
 	n.resolveHomes(ctx, to)
 	order, groups := n.byRelay(to)
 	if len(order) == 0 {
@@ -334,7 +372,9 @@ func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
 		var local []protocols.Failure
 		n.mu.Lock()
 		var sent *book.SentShare
-		s, local, err = n.book.BuildShare(book.ShareRequest{To: groups[relay], Friends: friends, Groups: a.Groups, Partial: a.Partial, Note: a.Note}, n.clock())
+		part := req
+		part.To = groups[relay]
+		s, local, err = n.book.BuildShare(part, n.clock())
 		if err == nil && s != nil {
 			var muts []book.Mutation
 			sent, muts = n.book.RecordSent(s, n.clock())
@@ -596,6 +636,9 @@ func (n *Node) DismissShare(id string, dismissed bool) error {
 func (n *Node) shareView(s *book.ReceivedShare) ShareView {
 	v := ShareView{ID: s.ID.String(), From: s.From.String(), FromName: s.FromName, Note: s.Note, Unopened: s.Unopened,
 		ReceivedAt: s.ReceivedAt.UTC().Format(time.RFC3339), Withdrawn: s.Withdrawn, Dismissed: s.Dismissed, Items: []ItemView{}}
+	if s.Secret != nil {
+		v.Awaiting = s.Secret.Awaiting
+	}
 	for _, it := range s.Items {
 		name := it.Name
 		if f := n.book.Friend(it.Peer); f != nil {

@@ -180,6 +180,11 @@ func (n *Node) sendDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, 
 	if err := n.h.Connect(network.WithAllowLimitedConn(ctx, "kith"), peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
 		return "", err
 	}
+	// A stream takes a direct connection over a relayed one: if there is
+	// one now, or after the exchange (hole punching), the add went or
+	// goes direct. (Looking only after the exchange would miss a direct
+	// connection the other side closed once it answered.)
+	wasDirect := hasDirect(n.h.Network().ConnsToPeer(p))
 	if _, err := client.Add(ctx, n.h, p, m); err != nil {
 		if !had {
 			n.h.Network().ClosePeer(p)
@@ -187,10 +192,8 @@ func (n *Node) sendDirect(ctx context.Context, p peer.ID, addrs []ma.Multiaddr, 
 		return "", err
 	}
 	how := book.SentCircuit // through a relayed connection, unless a direct one carries it
-	for _, c := range n.h.Network().ConnsToPeer(p) {
-		if !c.Stat().Limited {
-			how = book.SentDirect
-		}
+	if wasDirect || hasDirect(n.h.Network().ConnsToPeer(p)) {
+		how = book.SentDirect
 	}
 	if !had && how == book.SentDirect {
 		n.h.Network().ClosePeer(p)

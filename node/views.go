@@ -100,6 +100,9 @@ type FriendView struct {
 	IntroducedBy     string   `json:"introduced_by"`
 	IntroducedByName string   `json:"introduced_by_name"`
 	Since            string   `json:"since"`
+	// Sharing is who may share them, as their newest profile the node
+	// holds says: friends, ask (they are asked first) or nobody.
+	Sharing string `json:"sharing"`
 }
 
 // GroupView is one row of `kith groups`.
@@ -124,15 +127,18 @@ type (
 
 // ShareView is one row of `kith shares`.
 type ShareView struct {
-	ID         string     `json:"id"`
-	From       string     `json:"from"`
-	FromName   string     `json:"from_name"`
-	Note       string     `json:"note,omitempty"`
-	ReceivedAt string     `json:"received_at"`
-	Withdrawn  bool       `json:"withdrawn,omitempty"`
-	Dismissed  bool       `json:"dismissed,omitempty"`
-	Unopened   string     `json:"unopened,omitempty"` // why the sealed words and names did not open
-	Items      []ItemView `json:"items"`
+	ID         string `json:"id"`
+	From       string `json:"from"`
+	FromName   string `json:"from_name"`
+	Note       string `json:"note,omitempty"`
+	ReceivedAt string `json:"received_at"`
+	Withdrawn  bool   `json:"withdrawn,omitempty"`
+	Dismissed  bool   `json:"dismissed,omitempty"`
+	// Awaiting counts the friends the sharer also picked who are asked
+	// first: each who agrees follows in a share of their own.
+	Awaiting int        `json:"awaiting,omitempty"`
+	Unopened string     `json:"unopened,omitempty"` // why the sealed words and names did not open
+	Items    []ItemView `json:"items"`
 }
 
 // ItemView is one shared friend in a received share.

@@ -375,6 +375,11 @@ func DecodeAddMessage(frame []byte, lim Limits) (*pb.AddMessage, []*UnverifiedAd
 			out = append(out, u)
 		}
 		return &m, out, nil
+	case *pb.AddMessage_Consent:
+		if _, err := DecodeConsentMessage(msg.Consent); err != nil {
+			return nil, nil, err
+		}
+		return &m, nil, nil
 	case *pb.AddMessage_Cancel:
 		if len(msg.Cancel) == 0 || len(msg.Cancel) > identity.MaxRecordSize {
 			return nil, nil, Errorf(pb.Status_BAD_REQUEST, "a cancel of %d bytes: want a revocation", len(msg.Cancel))

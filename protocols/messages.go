@@ -84,10 +84,11 @@ func DecodeInboxServer(frame []byte) (*pb.InboxServer, error) {
 		if it.Seq == 0 {
 			return nil, badResponse("inbox item without a sequence number")
 		}
-		switch it.Kind {
-		case pb.ItemKind_SHARE, pb.ItemKind_ADD_REQUEST, pb.ItemKind_ADD_ANSWER, pb.ItemKind_WITHDRAWAL:
-		default:
-			return nil, badResponse("inbox item of unknown kind %d", it.Kind)
+		// A kind this node does not know (a newer relay's) is passed on:
+		// the node acknowledges and skips it, and its inbox goes on. Kind
+		// 0 is no kind at all.
+		if it.Kind == pb.ItemKind_ITEM_UNSPECIFIED {
+			return nil, badResponse("inbox item %d of no kind", it.Seq)
 		}
 		if len(it.Payload) == 0 {
 			return nil, badResponse("inbox item %d is empty", it.Seq)

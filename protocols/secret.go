@@ -47,6 +47,8 @@ type ShareSecret struct {
 	SharerName string       `json:"sharer_name,omitempty"`
 	Note       string       `json:"note,omitempty"`
 	Items      []ItemSecret `json:"items,omitempty"`
+	// Awaiting counts the friends also picked who are asked first.
+	Awaiting int `json:"awaiting,omitempty"`
 }
 
 // ItemSecret is what the sharer says about one shared friend.
@@ -61,6 +63,9 @@ func checkSecret(s *pb.ShareSecret, items int) error {
 	}
 	if err := checkText("note", s.Note, MaxMessageText); err != nil {
 		return err
+	}
+	if s.Awaiting > MaxItemsPerShare {
+		return Errorf(pb.Status_BAD_REQUEST, "the sealed part says %d friends await their consent", s.Awaiting)
 	}
 	if len(s.Items) > items {
 		return Errorf(pb.Status_BAD_REQUEST, "the sealed part names %d items, the share has %d", len(s.Items), items)
@@ -103,7 +108,7 @@ func (s *UnverifiedShare) Secret(keys *identity.Keyring, me peer.ID) (*ShareSecr
 	if err := checkSecret(&m, len(s.Items)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotRevealed, err)
 	}
-	out := &ShareSecret{SharerName: m.SharerName, Note: m.Note}
+	out := &ShareSecret{SharerName: m.SharerName, Note: m.Note, Awaiting: int(m.Awaiting)}
 	for _, it := range m.Items {
 		out.Items = append(out.Items, ItemSecret{Name: it.Name, Group: it.Group})
 	}

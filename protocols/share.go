@@ -56,6 +56,9 @@ type ShareSpec struct {
 	Note       string
 	CreatedAt  time.Time
 	Validity   time.Duration // of the introductions; DefaultShareValidity when zero
+	// Awaiting counts, sealed to each target, the friends the sharer
+	// picked who are asked first: a placeholder that names nobody.
+	Awaiting int
 }
 
 // UnverifiedShare is a share that decoded and follows the structural rules
@@ -101,7 +104,10 @@ func BuildShare(key crypto.PrivKey, spec ShareSpec) (*UnverifiedShare, error) {
 		Mode:      spec.Mode,
 		CreatedAt: spec.CreatedAt.Unix(),
 	}
-	secret := &pb.ShareSecret{SharerName: spec.SharerName, Note: spec.Note}
+	if spec.Awaiting < 0 || spec.Awaiting > MaxItemsPerShare {
+		return nil, fmt.Errorf("protocols: %d friends awaiting consent", spec.Awaiting)
+	}
+	secret := &pb.ShareSecret{SharerName: spec.SharerName, Note: spec.Note, Awaiting: uint32(spec.Awaiting)}
 	for _, it := range spec.Items {
 		if it.Salt == (identity.Salt{}) {
 			it.Salt = identity.NewSalt()
@@ -146,7 +152,7 @@ func BuildShare(key crypto.PrivKey, spec ShareSpec) (*UnverifiedShare, error) {
 	if err != nil {
 		return nil, err
 	}
-	u.Reveal(&ShareSecret{SharerName: spec.SharerName, Note: spec.Note, Items: itemSecrets(secret)})
+	u.Reveal(&ShareSecret{SharerName: spec.SharerName, Note: spec.Note, Items: itemSecrets(secret), Awaiting: spec.Awaiting})
 	return u, nil
 }
 

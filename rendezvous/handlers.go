@@ -316,6 +316,9 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 	if ans := m.GetAnswer(); ans != nil {
 		return r.acceptAnswer(ctx, remote, ans, now)
 	}
+	if cm := m.GetConsent(); cm != nil {
+		return r.acceptConsent(ctx, remote, cm, now)
+	}
 	if m.GetCancel() != nil {
 		return fail(protocols.Errorf(pb.Status_BAD_REQUEST, "a relay takes a cancel as the revocation it is, on %s", protocols.RevokeProtocol))
 	}
@@ -495,6 +498,56 @@ func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAns
 		r.trace.itemStored("add_answer")
 	}
 	r.trace.addOutcome("answer")
+	return &pb.AddResponse{Status: pb.Status_OK, Results: []*pb.AddResult{res}}
+}
+
+// acceptConsent stores and forwards a consent ask or answer between two
+// friends: signed by its sender, on their friendship.
+func (r *Relay) acceptConsent(ctx context.Context, remote peer.ID, m *pb.ConsentMessage, now time.Time) *pb.AddResponse {
+	c, _ := protocols.DecodeConsentMessage(m)
+	if c.From != remote {
+		return &pb.AddResponse{Status: pb.Status_UNAUTHORIZED, Text: "a consent message signed for another sender"}
+	}
+	att, err := protocols.VerifyConsentMessage(r.verifier, c, now)
+	if err != nil {
+		r.trace.addOutcome("refused")
+		return &pb.AddResponse{Status: pb.Status_REFUSED, Text: err.Error(),
+			Results: []*pb.AddResult{{RequestId: c.ID[:], To: []byte(c.To), Delivery: pb.Delivery_NOT_SENT, Reason: protocols.WireReason(identity.ReasonOf(err)), Detail: err.Error()}}}
+	}
+	if prof := r.movedAway(c.To); prof != nil {
+		return &pb.AddResponse{Status: pb.Status_REFUSED, Text: movedDetail(prof), Results: []*pb.AddResult{{
+			RequestId: c.ID[:], To: []byte(c.To), Delivery: pb.Delivery_NOT_SENT, Reason: pb.Reason_MOVED, Detail: movedDetail(prof), Profile: prof.Raw}}}
+	}
+	payload, _ := proto.Marshal(m)
+	kind := "q"
+	if c.Answer {
+		kind = "a"
+	}
+	items := []newItem{{recipient: c.To, id: "consent/" + kind + string(c.ID[:]), kind: pb.ItemKind_CONSENT, payload: payload, from: remote,
+		deps: []identity.AttestationID{att.ID}}}
+	results, err := r.store.put(ctx, items)
+	if err != nil {
+		s, text := statusText(err)
+		return &pb.AddResponse{Status: s, Text: text}
+	}
+	ds, err := r.deliveries(ctx, items, results)
+	if err != nil {
+		s, text := statusText(err)
+		return &pb.AddResponse{Status: s, Text: text}
+	}
+	res := &pb.AddResult{RequestId: c.ID[:], To: []byte(c.To), Delivery: ds[0]}
+	switch results[0].outcome {
+	case putOverQuota:
+		res.Reason, res.Detail = pb.Reason_MAILBOX_FULL, fullDetail(results[0])
+		r.trace.mailboxFull(results[0].fullRoom())
+		return &pb.AddResponse{Status: pb.Status_QUOTA_EXCEEDED, Text: "their mailbox is full", Results: []*pb.AddResult{res}}
+	case putWithdrawn:
+		res.Reason = pb.Reason_REVOKED
+		return &pb.AddResponse{Status: pb.Status_REFUSED, Text: "the friendship was revoked", Results: []*pb.AddResult{res}}
+	case putStored:
+		r.trace.itemStored("consent")
+	}
+	r.trace.addOutcome("consent")
 	return &pb.AddResponse{Status: pb.Status_OK, Results: []*pb.AddResult{res}}
 }
 

@@ -37,6 +37,8 @@ type Node interface {
 	Unblock(who string) error
 	Blocked() []node.BlockedView
 	Settings() node.SettingsView
+	Consents() []node.AskView
+	AnswerConsent(ctx context.Context, id string, approve bool) (node.AskView, error)
 	MakeInvite(b node.InviteBody) (node.InviteView, error)
 	Invites() []node.InviteView
 	RevokeInvite(which string) (node.InviteView, error)
@@ -122,6 +124,9 @@ func NewAPI(n Node, token string) *API {
 	a.mux.HandleFunc("POST /api/unblock", a.unblock)
 	a.mux.HandleFunc("GET /api/blocked", a.blocked)
 	a.mux.HandleFunc("GET /api/settings", a.settings)
+	a.mux.HandleFunc("GET /api/consents", a.consents)
+	a.mux.HandleFunc("POST /api/consents/{id}/approve", a.answerConsent(true))
+	a.mux.HandleFunc("POST /api/consents/{id}/refuse", a.answerConsent(false))
 	a.mux.HandleFunc("GET /api/invites", a.invites)
 	a.mux.HandleFunc("POST /api/invites", a.makeInvite)
 	a.mux.HandleFunc("POST /api/invites/{token}/revoke", a.revokeInvite)
@@ -470,6 +475,23 @@ func (a *API) unblock(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) blocked(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.n.Blocked())
+}
+
+func (a *API) consents(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.n.Consents())
+}
+
+func (a *API) answerConsent(approve bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := opContext(r)
+		defer cancel()
+		v, err := a.n.AnswerConsent(ctx, r.PathValue("id"), approve)
+		if err != nil {
+			fail(w, err, nil)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
 }
 
 func (a *API) settings(w http.ResponseWriter, r *http.Request) {

@@ -68,6 +68,10 @@ func (fakeNode) Invites() []node.InviteView { return []node.InviteView{} }
 func (fakeNode) RevokeInvite(which string) (node.InviteView, error) {
 	return node.InviteView{}, fmt.Errorf("%w: no invite %s", book.ErrNotFound, which)
 }
+func (fakeNode) Consents() []node.AskView { return []node.AskView{} }
+func (fakeNode) AnswerConsent(_ context.Context, id string, _ bool) (node.AskView, error) {
+	return node.AskView{}, fmt.Errorf("%w: no ask %s", book.ErrNotFound, id)
+}
 func (fakeNode) Settings() node.SettingsView {
 	return node.SettingsView{Name: "Alice", Sharing: "friends"}
 }

@@ -35,6 +35,7 @@ type Book struct {
 	blocked  map[peer.ID]bool
 	invites  map[string]*Invite    // by token hex
 	former   map[peer.ID]time.Time // people who were friends, and when it ended
+	asks     map[string]*Ask       // by askKey
 
 	profileStale bool               // see TakeProfileStale
 	names        map[peer.ID]string // names learnt from shares and requests
@@ -99,6 +100,7 @@ type Mutation struct {
 //	/kith/node/invites/<token>        Invite
 //	/kith/node/revoked/<attestation>  identity revocation bytes (raw)
 //	/kith/node/former/<peer>          the time the friendship ended (RFC 3339 text)
+//	/kith/node/asks/<in|out>/<id>     Ask ("ask me first")
 //	/kith/node/keys/...               the user's keys (see keys.go)
 const (
 	keySettings     = "/kith/node/settings"
@@ -144,7 +146,7 @@ func NewBook(key crypto.PrivKey, name string) (*Book, error) {
 		friends:  map[peer.ID]*Friend{}, groups: map[string]*Group{},
 		requests: map[protocols.RequestID]*Request{}, shares: map[identity.ShareID]*ReceivedShare{},
 		sent: map[identity.ShareID]*SentShare{}, blocked: map[peer.ID]bool{},
-		invites: map[string]*Invite{}, names: map[peer.ID]string{}, former: map[peer.ID]time.Time{},
+		invites: map[string]*Invite{}, names: map[peer.ID]string{}, former: map[peer.ID]time.Time{}, asks: map[string]*Ask{},
 		revokeQueue: map[identity.AttestationID][]byte{},
 	}, nil
 }
@@ -219,6 +221,8 @@ func (b *Book) Load(key string, value []byte) error {
 		if len(in.Secret) > 0 {
 			b.keys.AddSecret(in.Secret)
 		}
+	case strings.HasPrefix(key, prefixAsks):
+		return b.loadAsk(value)
 	case strings.HasPrefix(key, prefixFormer):
 		id, err := peer.Decode(strings.TrimPrefix(key, prefixFormer))
 		if err != nil {

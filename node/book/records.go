@@ -245,6 +245,18 @@ type ShareResult struct {
 	Share   string         `json:"share"`
 	Targets []TargetStatus `json:"targets"`
 	Failed  []FailedID     `json:"failed"`
+	// Asked are the friends left out because they ask to be asked first:
+	// each is asked, by target, and follows in a share of their own if
+	// they agree.
+	Asked []AskedID `json:"asked,omitempty"`
+}
+
+// AskedID is a friend asked for consent before being shared with target.
+type AskedID struct {
+	Peer       string `json:"peer"`
+	Name       string `json:"name"`
+	Target     string `json:"target"`
+	TargetName string `json:"target_name"`
 }
 
 // MarshalJSON writes empty lists as [], never null.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -21,22 +22,36 @@ type ShareRequest struct {
 	Groups  []string
 	Partial bool
 	Note    string
+	// Skip are friends left out of this share: they ask to be asked
+	// first, and are being asked (AskFirst). The targets learn how many.
+	Skip []peer.ID
+	// Consents are the consents of friends who ask first, by friend: with
+	// one, they are in the share (to its one target).
+	Consents map[peer.ID][]byte
 }
 
-// BuildShare expands groups to their members at share time and seals the
-// share with the attestations the relay will check. A target or friend the
-// user has no friendship with cannot be proven, so it is refused here, with
-// the same reason the relay would give.
-func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.UnverifiedShare, []protocols.Failure, error) {
-	if len(req.To) == 0 {
-		return nil, nil, Kindf(ErrBadArgument, "no target: say whom to share with (--to)")
+// ItemsLeft counts the friends req would share, its targets, the user
+// and those it skips left out.
+func (b *Book) ItemsLeft(req ShareRequest) int {
+	items, _ := b.expand(req)
+	n := 0
+	for _, it := range items {
+		if !containsPeer(req.To, it) && it != b.me && !containsPeer(req.Skip, it) {
+			n++
+		}
 	}
+	return n
+}
+
+// expand returns the friends req shares, groups expanded at share time,
+// and the group each was picked through.
+func (b *Book) expand(req ShareRequest) ([]peer.ID, map[peer.ID]string) {
 	items := append([]peer.ID(nil), req.Friends...)
 	groupOf := map[peer.ID]string{}
 	for _, name := range req.Groups {
 		g := b.groups[name]
 		if g == nil {
-			return nil, nil, Kindf(ErrNotFound, "no group called %q", name)
+			continue
 		}
 		for _, m := range g.Members {
 			if !containsPeer(items, m) {
@@ -47,10 +62,28 @@ func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.Unverifie
 			}
 		}
 	}
-	// A target is never shared with themselves.
+	return items, groupOf
+}
+
+// BuildShare expands groups to their members at share time and seals the
+// share with the attestations the relay will check. A target or friend the
+// user has no friendship with cannot be proven, so it is refused here, with
+// the same reason the relay would give.
+func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.UnverifiedShare, []protocols.Failure, error) {
+	if len(req.To) == 0 {
+		return nil, nil, Kindf(ErrBadArgument, "no target: say whom to share with (--to)")
+	}
+	for _, name := range req.Groups {
+		if b.groups[name] == nil {
+			return nil, nil, Kindf(ErrNotFound, "no group called %q", name)
+		}
+	}
+	items, groupOf := b.expand(req)
+	// A target is never shared with themselves; those being asked first
+	// wait for their answer.
 	kept := items[:0]
 	for _, it := range items {
-		if !containsPeer(req.To, it) && it != b.me {
+		if !containsPeer(req.To, it) && it != b.me && !containsPeer(req.Skip, it) {
 			kept = append(kept, it)
 		}
 	}
@@ -59,7 +92,7 @@ func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.Unverifie
 		return nil, nil, Kindf(ErrBadArgument, "nothing to share: pick friends, or groups that have members")
 	}
 	var missing []protocols.Failure
-	spec := protocols.ShareSpec{SharerName: b.Settings.Name, CreatedAt: now, Note: req.Note}
+	spec := protocols.ShareSpec{SharerName: b.Settings.Name, CreatedAt: now, Note: req.Note, Awaiting: len(req.Skip)}
 	if req.Partial {
 		spec.Mode = pb.ShareMode_PARTIAL
 	}
@@ -89,14 +122,20 @@ func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.Unverifie
 		// them: "nobody" is refused here, before anything is sent, as the
 		// relay and the target would refuse it.
 		if len(f.Profile) > 0 {
-			if prof, err := b.verifier.Profile(f.Profile, now.Add(identity.DefaultClockSkew)); err == nil {
+			if prof, err := b.verifier.Profile(f.Profile, now.Add(identity.DefaultClockSkew)); err == nil && prof.Policy != identity.ShareAskFirst {
 				if err := prof.Shareable(it); err != nil {
 					missing = append(missing, protocols.NewFailure(it, pb.Role_ITEM, err))
 					continue
 				}
 			}
 		}
-		spec.Items = append(spec.Items, protocols.ShareItem{Peer: it, Name: f.Name, Group: groupOf[it], Attestation: f.Attestation, Profile: f.Profile})
+		if b.asksFirst(it, now) && req.Consents[it] == nil {
+			missing = append(missing, protocols.Failure{Peer: it, Role: pb.Role_ITEM, Reason: pb.Reason_OPTED_OUT,
+				Detail: "asks to be asked first"})
+			continue
+		}
+		spec.Items = append(spec.Items, protocols.ShareItem{Peer: it, Name: f.Name, Group: groupOf[it], Attestation: f.Attestation, Profile: f.Profile,
+			Consent: req.Consents[it]})
 	}
 	if len(missing) > 0 && (!req.Partial || len(spec.Targets) == 0 || len(spec.Items) == 0) {
 		return nil, missing, nil
@@ -228,6 +267,9 @@ func (b *Book) Failure(f protocols.Failure) FailedID {
 		reason = fmt.Sprintf("%s is not your friend (no valid attestation), so the share was not sent", b.Name(f.Peer))
 	case pb.Reason_OPTED_OUT:
 		reason = fmt.Sprintf("%s does not allow being shared (their settings say nobody may share them)", b.Name(f.Peer))
+		if strings.Contains(f.Detail, "asks to be asked first") {
+			reason = fmt.Sprintf("%s asks to be asked first, and has not agreed to this share", b.Name(f.Peer))
+		}
 	}
 	if f.Detail != "" && f.Reason != pb.Reason_MISSING && f.Reason != pb.Reason_OPTED_OUT {
 		reason += ": " + f.Detail

@@ -18,22 +18,25 @@ func (b *Book) Rename(name string) ([]Mutation, error) {
 }
 
 // ParsePolicy reads who may share the user: "friends" (any friend, the
-// default) or "nobody".
+// default), "ask" (any friend, once the user agreed to each share) or
+// "nobody".
 func ParsePolicy(s string) (identity.SharingPolicy, error) {
 	switch s {
 	case "friends", "any", "":
 		return identity.ShareByFriends, nil
+	case "ask", "ask-first":
+		return identity.ShareAskFirst, nil
 	case "nobody", "none":
 		return identity.ShareByNobody, nil
 	}
-	return 0, Kindf(ErrBadArgument, "who may share you: %q? say friends (any friend) or nobody", s)
+	return 0, Kindf(ErrBadArgument, "who may share you: %q? say friends (any friend), ask (ask me first) or nobody", s)
 }
 
 // SetPolicy sets who may share the user (a new profile sequence when it
 // changes): relays and targets refuse a share naming the user against
 // it, and friends' nodes refuse to build one once they hold the profile.
 func (b *Book) SetPolicy(p identity.SharingPolicy) ([]Mutation, error) {
-	if p != identity.ShareByFriends && p != identity.ShareByNobody {
+	if p != identity.ShareByFriends && p != identity.ShareByNobody && p != identity.ShareAskFirst {
 		return nil, Kindf(ErrBadArgument, "unknown sharing policy %d", p)
 	}
 	if p == b.Settings.Policy {

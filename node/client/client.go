@@ -221,6 +221,22 @@ func (c *Client) Backup(ctx context.Context, passphrase string) ([]byte, error) 
 	return raw, err
 }
 
+// Consents lists the asks in and out.
+func (c *Client) Consents(ctx context.Context) ([]node.AskView, error) {
+	var v []node.AskView
+	return v, c.call(ctx, "GET", "/api/consents", nil, &v)
+}
+
+// AnswerConsent approves or refuses a friend's ask.
+func (c *Client) AnswerConsent(ctx context.Context, id string, approve bool) (node.AskView, error) {
+	verb := "refuse"
+	if approve {
+		verb = "approve"
+	}
+	var v node.AskView
+	return v, c.call(ctx, "POST", "/api/consents/"+url.PathEscape(id)+"/"+verb, nil, &v)
+}
+
 // Settings returns the user's settings.
 func (c *Client) Settings(ctx context.Context) (node.SettingsView, error) {
 	var v node.SettingsView

@@ -356,6 +356,7 @@ const (
 	ItemKind_ADD_REQUEST      ItemKind = 2 // payload: AddRequest
 	ItemKind_ADD_ANSWER       ItemKind = 3 // payload: AddAnswer
 	ItemKind_WITHDRAWAL       ItemKind = 4 // payload: Withdrawal
+	ItemKind_CONSENT          ItemKind = 5 // payload: ConsentMessage
 )
 
 // Enum value maps for ItemKind.
@@ -366,6 +367,7 @@ var (
 		2: "ADD_REQUEST",
 		3: "ADD_ANSWER",
 		4: "WITHDRAWAL",
+		5: "CONSENT",
 	}
 	ItemKind_value = map[string]int32{
 		"ITEM_UNSPECIFIED": 0,
@@ -373,6 +375,7 @@ var (
 		"ADD_REQUEST":      2,
 		"ADD_ANSWER":       3,
 		"WITHDRAWAL":       4,
+		"CONSENT":          5,
 	}
 )
 
@@ -545,10 +548,14 @@ func (x *ShareTarget) GetSealed() []byte {
 // and names the relay has no need to read. Shares that carry one leave
 // the body's sharer_name, note and items' name and group empty.
 type ShareSecret struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SharerName    string                 `protobuf:"bytes,1,opt,name=sharer_name,json=sharerName,proto3" json:"sharer_name,omitempty"`
-	Note          string                 `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
-	Items         []*ItemSecret          `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"` // one per ShareBody item, in order
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SharerName string                 `protobuf:"bytes,1,opt,name=sharer_name,json=sharerName,proto3" json:"sharer_name,omitempty"`
+	Note       string                 `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	Items      []*ItemSecret          `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"` // one per ShareBody item, in order
+	// awaiting counts the friends the sharer also picked who ask to be
+	// asked first: a placeholder that names nobody; each one who agrees
+	// follows in a share of their own.
+	Awaiting      uint32 `protobuf:"varint,4,opt,name=awaiting,proto3" json:"awaiting,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -602,6 +609,13 @@ func (x *ShareSecret) GetItems() []*ItemSecret {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *ShareSecret) GetAwaiting() uint32 {
+	if x != nil {
+		return x.Awaiting
+	}
+	return 0
 }
 
 // ItemSecret is what the sharer says about one shared friend.
@@ -1965,6 +1979,7 @@ type AddMessage struct {
 	//	*AddMessage_Answer
 	//	*AddMessage_Combined
 	//	*AddMessage_Cancel
+	//	*AddMessage_Consent
 	Msg           isAddMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2043,6 +2058,15 @@ func (x *AddMessage) GetCancel() []byte {
 	return nil
 }
 
+func (x *AddMessage) GetConsent() *ConsentMessage {
+	if x != nil {
+		if x, ok := x.Msg.(*AddMessage_Consent); ok {
+			return x.Consent
+		}
+	}
+	return nil
+}
+
 type isAddMessage_Msg interface {
 	isAddMessage_Msg()
 }
@@ -2066,6 +2090,12 @@ type AddMessage_Cancel struct {
 	Cancel []byte `protobuf:"bytes,4,opt,name=cancel,proto3,oneof"`
 }
 
+type AddMessage_Consent struct {
+	// consent asks a friend whether they may be shared with someone, or
+	// answers such an ask; relays store and forward it between friends.
+	Consent *ConsentMessage `protobuf:"bytes,5,opt,name=consent,proto3,oneof"`
+}
+
 func (*AddMessage_Request) isAddMessage_Msg() {}
 
 func (*AddMessage_Answer) isAddMessage_Msg() {}
@@ -2073,6 +2103,232 @@ func (*AddMessage_Answer) isAddMessage_Msg() {}
 func (*AddMessage_Combined) isAddMessage_Msg() {}
 
 func (*AddMessage_Cancel) isAddMessage_Msg() {}
+
+func (*AddMessage_Consent) isAddMessage_Msg() {}
+
+// ConsentMessage asks a friend's consent to share them (their profile
+// says they are asked first), or answers the ask. Signed by its sender
+// (domain kith/consent-message/v1) over body.
+type ConsentMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Body          []byte                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"` // a marshalled ConsentMessageBody
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentMessage) Reset() {
+	*x = ConsentMessage{}
+	mi := &file_protocols_pb_kith_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentMessage) ProtoMessage() {}
+
+func (x *ConsentMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_protocols_pb_kith_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentMessage.ProtoReflect.Descriptor instead.
+func (*ConsentMessage) Descriptor() ([]byte, []int) {
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ConsentMessage) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *ConsentMessage) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+type ConsentMessageBody struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // 16 bytes: the ask's id; its answer repeats it
+	From          []byte                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            []byte                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Attestation   []byte                 `protobuf:"bytes,4,opt,name=attestation,proto3" json:"attestation,omitempty"` // the from <-> to friendship
+	Answer        bool                   `protobuf:"varint,5,opt,name=answer,proto3" json:"answer,omitempty"`          // false: an ask; true: the answer to ask id
+	Sealed        []byte                 `protobuf:"bytes,6,opt,name=sealed,proto3" json:"sealed,omitempty"`           // identity Sealed to `to`: a ConsentSecret
+	CreatedAt     int64                  `protobuf:"varint,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentMessageBody) Reset() {
+	*x = ConsentMessageBody{}
+	mi := &file_protocols_pb_kith_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentMessageBody) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentMessageBody) ProtoMessage() {}
+
+func (x *ConsentMessageBody) ProtoReflect() protoreflect.Message {
+	mi := &file_protocols_pb_kith_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentMessageBody.ProtoReflect.Descriptor instead.
+func (*ConsentMessageBody) Descriptor() ([]byte, []int) {
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ConsentMessageBody) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *ConsentMessageBody) GetFrom() []byte {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ConsentMessageBody) GetTo() []byte {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ConsentMessageBody) GetAttestation() []byte {
+	if x != nil {
+		return x.Attestation
+	}
+	return nil
+}
+
+func (x *ConsentMessageBody) GetAnswer() bool {
+	if x != nil {
+		return x.Answer
+	}
+	return false
+}
+
+func (x *ConsentMessageBody) GetSealed() []byte {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+func (x *ConsentMessageBody) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+// ConsentSecret is what a consent message says in confidence.
+type ConsentSecret struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Target        []byte                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`                           // ask: whom the sharer would share the recipient with
+	TargetName    string                 `protobuf:"bytes,2,opt,name=target_name,json=targetName,proto3" json:"target_name,omitempty"` // ask: the target's name, as the sharer knows it
+	Note          string                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`                               // ask: a few words from the sharer
+	Approved      bool                   `protobuf:"varint,4,opt,name=approved,proto3" json:"approved,omitempty"`                      // answer
+	Consent       []byte                 `protobuf:"bytes,5,opt,name=consent,proto3" json:"consent,omitempty"`                         // answer, approved: the identity consent
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsentSecret) Reset() {
+	*x = ConsentSecret{}
+	mi := &file_protocols_pb_kith_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsentSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsentSecret) ProtoMessage() {}
+
+func (x *ConsentSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_protocols_pb_kith_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsentSecret.ProtoReflect.Descriptor instead.
+func (*ConsentSecret) Descriptor() ([]byte, []int) {
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ConsentSecret) GetTarget() []byte {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *ConsentSecret) GetTargetName() string {
+	if x != nil {
+		return x.TargetName
+	}
+	return ""
+}
+
+func (x *ConsentSecret) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *ConsentSecret) GetApproved() bool {
+	if x != nil {
+		return x.Approved
+	}
+	return false
+}
+
+func (x *ConsentSecret) GetConsent() []byte {
+	if x != nil {
+		return x.Consent
+	}
+	return nil
+}
 
 // AddResult is the outcome for one request of a CombinedAdd.
 type AddResult struct {
@@ -2089,7 +2345,7 @@ type AddResult struct {
 
 func (x *AddResult) Reset() {
 	*x = AddResult{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[23]
+	mi := &file_protocols_pb_kith_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2101,7 +2357,7 @@ func (x *AddResult) String() string {
 func (*AddResult) ProtoMessage() {}
 
 func (x *AddResult) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[23]
+	mi := &file_protocols_pb_kith_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2114,7 +2370,7 @@ func (x *AddResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddResult.ProtoReflect.Descriptor instead.
 func (*AddResult) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{23}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AddResult) GetRequestId() []byte {
@@ -2171,7 +2427,7 @@ type AddResponse struct {
 
 func (x *AddResponse) Reset() {
 	*x = AddResponse{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[24]
+	mi := &file_protocols_pb_kith_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2183,7 +2439,7 @@ func (x *AddResponse) String() string {
 func (*AddResponse) ProtoMessage() {}
 
 func (x *AddResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[24]
+	mi := &file_protocols_pb_kith_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2196,7 +2452,7 @@ func (x *AddResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddResponse.ProtoReflect.Descriptor instead.
 func (*AddResponse) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{24}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AddResponse) GetStatus() Status {
@@ -2232,7 +2488,7 @@ type PresenceAsk struct {
 
 func (x *PresenceAsk) Reset() {
 	*x = PresenceAsk{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[25]
+	mi := &file_protocols_pb_kith_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2244,7 +2500,7 @@ func (x *PresenceAsk) String() string {
 func (*PresenceAsk) ProtoMessage() {}
 
 func (x *PresenceAsk) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[25]
+	mi := &file_protocols_pb_kith_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2257,7 +2513,7 @@ func (x *PresenceAsk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceAsk.ProtoReflect.Descriptor instead.
 func (*PresenceAsk) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{25}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PresenceAsk) GetPeer() []byte {
@@ -2295,7 +2551,7 @@ type PresenceQuery struct {
 
 func (x *PresenceQuery) Reset() {
 	*x = PresenceQuery{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[26]
+	mi := &file_protocols_pb_kith_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2307,7 +2563,7 @@ func (x *PresenceQuery) String() string {
 func (*PresenceQuery) ProtoMessage() {}
 
 func (x *PresenceQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[26]
+	mi := &file_protocols_pb_kith_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2320,7 +2576,7 @@ func (x *PresenceQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceQuery.ProtoReflect.Descriptor instead.
 func (*PresenceQuery) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{26}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PresenceQuery) GetAsks() []*PresenceAsk {
@@ -2352,7 +2608,7 @@ type PresenceEntry struct {
 
 func (x *PresenceEntry) Reset() {
 	*x = PresenceEntry{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[27]
+	mi := &file_protocols_pb_kith_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2364,7 +2620,7 @@ func (x *PresenceEntry) String() string {
 func (*PresenceEntry) ProtoMessage() {}
 
 func (x *PresenceEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[27]
+	mi := &file_protocols_pb_kith_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2377,7 +2633,7 @@ func (x *PresenceEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceEntry.ProtoReflect.Descriptor instead.
 func (*PresenceEntry) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{27}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PresenceEntry) GetPeer() []byte {
@@ -2434,7 +2690,7 @@ type PresenceResponse struct {
 
 func (x *PresenceResponse) Reset() {
 	*x = PresenceResponse{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[28]
+	mi := &file_protocols_pb_kith_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2702,7 @@ func (x *PresenceResponse) String() string {
 func (*PresenceResponse) ProtoMessage() {}
 
 func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[28]
+	mi := &file_protocols_pb_kith_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2715,7 @@ func (x *PresenceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceResponse.ProtoReflect.Descriptor instead.
 func (*PresenceResponse) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{28}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PresenceResponse) GetStatus() Status {
@@ -2493,7 +2749,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[29]
+	mi := &file_protocols_pb_kith_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2761,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[29]
+	mi := &file_protocols_pb_kith_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2774,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{29}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RevokeRequest) GetRevocations() [][]byte {
@@ -2540,7 +2796,7 @@ type RevokeResponse struct {
 
 func (x *RevokeResponse) Reset() {
 	*x = RevokeResponse{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[30]
+	mi := &file_protocols_pb_kith_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2808,7 @@ func (x *RevokeResponse) String() string {
 func (*RevokeResponse) ProtoMessage() {}
 
 func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[30]
+	mi := &file_protocols_pb_kith_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2821,7 @@ func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
 func (*RevokeResponse) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{30}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RevokeResponse) GetStatus() Status {
@@ -2601,7 +2857,7 @@ type RevSyncRange struct {
 
 func (x *RevSyncRange) Reset() {
 	*x = RevSyncRange{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[31]
+	mi := &file_protocols_pb_kith_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2613,7 +2869,7 @@ func (x *RevSyncRange) String() string {
 func (*RevSyncRange) ProtoMessage() {}
 
 func (x *RevSyncRange) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[31]
+	mi := &file_protocols_pb_kith_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2626,7 +2882,7 @@ func (x *RevSyncRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevSyncRange.ProtoReflect.Descriptor instead.
 func (*RevSyncRange) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{31}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RevSyncRange) GetPrefix() []byte {
@@ -2661,7 +2917,7 @@ type RevSyncList struct {
 
 func (x *RevSyncList) Reset() {
 	*x = RevSyncList{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[32]
+	mi := &file_protocols_pb_kith_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +2929,7 @@ func (x *RevSyncList) String() string {
 func (*RevSyncList) ProtoMessage() {}
 
 func (x *RevSyncList) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[32]
+	mi := &file_protocols_pb_kith_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +2942,7 @@ func (x *RevSyncList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevSyncList.ProtoReflect.Descriptor instead.
 func (*RevSyncList) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{32}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RevSyncList) GetPrefix() []byte {
@@ -2716,7 +2972,7 @@ type RevSyncStep struct {
 
 func (x *RevSyncStep) Reset() {
 	*x = RevSyncStep{}
-	mi := &file_protocols_pb_kith_proto_msgTypes[33]
+	mi := &file_protocols_pb_kith_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +2984,7 @@ func (x *RevSyncStep) String() string {
 func (*RevSyncStep) ProtoMessage() {}
 
 func (x *RevSyncStep) ProtoReflect() protoreflect.Message {
-	mi := &file_protocols_pb_kith_proto_msgTypes[33]
+	mi := &file_protocols_pb_kith_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +2997,7 @@ func (x *RevSyncStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevSyncStep.ProtoReflect.Descriptor instead.
 func (*RevSyncStep) Descriptor() ([]byte, []int) {
-	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{33}
+	return file_protocols_pb_kith_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RevSyncStep) GetRanges() []*RevSyncRange {
@@ -2786,12 +3042,13 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\vShareTarget\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12 \n" +
 	"\vattestation\x18\x02 \x01(\fR\vattestation\x12\x16\n" +
-	"\x06sealed\x18\x03 \x01(\fR\x06sealed\"t\n" +
+	"\x06sealed\x18\x03 \x01(\fR\x06sealed\"\x90\x01\n" +
 	"\vShareSecret\x12\x1f\n" +
 	"\vsharer_name\x18\x01 \x01(\tR\n" +
 	"sharerName\x12\x12\n" +
 	"\x04note\x18\x02 \x01(\tR\x04note\x120\n" +
-	"\x05items\x18\x03 \x03(\v2\x1a.kith.protocols.ItemSecretR\x05items\"6\n" +
+	"\x05items\x18\x03 \x03(\v2\x1a.kith.protocols.ItemSecretR\x05items\x12\x1a\n" +
+	"\bawaiting\x18\x04 \x01(\rR\bawaiting\"6\n" +
 	"\n" +
 	"ItemSecret\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -2900,14 +3157,34 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\vprofile_key\x18\x01 \x01(\fR\n" +
 	"profileKey\"E\n" +
 	"\vCombinedAdd\x126\n" +
-	"\brequests\x18\x01 \x03(\v2\x1a.kith.protocols.AddRequestR\brequests\"\xd5\x01\n" +
+	"\brequests\x18\x01 \x03(\v2\x1a.kith.protocols.AddRequestR\brequests\"\x91\x02\n" +
 	"\n" +
 	"AddMessage\x126\n" +
 	"\arequest\x18\x01 \x01(\v2\x1a.kith.protocols.AddRequestH\x00R\arequest\x123\n" +
 	"\x06answer\x18\x02 \x01(\v2\x19.kith.protocols.AddAnswerH\x00R\x06answer\x129\n" +
 	"\bcombined\x18\x03 \x01(\v2\x1b.kith.protocols.CombinedAddH\x00R\bcombined\x12\x18\n" +
-	"\x06cancel\x18\x04 \x01(\fH\x00R\x06cancelB\x05\n" +
-	"\x03msg\"\xd2\x01\n" +
+	"\x06cancel\x18\x04 \x01(\fH\x00R\x06cancel\x12:\n" +
+	"\aconsent\x18\x05 \x01(\v2\x1e.kith.protocols.ConsentMessageH\x00R\aconsentB\x05\n" +
+	"\x03msg\"B\n" +
+	"\x0eConsentMessage\x12\x12\n" +
+	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xb9\x01\n" +
+	"\x12ConsentMessageBody\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\fR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\fR\x02to\x12 \n" +
+	"\vattestation\x18\x04 \x01(\fR\vattestation\x12\x16\n" +
+	"\x06answer\x18\x05 \x01(\bR\x06answer\x12\x16\n" +
+	"\x06sealed\x18\x06 \x01(\fR\x06sealed\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\a \x01(\x03R\tcreatedAt\"\x92\x01\n" +
+	"\rConsentSecret\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\fR\x06target\x12\x1f\n" +
+	"\vtarget_name\x18\x02 \x01(\tR\n" +
+	"targetName\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\x12\x1a\n" +
+	"\bapproved\x18\x04 \x01(\bR\bapproved\x12\x18\n" +
+	"\aconsent\x18\x05 \x01(\fR\aconsent\"\xd2\x01\n" +
 	"\tAddResult\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\fR\trequestId\x12\x0e\n" +
@@ -3002,7 +3279,7 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\bNOT_SENT\x10\x03*,\n" +
 	"\tShareMode\x12\x12\n" +
 	"\x0eALL_OR_NOTHING\x10\x00\x12\v\n" +
-	"\aPARTIAL\x10\x01*\\\n" +
+	"\aPARTIAL\x10\x01*i\n" +
 	"\bItemKind\x12\x14\n" +
 	"\x10ITEM_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05SHARE\x10\x01\x12\x0f\n" +
@@ -3010,7 +3287,8 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\n" +
 	"ADD_ANSWER\x10\x03\x12\x0e\n" +
 	"\n" +
-	"WITHDRAWAL\x10\x04B&Z$github.com/kithnet/kith/protocols/pbb\x06proto3"
+	"WITHDRAWAL\x10\x04\x12\v\n" +
+	"\aCONSENT\x10\x05B&Z$github.com/kithnet/kith/protocols/pbb\x06proto3"
 
 var (
 	file_protocols_pb_kith_proto_rawDescOnce sync.Once
@@ -3025,48 +3303,51 @@ func file_protocols_pb_kith_proto_rawDescGZIP() []byte {
 }
 
 var file_protocols_pb_kith_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_protocols_pb_kith_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_protocols_pb_kith_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_protocols_pb_kith_proto_goTypes = []any{
-	(Status)(0),              // 0: kith.protocols.Status
-	(Reason)(0),              // 1: kith.protocols.Reason
-	(Role)(0),                // 2: kith.protocols.Role
-	(Delivery)(0),            // 3: kith.protocols.Delivery
-	(ShareMode)(0),           // 4: kith.protocols.ShareMode
-	(ItemKind)(0),            // 5: kith.protocols.ItemKind
-	(*Failure)(nil),          // 6: kith.protocols.Failure
-	(*ShareTarget)(nil),      // 7: kith.protocols.ShareTarget
-	(*ShareSecret)(nil),      // 8: kith.protocols.ShareSecret
-	(*ItemSecret)(nil),       // 9: kith.protocols.ItemSecret
-	(*ShareItem)(nil),        // 10: kith.protocols.ShareItem
-	(*ShareBody)(nil),        // 11: kith.protocols.ShareBody
-	(*Share)(nil),            // 12: kith.protocols.Share
-	(*TargetResult)(nil),     // 13: kith.protocols.TargetResult
-	(*ShareResponse)(nil),    // 14: kith.protocols.ShareResponse
-	(*Login)(nil),            // 15: kith.protocols.Login
-	(*LoginResult)(nil),      // 16: kith.protocols.LoginResult
-	(*InboxItem)(nil),        // 17: kith.protocols.InboxItem
-	(*Ack)(nil),              // 18: kith.protocols.Ack
-	(*Withdrawal)(nil),       // 19: kith.protocols.Withdrawal
-	(*InboxClient)(nil),      // 20: kith.protocols.InboxClient
-	(*InboxServer)(nil),      // 21: kith.protocols.InboxServer
-	(*AddRequestBody)(nil),   // 22: kith.protocols.AddRequestBody
-	(*RequestSecret)(nil),    // 23: kith.protocols.RequestSecret
-	(*AddRequest)(nil),       // 24: kith.protocols.AddRequest
-	(*AddAnswer)(nil),        // 25: kith.protocols.AddAnswer
-	(*AnswerSecret)(nil),     // 26: kith.protocols.AnswerSecret
-	(*CombinedAdd)(nil),      // 27: kith.protocols.CombinedAdd
-	(*AddMessage)(nil),       // 28: kith.protocols.AddMessage
-	(*AddResult)(nil),        // 29: kith.protocols.AddResult
-	(*AddResponse)(nil),      // 30: kith.protocols.AddResponse
-	(*PresenceAsk)(nil),      // 31: kith.protocols.PresenceAsk
-	(*PresenceQuery)(nil),    // 32: kith.protocols.PresenceQuery
-	(*PresenceEntry)(nil),    // 33: kith.protocols.PresenceEntry
-	(*PresenceResponse)(nil), // 34: kith.protocols.PresenceResponse
-	(*RevokeRequest)(nil),    // 35: kith.protocols.RevokeRequest
-	(*RevokeResponse)(nil),   // 36: kith.protocols.RevokeResponse
-	(*RevSyncRange)(nil),     // 37: kith.protocols.RevSyncRange
-	(*RevSyncList)(nil),      // 38: kith.protocols.RevSyncList
-	(*RevSyncStep)(nil),      // 39: kith.protocols.RevSyncStep
+	(Status)(0),                // 0: kith.protocols.Status
+	(Reason)(0),                // 1: kith.protocols.Reason
+	(Role)(0),                  // 2: kith.protocols.Role
+	(Delivery)(0),              // 3: kith.protocols.Delivery
+	(ShareMode)(0),             // 4: kith.protocols.ShareMode
+	(ItemKind)(0),              // 5: kith.protocols.ItemKind
+	(*Failure)(nil),            // 6: kith.protocols.Failure
+	(*ShareTarget)(nil),        // 7: kith.protocols.ShareTarget
+	(*ShareSecret)(nil),        // 8: kith.protocols.ShareSecret
+	(*ItemSecret)(nil),         // 9: kith.protocols.ItemSecret
+	(*ShareItem)(nil),          // 10: kith.protocols.ShareItem
+	(*ShareBody)(nil),          // 11: kith.protocols.ShareBody
+	(*Share)(nil),              // 12: kith.protocols.Share
+	(*TargetResult)(nil),       // 13: kith.protocols.TargetResult
+	(*ShareResponse)(nil),      // 14: kith.protocols.ShareResponse
+	(*Login)(nil),              // 15: kith.protocols.Login
+	(*LoginResult)(nil),        // 16: kith.protocols.LoginResult
+	(*InboxItem)(nil),          // 17: kith.protocols.InboxItem
+	(*Ack)(nil),                // 18: kith.protocols.Ack
+	(*Withdrawal)(nil),         // 19: kith.protocols.Withdrawal
+	(*InboxClient)(nil),        // 20: kith.protocols.InboxClient
+	(*InboxServer)(nil),        // 21: kith.protocols.InboxServer
+	(*AddRequestBody)(nil),     // 22: kith.protocols.AddRequestBody
+	(*RequestSecret)(nil),      // 23: kith.protocols.RequestSecret
+	(*AddRequest)(nil),         // 24: kith.protocols.AddRequest
+	(*AddAnswer)(nil),          // 25: kith.protocols.AddAnswer
+	(*AnswerSecret)(nil),       // 26: kith.protocols.AnswerSecret
+	(*CombinedAdd)(nil),        // 27: kith.protocols.CombinedAdd
+	(*AddMessage)(nil),         // 28: kith.protocols.AddMessage
+	(*ConsentMessage)(nil),     // 29: kith.protocols.ConsentMessage
+	(*ConsentMessageBody)(nil), // 30: kith.protocols.ConsentMessageBody
+	(*ConsentSecret)(nil),      // 31: kith.protocols.ConsentSecret
+	(*AddResult)(nil),          // 32: kith.protocols.AddResult
+	(*AddResponse)(nil),        // 33: kith.protocols.AddResponse
+	(*PresenceAsk)(nil),        // 34: kith.protocols.PresenceAsk
+	(*PresenceQuery)(nil),      // 35: kith.protocols.PresenceQuery
+	(*PresenceEntry)(nil),      // 36: kith.protocols.PresenceEntry
+	(*PresenceResponse)(nil),   // 37: kith.protocols.PresenceResponse
+	(*RevokeRequest)(nil),      // 38: kith.protocols.RevokeRequest
+	(*RevokeResponse)(nil),     // 39: kith.protocols.RevokeResponse
+	(*RevSyncRange)(nil),       // 40: kith.protocols.RevSyncRange
+	(*RevSyncList)(nil),        // 41: kith.protocols.RevSyncList
+	(*RevSyncStep)(nil),        // 42: kith.protocols.RevSyncStep
 }
 var file_protocols_pb_kith_proto_depIdxs = []int32{
 	2,  // 0: kith.protocols.Failure.role:type_name -> kith.protocols.Role
@@ -3091,23 +3372,24 @@ var file_protocols_pb_kith_proto_depIdxs = []int32{
 	24, // 19: kith.protocols.AddMessage.request:type_name -> kith.protocols.AddRequest
 	25, // 20: kith.protocols.AddMessage.answer:type_name -> kith.protocols.AddAnswer
 	27, // 21: kith.protocols.AddMessage.combined:type_name -> kith.protocols.CombinedAdd
-	3,  // 22: kith.protocols.AddResult.delivery:type_name -> kith.protocols.Delivery
-	1,  // 23: kith.protocols.AddResult.reason:type_name -> kith.protocols.Reason
-	0,  // 24: kith.protocols.AddResponse.status:type_name -> kith.protocols.Status
-	29, // 25: kith.protocols.AddResponse.results:type_name -> kith.protocols.AddResult
-	31, // 26: kith.protocols.PresenceQuery.asks:type_name -> kith.protocols.PresenceAsk
-	1,  // 27: kith.protocols.PresenceEntry.refused:type_name -> kith.protocols.Reason
-	0,  // 28: kith.protocols.PresenceResponse.status:type_name -> kith.protocols.Status
-	33, // 29: kith.protocols.PresenceResponse.entries:type_name -> kith.protocols.PresenceEntry
-	0,  // 30: kith.protocols.RevokeResponse.status:type_name -> kith.protocols.Status
-	6,  // 31: kith.protocols.RevokeResponse.failures:type_name -> kith.protocols.Failure
-	37, // 32: kith.protocols.RevSyncStep.ranges:type_name -> kith.protocols.RevSyncRange
-	38, // 33: kith.protocols.RevSyncStep.lists:type_name -> kith.protocols.RevSyncList
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	29, // 22: kith.protocols.AddMessage.consent:type_name -> kith.protocols.ConsentMessage
+	3,  // 23: kith.protocols.AddResult.delivery:type_name -> kith.protocols.Delivery
+	1,  // 24: kith.protocols.AddResult.reason:type_name -> kith.protocols.Reason
+	0,  // 25: kith.protocols.AddResponse.status:type_name -> kith.protocols.Status
+	32, // 26: kith.protocols.AddResponse.results:type_name -> kith.protocols.AddResult
+	34, // 27: kith.protocols.PresenceQuery.asks:type_name -> kith.protocols.PresenceAsk
+	1,  // 28: kith.protocols.PresenceEntry.refused:type_name -> kith.protocols.Reason
+	0,  // 29: kith.protocols.PresenceResponse.status:type_name -> kith.protocols.Status
+	36, // 30: kith.protocols.PresenceResponse.entries:type_name -> kith.protocols.PresenceEntry
+	0,  // 31: kith.protocols.RevokeResponse.status:type_name -> kith.protocols.Status
+	6,  // 32: kith.protocols.RevokeResponse.failures:type_name -> kith.protocols.Failure
+	40, // 33: kith.protocols.RevSyncStep.ranges:type_name -> kith.protocols.RevSyncRange
+	41, // 34: kith.protocols.RevSyncStep.lists:type_name -> kith.protocols.RevSyncList
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_protocols_pb_kith_proto_init() }
@@ -3128,6 +3410,7 @@ func file_protocols_pb_kith_proto_init() {
 		(*AddMessage_Answer)(nil),
 		(*AddMessage_Combined)(nil),
 		(*AddMessage_Cancel)(nil),
+		(*AddMessage_Consent)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3135,7 +3418,7 @@ func file_protocols_pb_kith_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protocols_pb_kith_proto_rawDesc), len(file_protocols_pb_kith_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   34,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -142,12 +142,13 @@ func blockedCmd(g *globals) *cobra.Command {
 func settingsCmd(g *globals) *cobra.Command {
 	var name, sharing string
 	c := &cobra.Command{
-		Use:   "settings [--name NAME] [--sharing friends|nobody] [--json]",
+		Use:   "settings [--name NAME] [--sharing friends|ask|nobody] [--json]",
 		Short: "Show or change your name and who may share you with others",
 		Long: `Show or change what your signed profile says: your display name, and who may
-share you with others: any friend (friends, the default) or nobody. A change is
-signed into a newer profile that your rendezvous nodes get at once: they refuse
-shares naming you from then on when you say nobody, and your friends' nodes
+share you with others: any friend (friends, the default), any friend once you
+agreed to each share (ask: kith consents lists what friends ask), or nobody. A
+change is signed into a newer profile that your rendezvous nodes get at once:
+they refuse shares naming you from then on against it, and your friends' nodes
 learn your new name and choice from them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -172,14 +173,14 @@ learn your new name and choice from them.`,
 				if g.json {
 					return printJSON(cmd.OutOrStdout(), v)
 				}
-				who := map[string]string{"friends": "any of your friends", "nobody": "nobody (shares naming you are refused)"}[v.Sharing]
+				who := map[string]string{"friends": "any of your friends", "ask": "a friend, once you agreed (kith consents)", "nobody": "nobody (shares naming you are refused)"}[v.Sharing]
 				fmt.Fprintf(cmd.OutOrStdout(), "Name:          %s\nWho may share: %s\nProfile:       version %d\n", v.Name, orDash(who), v.Seq)
 				return nil
 			})
 		},
 	}
 	c.Flags().StringVar(&name, "name", "", "your display name, as friends see it")
-	c.Flags().StringVar(&sharing, "sharing", "", "who may share you with others: friends or nobody")
+	c.Flags().StringVar(&sharing, "sharing", "", "who may share you with others: friends, ask (ask me first) or nobody")
 	jsonFlag(c, g)
 	return c
 }
@@ -224,5 +225,32 @@ func pingCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().IntVar(&count, "count", 1, "how many fresh connections to try")
 	jsonFlag(c, g)
+	return c
+}
+
+func consentsCmd(g *globals) *cobra.Command {
+	return listCmd(g, "consents [--json]", "List what friends ask before sharing you, and what you asked", "Nobody asked. With kith settings --sharing ask, friends ask you before they share you.",
+		(*client.Client).Consents, []string{"ID", "DIR", "FRIEND", "WITH", "STATE"},
+		func(a node.AskView) [][]string {
+			return [][]string{{shortHex(a.ID), a.Direction, a.Name, a.TargetName, a.State}}
+		})
+}
+
+func consentCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "consent", Short: "Answer a friend who asks to share you"}
+	c.AddCommand(
+		actionCmd(g, "approve ID", "Let the friend share you with the one person they named", cobra.ExactArgs(1),
+			func(cx context.Context, c *client.Client, a []string) error {
+				_, err := c.AnswerConsent(cx, a[0], true)
+				return err
+			},
+			func([]string) string { return "Approved: your friend may share you with that person, and nobody else." }),
+		actionCmd(g, "refuse ID", "Say no: you are not shared", cobra.ExactArgs(1),
+			func(cx context.Context, c *client.Client, a []string) error {
+				_, err := c.AnswerConsent(cx, a[0], false)
+				return err
+			},
+			func([]string) string { return "Refused: you are not shared." }),
+	)
 	return c
 }

@@ -47,10 +47,10 @@ func shareCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				if res.Share == "" {
+				if res.Share == "" && len(res.Asked) == 0 {
 					return err // {error, code, result}: the result names each failure
 				}
-				return printJSON(out, res) // sent, to some targets if --partial
+				return printJSON(out, res) // sent, to some targets if --partial, or asked
 			}
 			for _, t := range res.Targets {
 				fmt.Fprintf(out, "%s: %s\n", t.Name, t.Status)
@@ -58,7 +58,13 @@ func shareCmd(g *globals) *cobra.Command {
 			for _, f := range res.Failed {
 				fmt.Fprintf(out, "failed: %s (%s): %s\n", f.Name, f.Peer, f.Reason)
 			}
+			for _, a := range res.Asked {
+				fmt.Fprintf(out, "asked first: %s, whether you may share them with %s (they follow in a share of their own if they agree)\n", a.Name, a.TargetName)
+			}
 			if res.Share == "" {
+				if len(res.Asked) > 0 {
+					return nil
+				}
 				return fmt.Errorf("the share was not sent")
 			}
 			fmt.Fprintf(out, "Share %s sent.\n", res.Share)

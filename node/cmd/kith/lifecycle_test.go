@@ -656,3 +656,113 @@ func TestMergedIntroducers(t *testing.T) {
 		}
 	}
 }
+
+// TestAskMeFirst: Carol says she is asked first. Alice shares Carol and
+// Dave with Bob: Bob gets Dave and a placeholder naming nobody, and the
+// relay never sees Carol in that share; Carol, offline, finds "Alice
+// wants to share you with Bob" waiting and approves; the share of Carol
+// follows, with her consent, and Bob's request to her goes through. A
+// second ask (to share her with Erin) she refuses: Erin gets nothing.
+func TestAskMeFirst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binaries")
+	}
+	kith, relayBin := buildBinaries(t)
+	root := t.TempDir()
+	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
+	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	for _, name := range []string{"Alice", "Bob", "Carol", "Dave", "Erin"} {
+		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
+	}
+	e.setConfig("Alice", "profile_refresh", "1s")
+	for _, name := range []string{"Alice", "Bob", "Carol", "Dave", "Erin"} {
+		e.up(name)
+	}
+	e.befriend("Alice", "Bob", "Carol", "Dave", "Erin")
+	var st node.SettingsView
+	e.okJSON(&st, "settings", "--sharing", "ask", "--json", "--data", e.dir("Carol"))
+	if st.Sharing != "ask" {
+		t.Fatalf("Carol's settings: %+v", st)
+	}
+	// Alice's node learns Carol's policy from her newer profile.
+	e.wait("Alice to hold Carol's newer profile", func() bool {
+		var fs []node.FriendView
+		e.okJSON(&fs, "friends", "--json", "--data", e.dir("Alice"))
+		for _, f := range fs {
+			if f.Name == "Carol" {
+				return f.Sharing == "ask"
+			}
+		}
+		return false
+	})
+	e.stop("Carol")
+
+	var res node.ShareResult
+	e.okJSON(&res, "share", "--to", "Bob", "--friend", "Carol", "--friend", "Dave", "--json", "--data", e.dir("Alice"))
+	if len(res.Asked) != 1 || res.Asked[0].Name != "Carol" || res.Share == "" {
+		t.Fatalf("Alice's share: %+v", res)
+	}
+	first := e.shareFrom("Bob", "Alice", "Dave")
+	var shares []node.ShareView
+	e.okJSON(&shares, "shares", "--json", "--data", e.dir("Bob"))
+	if len(shares) != 1 || len(shares[0].Items) != 1 || shares[0].Awaiting != 1 {
+		t.Fatalf("Bob's first share: %+v", shares)
+	}
+
+	// Carol comes back and approves.
+	e.up("Carol")
+	var asks []node.AskView
+	e.wait("Carol to see Alice's ask", func() bool {
+		e.okJSON(&asks, "consents", "--json", "--data", e.dir("Carol"))
+		return len(asks) == 1 && asks[0].State == "pending"
+	})
+	if asks[0].Text != "Alice wants to share you with Bob" {
+		t.Errorf("Carol reads %q", asks[0].Text)
+	}
+	e.ok("consent", "approve", asks[0].ID, "--data", e.dir("Carol"))
+	second := e.shareFrom("Bob", "Alice", "Carol")
+	if second == first {
+		t.Fatal("Carol came in the first share")
+	}
+	e.pick("Bob", second, "Carol")
+	r := e.waitRequest("Carol", "Bob")
+	if r.Provenance != "Alice, your friend, shared you with Bob (verified)" {
+		t.Errorf("Carol sees %q", r.Provenance)
+	}
+	e.ok("accept", r.ID, "--data", e.dir("Carol"))
+	e.waitFriendOf("Bob", "Carol")
+
+	// To Erin: Carol refuses, and Erin gets nothing.
+	e.okJSON(&res, "share", "--to", "Erin", "--friend", "Carol", "--json", "--data", e.dir("Alice"))
+	if len(res.Asked) != 1 || res.Share != "" {
+		t.Fatalf("Alice's share of Carol alone with Erin: %+v", res)
+	}
+	e.wait("Carol to see the second ask", func() bool {
+		e.okJSON(&asks, "consents", "--json", "--data", e.dir("Carol"))
+		for _, a := range asks {
+			if a.TargetName == "Erin" && a.State == "pending" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, a := range asks {
+		if a.TargetName == "Erin" {
+			e.ok("consent", "refuse", a.ID, "--data", e.dir("Carol"))
+		}
+	}
+	e.wait("Alice to learn the refusal", func() bool {
+		var out []node.AskView
+		e.okJSON(&out, "consents", "--json", "--data", e.dir("Alice"))
+		for _, a := range out {
+			if a.TargetName == "Erin" && a.State == "refused" {
+				return true
+			}
+		}
+		return false
+	})
+	e.okJSON(&shares, "shares", "--json", "--data", e.dir("Erin"))
+	if len(shares) != 0 {
+		t.Fatalf("Erin received %+v", shares)
+	}
+}

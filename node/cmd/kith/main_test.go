@@ -351,9 +351,22 @@ func (e *e2e) wait(what string, cond func() bool) {
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
+			e.dumpLogs()
 			e.t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// dumpLogs prints the end of each daemon's log, for a test that failed.
+func (e *e2e) dumpLogs() {
+	logs, _ := filepath.Glob(filepath.Join(e.root, "*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		if len(b) > 3000 {
+			b = b[len(b)-3000:]
+		}
+		e.t.Logf("--- %s:\n%s", filepath.Base(l), b)
 	}
 }
 

@@ -55,7 +55,7 @@ Then:        kith id                 (your invite to give friends)
 	root.AddCommand(
 		initCmd(g), upCmd(g), demoCmd(g), idCmd(g), addCmd(g), requestsCmd(g), acceptCmd(g), declineCmd(g),
 		friendsCmd(g), groupCmd(g), groupsCmd(g), shareCmd(g), sharesCmd(g), pickCmd(g),
-		unfriendCmd(g), blockCmd(g), unblockCmd(g), blockedCmd(g), settingsCmd(g), inviteCmd(g), cancelCmd(g), dismissCmd(g), keyCmd(g), pingCmd(g), statusCmd(g), uiCmd(g), versionCmd(),
+		unfriendCmd(g), blockCmd(g), unblockCmd(g), blockedCmd(g), settingsCmd(g), consentsCmd(g), consentCmd(g), inviteCmd(g), cancelCmd(g), dismissCmd(g), keyCmd(g), pingCmd(g), statusCmd(g), uiCmd(g), versionCmd(),
 	)
 	markUsage(root)
 	return root
