@@ -157,9 +157,10 @@ async function render() {
 
 async function refreshBadges() {
   try {
-    const [shares, reqs] = await Promise.all([api("GET", "/shares"), api("GET", "/requests")]);
+    const [shares, reqs, cs] = await Promise.all([api("GET", "/shares"), api("GET", "/requests"), api("GET", "/consents")]);
     const newItems = shares.filter((s) => !s.withdrawn && s.items.some((i) => i.state === "new")).length;
-    const pending = reqs.filter((r) => r.direction === "in" && r.state === "pending").length;
+    const pending = reqs.filter((r) => r.direction === "in" && r.state === "pending").length +
+      cs.filter((c) => c.direction === "in" && c.state === "pending").length;
     setBadge("badge-inbox", newItems);
     setBadge("badge-requests", pending);
   } catch (e) { /* shown by the view */ }
@@ -203,7 +204,7 @@ async function me() {
   } },
     el("label", {}, "Your name ", el("input", { type: "text", name: "name", required: true, maxlength: 64, value: set.name })),
     el("fieldset", {}, el("legend", {}, "Who may share you with others"),
-      ...[["friends", "Any of my friends"], ["nobody", "Nobody: shares that name me are refused"]].map(([v, words]) =>
+      ...[["friends", "Any of my friends"], ["ask", "Ask me first: each share of me waits for my yes"], ["nobody", "Nobody: shares that name me are refused"]].map(([v, words]) =>
         el("label", { class: "choice" }, el("input", { type: "radio", name: "sharing", value: v, checked: set.sharing === v }), " ", words))),
     el("div", { class: "row" }, el("button", { type: "submit" }, "Save")));
   const invite = el("textarea", { id: "invite", rows: 4, readonly: true, "aria-label": "Your invite link" }, id.invite);
@@ -348,6 +349,10 @@ function showShareResult(box, res, err) {
   if (res && res.failed && res.failed.length) {
     parts.push(el("ul", { id: "share-failed", class: "bad" }, res.failed.map((f) => el("li", {}, f.reason))));
   }
+  if (res && res.asked && res.asked.length) {
+    parts.push(el("ul", { id: "share-asked", class: "muted" }, res.asked.map((a) => el("li", {},
+      `${a.name} asks to be asked first: asked whether you may share them with ${a.target_name}; if they agree, they follow in a share of their own.`))));
+  }
   if (!err) toast("Shared.");
   box.replaceChildren(...parts);
 }
@@ -384,6 +389,7 @@ function shareCard(s) {
     el("h2", {}, `${s.from_name} shared ${plural(s.items.length, "friend")}`),
     s.note ? el("p", {}, "“", s.note, "”") : null,
     s.unopened ? el("p", { class: "muted" }, "The names in this share could not be opened: ", s.unopened) : null,
+    s.awaiting ? el("p", { class: "muted awaiting" }, `${plural(s.awaiting, "more friend")} ${s.awaiting === 1 ? "asks" : "ask"} to be asked first; ${s.from_name} asked, and whoever agrees follows in a share of their own.`) : null,
     s.items.map((it) => el("label", { class: "check", "data-item": it.name },
       el("input", { type: "checkbox", name: "item", value: it.id, disabled: it.state !== "new" }),
       el("span", {}, it.name, it.group ? el("span", { class: "muted" }, ` (${s.from_name}'s group ${it.group})`) : null),
@@ -409,11 +415,20 @@ function showPick(box, res) {
 }
 
 async function requests() {
-  const rs = await api("GET", "/requests");
+  const [rs, cs] = await Promise.all([api("GET", "/requests"), api("GET", "/consents")]);
+  const asking = cs.filter((c) => c.direction === "in" && c.state === "pending");
   const waiting = rs.filter((r) => r.direction === "in" && r.state === "pending");
   const answered = rs.filter((r) => r.direction === "in" && r.state !== "pending");
   const outgoing = rs.filter((r) => r.direction === "out");
   return el("section", {}, el("h1", {}, "Friend requests"),
+    asking.length === 0 ? null : [el("h2", {}, "Asking to share you"),
+      el("div", { id: "consents" }, asking.map((c) => el("div", { class: "card", "data-ask": c.name },
+        el("p", {}, el("strong", {}, c.text), "."),
+        c.note ? el("p", {}, "“", c.note, "”") : null,
+        el("div", { class: "row" },
+          el("button", { onclick: (e) => run(e.target, () => api("POST", `/consents/${c.id}/approve`), () => { toast(`${c.name} may share you with ${c.target_name}.`); render(); }) }, "Yes, share me"),
+          el("button", { class: "secondary", onclick: (e) => run(e.target, () => api("POST", `/consents/${c.id}/refuse`)) }, "No"),
+          el("span", { class: "muted" }, `Only ${c.target_name}, and only from ${c.name}.`)))))],
     el("h2", {}, "To you"),
     waiting.length === 0 ? el("p", { class: "muted" }, "None waiting.") : waiting.map((r) => el("div", { class: "card", "data-request": r.name },
       el("p", {}, el("strong", {}, r.name), " ", el("span", { class: "state " + r.state }, r.state)),
@@ -459,11 +474,11 @@ function connect() {
   const onEvent = (e) => {
     let ev = {};
     try { ev = JSON.parse(e.data); } catch (_) { /* ignore */ }
-    if (ev.text && ["share", "request", "answer", "friend", "withdrawal"].includes(ev.type)) toast(ev.text);
+    if (ev.text && ["share", "request", "answer", "friend", "withdrawal", "consent"].includes(ev.type)) toast(ev.text);
     clearTimeout(pending);
     pending = setTimeout(render, 150);
   };
-  for (const t of ["share", "request", "answer", "friend", "withdrawal", "relay"]) source.addEventListener(t, onEvent);
+  for (const t of ["share", "request", "answer", "friend", "withdrawal", "relay", "consent", "settings"]) source.addEventListener(t, onEvent);
 }
 
 window.addEventListener("hashchange", () => {

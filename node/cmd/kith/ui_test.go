@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/kithnet/kith/node"
 	"github.com/kithnet/kith/node/daemon"
 	"github.com/kithnet/kith/rendezvous"
 )
@@ -77,6 +78,11 @@ func TestWebInterface(t *testing.T) {
 		dir := filepath.Join(root, strings.ToLower(name))
 		if _, err := daemon.Init(dir, name, []string{raddr}); err != nil {
 			t.Fatal(err)
+		}
+		if name == "Alice" { // learns her friends' newer profiles within a second
+			cfg, _ := daemon.ReadConfig(dir)
+			cfg.ProfileRefresh = "1s"
+			daemon.WriteConfig(dir, cfg)
 		}
 		d, err := daemon.Up(ctx, daemon.UpOptions{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, API: "127.0.0.1:0", Logger: quiet})
 		if err != nil {
@@ -259,14 +265,44 @@ func TestWebInterface(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#requests-history li[data-request="Bob"] .state.accepted`)),
 		shot(carolTab, "7-carol-accepted.png"))
 
-	// Carol says, on her Me page, that nobody may share her.
+	// Carol says, on her Me page, that she is asked first.
 	do(carolTab, "carol's settings",
 		chromedp.Navigate(strings.TrimSuffix(daemons["Carol"].URL, "/")+"/#me"),
 		chromedp.WaitVisible(chromedp.CSS(`#settings-form`)),
-		click(`#settings-form input[name=sharing][value=nobody]`),
+		click(`#settings-form input[name=sharing][value=ask]`),
 		click(`#settings-form button[type=submit]`),
 		shot(carolTab, "7b-carol-settings.png"))
-	waitTrue(t, "Carol's choice saved", func() bool { return daemons["Carol"].Node.Settings().Sharing == "nobody" })
+	waitTrue(t, "Carol's choice saved", func() bool { return daemons["Carol"].Node.Settings().Sharing == "ask" })
+	// Alice learns it and shares her with Dave: Carol's page asks her.
+	waitTrue(t, "Alice to learn Carol asks first", func() bool {
+		for _, f := range alice.Friends(ctx) {
+			if f.Name == "Carol" && f.Sharing == "ask" {
+				return true
+			}
+		}
+		return false
+	})
+	if res, err := alice.Share(ctx, node.ShareArgs{To: []string{"Dave"}, Friends: []string{"Carol"}}); err != nil || len(res.Asked) != 1 {
+		t.Fatalf("Alice shares Carol with Dave: %+v %v", res, err)
+	}
+	do(carolTab, "carol is asked",
+		chromedp.Navigate(strings.TrimSuffix(daemons["Carol"].URL, "/")+"/#requests"),
+		chromedp.WaitVisible(chromedp.CSS(`#consents div[data-ask="Alice"]`)),
+		shot(carolTab, "7c-carol-asked.png"))
+	if words := text(carolTab, `#consents div[data-ask="Alice"]`); !strings.Contains(words, "Alice wants to share you with Dave") {
+		t.Fatalf("Carol's page says %q", words)
+	}
+	do(carolTab, "carol agrees", click(`#consents div[data-ask="Alice"] button`), chromedp.WaitNotPresent(chromedp.CSS(`#consents`)))
+	waitTrue(t, "Dave to receive Carol, with her consent", func() bool {
+		for _, sh := range daemons["Dave"].Node.Shares() {
+			for _, it := range sh.Items {
+				if it.Name == "Carol" {
+					return true
+				}
+			}
+		}
+		return false
+	})
 
 	// Bob's friends page lists Carol.
 	do(bobTab, "bob's friends",
