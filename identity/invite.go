@@ -41,6 +41,40 @@ type Invite struct {
 	ExpiresAt time.Time
 	Raw       []byte // exact SignedRecord bytes
 	nameBox   []byte
+	packBox   []byte
+}
+
+// Pack is what a welcome pack's invite promises: the inviter shares a
+// group (its label; how many it held) with whoever redeems it.
+type Pack struct {
+	Label   string
+	Members int
+}
+
+// IsPack reports whether the invite is a welcome pack's.
+func (in *Invite) IsPack() bool { return len(in.packBox) > 0 }
+
+// OpenPack opens a welcome pack's promise with the link's secret; nil
+// for an invite that is no pack. Errors wrap ErrCannotOpen.
+func (in *Invite) OpenPack(secret []byte) (*Pack, error) {
+	if !in.IsPack() {
+		return nil, nil
+	}
+	if len(secret) != SecretSize {
+		return nil, fmt.Errorf("%w: the link has no secret", ErrCannotOpen)
+	}
+	raw, err := openText(secret, "invite-pack", in.Token[:], in.packBox)
+	if err != nil {
+		return nil, err
+	}
+	var p pb.InvitePack
+	if err := proto.Unmarshal([]byte(raw), &p); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCannotOpen, err)
+	}
+	if err := ValidateName(p.Label); err != nil || p.Members > 10000 {
+		return nil, fmt.Errorf("%w: a pack of %d named %q", ErrCannotOpen, p.Members, p.Label)
+	}
+	return &Pack{Label: p.Label, Members: int(p.Members)}, nil
 }
 
 // TokenString returns the token in hex, as the inviter lists it.
@@ -84,6 +118,13 @@ func InviteLink(raw, secret []byte) string {
 // secret: the name is sealed under the secret, and the inviter keeps the
 // secret to open the requests made with the invite.
 func NewInvite(key crypto.PrivKey, name string, relays []ma.Multiaddr, now time.Time, validity time.Duration) (raw, secret []byte, err error) {
+	return NewPackInvite(key, name, relays, now, validity, nil)
+}
+
+// NewPackInvite is NewInvite for a welcome pack: the invite also carries,
+// sealed under the link's secret and signed with the rest, the promise
+// of pack (nil: a plain invite).
+func NewPackInvite(key crypto.PrivKey, name string, relays []ma.Multiaddr, now time.Time, validity time.Duration, pack *Pack) (raw, secret []byte, err error) {
 	if err := ValidateName(name); err != nil {
 		return nil, nil, err
 	}
@@ -110,6 +151,15 @@ func NewInvite(key crypto.PrivKey, name string, relays []ma.Multiaddr, now time.
 		return nil, nil, err
 	}
 	body := &pb.InviteBody{Inviter: []byte(me), NameBox: box, Token: token, IssuedAt: unix(now), ExpiresAt: unix(now.Add(validity))}
+	if pack != nil {
+		if err := ValidateName(pack.Label); err != nil {
+			return nil, nil, fmt.Errorf("identity: the pack's label: %w", err)
+		}
+		pr, _ := proto.Marshal(&pb.InvitePack{Label: pack.Label, Members: uint32(max(pack.Members, 0))})
+		if body.PackBox, err = sealText(secret, "invite-pack", token, string(pr)); err != nil {
+			return nil, nil, err
+		}
+	}
 	for _, r := range relays {
 		body.Relays = append(body.Relays, r.Bytes())
 	}
@@ -187,7 +237,10 @@ func (v *Verifier) Invite(raw []byte, now time.Time) (*Invite, error) {
 	if body.ExpiresAt <= body.IssuedAt {
 		return nil, fail(record, ReasonMalformed, "expires before it is issued")
 	}
-	in := &Invite{Inviter: inviter, Name: body.Name, IssuedAt: fromUnix(body.IssuedAt), ExpiresAt: fromUnix(body.ExpiresAt), Raw: raw, nameBox: body.NameBox}
+	if len(body.PackBox) > maxNameBox+16 {
+		return nil, fail(record, ReasonMalformed, "sealed pack of %d bytes", len(body.PackBox))
+	}
+	in := &Invite{Inviter: inviter, Name: body.Name, IssuedAt: fromUnix(body.IssuedAt), ExpiresAt: fromUnix(body.ExpiresAt), Raw: raw, nameBox: body.NameBox, packBox: body.PackBox}
 	copy(in.Token[:], body.Token)
 	for _, rb := range body.Relays {
 		a, err := ma.NewMultiaddrBytes(rb)

@@ -106,3 +106,27 @@ func FuzzInvite(f *testing.F) {
 		ParseInviteLink(string(raw))
 	})
 }
+
+func TestPackInvite(t *testing.T) {
+	alice := newUser(t)
+	raw, secret, err := NewPackInvite(alice.key, "Alice", nil, t0, time.Hour, &Pack{Label: "colleagues", Members: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := NewVerifier().Invite(raw, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := in.OpenPack(secret)
+	if err != nil || p == nil || p.Label != "colleagues" || p.Members != 5 || !in.IsPack() {
+		t.Fatalf("the pack: %+v %v", p, err)
+	}
+	if _, err := in.OpenPack(make([]byte, SecretSize)); !errors.Is(err, ErrCannotOpen) {
+		t.Errorf("opened with another secret: %v", err)
+	}
+	plain, ps, _ := NewInvite(alice.key, "Alice", nil, t0, time.Hour)
+	pin, _ := NewVerifier().Invite(plain, t0)
+	if p, err := pin.OpenPack(ps); p != nil || err != nil || pin.IsPack() {
+		t.Errorf("a plain invite's pack: %+v %v", p, err)
+	}
+}

@@ -738,6 +738,17 @@ func (n *Node) receiveRequest(u *protocols.UnverifiedAddRequest, via string) err
 		text = strings.TrimSuffix(provenance(r, ""), " (verified)")
 	}
 	n.publish("request", r.ID.String(), r.Peer, text)
+	n.mu.Lock()
+	pack := n.book.PackOf(r)
+	n.mu.Unlock()
+	if pack != nil && pack.AutoAccept {
+		// The welcome pack says so: accepted at once, the share follows.
+		go func() {
+			if _, err := n.Accept(n.ctx, r.ID.String()); err != nil {
+				n.log.Info("a welcome pack's request was not accepted", "peer", r.Peer, "err", err)
+			}
+		}()
+	}
 	return nil
 }
 
@@ -942,4 +953,10 @@ func (n *Node) flush(ctx context.Context) {
 		n.sendRevocations(ctx, revs)
 	}
 	n.flushAsks(ctx)
+	n.mu.Lock()
+	packs := n.book.PacksToShare()
+	n.mu.Unlock()
+	for _, r := range packs {
+		n.sharePack(ctx, r)
+	}
 }

@@ -59,7 +59,7 @@ func (n *Node) MakeInvite(b InviteBody) (InviteView, error) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	e, muts, err := n.book.MakeInvite(book.InviteSpec{Label: b.Label, Validity: validity, MaxUses: b.Uses}, n.relayAddrs(), n.clock())
+	e, muts, err := n.book.MakeInvite(book.InviteSpec{Label: b.Label, Validity: validity, MaxUses: b.Uses, Pack: b.Pack, AutoAccept: b.AutoAccept}, n.relayAddrs(), n.clock())
 	if err != nil {
 		return InviteView{}, err
 	}
@@ -86,8 +86,12 @@ func ParseLifetime(s string) (time.Duration, error) {
 }
 
 func (n *Node) inviteView(e book.InviteEntry) InviteView {
-	return InviteView{Token: e.Token, Label: e.Label, Link: n.book.InviteLinkOf(e.Invite), General: !e.Made,
+	v := InviteView{Token: e.Token, Label: e.Label, Link: n.book.InviteLinkOf(e.Invite), General: !e.Made,
 		CreatedAt: e.CreatedAt, ExpiresAt: e.ExpiresAt, MaxUses: e.MaxUses, Uses: len(e.UsedBy), State: e.State(n.clock())}
+	if e.Pack != nil {
+		v.Pack, v.AutoAccept = e.Pack.Group, e.Pack.AutoAccept
+	}
+	return v
 }
 
 // Invites lists the user's invites, newest first.
@@ -186,35 +190,29 @@ func (n *Node) UpdateSettings(b SettingsBody) (SettingsView, error) {
 // Friends lists friends, asking a relay which are online (within a short
 // deadline; if no relay answers, everyone shows offline).
 func (n *Node) Friends(ctx context.Context) []FriendView {
+	// The views are made under the lock: a friend's record changes when
+	// a newer profile of theirs is learnt (a new name).
 	n.mu.Lock()
 	friends := n.book.Friends()
-	sharing := map[peer.ID]string{}
-	for _, f := range friends {
-		sharing[f.ID] = n.book.SharingOf(f.ID, n.clock()).String()
-	}
+	out := make([]FriendView, 0, len(friends))
 	var asks []*pb.PresenceAsk
 	for _, f := range friends {
 		asks = append(asks, &pb.PresenceAsk{Peer: []byte(f.ID), Attestation: f.Attestation})
-	}
-	groups := map[peer.ID][]string{}
-	for _, f := range friends {
-		groups[f.ID] = n.book.GroupsOf(f.ID)
+		v := FriendView{ID: f.ID.String(), Name: f.Name, Groups: append([]string{}, n.book.GroupsOf(f.ID)...),
+			IntroducedByName: f.IntroducedByName, Since: f.Since.UTC().Format(time.RFC3339),
+			Sharing: n.book.SharingOf(f.ID, n.clock()).String()}
+		if f.IntroducedBy != "" {
+			v.IntroducedBy = f.IntroducedBy.String()
+		}
+		out = append(out, v)
 	}
 	n.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	online := n.presence(ctx, asks)
-	out := make([]FriendView, 0, len(friends))
-	for _, f := range friends {
-		v := FriendView{ID: f.ID.String(), Name: f.Name, Groups: append([]string{}, groups[f.ID]...), Online: len(online[f.ID]) > 0,
-			IntroducedByName: f.IntroducedByName, Since: f.Since.UTC().Format(time.RFC3339), Sharing: sharing[f.ID]}
-		if v.Groups == nil {
-			v.Groups = []string{}
-		}
-		if f.IntroducedBy != "" {
-			v.IntroducedBy = f.IntroducedBy.String()
-		}
-		out = append(out, v)
+	for i := range out {
+		id, _ := peer.Decode(out[i].ID)
+		out[i].Online = len(online[id]) > 0
 	}
 	return out
 }
@@ -307,6 +305,7 @@ type ShareArgs struct {
 	Groups  []string `json:"groups"`
 	Partial bool     `json:"partial"`
 	Note    string   `json:"note"`
+	pack    string   // the welcome pack's label the share keeps the promise of
 }
 
 // Share builds, seals and sends a share: one sealed share per home relay
@@ -327,7 +326,7 @@ func (n *Node) Share(ctx context.Context, a ShareArgs) (*ShareResult, error) {
 		return nil, book.Kindf(book.ErrBadArgument, "no target: say whom to share with (--to)")
 	}
 	// Friends who ask to be asked first are asked, and left out.
-	req := book.ShareRequest{To: to, Friends: friends, Groups: a.Groups, Partial: a.Partial, Note: a.Note}
+	req := book.ShareRequest{To: to, Friends: friends, Groups: a.Groups, Partial: a.Partial, Note: a.Note, Pack: a.pack}
 	n.mu.Lock()
 	asks, muts := n.book.AskFirst(&req, n.clock())
 	err = n.commit(muts)
@@ -637,7 +636,7 @@ func (n *Node) shareView(s *book.ReceivedShare) ShareView {
 	v := ShareView{ID: s.ID.String(), From: s.From.String(), FromName: s.FromName, Note: s.Note, Unopened: s.Unopened,
 		ReceivedAt: s.ReceivedAt.UTC().Format(time.RFC3339), Withdrawn: s.Withdrawn, Dismissed: s.Dismissed, Items: []ItemView{}}
 	if s.Secret != nil {
-		v.Awaiting = s.Secret.Awaiting
+		v.Awaiting, v.Pack = s.Secret.Awaiting, s.Secret.Pack
 	}
 	for _, it := range s.Items {
 		name := it.Name
@@ -851,6 +850,10 @@ func (n *Node) Requests() []RequestView {
 			Message: r.Message, Sent: string(r.Sent), CreatedAt: r.CreatedAt.UTC().Format(time.RFC3339),
 			ExpiresAt: r.Expiry().UTC().Format(time.RFC3339)}
 		v.State = string(r.StateAt(n.clock()))
+		v.Pack, v.PackSize = r.PackLabel, r.PackSize
+		if p := n.book.PackOf(r); p != nil {
+			v.Pack = p.Group
+		}
 		if v.Name == "" {
 			v.Name = n.book.Name(r.Peer) // the sealed words did not open
 		}
@@ -914,7 +917,30 @@ func (n *Node) Accept(ctx context.Context, id string) (*book.Friend, error) {
 	}
 	n.publish("friend", f.ID.String(), f.ID, fmt.Sprintf("you and %s are now friends", f.Name))
 	n.sendAnswer(ctx, r)
+	n.sharePack(ctx, r)
 	return f, nil
+}
+
+// sharePack keeps a welcome pack's promise: the group it names, shared
+// with the friend the pack's invite befriended, as any share is (each
+// member checked; those who say nobody left out, those who ask first
+// asked). It is made once; flush makes one a crash left undone.
+func (n *Node) sharePack(ctx context.Context, r *book.Request) {
+	n.mu.Lock()
+	pack := n.book.PackOf(r)
+	done := r.PackShared
+	n.mu.Unlock()
+	if pack == nil || done {
+		return
+	}
+	res, err := n.Share(ctx, ShareArgs{To: []string{r.Peer.String()}, Groups: []string{pack.Group}, Partial: true, pack: pack.Group})
+	if err != nil && (res == nil || (res.Share == "" && len(res.Asked) == 0)) && !errors.Is(err, book.ErrNotFound) {
+		n.log.Info("the welcome pack was not shared yet", "peer", r.Peer, "err", err)
+		if !errors.Is(err, ErrRefused) {
+			return // tried again at the next flush
+		}
+	}
+	n.note(func(b *book.Book) []book.Mutation { return b.MarkPackShared(r) })
 }
 
 func (n *Node) sendAnswer(ctx context.Context, r *book.Request) {
@@ -1044,7 +1070,7 @@ func (n *Node) AddInvite(ctx context.Context, link, message string) (*RequestVie
 	}
 	res := n.sendRequests(ctx, []*book.Request{r})[r.ID]
 	v := RequestView{ID: r.ID.String(), Direction: string(r.Direction), Peer: r.Peer.String(), Name: r.Name,
-		State: string(r.State), Message: r.Message, Sent: string(res.how)}
+		State: string(r.State), Message: r.Message, Sent: string(res.how), Pack: r.PackLabel, PackSize: r.PackSize}
 	if res.how == book.Skipped {
 		return &v, &refusedError{fmt.Sprintf("the request was refused: %s", res.reason)}
 	}

@@ -43,6 +43,10 @@ type InviteView struct {
 	Uses      int       `json:"uses"`
 	// State is active, expired, used up or revoked.
 	State string `json:"state"`
+	// Pack is the group a welcome pack shares; AutoAccept, whether its
+	// requests are accepted on their own.
+	Pack       string `json:"pack,omitempty"`
+	AutoAccept bool   `json:"auto_accept,omitempty"`
 }
 
 // InviteBody makes an invite: Expires is a duration ("14d", "12h", "90m";
@@ -51,6 +55,10 @@ type InviteBody struct {
 	Label   string `json:"label,omitempty"`
 	Expires string `json:"expires,omitempty"`
 	Uses    int    `json:"uses,omitempty"`
+	// Pack, a group, makes a welcome pack; AutoAccept accepts whoever
+	// redeems it.
+	Pack       string `json:"pack,omitempty"`
+	AutoAccept bool   `json:"auto_accept,omitempty"`
 }
 
 // SettingsView is `kith settings`: what the user's signed profile says.
@@ -88,7 +96,11 @@ type RequestView struct {
 	CreatedAt          string           `json:"created_at"`
 	// ExpiresAt is when a pending request expires (state expired).
 	ExpiresAt string `json:"expires_at"`
-	Unopened  string `json:"unopened,omitempty"` // why the sealed words did not open (then name and message are unknown)
+	// Pack, out: the welcome pack the invite promised, and its size; in:
+	// the group of the user's welcome pack the request came with.
+	Pack     string `json:"pack,omitempty"`
+	PackSize int    `json:"pack_size,omitempty"`
+	Unopened string `json:"unopened,omitempty"` // why the sealed words did not open (then name and message are unknown)
 }
 
 // FriendView is one row of `kith friends`.
@@ -136,7 +148,10 @@ type ShareView struct {
 	Dismissed  bool   `json:"dismissed,omitempty"`
 	// Awaiting counts the friends the sharer also picked who are asked
 	// first: each who agrees follows in a share of their own.
-	Awaiting int        `json:"awaiting,omitempty"`
+	Awaiting int `json:"awaiting,omitempty"`
+	// Pack is the welcome pack's label, when the share keeps the promise
+	// of one (the sharer's invite befriended the user with it).
+	Pack     string     `json:"pack,omitempty"`
 	Unopened string     `json:"unopened,omitempty"` // why the sealed words and names did not open
 	Items    []ItemView `json:"items"`
 }

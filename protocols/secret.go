@@ -49,6 +49,8 @@ type ShareSecret struct {
 	Items      []ItemSecret `json:"items,omitempty"`
 	// Awaiting counts the friends also picked who are asked first.
 	Awaiting int `json:"awaiting,omitempty"`
+	// Pack is the welcome pack's label, when the share is one.
+	Pack string `json:"pack,omitempty"`
 }
 
 // ItemSecret is what the sharer says about one shared friend.
@@ -62,6 +64,9 @@ func checkSecret(s *pb.ShareSecret, items int) error {
 		return err
 	}
 	if err := checkText("note", s.Note, MaxMessageText); err != nil {
+		return err
+	}
+	if err := checkText("pack", s.Pack, identity.MaxNameBytes); err != nil {
 		return err
 	}
 	if s.Awaiting > MaxItemsPerShare {
@@ -108,7 +113,7 @@ func (s *UnverifiedShare) Secret(keys *identity.Keyring, me peer.ID) (*ShareSecr
 	if err := checkSecret(&m, len(s.Items)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotRevealed, err)
 	}
-	out := &ShareSecret{SharerName: m.SharerName, Note: m.Note, Awaiting: int(m.Awaiting)}
+	out := &ShareSecret{SharerName: m.SharerName, Note: m.Note, Awaiting: int(m.Awaiting), Pack: m.Pack}
 	for _, it := range m.Items {
 		out.Items = append(out.Items, ItemSecret{Name: it.Name, Group: it.Group})
 	}

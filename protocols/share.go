@@ -59,6 +59,9 @@ type ShareSpec struct {
 	// Awaiting counts, sealed to each target, the friends the sharer
 	// picked who are asked first: a placeholder that names nobody.
 	Awaiting int
+	// Pack, sealed too, is the welcome pack's label this share keeps the
+	// promise of.
+	Pack string
 }
 
 // UnverifiedShare is a share that decoded and follows the structural rules
@@ -107,7 +110,10 @@ func BuildShare(key crypto.PrivKey, spec ShareSpec) (*UnverifiedShare, error) {
 	if spec.Awaiting < 0 || spec.Awaiting > MaxItemsPerShare {
 		return nil, fmt.Errorf("protocols: %d friends awaiting consent", spec.Awaiting)
 	}
-	secret := &pb.ShareSecret{SharerName: spec.SharerName, Note: spec.Note, Awaiting: uint32(spec.Awaiting)}
+	if err := checkText("pack", spec.Pack, identity.MaxNameBytes); err != nil {
+		return nil, err
+	}
+	secret := &pb.ShareSecret{SharerName: spec.SharerName, Note: spec.Note, Awaiting: uint32(spec.Awaiting), Pack: spec.Pack}
 	for _, it := range spec.Items {
 		if it.Salt == (identity.Salt{}) {
 			it.Salt = identity.NewSalt()

@@ -759,7 +759,11 @@ type InviteBody struct {
 	// name_box is the inviter's name sealed under the link's secret, which
 	// the link carries after the record and which never goes on the
 	// network; invites that carry it leave name empty.
-	NameBox       []byte `protobuf:"bytes,7,opt,name=name_box,json=nameBox,proto3" json:"name_box,omitempty"`
+	NameBox []byte `protobuf:"bytes,7,opt,name=name_box,json=nameBox,proto3" json:"name_box,omitempty"`
+	// pack_box, in a welcome pack's invite: an InvitePack sealed under the
+	// link's secret, the inviter's signed word that whoever redeems the
+	// invite is shared a group of theirs once befriended.
+	PackBox       []byte `protobuf:"bytes,8,opt,name=pack_box,json=packBox,proto3" json:"pack_box,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -843,6 +847,67 @@ func (x *InviteBody) GetNameBox() []byte {
 	return nil
 }
 
+func (x *InviteBody) GetPackBox() []byte {
+	if x != nil {
+		return x.PackBox
+	}
+	return nil
+}
+
+// InvitePack is what a welcome pack promises: a group's label and how
+// many people it held when the link was made.
+type InvitePack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Label         string                 `protobuf:"bytes,1,opt,name=label,proto3" json:"label,omitempty"`
+	Members       uint32                 `protobuf:"varint,2,opt,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvitePack) Reset() {
+	*x = InvitePack{}
+	mi := &file_identity_pb_identity_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvitePack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvitePack) ProtoMessage() {}
+
+func (x *InvitePack) ProtoReflect() protoreflect.Message {
+	mi := &file_identity_pb_identity_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvitePack.ProtoReflect.Descriptor instead.
+func (*InvitePack) Descriptor() ([]byte, []int) {
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *InvitePack) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *InvitePack) GetMembers() uint32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
 // Sealed is something sealed to one recipient: with HPKE (RFC 9180) to
 // one of their encryption keys, or with a secret they made (an invite's).
 // key names which of the recipient's keys opens it.
@@ -856,7 +921,7 @@ type Sealed struct {
 
 func (x *Sealed) Reset() {
 	*x = Sealed{}
-	mi := &file_identity_pb_identity_proto_msgTypes[9]
+	mi := &file_identity_pb_identity_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +933,7 @@ func (x *Sealed) String() string {
 func (*Sealed) ProtoMessage() {}
 
 func (x *Sealed) ProtoReflect() protoreflect.Message {
-	mi := &file_identity_pb_identity_proto_msgTypes[9]
+	mi := &file_identity_pb_identity_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +946,7 @@ func (x *Sealed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sealed.ProtoReflect.Descriptor instead.
 func (*Sealed) Descriptor() ([]byte, []int) {
-	return file_identity_pb_identity_proto_rawDescGZIP(), []int{9}
+	return file_identity_pb_identity_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Sealed) GetKey() []byte {
@@ -957,7 +1022,7 @@ const file_identity_pb_identity_proto_rawDesc = "" +
 	"\x05index\x18\x05 \x01(\rR\x05index\x12\x12\n" +
 	"\x04path\x18\x06 \x03(\fR\x04path\x123\n" +
 	"\x15recipient_attestation\x18\a \x01(\fR\x14recipientAttestation\x12/\n" +
-	"\x13subject_attestation\x18\b \x01(\fR\x12subjectAttestation\"\xbf\x01\n" +
+	"\x13subject_attestation\x18\b \x01(\fR\x12subjectAttestation\"\xda\x01\n" +
 	"\n" +
 	"InviteBody\x12\x18\n" +
 	"\ainviter\x18\x01 \x01(\fR\ainviter\x12\x12\n" +
@@ -967,7 +1032,12 @@ const file_identity_pb_identity_proto_rawDesc = "" +
 	"\tissued_at\x18\x05 \x01(\x03R\bissuedAt\x12\x1d\n" +
 	"\n" +
 	"expires_at\x18\x06 \x01(\x03R\texpiresAt\x12\x19\n" +
-	"\bname_box\x18\a \x01(\fR\anameBox\",\n" +
+	"\bname_box\x18\a \x01(\fR\anameBox\x12\x19\n" +
+	"\bpack_box\x18\b \x01(\fR\apackBox\"<\n" +
+	"\n" +
+	"InvitePack\x12\x14\n" +
+	"\x05label\x18\x01 \x01(\tR\x05label\x12\x18\n" +
+	"\amembers\x18\x02 \x01(\rR\amembers\",\n" +
 	"\x06Sealed\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x10\n" +
 	"\x03box\x18\x02 \x01(\fR\x03box*I\n" +
@@ -989,7 +1059,7 @@ func file_identity_pb_identity_proto_rawDescGZIP() []byte {
 }
 
 var file_identity_pb_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_identity_pb_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_identity_pb_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_identity_pb_identity_proto_goTypes = []any{
 	(SharingPolicy)(0),        // 0: kith.identity.SharingPolicy
 	(*ConsentBody)(nil),       // 1: kith.identity.ConsentBody
@@ -1001,7 +1071,8 @@ var file_identity_pb_identity_proto_goTypes = []any{
 	(*SealBody)(nil),          // 7: kith.identity.SealBody
 	(*Introduction)(nil),      // 8: kith.identity.Introduction
 	(*InviteBody)(nil),        // 9: kith.identity.InviteBody
-	(*Sealed)(nil),            // 10: kith.identity.Sealed
+	(*InvitePack)(nil),        // 10: kith.identity.InvitePack
+	(*Sealed)(nil),            // 11: kith.identity.Sealed
 }
 var file_identity_pb_identity_proto_depIdxs = []int32{
 	0, // 0: kith.identity.ProfileBody.policy:type_name -> kith.identity.SharingPolicy
@@ -1023,7 +1094,7 @@ func file_identity_pb_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_identity_pb_identity_proto_rawDesc), len(file_identity_pb_identity_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -41,7 +41,11 @@ func (b *Book) Invite(relays []string, now time.Time) (string, []Mutation, error
 // newInvite signs a new invite, lets fill set its own fields, and keeps
 // it; the caller stores it under prefixInvites+token.
 func (b *Book) newInvite(relays []string, validity time.Duration, now time.Time, fill func(*Invite)) (string, *Invite, error) {
-	raw, secret, err := identity.NewInvite(b.key, b.Settings.Name, ParseAddrs(relays), now, validity)
+	return b.newPackInvite(relays, validity, now, nil, fill)
+}
+
+func (b *Book) newPackInvite(relays []string, validity time.Duration, now time.Time, pack *identity.Pack, fill func(*Invite)) (string, *Invite, error) {
+	raw, secret, err := identity.NewPackInvite(b.key, b.Settings.Name, ParseAddrs(relays), now, validity, pack)
 	if err != nil {
 		return "", nil, err
 	}
@@ -69,6 +73,10 @@ type InviteSpec struct {
 	Label    string
 	Validity time.Duration // 0: identity.DefaultInviteValidity
 	MaxUses  int           // 0: any number of people
+	// Pack, a group's name, makes a welcome pack: whoever the invite
+	// befriends is shared that group at once; AutoAccept accepts them.
+	Pack       string
+	AutoAccept bool
 }
 
 // MakeInvite makes an invite for the user to hand out: with a label to
@@ -94,8 +102,27 @@ func (b *Book) MakeInvite(spec InviteSpec, relays []string, now time.Time) (Invi
 			}
 		}
 	}
-	token, in, err := b.newInvite(relays, spec.Validity, now, func(in *Invite) {
+	var pack *identity.Pack
+	if spec.Pack != "" {
+		g := b.groups[spec.Pack]
+		if g == nil {
+			return InviteEntry{}, nil, Kindf(ErrNotFound, "no group called %q", spec.Pack)
+		}
+		if len(g.Members) == 0 {
+			return InviteEntry{}, nil, Kindf(ErrBadArgument, "the group %q has nobody in it to welcome anyone with", spec.Pack)
+		}
+		if spec.Label == "" {
+			spec.Label = spec.Pack
+		}
+		pack = &identity.Pack{Label: spec.Pack, Members: len(g.Members)}
+	} else if spec.AutoAccept {
+		return InviteEntry{}, nil, Kindf(ErrBadArgument, "only a welcome pack (--pack) is accepted on its own")
+	}
+	token, in, err := b.newPackInvite(relays, spec.Validity, now, pack, func(in *Invite) {
 		in.Made, in.Label, in.MaxUses = true, spec.Label, spec.MaxUses
+		if pack != nil {
+			in.Pack = &InvitePack{Group: spec.Pack, AutoAccept: spec.AutoAccept}
+		}
 	})
 	if err != nil {
 		return InviteEntry{}, nil, err
@@ -237,4 +264,34 @@ func (b *Book) TakeProfileStale() bool {
 	s := b.profileStale
 	b.profileStale = false
 	return s
+}
+
+// PackOf returns the welcome pack of the user's invite an incoming
+// request came with, or nil.
+func (b *Book) PackOf(r *Request) *InvitePack {
+	if r == nil || r.Invite == "" {
+		return nil
+	}
+	if in := b.invites[r.Invite]; in != nil {
+		return in.Pack
+	}
+	return nil
+}
+
+// PacksToShare are the accepted requests that came with a welcome pack
+// of the user's whose share is not made yet.
+func (b *Book) PacksToShare() []*Request {
+	var out []*Request
+	for _, r := range b.requests {
+		if r.Direction == Incoming && r.State == Accepted && !r.PackShared && b.PackOf(r) != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// MarkPackShared records that r's welcome pack was shared.
+func (b *Book) MarkPackShared(r *Request) []Mutation {
+	r.PackShared = true
+	return []Mutation{put(prefixRequests+r.ID.String(), r)}
 }

@@ -325,6 +325,9 @@ func (b *Book) AddByInvite(link, message string, now time.Time) (*Request, *iden
 		return nil, nil, nil, err
 	}
 	r.ViaInvite = true
+	if pack, err := in.OpenPack(secret); err == nil && pack != nil {
+		r.PackLabel, r.PackSize = pack.Label, pack.Members
+	}
 	for _, a := range in.Relays {
 		r.PeerRelays = append(r.PeerRelays, a.String())
 	}

@@ -86,6 +86,7 @@ func (b *Book) ReceiveDecoded(u *protocols.UnverifiedAddRequest, now time.Time) 
 		}
 		r.ViaInvite = true
 		inviteToken = in.TokenString()
+		r.Invite = inviteToken
 	}
 	if f := b.friends[u.From]; f != nil {
 		return nil, nil, fmt.Errorf("%w: %s is already your friend", ErrDropped, f.Name)

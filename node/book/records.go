@@ -100,6 +100,13 @@ type Request struct {
 	PeerProfileKey     []byte                 `json:"peer_profile_key,omitempty"` // opens its name: given in the request
 	PeerRelays         []string               `json:"peer_relays,omitempty"`      // the peer's home relays, from an invite
 	Unopened           string                 `json:"unopened,omitempty"`         // in: why the sealed words did not open
+	// Invite is the token of the user's invite an incoming request came
+	// with; PackLabel, out, what a welcome pack's invite promised.
+	Invite    string `json:"invite,omitempty"`
+	PackLabel string `json:"pack_label,omitempty"`
+	PackSize  int    `json:"pack_size,omitempty"`
+	// PackShared, in, accepted: the welcome pack it came with was shared.
+	PackShared bool `json:"pack_shared,omitempty"`
 	// ExpiresAt ends a pending request: its sender stops sending it, its
 	// recipient can no longer accept it. Zero in requests stored before
 	// requests expired: CreatedAt + RequestLifetime.
@@ -205,6 +212,17 @@ type Invite struct {
 	// UsedBy are the people whose requests came with it, first to last.
 	UsedBy    []peer.ID `json:"used_by,omitempty"`
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// Pack makes the invite a welcome pack: whoever it befriends is
+	// shared this group at once.
+	Pack *InvitePack `json:"pack,omitempty"`
+}
+
+// InvitePack is what a welcome pack shares, and how.
+type InvitePack struct {
+	Group string `json:"group"`
+	// AutoAccept: the node accepts a request made with the invite on its
+	// own (the pack's limits still hold), and the share follows.
+	AutoAccept bool `json:"auto_accept,omitempty"`
 }
 
 // State is "active", "expired", "used up" or "revoked" as of now.

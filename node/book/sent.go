@@ -28,6 +28,8 @@ type ShareRequest struct {
 	// Consents are the consents of friends who ask first, by friend: with
 	// one, they are in the share (to its one target).
 	Consents map[peer.ID][]byte
+	// Pack is the welcome pack's label the share keeps the promise of.
+	Pack string
 }
 
 // ItemsLeft counts the friends req would share, its targets, the user
@@ -92,7 +94,7 @@ func (b *Book) BuildShare(req ShareRequest, now time.Time) (*protocols.Unverifie
 		return nil, nil, Kindf(ErrBadArgument, "nothing to share: pick friends, or groups that have members")
 	}
 	var missing []protocols.Failure
-	spec := protocols.ShareSpec{SharerName: b.Settings.Name, CreatedAt: now, Note: req.Note, Awaiting: len(req.Skip)}
+	spec := protocols.ShareSpec{SharerName: b.Settings.Name, CreatedAt: now, Note: req.Note, Awaiting: len(req.Skip), Pack: req.Pack}
 	if req.Partial {
 		spec.Mode = pb.ShareMode_PARTIAL
 	}

@@ -555,7 +555,10 @@ type ShareSecret struct {
 	// awaiting counts the friends the sharer also picked who ask to be
 	// asked first: a placeholder that names nobody; each one who agrees
 	// follows in a share of their own.
-	Awaiting      uint32 `protobuf:"varint,4,opt,name=awaiting,proto3" json:"awaiting,omitempty"`
+	Awaiting uint32 `protobuf:"varint,4,opt,name=awaiting,proto3" json:"awaiting,omitempty"`
+	// pack names the welcome pack this share keeps the promise of (the
+	// label its invite carried), when it is one.
+	Pack          string `protobuf:"bytes,5,opt,name=pack,proto3" json:"pack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -616,6 +619,13 @@ func (x *ShareSecret) GetAwaiting() uint32 {
 		return x.Awaiting
 	}
 	return 0
+}
+
+func (x *ShareSecret) GetPack() string {
+	if x != nil {
+		return x.Pack
+	}
+	return ""
 }
 
 // ItemSecret is what the sharer says about one shared friend.
@@ -3042,13 +3052,14 @@ const file_protocols_pb_kith_proto_rawDesc = "" +
 	"\vShareTarget\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12 \n" +
 	"\vattestation\x18\x02 \x01(\fR\vattestation\x12\x16\n" +
-	"\x06sealed\x18\x03 \x01(\fR\x06sealed\"\x90\x01\n" +
+	"\x06sealed\x18\x03 \x01(\fR\x06sealed\"\xa4\x01\n" +
 	"\vShareSecret\x12\x1f\n" +
 	"\vsharer_name\x18\x01 \x01(\tR\n" +
 	"sharerName\x12\x12\n" +
 	"\x04note\x18\x02 \x01(\tR\x04note\x120\n" +
 	"\x05items\x18\x03 \x03(\v2\x1a.kith.protocols.ItemSecretR\x05items\x12\x1a\n" +
-	"\bawaiting\x18\x04 \x01(\rR\bawaiting\"6\n" +
+	"\bawaiting\x18\x04 \x01(\rR\bawaiting\x12\x12\n" +
+	"\x04pack\x18\x05 \x01(\tR\x04pack\"6\n" +
 	"\n" +
 	"ItemSecret\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +

@@ -51,8 +51,11 @@ func addCmd(g *globals) *cobra.Command {
 				if g.json {
 					return printJSON(cmd.OutOrStdout(), v)
 				}
-				how := map[string]string{"direct": "delivered directly", "relay": "sent through the rendezvous node", "queued": "queued until a rendezvous node is reachable"}[v.Sent]
+				how := map[string]string{"direct": "delivered directly", "circuit": "delivered to their node", "relay": "sent through the rendezvous node", "queued": "queued until a rendezvous node is reachable"}[v.Sent]
 				fmt.Fprintf(cmd.OutOrStdout(), "Friend request to %s %s (request %s).\n", v.Name, orDash(how), shortHex(v.ID))
+				if v.Pack != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "It is %s's welcome pack %q (%d people): they follow in a share once %s accepts.\n", v.Name, v.Pack, v.PackSize, v.Name)
+				}
 				return nil
 			})
 		},

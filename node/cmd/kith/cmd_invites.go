@@ -17,8 +17,13 @@ func inviteCmd(g *globals) *cobra.Command {
 	var b node.InviteBody
 	var qr string
 	create := &cobra.Command{
-		Use:   "create [--label TEXT] [--expires 14d] [--uses N] [--qr FILE.png] [--json]",
-		Short: "Make an invite: for a number of people, for a while, with a label to know it by",
+		Use:   "create [--label TEXT] [--expires 14d] [--uses N] [--pack GROUP [--accept]] [--qr FILE.png] [--json]",
+		Short: "Make an invite: for a number of people, for a while, with a label; or a welcome pack",
+		Long: `Make an invite: for a number of people, for a while, with a label to know it by.
+With --pack GROUP it is a welcome pack: whoever it befriends is shared the group at
+once (each member as any share checks them: those who say nobody are left out,
+those who ask first are asked); with --accept too, their request is accepted
+on its own.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withDaemon(g, func(cx context.Context, cl *client.Client) error {
@@ -34,7 +39,11 @@ func inviteCmd(g *globals) *cobra.Command {
 				if g.json {
 					return printJSON(cmd.OutOrStdout(), v)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Invite %s%s: %s, until %s.\n%s\n", shortHex(v.Token), labelled(v.Label),
+				kind := "Invite"
+				if v.Pack != "" {
+					kind = "Welcome pack (" + v.Pack + ")"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s%s: %s, until %s.\n%s\n", kind, shortHex(v.Token), labelled(v.Label),
 					usesWords(v), v.ExpiresAt.Local().Format("2 Jan 2006 15:04"), v.Link)
 				if qr != "" {
 					fmt.Fprintf(cmd.OutOrStdout(), "QR code: %s\n", qr)
@@ -47,6 +56,8 @@ func inviteCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&b.Expires, "expires", "", "how long it lasts: days (14d, the default) or hours and minutes (12h)")
 	create.Flags().IntVar(&b.Uses, "uses", 0, "how many people may use it (0: any number)")
 	create.Flags().StringVar(&qr, "qr", "", "also write the invite as a QR code to this PNG file")
+	create.Flags().StringVar(&b.Pack, "pack", "", "a welcome pack: share this group with whoever the invite befriends")
+	create.Flags().BoolVar(&b.AutoAccept, "accept", false, "with --pack: accept their request on its own")
 	jsonFlag(create, g)
 
 	list := listCmd(g, "list [--json]", "List your invites, newest first", "No invites yet: kith id makes your general one, kith invite create others.",

@@ -766,3 +766,107 @@ func TestAskMeFirst(t *testing.T) {
 		t.Fatalf("Erin received %+v", shares)
 	}
 }
+
+// TestWelcomePack: Alice makes a welcome pack of her group "colleagues"
+// (Carol, Dave, who says nobody may share him, and Erin, who asks first),
+// for two people, accepted on its own. Newcomer Nina redeems it: she
+// learns what it promises, is befriended, and finds one inbox entry,
+// Alice welcoming her with the group, Carol in it, Dave left out, Erin
+// asked; she adds all. Olga, offline at first, redeems it too and gets
+// it when she is back. A third person is refused (used up), and so is
+// anyone after a revoke.
+func TestWelcomePack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binaries")
+	}
+	kith, relayBin := buildBinaries(t)
+	root := t.TempDir()
+	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
+	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	people := []string{"Alice", "Carol", "Dave", "Erin", "Nina", "Olga", "Pete"}
+	for _, name := range people {
+		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
+	}
+	e.setConfig("Alice", "profile_refresh", "1s")
+	for _, name := range people {
+		e.up(name)
+	}
+	e.befriend("Alice", "Carol", "Dave", "Erin")
+	e.ok("settings", "--sharing", "nobody", "--data", e.dir("Dave"))
+	e.ok("settings", "--sharing", "ask", "--data", e.dir("Erin"))
+	e.wait("Alice to learn Dave's and Erin's choices", func() bool {
+		var fs []node.FriendView
+		e.okJSON(&fs, "friends", "--json", "--data", e.dir("Alice"))
+		got := map[string]string{}
+		for _, f := range fs {
+			got[f.Name] = f.Sharing
+		}
+		return got["Dave"] == "nobody" && got["Erin"] == "ask"
+	})
+	e.ok("group", "create", "colleagues", "--data", e.dir("Alice"))
+	e.ok("group", "add", "colleagues", "Carol", "Dave", "Erin", "--data", e.dir("Alice"))
+	var pack node.InviteView
+	e.okJSON(&pack, "invite", "create", "--pack", "colleagues", "--accept", "--uses", "2", "--json", "--data", e.dir("Alice"))
+	if pack.Pack != "colleagues" || !pack.AutoAccept || pack.MaxUses != 2 {
+		t.Fatalf("the pack: %+v", pack)
+	}
+
+	// Nina redeems it.
+	var req node.RequestView
+	e.okJSON(&req, "add", pack.Link, "--json", "--data", e.dir("Nina"))
+	if req.Pack != "colleagues" || req.PackSize != 3 {
+		t.Errorf("Nina's request says %+v", req)
+	}
+	e.waitFriendOf("Nina", "Alice")
+	welcome := func(who string) node.ShareView {
+		var s node.ShareView
+		e.wait(who+"'s welcome", func() bool {
+			var shares []node.ShareView
+			e.okJSON(&shares, "shares", "--json", "--data", e.dir(who))
+			for _, x := range shares {
+				if x.Pack == "colleagues" && x.FromName == "Alice" {
+					s = x
+					return true
+				}
+			}
+			return false
+		})
+		return s
+	}
+	s := welcome("Nina")
+	if len(s.Items) != 1 || s.Items[0].Name != "Carol" || s.Awaiting != 1 {
+		t.Fatalf("Nina's welcome: %+v", s)
+	}
+	e.pick("Nina", s.ID, "--all")
+	e.waitRequest("Carol", "Nina")
+	var asks []node.AskView
+	e.wait("Erin to be asked about Nina", func() bool {
+		e.okJSON(&asks, "consents", "--json", "--data", e.dir("Erin"))
+		return len(asks) == 1 && asks[0].TargetName == "Nina"
+	})
+
+	// Olga redeems it while Alice is offline: her request waits at the
+	// relay, and the welcome follows when Alice is back.
+	e.stop("Alice")
+	e.ok("add", pack.Link, "--data", e.dir("Olga"))
+	e.upEnv("Alice")
+	e.waitFriendOf("Olga", "Alice")
+	if s := welcome("Olga"); len(s.Items) != 1 || s.Items[0].Name != "Carol" {
+		t.Fatalf("Olga's welcome: %+v", s)
+	}
+
+	// Two people used it: Pete is refused; revoked, it refuses anyone.
+	code, words, _ := e.jsonFailure("add", pack.Link, "--data", e.dir("Pete"))
+	if code != node.CodeRefused || !strings.Contains(words, "ask them for a new one") {
+		t.Errorf("Pete redeems a used-up pack: %s %q", code, words)
+	}
+	var second node.InviteView
+	e.okJSON(&second, "invite", "create", "--pack", "colleagues", "--json", "--data", e.dir("Alice"))
+	e.ok("invite", "revoke", second.Token, "--data", e.dir("Alice"))
+	if code, _, _ := e.jsonFailure("add", second.Link, "--data", e.dir("Pete")); code != node.CodeRefused {
+		t.Errorf("Pete redeems a revoked pack: %s", code)
+	}
+	if code, _, _ := e.jsonFailure("invite", "create", "--pack", "nosuchgroup", "--data", e.dir("Alice")); code != node.CodeNotFound {
+		t.Errorf("a pack of no group: %s", code)
+	}
+}
