@@ -24,7 +24,7 @@ With --pack GROUP it is a welcome pack: whoever it befriends is shared the group
 once (each member as any share checks them: those who say nobody are left out,
 those who ask first are asked); with --accept too, their request is accepted
 on its own.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withDaemon(g, func(cx context.Context, cl *client.Client) error {
 				v, err := cl.MakeInvite(cx, b)
