@@ -61,7 +61,8 @@ function toast(text) {
 }
 
 // plural: plural(1, "friend") is "1 friend", plural(3, "friend") "3 friends".
-const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+const irregular = { person: "people" };
+const plural = (n, word) => `${n} ${n === 1 ? word : (irregular[word] || word + "s")}`;
 
 function errorBox(err) {
   return el("p", { class: "error", role: "alert" }, err instanceof Error ? err.message : String(err));
@@ -299,8 +300,27 @@ async function groups() {
             if (name && name !== g.name) run(e.target, () => api("POST", `/groups/${encodeURIComponent(g.name)}/rename`, { name }));
           } }, "Rename"),
           el("button", { class: "danger", onclick: (e) => confirm(`Delete the group ${g.name}? Its members stay your friends.`) &&
-            run(e.target, () => api("DELETE", `/groups/${encodeURIComponent(g.name)}`)) }, "Delete")));
+            run(e.target, () => api("DELETE", `/groups/${encodeURIComponent(g.name)}`)) }, "Delete")),
+        g.members.length ? packForm(g) : null);
     }));
+}
+
+// packForm makes a welcome pack of group g: a link that befriends whoever
+// redeems it and shares them the group.
+function packForm(g) {
+  const out = el("div", { class: "pack-out" });
+  return el("form", { class: "pack", "data-pack": g.name, onsubmit: (e) => {
+    e.preventDefault();
+    const f = e.target;
+    run(f.querySelector("button"), () => api("POST", "/invites", { pack: g.name, auto_accept: f.auto.checked, uses: Number(f.uses.value || 0), expires: "14d" }),
+      (v) => out.replaceChildren(
+        el("p", { class: "muted" }, `Whoever redeems it becomes your friend${v.auto_accept ? "" : " once you accept"} and gets “${g.name}” (${plural(g.members.length, "person")}).`),
+        el("textarea", { class: "pack-link", rows: 3, readonly: true, "aria-label": `Welcome pack link for ${g.name}` }, v.link),
+        el("img", { class: "qr", src: `/api/invites/${v.token}/qr.png`, alt: `The welcome pack for ${g.name} as a QR code` })));
+  } },
+    el("label", {}, "Welcome pack for ", el("input", { type: "number", name: "uses", min: 0, max: 10000, placeholder: "any", "aria-label": "How many people" }), " people "),
+    el("label", { class: "check" }, el("input", { type: "checkbox", name: "auto", checked: true }), " accept them on their own"),
+    " ", el("button", { type: "submit", class: "secondary" }, "Make a welcome pack"), out);
 }
 
 async function share() {
@@ -386,7 +406,8 @@ function shareCard(s) {
     run(e.target.querySelector("button[type=submit]"), () => api("POST", `/shares/${s.id}/pick`, { peers }),
       (res) => { showPick(out, res); setTimeout(render, 1500); });
   } },
-    el("h2", {}, `${s.from_name} shared ${plural(s.items.length, "friend")}`),
+    s.pack ? el("h2", { class: "welcome" }, `${s.from_name} welcomed you with “${s.pack}” (${plural(s.items.length + (s.awaiting || 0), "person")})`)
+      : el("h2", {}, `${s.from_name} shared ${plural(s.items.length, "friend")}`),
     s.note ? el("p", {}, "“", s.note, "”") : null,
     s.unopened ? el("p", { class: "muted" }, "The names in this share could not be opened: ", s.unopened) : null,
     s.awaiting ? el("p", { class: "muted awaiting" }, `${plural(s.awaiting, "more friend")} ${s.awaiting === 1 ? "asks" : "ask"} to be asked first; ${s.from_name} asked, and whoever agrees follows in a share of their own.`) : null,
@@ -398,7 +419,9 @@ function shareCard(s) {
     el("div", { class: "row" },
       pickable.length ? [
         el("button", { type: "button", class: "secondary", onclick: (e) => e.target.form.querySelectorAll("input[name=item]:not(:disabled)").forEach((i) => { i.checked = true; }) }, "Tick all"),
-        el("button", { type: "submit" }, "Add selected")] : null,
+        el("button", { type: "submit" }, "Add selected"),
+        s.pack ? el("button", { type: "button", class: "add-all", onclick: (e) => run(e.target, () => api("POST", `/shares/${s.id}/pick`, { all: true }),
+          (res) => { showPick(out, res); setTimeout(render, 1500); }) }, "Add all") : null] : null,
       dismissButton(s)),
     out);
 }

@@ -74,7 +74,7 @@ func TestWebInterface(t *testing.T) {
 	defer relay.Close()
 	raddr := relay.Addrs()[0].String()
 	daemons := map[string]*daemon.Daemon{}
-	for _, name := range []string{"Alice", "Bob", "Carol", "Dave", "Erin"} {
+	for _, name := range []string{"Alice", "Bob", "Carol", "Dave", "Erin", "Frank"} {
 		dir := filepath.Join(root, strings.ToLower(name))
 		if _, err := daemon.Init(dir, name, []string{raddr}); err != nil {
 			t.Fatal(err)
@@ -371,6 +371,41 @@ func TestWebInterface(t *testing.T) {
 	if all := again.Node.AllShares(); len(all) != 1 || !all[0].Dismissed {
 		t.Fatalf("after dismissing in the page, the node has %+v", all)
 	}
+
+	// Alice makes a welcome pack of her group "work" on her Groups page;
+	// Frank, a newcomer, redeems it and adds everyone in it at once.
+	do(aliceTab, "alice makes a welcome pack",
+		chromedp.EmulateViewport(1100, 900),
+		chromedp.Navigate(strings.TrimSuffix(daemons["Alice"].URL, "/")+"/#groups"),
+		chromedp.WaitVisible(chromedp.CSS(`form[data-pack="work"]`)),
+		click(`form[data-pack="work"] button`),
+		chromedp.WaitVisible(chromedp.CSS(`form[data-pack="work"] textarea.pack-link`)),
+		shot(aliceTab, "11-alice-welcome-pack.png"))
+	link, err := chromedp.Run(aliceTab, chromedp.Evaluate[string](`document.querySelector('form[data-pack="work"] textarea.pack-link').value`))
+	if err != nil || !strings.HasPrefix(link, "kith:invite:") {
+		t.Fatalf("the pack's link: %q %v", link, err)
+	}
+	if _, err := daemons["Frank"].Node.AddInvite(ctx, link, ""); err != nil {
+		t.Fatal(err)
+	}
+	frankTab := tab("Frank")
+	do(frankTab, "frank's welcome",
+		chromedp.Navigate(strings.TrimSuffix(daemons["Frank"].URL, "/")+"/#inbox"),
+		chromedp.WaitVisible(chromedp.CSS(`form[data-share] h2.welcome`)),
+		shot(frankTab, "12-frank-welcome.png"))
+	if words := text(frankTab, `form[data-share] h2.welcome`); !strings.Contains(words, "Alice welcomed you with “work”") {
+		t.Fatalf("Frank's inbox says %q", words)
+	}
+	do(frankTab, "frank adds everyone", click(`form[data-share] button.add-all`), chromedp.WaitVisible(chromedp.CSS(`.pick-result`)))
+	waitTrue(t, "Frank's requests to the group", func() bool {
+		out := 0
+		for _, r := range daemons["Frank"].Node.Requests() {
+			if r.Direction == "out" && r.IntroducerName == "Alice" {
+				out++
+			}
+		}
+		return out >= 1
+	})
 }
 
 func waitTrue(t *testing.T, what string, cond func() bool) {
