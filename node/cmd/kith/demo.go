@@ -361,6 +361,45 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	d.say("   Alice is told: %s", res.Failed[0].Reason)
 
+	d.stepf("Grace joins the team. Alice makes a welcome pack of Work; Grace redeems its one link: befriended and shared the group at once.")
+	pack, err := d.n("Alice").MakeInvite(node.InviteBody{Pack: "Work", AutoAccept: true, Uses: 1})
+	if err != nil {
+		return err
+	}
+	if _, err := daemon.Init(filepath.Join(d.dir, "grace"), "Grace", []string{d.raddr}); err != nil {
+		return err
+	}
+	if err := d.up(ctx, "Grace"); err != nil {
+		return err
+	}
+	greq, err := d.n("Grace").AddInvite(ctx, pack.Link, "")
+	if err != nil {
+		return err
+	}
+	d.say("   Grace's node reads the link: %s's welcome pack %q (%d people).", greq.Name, greq.Pack, greq.PackSize)
+	var welcome node.ShareView
+	if err := wait(ctx, "Grace's welcome", func() bool {
+		for _, s := range d.n("Grace").Shares() {
+			if s.Pack != "" {
+				welcome = s
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		return err
+	}
+	var names []string
+	for _, it := range welcome.Items {
+		names = append(names, it.Name)
+	}
+	d.say("   Grace's inbox: Alice welcomed you with %q: %s.", welcome.Pack, strings.Join(names, ", "))
+	gp, err := d.n("Grace").Pick(ctx, node.PickArgs{Share: welcome.ID, All: true})
+	if err != nil {
+		return err
+	}
+	d.say("   She adds all: %d requests, each introduced by Alice with proof.", len(gp))
+
 	d.stepf("Everyone's friends now:")
 	if err := wait(ctx, "Dave and Carol", func() bool { return d.isFriend("Dave", "Carol") }); err != nil {
 		return err

@@ -438,6 +438,7 @@ func TestDemoOnce(t *testing.T) {
 		"The second pick adds Bob's introduction to Dave's pending request.",
 		"Carol sees: \"Alice and Bob, your friends, shared you with Dave (verified)\"",
 		"Frank does not allow being shared",
+		"Grace's inbox: Alice welcomed you with \"Work\": ",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo does not say %q", want)
