@@ -772,9 +772,9 @@ func TestAskMeFirst(t *testing.T) {
 // for two people, accepted on its own. Newcomer Nina redeems it: she
 // learns what it promises, is befriended, and finds one inbox entry,
 // Alice welcoming her with the group, Carol in it, Dave left out, Erin
-// asked; she adds all. Olga, offline at first, redeems it too and gets
-// it when she is back. A third person is refused (used up), and so is
-// anyone after a revoke.
+// asked; she adds all. Olga redeems it and goes offline, and gets
+// it when she is back; Quinn redeems it while Alice is offline. A fourth
+// person is refused (used up), and so is anyone after a revoke.
 func TestWelcomePack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binaries")
@@ -783,7 +783,7 @@ func TestWelcomePack(t *testing.T) {
 	root := t.TempDir()
 	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
 	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
-	people := []string{"Alice", "Carol", "Dave", "Erin", "Nina", "Olga", "Pete"}
+	people := []string{"Alice", "Carol", "Dave", "Erin", "Nina", "Olga", "Quinn", "Pete"}
 	for _, name := range people {
 		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
 	}
@@ -806,8 +806,8 @@ func TestWelcomePack(t *testing.T) {
 	e.ok("group", "create", "colleagues", "--data", e.dir("Alice"))
 	e.ok("group", "add", "colleagues", "Carol", "Dave", "Erin", "--data", e.dir("Alice"))
 	var pack node.InviteView
-	e.okJSON(&pack, "invite", "create", "--pack", "colleagues", "--accept", "--uses", "2", "--json", "--data", e.dir("Alice"))
-	if pack.Pack != "colleagues" || !pack.AutoAccept || pack.MaxUses != 2 {
+	e.okJSON(&pack, "invite", "create", "--pack", "colleagues", "--accept", "--uses", "3", "--json", "--data", e.dir("Alice"))
+	if pack.Pack != "colleagues" || !pack.AutoAccept || pack.MaxUses != 3 {
 		t.Fatalf("the pack: %+v", pack)
 	}
 
@@ -845,17 +845,28 @@ func TestWelcomePack(t *testing.T) {
 		return len(asks) == 1 && asks[0].TargetName == "Nina"
 	})
 
-	// Olga redeems it while Alice is offline: her request waits at the
-	// relay, and the welcome follows when Alice is back.
-	e.stop("Alice")
+	// Olga redeems it and goes offline at once: the acceptance and the
+	// welcome wait for her at the relay.
 	e.ok("add", pack.Link, "--data", e.dir("Olga"))
-	e.upEnv("Alice")
+	e.stop("Olga")
+	e.wait("Alice to accept Olga", func() bool { return e.hasFriend("Alice", "Olga") })
+	e.up("Olga")
 	e.waitFriendOf("Olga", "Alice")
 	if s := welcome("Olga"); len(s.Items) != 1 || s.Items[0].Name != "Carol" {
 		t.Fatalf("Olga's welcome: %+v", s)
 	}
 
-	// Two people used it: Pete is refused; revoked, it refuses anyone.
+	// Quinn redeems it while Alice is offline: his request waits at the
+	// relay, and the welcome follows when Alice is back.
+	e.stop("Alice")
+	e.ok("add", pack.Link, "--data", e.dir("Quinn"))
+	e.upEnv("Alice")
+	e.waitFriendOf("Quinn", "Alice")
+	if s := welcome("Quinn"); len(s.Items) != 1 || s.Items[0].Name != "Carol" {
+		t.Fatalf("Quinn's welcome: %+v", s)
+	}
+
+	// Three people used it: Pete is refused; revoked, it refuses anyone.
 	code, words, _ := e.jsonFailure("add", pack.Link, "--data", e.dir("Pete"))
 	if code != node.CodeRefused || !strings.Contains(words, "ask them for a new one") {
 		t.Errorf("Pete redeems a used-up pack: %s %q", code, words)
