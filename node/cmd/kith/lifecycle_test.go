@@ -769,7 +769,7 @@ func TestAskMeFirst(t *testing.T) {
 
 // TestWelcomePack: Alice makes a welcome pack of her group "colleagues"
 // (Carol, Dave, who says nobody may share him, and Erin, who asks first),
-// for two people, accepted on its own. Newcomer Nina redeems it: she
+// for three people, accepted on its own. Newcomer Nina redeems it: she
 // learns what it promises, is befriended, and finds one inbox entry,
 // Alice welcoming her with the group, Carol in it, Dave left out, Erin
 // asked; she adds all. Olga redeems it and goes offline, and gets
