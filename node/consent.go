@@ -158,12 +158,15 @@ func (n *Node) receiveConsent(m *pb.ConsentMessage, from peer.ID) error {
 // shareApproved makes the share a friend agreed to: them, with their
 // consent, to the one target they agreed to.
 func (n *Node) shareApproved(ctx context.Context, a *book.Ask) {
+	key := "ask/" + a.ID.String()
 	n.mu.Lock()
 	st := a.State
+	busy := n.claimMaking(key)
 	n.mu.Unlock()
-	if st != book.AskApproved {
+	if st != book.AskApproved || busy {
 		return
 	}
+	defer n.releaseMaking(key)
 	res, err := n.shareWith(ctx, book.ShareRequest{To: []peer.ID{a.Target}, Friends: []peer.ID{a.Friend},
 		Consents: map[peer.ID][]byte{a.Friend: a.Consent}, Note: a.Note})
 	if err != nil && (res == nil || res.Share == "") {
@@ -185,4 +188,24 @@ func (n *Node) flushAsks(ctx context.Context) {
 	for _, a := range share {
 		n.shareApproved(ctx, a)
 	}
+}
+
+// claimMaking marks the share keyed key as being made, and reports
+// whether it already was (by another goroutine: the receipt of an answer
+// and flush can race). Called with n.mu held.
+func (n *Node) claimMaking(key string) bool {
+	if n.making == nil {
+		n.making = map[string]bool{}
+	}
+	if n.making[key] {
+		return true
+	}
+	n.making[key] = true
+	return false
+}
+
+func (n *Node) releaseMaking(key string) {
+	n.mu.Lock()
+	delete(n.making, key)
+	n.mu.Unlock()
 }

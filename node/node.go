@@ -87,6 +87,7 @@ type Node struct {
 	book     *book.Book
 	resolved map[peer.ID]time.Time     // when each peer's profile was last asked for
 	sending  map[identity.ShareID]bool // shares being sent now, which flush leaves alone
+	making   map[string]bool           // shares being made now for an approval or a pack, by key
 
 	events *hub
 

@@ -926,13 +926,15 @@ func (n *Node) Accept(ctx context.Context, id string) (*book.Friend, error) {
 // member checked; those who say nobody left out, those who ask first
 // asked). It is made once; flush makes one a crash left undone.
 func (n *Node) sharePack(ctx context.Context, r *book.Request) {
+	key := "pack/" + r.ID.String()
 	n.mu.Lock()
 	pack := n.book.PackOf(r)
-	done := r.PackShared
+	done := r.PackShared || (pack != nil && n.claimMaking(key))
 	n.mu.Unlock()
 	if pack == nil || done {
 		return
 	}
+	defer n.releaseMaking(key)
 	res, err := n.Share(ctx, ShareArgs{To: []string{r.Peer.String()}, Groups: []string{pack.Group}, Partial: true, pack: pack.Group})
 	if err != nil && (res == nil || (res.Share == "" && len(res.Asked) == 0)) && !errors.Is(err, book.ErrNotFound) {
 		n.log.Info("the welcome pack was not shared yet", "peer", r.Peer, "err", err)
