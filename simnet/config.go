@@ -34,6 +34,9 @@ type Config struct {
 
 	Progress func(Progress) // called as the run advances; optional
 	Log      *slog.Logger   // default: discard
+	// Quiet keeps Main from printing the testing framework's PASS or
+	// FAIL lines (the report and the exit code say it).
+	Quiet bool
 }
 
 // Duration is a time.Duration (a separate name keeps flag parsing simple).

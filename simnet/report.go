@@ -188,7 +188,24 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("disruptions", fmt.Sprintf("%d churn events, %d relay restarts, %d partitions healed", r.ChurnEvents, r.RelayRestarts, r.PartitionHeals))
 	row("time", fmt.Sprintf("%.0f s virtual, %.1f s wall, peak RSS %d MiB", r.VirtualSeconds, r.WallSeconds, r.PeakRSSBytes>>20))
 	tw.Flush()
+	fmt.Fprint(w, reportLegend)
 }
+
+// reportLegend says what the table's counts mean.
+const reportLegend = `
+What the counts mean:
+  shares made        shares users asked for; "delivered a/b": of the b (share, target) pairs a relay
+                     accepted, a reached their target's node (refused ones are in "relay refusals")
+  requests, answers  friend requests sent by picks (and acceptances sent back) that reached their
+                     recipient; a decline sends nothing
+  duplicates shown   an item shown to a user twice (must be 0); "redeliveries absorbed": items
+                     received again and dropped by their ids (retries after a lost acknowledgement)
+  forged accepted    forged or replayed items any node or relay accepted (must be 0); "attacks"
+                     counts what the adversaries tried
+  strangers' floods  requests on introductions sealed by sock puppets, and on a victim's invite,
+                     and how many the relay stored (the strangers' room bounds them)
+  latencies          from sending to the first arrival at the recipient's node, in virtual time
+`
 
 func formatCounts(m map[string]int) string {
 	if len(m) == 0 {

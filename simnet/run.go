@@ -304,6 +304,12 @@ func RunTest(t *testing.T, cfg Config) *Report {
 func Main(cfg Config, done func(*Report, error) int) {
 	stdout := os.Stdout
 	os.Stdout = os.Stderr
+	if cfg.Quiet {
+		if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+			os.Stdout = null // the framework's PASS line
+		}
+	}
+	quietOut := os.Stdout
 	os.Args = os.Args[:1] // testing parses flags; ours are already parsed
 	tests := []testing.InternalTest{{Name: "Simulation", F: func(t *testing.T) {
 		start := time.Now()
@@ -318,7 +324,7 @@ func Main(cfg Config, done func(*Report, error) int) {
 		}
 		os.Stdout = stdout
 		code := done(rep, err)
-		os.Stdout = os.Stderr
+		os.Stdout = quietOut
 		if code != 0 {
 			t.Fail() // testing.Main then exits 1
 		}

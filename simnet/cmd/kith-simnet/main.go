@@ -87,6 +87,7 @@ func run(args []string) int {
 		return 2
 	}
 	cfg.Seed = *seed
+	cfg.Quiet = *quiet
 	stopProfile := func() {}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
