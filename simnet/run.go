@@ -331,3 +331,32 @@ func Main(cfg Config, done func(*Report, error) int) {
 	}}}
 	testing.Main(func(pat, str string) (bool, error) { return true, nil }, tests, nil, nil)
 }
+
+// MainScript runs a scenario script (the language of testdata/*.txt) in
+// virtual time, as `kith-simnet script FILE` does: like Main, it needs
+// the testing framework for testing/synctest, and exits the process with
+// done's code.
+func MainScript(script io.Reader, quiet bool, done func(error) int) {
+	stdout := os.Stdout
+	os.Stdout = os.Stderr
+	if quiet {
+		if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+			os.Stdout = null
+		}
+	}
+	quietOut := os.Stdout
+	os.Args = os.Args[:1]
+	tests := []testing.InternalTest{{Name: "Script", F: func(t *testing.T) {
+		var err error
+		synctest.Test(t, func(t *testing.T) {
+			err = RunScript(context.Background(), script)
+		})
+		os.Stdout = stdout
+		code := done(err)
+		os.Stdout = quietOut
+		if code != 0 {
+			t.Fail()
+		}
+	}}}
+	testing.Main(func(pat, str string) (bool, error) { return true, nil }, tests, nil, nil)
+}

@@ -45,6 +45,8 @@ func main() {
 		os.Exit(run(os.Args[2:]))
 	case "load":
 		os.Exit(loadCmd(os.Args[2:]))
+	case "script":
+		os.Exit(scriptCmd(os.Args[2:]))
 	default:
 		fmt.Fprintf(os.Stderr, "kith-simnet: unknown command %q\n", os.Args[1])
 		usage()
@@ -56,6 +58,7 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   kith-simnet run [flags]    a simulated network of real nodes and relays, in virtual time
   kith-simnet load [flags]   a load generator against a real kith-rendezvous
+  kith-simnet script FILE    a scenario script of your own (the language of simnet/testdata/*.txt)
   kith-simnet version        the version, the commit and the Go version
 
 Run kith-simnet COMMAND --help for the flags.
@@ -131,6 +134,39 @@ func run(args []string) int {
 		return 0
 	})
 	return 0 // simnet.Main exits
+}
+
+func scriptCmd(args []string) int {
+	fs := flag.NewFlagSet("kith-simnet script", flag.ContinueOnError)
+	quiet := fs.Bool("quiet", false, "print nothing but a failure")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "kith-simnet:", err)
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: kith-simnet script [--quiet] FILE")
+		return 2
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kith-simnet:", err)
+		return 1
+	}
+	defer f.Close()
+	simnet.MainScript(f, *quiet, func(err error) int {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kith-simnet: %s: %v\n", fs.Arg(0), err)
+			return 1
+		}
+		if !*quiet {
+			fmt.Printf("%s: every step held\n", fs.Arg(0))
+		}
+		return 0
+	})
+	return 0 // MainScript exits
 }
 
 // printReport prints rep to standard output as one JSON object or as a
