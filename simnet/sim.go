@@ -320,6 +320,11 @@ func (s *sim) groups() {
 	}
 }
 
+// testHookSharerChosen, in tests, runs once share has chosen its sharer
+// and before it uses them: churn taking them offline right then is what
+// crashed share once.
+var testHookSharerChosen func(w *world, u *user)
+
 // share makes share number i. Its choices come from its own generator,
 // seeded by the run's seed and i, so they do not depend on scheduling.
 func (s *sim) share(i int) {
@@ -329,16 +334,20 @@ func (s *sim) share(i int) {
 	// user again would give nil.
 	var n *node.Node
 	var friends []peer.ID
+	var sharer *user
 	for try := 0; try < 20 && n == nil; try++ {
 		c := s.w.users[rng.IntN(len(s.w.users))]
 		if cn := c.node(); cn != nil && !c.adversary {
 			if fs := cn.FriendIDs(); len(fs) >= 2 {
-				n, friends = cn, fs
+				n, friends, sharer = cn, fs, c
 			}
 		}
 	}
 	if n == nil {
 		return
+	}
+	if testHookSharerChosen != nil {
+		testHookSharerChosen(s.w, sharer)
 	}
 	rng.Shuffle(len(friends), func(a, b int) { friends[a], friends[b] = friends[b], friends[a] })
 	nt := 1 + rng.IntN(3)

@@ -13,3 +13,26 @@ func TestSmallNetwork(t *testing.T) {
 		t.Fatalf("the network broke a promise: %+v", rep)
 	}
 }
+
+// TestShareWhenTheSharerGoesOffline: churn takes the sharer offline
+// between the moment share chooses them and the moment it uses their
+// node. share once asked the user for their node again there, got nil
+// and crashed (2 of 4 runs with --churn 0.3); it uses the node it chose,
+// which answers with errors once closed.
+func TestShareWhenTheSharerGoesOffline(t *testing.T) {
+	downed := 0
+	testHookSharerChosen = func(w *world, u *user) {
+		if downed < 3 {
+			downed++
+			w.down(u)
+		}
+	}
+	defer func() { testHookSharerChosen = nil }()
+	rep := RunTest(t, Config{Nodes: 12, Relays: 1, Shares: 8, Seed: 5})
+	if downed == 0 {
+		t.Fatal("no share chose a sharer: the hook never ran")
+	}
+	if rep.SharesAttempted == 0 {
+		t.Fatalf("no share was made: %+v", rep)
+	}
+}
