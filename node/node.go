@@ -107,6 +107,7 @@ type relayState struct {
 	loggedIn bool
 	lastErr  string
 	relogin  func() // ends the session so that it logs in again at once
+	seq      uint64 // the profile sequence its current login carried
 }
 
 // New starts a node for key on h, with its state in d.
@@ -421,6 +422,9 @@ func (n *Node) session(ai peer.AddrInfo) error {
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
+	n.mu.Lock()
+	seq := n.book.Settings.Seq
+	n.mu.Unlock()
 	prof, err := n.profile()
 	if err != nil {
 		return err
@@ -429,6 +433,11 @@ func (n *Node) session(ai peer.AddrInfo) error {
 	if err != nil {
 		return err
 	}
+	n.relayMu.Lock()
+	if st := n.relays[ai.ID]; st != nil {
+		st.seq = seq
+	}
+	n.relayMu.Unlock()
 	defer in.Close()
 	stop := context.AfterFunc(n.ctx, func() { in.Close() })
 	defer stop()
@@ -479,16 +488,40 @@ func (n *Node) republish() error {
 	}
 	n.mu.Lock()
 	n.book.SetProfile(prof)
+	seq := n.book.Settings.Seq
 	n.mu.Unlock()
 	n.relayMu.Lock()
-	defer n.relayMu.Unlock()
+	var waiting []*relayState
 	for _, st := range n.relays {
-		if st.relogin != nil && st.loggedIn {
+		if st.relogin != nil && st.loggedIn && st.seq < seq {
 			st.relogin()
+			waiting = append(waiting, st)
 		}
+	}
+	n.relayMu.Unlock()
+	// Until the relays hold the new profile they judge by the old one: a
+	// change the user was told is made must hold when they are told. A
+	// relay that does not log in again within republishWait gets it at
+	// its next login.
+	deadline := time.Now().Add(republishWait)
+	for time.Now().Before(deadline) && n.ctx.Err() == nil {
+		done := true
+		n.relayMu.Lock()
+		for _, st := range waiting {
+			done = done && st.seq >= seq
+		}
+		n.relayMu.Unlock()
+		if done {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
 }
+
+// republishWait bounds how long a change of profile waits for the relays
+// to log the node in again with it.
+const republishWait = 5 * time.Second
 
 // leftRelayMaxAge is how long the node keeps trying a relay it left: a
 // relay keeps an undelivered item 30 days by default (mailbox_ttl).
