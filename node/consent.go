@@ -37,24 +37,28 @@ func (n *Node) Consents() []AskView {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := []AskView{}
-	now := n.clock()
 	for _, a := range n.book.Asks() {
-		v := AskView{ID: a.ID.String(), Direction: string(a.Direction), Friend: a.Friend.String(), Name: n.book.Name(a.Friend),
-			Target: a.Target.String(), TargetName: a.TargetName, Note: a.Note, State: a.State, CreatedAt: a.CreatedAt.UTC().Format(time.RFC3339)}
-		if a.Expired(now) {
-			v.State = "expired"
-		}
-		if v.TargetName == "" {
-			v.TargetName = n.book.Name(a.Target)
-		}
-		if a.Direction == book.Incoming {
-			v.Text = fmt.Sprintf("%s wants to share you with %s", v.Name, v.TargetName)
-		} else {
-			v.Text = fmt.Sprintf("you asked %s whether you may share them with %s", v.Name, v.TargetName)
-		}
-		out = append(out, v)
+		out = append(out, n.askView(a))
 	}
 	return out
+}
+
+// askView is a's view; n.mu must be held.
+func (n *Node) askView(a *book.Ask) AskView {
+	v := AskView{ID: a.ID.String(), Direction: string(a.Direction), Friend: a.Friend.String(), Name: n.book.Name(a.Friend),
+		Target: a.Target.String(), TargetName: a.TargetName, Note: a.Note, State: a.State, CreatedAt: a.CreatedAt.UTC().Format(time.RFC3339)}
+	if a.Expired(n.clock()) {
+		v.State = "expired"
+	}
+	if v.TargetName == "" {
+		v.TargetName = n.book.Name(a.Target)
+	}
+	if a.Direction == book.Incoming {
+		v.Text = fmt.Sprintf("%s wants to share you with %s", v.Name, v.TargetName)
+	} else {
+		v.Text = fmt.Sprintf("you asked %s whether you may share them with %s", v.Name, v.TargetName)
+	}
+	return v
 }
 
 // AnswerConsent approves or refuses a friend's ask to share the user
@@ -75,12 +79,9 @@ func (n *Node) AnswerConsent(ctx context.Context, id string, approve bool) (AskV
 		return AskView{}, err
 	}
 	n.sendAsk(ctx, a)
-	for _, v := range n.Consents() {
-		if v.ID == a.ID.String() && v.Direction == string(book.Incoming) {
-			return v, nil
-		}
-	}
-	return AskView{}, nil
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.askView(a), nil
 }
 
 // sendAsk sends an ask (out) or an answer (in) to the friend: to their

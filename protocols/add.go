@@ -53,6 +53,27 @@ func ParseRequestID(s string) (RequestID, error) {
 	return id, err
 }
 
+// decodeParties decodes the id, sender and recipient of a message (what,
+// for the error), refusing a message to oneself.
+func decodeParties(what, senderRole string, idb, fromb, tob []byte) (RequestID, peer.ID, peer.ID, error) {
+	id, err := requestIDFromBytes(idb)
+	if err != nil {
+		return id, "", "", err
+	}
+	from, err := decodePeer(senderRole, fromb)
+	if err != nil {
+		return id, "", "", err
+	}
+	to, err := decodePeer("recipient", tob)
+	if err != nil {
+		return id, "", "", err
+	}
+	if from == to {
+		return id, "", "", Errorf(pb.Status_BAD_REQUEST, "%s to oneself", what)
+	}
+	return id, from, to, nil
+}
+
 func requestIDFromBytes(b []byte) (RequestID, error) {
 	var id RequestID
 	if len(b) != len(id) {
@@ -181,20 +202,9 @@ func DecodeAddRequest(m *pb.AddRequest) (*UnverifiedAddRequest, error) {
 	if err := proto.Unmarshal(m.Body, &b); err != nil {
 		return nil, Errorf(pb.Status_BAD_REQUEST, "add request does not decode: %v", err)
 	}
-	id, err := requestIDFromBytes(b.RequestId)
+	id, from, to, err := decodeParties("an add request", "requester", b.RequestId, b.From, b.To)
 	if err != nil {
 		return nil, err
-	}
-	from, err := decodePeer("requester", b.From)
-	if err != nil {
-		return nil, err
-	}
-	to, err := decodePeer("recipient", b.To)
-	if err != nil {
-		return nil, err
-	}
-	if from == to {
-		return nil, Errorf(pb.Status_BAD_REQUEST, "an add request to oneself")
 	}
 	if len(b.Offer) == 0 {
 		return nil, Errorf(pb.Status_BAD_REQUEST, "add request without an offer")

@@ -116,20 +116,9 @@ func DecodeConsentMessage(m *pb.ConsentMessage) (*ConsentMessage, error) {
 	if err := proto.Unmarshal(m.Body, &b); err != nil {
 		return nil, Errorf(pb.Status_BAD_REQUEST, "consent message does not decode: %v", err)
 	}
-	id, err := requestIDFromBytes(b.Id)
+	id, from, to, err := decodeParties("a consent message", "sender", b.Id, b.From, b.To)
 	if err != nil {
 		return nil, err
-	}
-	from, err := decodePeer("sender", b.From)
-	if err != nil {
-		return nil, err
-	}
-	to, err := decodePeer("recipient", b.To)
-	if err != nil {
-		return nil, err
-	}
-	if from == to {
-		return nil, Errorf(pb.Status_BAD_REQUEST, "a consent message to oneself")
 	}
 	if len(b.Attestation) == 0 || len(b.Attestation) > identity.MaxRecordSize {
 		return nil, Errorf(pb.Status_BAD_REQUEST, "a consent message needs the friendship it is sent on")

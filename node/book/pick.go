@@ -29,6 +29,15 @@ func (b *Book) requestID(s identity.ShareID, p peer.ID) protocols.RequestID {
 	return id
 }
 
+// nextRequestID is the id a request gets when id is taken by an earlier
+// request that cannot be sent again (answered, or merged): derived, so
+// that a retry of the new request finds it.
+func nextRequestID(id protocols.RequestID, round uint64) protocols.RequestID {
+	h := sha256.Sum256(binary.BigEndian.AppendUint64(id[:], round))
+	copy(id[:], h[:])
+	return id
+}
+
 // PickResult says what picking one shared friend did.
 type PickResult struct {
 	Peer    peer.ID
@@ -81,8 +90,7 @@ func (b *Book) mergeIntroduction(s *ReceivedShare, u *protocols.UnverifiedShare,
 	}
 	id := b.requestID(s.ID, p)
 	for round := uint64(1); b.requests[id] != nil; round++ {
-		h := sha256.Sum256(binary.BigEndian.AppendUint64(id[:], round))
-		copy(id[:], h[:])
+		id = nextRequestID(id, round)
 	}
 	r, _, err := b.newRequestWith(id, p, old.Name, append(intros, intro), nil, ou.Offer, sealing{key: key}, old.Message, now)
 	if err != nil {
@@ -149,8 +157,7 @@ func (b *Book) Pick(s *ReceivedShare, picks []peer.ID, all bool, message string,
 				res.Reason = "already asked (" + string(r.StateAt(now)) + ")"
 				break
 			}
-			h := sha256.Sum256(binary.BigEndian.AppendUint64(id[:], round))
-			copy(id[:], h[:])
+			id = nextRequestID(id, round)
 		}
 		if res.Reason != "" {
 			out = append(out, res)
@@ -314,8 +321,7 @@ func (b *Book) AddByInvite(link, message string, now time.Time) (*Request, *iden
 		if r := b.requests[id]; r.State == Pending {
 			return r, in, nil, nil
 		}
-		h = sha256.Sum256(binary.BigEndian.AppendUint64(h[:], round))
-		copy(id[:], h[:])
+		id = nextRequestID(id, round)
 	}
 	if message == "" {
 		message = fmt.Sprintf("%s would like to be your friend.", b.Settings.Name)

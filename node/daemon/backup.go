@@ -166,8 +166,12 @@ func Backup(ctx context.Context, dir, out string, keyPass, passphrase []byte) er
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(out, data, 0o600)
+	return WriteBackup(out, data)
 }
+
+// WriteBackup writes a sealed backup to path, mode 0600, atomically: a
+// backup cut short by a crash is never left in its place.
+func WriteBackup(path string, data []byte) error { return writeFileAtomic(path, data, 0o600) }
 
 // Restore makes the data directory dir from a sealed backup opened with
 // passphrase: the key (encrypted under keyPass, unless empty), the

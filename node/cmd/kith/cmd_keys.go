@@ -119,22 +119,7 @@ another machine. Move, do not copy: one identity should run on one machine.`,
 			}
 			cx, cancel := ctx()
 			defer cancel()
-			// The running daemon makes it (it holds the datastore open);
-			// without one, it is read here.
-			if cl, err := clientOf(g); err == nil {
-				data, err := cl.Backup(cx, string(bp))
-				if err == nil {
-					return writeBackup(cmd, args[0], data)
-				}
-				if !errors.Is(err, client.ErrDaemonNotRunning) {
-					return err
-				}
-			}
-			kp, err := keyPassphrase(g.data)
-			if err != nil {
-				return err
-			}
-			if err := daemon.Backup(cx, g.data, args[0], kp, bp); err != nil {
+			if err := exportBackup(cx, g, args[0], bp); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Backup written to %s. Restore it with: kith init --restore %s\n", args[0], args[0])
@@ -145,12 +130,23 @@ another machine. Move, do not copy: one identity should run on one machine.`,
 	return c
 }
 
-func writeBackup(cmd *cobra.Command, path string, data []byte) error {
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+// exportBackup writes the backup to path: made by the running daemon (it holds
+// the datastore open), or, without one, from the data directory.
+func exportBackup(cx context.Context, g *globals, path string, bp []byte) error {
+	if cl, err := clientOf(g); err == nil {
+		data, err := cl.Backup(cx, string(bp))
+		if err == nil {
+			return daemon.WriteBackup(path, data)
+		}
+		if !errors.Is(err, client.ErrDaemonNotRunning) {
+			return err
+		}
+	}
+	kp, err := keyPassphrase(g.data)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "Backup written to %s. Restore it with: kith init --restore %s\n", path, path)
-	return nil
+	return daemon.Backup(cx, g.data, path, kp, bp)
 }
 
 // restore makes the data directory from a backup (kith init --restore).

@@ -13,6 +13,19 @@ import (
 	"github.com/kithnet/kith/node"
 )
 
+// withRelay starts what a lifecycle test needs: the real binaries built
+// and a relay on loopback, whose address it returns (skipped with -short).
+func withRelay(t *testing.T) (*e2e, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the real binaries")
+	}
+	kith, relayBin := buildBinaries(t)
+	e := &e2e{t: t, kith: kith, root: t.TempDir(), daemons: map[string]*exec.Cmd{}}
+	_, addr := e.startRelay(relayBin, filepath.Join(e.root, "relay"), freePort(t))
+	return e, addr
+}
+
 // befriend makes who a friend of each of others through who's invite,
 // accepted by who.
 func (e *e2e) befriend(who string, others ...string) {
@@ -85,13 +98,7 @@ func (e *e2e) jsonFailure(args ...string) (code, words string, result json.RawMe
 // friend (which must be confirmed, and ends the friendship), listing and
 // unblocking.
 func TestSettingsAndBlocks(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the real binaries")
-	}
-	kith, relayBin := buildBinaries(t)
-	root := t.TempDir()
-	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
-	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	e, addr := withRelay(t)
 	for _, name := range []string{"Alice", "Bob", "Carol", "Dave"} {
 		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
 	}
@@ -193,13 +200,7 @@ func TestSettingsAndBlocks(t *testing.T) {
 // node while it is online, by the relay while it is not); a revoked
 // invite refused; the list that says which is which.
 func TestInvites(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the real binaries")
-	}
-	kith, relayBin := buildBinaries(t)
-	root := t.TempDir()
-	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
-	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	e, addr := withRelay(t)
 	names := []string{"Alice", "Bob", "Carol", "Dave", "Erin"}
 	for _, name := range names {
 		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
@@ -344,13 +345,7 @@ func (e *e2e) pick(who, share string, args ...string) node.PickView {
 // decline undone; an unfriended person no longer offered as new, and
 // befriended again by name; a share dismissed and put back.
 func TestRequestsAndHousekeeping(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the real binaries")
-	}
-	kith, relayBin := buildBinaries(t)
-	root := t.TempDir()
-	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
-	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	e, addr := withRelay(t)
 	for _, name := range []string{"Alice", "Bob", "Carol", "Dave", "Erin"} {
 		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
 		e.up(name)
@@ -493,13 +488,7 @@ func (e *e2e) upEnv(name string, env ...string) {
 // directory) with its friends, groups and identity intact, where the node
 // shares as before; a backup made with the daemon stopped.
 func TestKeysAndBackup(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the real binaries")
-	}
-	kith, relayBin := buildBinaries(t)
-	root := t.TempDir()
-	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
-	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	e, addr := withRelay(t)
 	for _, name := range []string{"Alice", "Bob", "Carol"} {
 		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
 		e.up(name)
@@ -528,7 +517,7 @@ func TestKeysAndBackup(t *testing.T) {
 	e.upEnv("Alice", "KITH_PASSPHRASE=correct horse")
 
 	// The running daemon makes the backup.
-	backup := filepath.Join(root, "alice.kithbackup")
+	backup := filepath.Join(e.root, "alice.kithbackup")
 	if out, code := e.runEnv([]string{"KITH_BACKUP_PASSPHRASE=for the move"}, "key", "export", backup, "--data", e.dir("Alice")); code != 0 {
 		t.Fatalf("kith key export: %s", out)
 	}
@@ -566,7 +555,7 @@ func TestKeysAndBackup(t *testing.T) {
 
 	// With the daemon stopped, the backup is made from the data directory.
 	e.stop("Alice2")
-	offline := filepath.Join(root, "offline.kithbackup")
+	offline := filepath.Join(e.root, "offline.kithbackup")
 	if out, code := e.runEnv([]string{"KITH_BACKUP_PASSPHRASE=again"}, "key", "export", offline, "--data", e.dir("Alice2")); code != 0 {
 		t.Fatalf("kith key export with the daemon stopped: %s", out)
 	}
@@ -583,13 +572,7 @@ func TestKeysAndBackup(t *testing.T) {
 // Dave's introduction to the pending request; Carol, back, sees one
 // request that both her friends introduced, verified, and accepts it.
 func TestMergedIntroducers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the real binaries")
-	}
-	kith, relayBin := buildBinaries(t)
-	root := t.TempDir()
-	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
-	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	e, addr := withRelay(t)
 	for _, name := range []string{"Alice", "Bob", "Carol", "Dave"} {
 		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
 		e.up(name)
@@ -664,13 +647,7 @@ func TestMergedIntroducers(t *testing.T) {
 // follows, with her consent, and Bob's request to her goes through. A
 // second ask (to share her with Erin) she refuses: Erin gets nothing.
 func TestAskMeFirst(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the real binaries")
-	}
-	kith, relayBin := buildBinaries(t)
-	root := t.TempDir()
-	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
-	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	e, addr := withRelay(t)
 	for _, name := range []string{"Alice", "Bob", "Carol", "Dave", "Erin"} {
 		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
 	}
@@ -776,13 +753,7 @@ func TestAskMeFirst(t *testing.T) {
 // it when she is back; Quinn redeems it while Alice is offline. A fourth
 // person is refused (used up), and so is anyone after a revoke.
 func TestWelcomePack(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the real binaries")
-	}
-	kith, relayBin := buildBinaries(t)
-	root := t.TempDir()
-	e := &e2e{t: t, kith: kith, root: root, daemons: map[string]*exec.Cmd{}}
-	_, addr := e.startRelay(relayBin, filepath.Join(root, "relay"), freePort(t))
+	e, addr := withRelay(t)
 	people := []string{"Alice", "Carol", "Dave", "Erin", "Nina", "Olga", "Quinn", "Pete"}
 	for _, name := range people {
 		e.ok("init", "--name", name, "--data", e.dir(name), "--rendezvous", addr)
