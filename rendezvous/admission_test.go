@@ -80,6 +80,12 @@ func TestStrangersStayOutOfTheFederation(t *testing.T) {
 	}
 	defer kad.Close()
 	c.alice.login(r1) // her profile goes into the relays' DHT
+	waitFor(t, "r1 put Alice's profile", func() bool {
+		r1.routing.mu.Lock()
+		defer r1.routing.mu.Unlock()
+		_, ok := r1.routing.published[c.alice.id]
+		return ok
+	})
 	waitFor(t, "Alice's profile found by the admitted relay", func() bool {
 		lctx, lcancel := context.WithTimeout(ctx, 2*time.Second)
 		defer lcancel()

@@ -143,9 +143,22 @@ type foundProfile struct {
 	at time.Time
 }
 
-// foundTTL is how long a lookup's result is reused; foundMax bounds them.
+// ttl is how long f is reused.
+func (f foundProfile) ttl() time.Duration {
+	if f.p == nil {
+		return missTTL
+	}
+	return foundTTL
+}
+
+// foundTTL is how long a profile found by a lookup is reused, missTTL
+// how long a miss is: short, for a user whose profile is on its way into
+// the DHT (they just logged in at another relay) is found soon, and long
+// enough that lookups of unknown peers do not each cost a DHT walk.
+// foundMax bounds them.
 const (
 	foundTTL = 10 * time.Minute
+	missTTL  = 15 * time.Second
 	foundMax = 4096
 )
 
@@ -430,13 +443,13 @@ func (rt *routing) republish() {
 }
 
 // lookup returns p's newest profile: the one stored here, else one found
-// in the DHT (remembered for foundTTL, found or not).
+// in the DHT (remembered for foundTTL, a miss for missTTL).
 func (rt *routing) lookup(ctx context.Context, p peer.ID) *identity.Profile {
 	now := rt.clock()
 	rt.mu.Lock()
 	f, ok := rt.found[p]
 	rt.mu.Unlock()
-	if ok && now.Sub(f.at) < foundTTL {
+	if ok && now.Sub(f.at) < f.ttl() {
 		return f.p
 	}
 	var prof *identity.Profile
@@ -454,7 +467,7 @@ func (rt *routing) lookup(ctx context.Context, p peer.ID) *identity.Profile {
 	rt.mu.Lock()
 	if len(rt.found) >= foundMax {
 		for k, v := range rt.found {
-			if now.Sub(v.at) >= foundTTL || len(rt.found) >= foundMax {
+			if now.Sub(v.at) >= v.ttl() || len(rt.found) >= foundMax {
 				delete(rt.found, k)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,6 +177,42 @@ func TestDeferredProfilePut(t *testing.T) {
 	}
 	if len(resp.Entries[0].Profile) == 0 {
 		t.Fatal("relay B does not find the profile Alice published at relay A")
+	}
+}
+
+// TestLookupMissIsForgotten: a relay that looked a user up before their
+// profile reached the DHT finds it once missTTL has passed, and not
+// before (a miss is reused, so that lookups of unknown peers do not each
+// walk the DHT).
+func TestLookupMissIsForgotten(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DHT.FindInterval = Duration(time.Second)
+	keys := federation(&cfg, 2)
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	a := startRelayWithKey(t, keys[0], nil, WithConfig(cfg))
+	c := cfg
+	c.Peers = []string{fmt.Sprintf("%s/p2p/%s", a.h.Addrs()[0], a.h.ID())}
+	b := startRelayWithKey(t, keys[1], nil, WithConfig(c), WithClock(clock))
+	waitLong(t, "the relays' DHTs joined", func() bool {
+		return a.routing.dht.RoutingTable().Size() > 0 && b.routing.dht.RoutingTable().Size() > 0
+	})
+	alice := newTUser(t, "Alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if p := b.routing.lookup(ctx, alice.id); p != nil {
+		t.Fatal("found a profile nobody published")
+	}
+	alice.login(a)
+	waitLong(t, "Alice's profile put", func() bool {
+		return testutil.ToFloat64(a.prom().dht.WithLabelValues("put")) > 0
+	})
+	if p := b.routing.lookup(ctx, alice.id); p != nil {
+		t.Fatal("the miss was not reused within missTTL")
+	}
+	skew.Store(int64(missTTL + time.Second))
+	if p := b.routing.lookup(ctx, alice.id); p == nil || p.Owner != alice.id {
+		t.Fatal("after missTTL the relay still does not find Alice's profile")
 	}
 }
 
