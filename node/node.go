@@ -447,6 +447,14 @@ func (n *Node) session(ai peer.AddrInfo) error {
 		st.relogin = func() { relogin.Store(true); in.Close() }
 	}
 	n.relayMu.Unlock()
+	n.mu.Lock()
+	stale := n.book.Settings.Seq > seq
+	n.mu.Unlock()
+	if stale {
+		// The profile changed while this login was on its way, and
+		// republish found no session to end: log in again with it.
+		return errRelogin
+	}
 	n.h.ConnManager().Protect(ai.ID, "kith-rendezvous")
 	n.setRelay(ai.ID, true, nil)
 	n.log.Debug("logged in", "relay", ai.ID, "waiting", in.Result.Waiting)

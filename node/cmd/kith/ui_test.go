@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -60,13 +59,29 @@ func TestWebInterface(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshots of each page are saved in %s", shots)
+	logs := filepath.Join(filepath.Dir(shots), "ui-logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logTo := func(name string) *slog.Logger {
+		f, err := os.Create(filepath.Join(logs, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the relay's and daemons' logs are in %s", logs)
+		}
+	})
 
 	ctx := context.Background()
 	root := t.TempDir()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	relay, err := rendezvous.OpenDaemon(ctx, rendezvous.DaemonOptions{
 		DataDir: filepath.Join(root, "relay"), Listen: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/0")},
-		Config: rendezvous.DefaultConfig(), Logger: quiet,
+		Config: rendezvous.DefaultConfig(), Logger: logTo("relay"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +99,7 @@ func TestWebInterface(t *testing.T) {
 			cfg.ProfileRefresh = "1s"
 			daemon.WriteConfig(dir, cfg)
 		}
-		d, err := daemon.Up(ctx, daemon.UpOptions{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, API: "127.0.0.1:0", Logger: quiet})
+		d, err := daemon.Up(ctx, daemon.UpOptions{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, API: "127.0.0.1:0", Logger: logTo(strings.ToLower(name))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +344,7 @@ func TestWebInterface(t *testing.T) {
 	bobURL := daemons["Bob"].URL
 	daemons["Bob"].Close()
 	do(bobTab, "the page notices", chromedp.Poll[chromedp.Void](`document.getElementById("conn").textContent.startsWith("reconnecting")`))
-	again, err := daemon.Up(ctx, daemon.UpOptions{DataDir: filepath.Join(root, "bob"), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: quiet})
+	again, err := daemon.Up(ctx, daemon.UpOptions{DataDir: filepath.Join(root, "bob"), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: logTo("bob-again")})
 	if err != nil {
 		t.Fatal(err)
 	}
