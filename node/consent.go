@@ -205,6 +205,11 @@ func (n *Node) claimMaking(key string) bool {
 	return false
 }
 
+// requestKey and answerKey name the sending of r's request and of its
+// answer among the claims.
+func requestKey(r *book.Request) string { return "request/" + r.ID.String() }
+func answerKey(r *book.Request) string  { return "answer/" + r.ID.String() }
+
 func (n *Node) releaseMaking(key string) {
 	n.mu.Lock()
 	delete(n.making, key)

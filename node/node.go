@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,7 +88,7 @@ type Node struct {
 	book     *book.Book
 	resolved map[peer.ID]time.Time     // when each peer's profile was last asked for
 	sending  map[identity.ShareID]bool // shares being sent now, which flush leaves alone
-	making   map[string]bool           // shares being made now for an approval or a pack, by key
+	making   map[string]bool           // work in flight, by key: shares made for an approval or a pack, requests and answers being sent
 
 	events *hub
 
@@ -980,6 +981,10 @@ func (n *Node) flush(ctx context.Context) {
 	n.mu.Lock()
 	shares := n.book.UnansweredShares()
 	reqs, answers := n.book.Unsent(n.clock())
+	// What a pick, an invite or an accept is sending right now is theirs
+	// to send: sent twice, it would reach its recipient twice.
+	reqs = slices.DeleteFunc(reqs, func(r *book.Request) bool { return n.claimMaking(requestKey(r)) })
+	answers = slices.DeleteFunc(answers, func(r *book.Request) bool { return n.claimMaking(answerKey(r)) })
 	revs := n.book.QueuedRevocations()
 	n.mu.Unlock()
 	for _, s := range shares {

@@ -665,6 +665,7 @@ type PickArgs struct {
 // combined request through the relay for the rest.
 func (n *Node) Pick(ctx context.Context, a PickArgs) ([]PickView, error) {
 	var results []book.PickResult
+	var reqs []*book.Request // claimed here: flush leaves them alone
 	err := n.do(func(b *book.Book) ([]book.Mutation, error) {
 		s, err := b.FindShare(a.Share)
 		if err != nil {
@@ -680,23 +681,28 @@ func (n *Node) Pick(ctx context.Context, a PickArgs) ([]PickView, error) {
 		}
 		var muts []book.Mutation
 		results, muts, err = b.Pick(s, picks, a.All, a.Message, n.clock())
+		for _, r := range results {
+			if r.Request != nil && !n.claimMaking(requestKey(r.Request)) {
+				reqs = append(reqs, r.Request)
+			}
+		}
 		return muts, err
 	})
 	if err != nil {
-		return nil, err
-	}
-	var reqs []*book.Request
-	for _, r := range results {
-		if r.Request != nil {
-			reqs = append(reqs, r.Request)
+		for _, r := range reqs {
+			n.releaseMaking(requestKey(r))
 		}
+		return nil, err
 	}
 	sent := n.sendRequests(ctx, reqs)
 	out := make([]PickView, 0, len(results))
 	for _, r := range results {
 		v := PickView{Peer: r.Peer.String(), Name: r.Name, Sent: string(book.Skipped), Reason: r.Reason}
 		if r.Request != nil {
-			st := sent[r.Request.ID]
+			st, ok := sent[r.Request.ID]
+			if !ok { // a flush was sending it already
+				st.how = book.Queued
+			}
 			v.Sent, v.Reason, v.Request, v.Merged = string(st.how), st.reason, r.Request.ID.String(), r.Merged
 		}
 		out = append(out, v)
@@ -712,8 +718,17 @@ type sendOutcome struct {
 
 // sendRequests delivers outgoing requests: directly where the peer is
 // online, and in one combined request per home relay for the rest. Those
-// a relay says moved go once more, to where their profile says now.
+// a relay says moved go once more, to where their profile says now. The
+// caller has claimed each (claimMaking with requestKey); sendRequests
+// releases them.
 func (n *Node) sendRequests(ctx context.Context, reqs []*book.Request) map[protocols.RequestID]sendOutcome {
+	defer func() {
+		n.mu.Lock()
+		for _, r := range reqs {
+			delete(n.making, requestKey(r))
+		}
+		n.mu.Unlock()
+	}()
 	out := n.sendRequestsOnce(ctx, reqs)
 	var moved []*book.Request
 	for _, r := range reqs {
@@ -902,6 +917,7 @@ func provenance(r *book.Request, me string) string {
 func (n *Node) Accept(ctx context.Context, id string) (*book.Friend, error) {
 	var f *book.Friend
 	var r *book.Request
+	claimed := false // the answer is this call's to send
 	err := n.do(func(b *book.Book) ([]book.Mutation, error) {
 		var err error
 		r, err = b.FindRequest(id)
@@ -910,13 +926,19 @@ func (n *Node) Accept(ctx context.Context, id string) (*book.Friend, error) {
 		}
 		var muts []book.Mutation
 		f, _, muts, err = b.Accept(r.ID, n.clock())
+		claimed = err == nil && !n.claimMaking(answerKey(r))
 		return muts, err
 	})
 	if err != nil {
+		if claimed {
+			n.releaseMaking(answerKey(r))
+		}
 		return nil, err
 	}
 	n.publish("friend", f.ID.String(), f.ID, fmt.Sprintf("you and %s are now friends", f.Name))
-	n.sendAnswer(ctx, r)
+	if claimed { // else a flush is sending it
+		n.sendAnswer(ctx, r)
+	}
 	n.sharePack(ctx, r)
 	return f, nil
 }
@@ -945,7 +967,10 @@ func (n *Node) sharePack(ctx context.Context, r *book.Request) {
 	n.note(func(b *book.Book) []book.Mutation { return b.MarkPackShared(r) })
 }
 
+// sendAnswer sends the answer to r; the caller has claimed it
+// (claimMaking with answerKey), and sendAnswer releases it.
 func (n *Node) sendAnswer(ctx context.Context, r *book.Request) {
+	defer n.releaseMaking(answerKey(r))
 	n.mu.Lock()
 	f := n.book.Friend(r.Peer)
 	var answer *pb.AddAnswer
@@ -1055,13 +1080,18 @@ func (n *Node) cancelDirect(ctx context.Context, p peer.ID, raw []byte) {
 func (n *Node) AddInvite(ctx context.Context, link, message string) (*RequestView, error) {
 	var r *book.Request
 	var in *identity.Invite
+	claimed := false // the request is this call's to send
 	err := n.do(func(b *book.Book) ([]book.Mutation, error) {
 		var muts []book.Mutation
 		var err error
 		r, in, muts, err = b.AddByInvite(link, message, n.clock())
+		claimed = r != nil && !n.claimMaking(requestKey(r))
 		return muts, err
 	})
 	if err != nil {
+		if claimed {
+			n.releaseMaking(requestKey(r))
+		}
 		return nil, err
 	}
 	// The inviter's relays may not be ours: learn their addresses.
@@ -1070,7 +1100,10 @@ func (n *Node) AddInvite(ctx context.Context, link, message string) (*RequestVie
 			n.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
 		}
 	}
-	res := n.sendRequests(ctx, []*book.Request{r})[r.ID]
+	res := sendOutcome{how: book.Queued} // a flush is sending it
+	if claimed {
+		res = n.sendRequests(ctx, []*book.Request{r})[r.ID]
+	}
 	v := RequestView{ID: r.ID.String(), Direction: string(r.Direction), Peer: r.Peer.String(), Name: r.Name,
 		State: string(r.State), Message: r.Message, Sent: string(res.how), Pack: r.PackLabel, PackSize: r.PackSize}
 	if res.how == book.Skipped {

@@ -1,6 +1,7 @@
 package book
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -87,8 +88,14 @@ func (b *Book) ProfileAsks(ps []peer.ID) []*pb.PresenceAsk {
 			out = append(out, &pb.PresenceAsk{Peer: []byte(p), Attestation: f.Attestation})
 			continue
 		}
+		// Of several requests with p (one merged into another, an old one
+		// declined), the newest with an introduction proves the most
+		// lately; the same one every time.
+		var intro []byte
+		var at time.Time
+		var id protocols.RequestID
 		for _, r := range b.requests {
-			if r.Peer != p {
+			if r.Peer != p || (intro != nil && (r.CreatedAt.Before(at) || (r.CreatedAt.Equal(at) && bytes.Compare(r.ID[:], id[:]) < 0))) {
 				continue
 			}
 			var w pb.AddRequest
@@ -96,9 +103,11 @@ func (b *Book) ProfileAsks(ps []peer.ID) []*pb.PresenceAsk {
 				continue
 			}
 			if u, err := protocols.DecodeAddRequest(&w); err == nil && len(u.Introduction) > 0 {
-				out = append(out, &pb.PresenceAsk{Peer: []byte(p), Introduction: u.Introduction})
-				break
+				intro, at, id = u.Introduction, r.CreatedAt, r.ID
 			}
+		}
+		if intro != nil {
+			out = append(out, &pb.PresenceAsk{Peer: []byte(p), Introduction: intro})
 		}
 	}
 	return out
