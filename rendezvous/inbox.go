@@ -563,13 +563,14 @@ func (r *Relay) readAcks(s *session, rd *protocols.Reader, log interface {
 			}
 			return
 		}
-		r.traffic.in(len(frame))
 		m, err := protocols.DecodeInboxClient(frame)
 		if err != nil || m.GetAck() == nil {
+			r.traffic.in(len(frame))
 			log.Debug("inbox protocol violation", "err", err)
 			return
 		}
 		seqs := m.GetAck().Seqs
+		r.traffic.ack(len(frame), len(seqs))
 		acked, err := r.store.ack(r.ctx, s.peer, seqs)
 		if err != nil {
 			return

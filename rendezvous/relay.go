@@ -103,22 +103,35 @@ type Relay struct {
 // traffic counts the relay's protocol messages and their bytes.
 type traffic struct {
 	msgsIn, bytesIn, msgsOut, bytesOut atomic.Int64
+	ackFrames, ackBytes, acked         atomic.Int64
 }
 
 // Traffic is what a relay received and sent in Kith protocol messages
-// (frames; not counting libp2p's own overhead).
+// (frames; not counting libp2p's own overhead). Inbox acknowledgements
+// are counted apart: a node acknowledges a burst of items in one frame,
+// so their frames depend on how items happened to arrive together, and
+// Acked (items acknowledged) is what they carried.
 type Traffic struct {
 	MessagesIn, BytesIn, MessagesOut, BytesOut int64
+	AckFrames, AckBytes, Acked                 int64
 }
 
 // Traffic returns the relay's message and byte counts so far.
 func (r *Relay) Traffic() Traffic {
-	return Traffic{r.traffic.msgsIn.Load(), r.traffic.bytesIn.Load(), r.traffic.msgsOut.Load(), r.traffic.bytesOut.Load()}
+	t := &r.traffic
+	return Traffic{t.msgsIn.Load(), t.bytesIn.Load(), t.msgsOut.Load(), t.bytesOut.Load(),
+		t.ackFrames.Load(), t.ackBytes.Load(), t.acked.Load()}
 }
 
 func (t *traffic) in(n int) {
 	t.msgsIn.Add(1)
 	t.bytesIn.Add(int64(n))
+}
+
+func (t *traffic) ack(n, items int) {
+	t.ackFrames.Add(1)
+	t.ackBytes.Add(int64(n))
+	t.acked.Add(int64(items))
 }
 
 func (t *traffic) out(msgs, n int) {
