@@ -66,10 +66,10 @@ func (c *Config) defaults() {
 		c.ClusterSize = 10
 	}
 	if c.NodeLink == (Link{}) {
-		c.NodeLink = Link{Latency: 20 * time.Millisecond, Bandwidth: 20_000_000}
+		c.NodeLink = Link{Latency: 20 * time.Millisecond}
 	}
 	if c.RelayLink == (Link{}) {
-		c.RelayLink = Link{Latency: 5 * time.Millisecond, Bandwidth: 1_000_000_000}
+		c.RelayLink = Link{Latency: 5 * time.Millisecond}
 	}
 	if c.Workload == 0 {
 		c.Workload = 10 * time.Minute

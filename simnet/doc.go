@@ -20,7 +20,9 @@
 // victim's own invite. It reports delivery ratios, duplicates, forged
 // items accepted, what strangers' floods stored against the strangers'
 // room (StrangerRooms), refusals by reason, latencies, mailbox depth and
-// relay traffic. The same seed gives the same network and workload.
+// relay traffic, per relay and over time, and WriteHTML draws it. The seed
+// fixes the network and every choice of the workload (README.md says what
+// still varies between runs of one seed).
 //
 // RunScript plays a story written as a script (testdata/*.txt) with its
 // expected outcomes; TestScenarios runs them all.

@@ -48,7 +48,10 @@ type Report struct {
 	AnswerLatency  Latency `json:"answer_latency_ms"`  // accept -> requester has the answer
 
 	MailboxDepth []DepthSample `json:"mailbox_depth"`
-	RelayTraffic []RelayLoad   `json:"relay_traffic"`
+	PerRelay     []RelayLoad   `json:"per_relay"`
+	// Timeline is the workload's course every 10 s of virtual time: items
+	// sent and delivered so far, and nodes offline.
+	Timeline []TimelineSample `json:"timeline"`
 
 	ChurnEvents    int `json:"churn_events"`
 	RelayRestarts  int `json:"relay_restarts"`
@@ -83,13 +86,28 @@ type StrangerRooms struct {
 	Throttled      int `json:"throttled"`       // refused: too many on one invite just now
 }
 
-// Latency is a distribution, in milliseconds of virtual time.
+// Latency is a distribution, in milliseconds of virtual time. Buckets[i]
+// counts the latencies up to LatencyBuckets[i] (and above the one
+// before); the last counts those above every bound.
 type Latency struct {
-	N   int     `json:"n"`
-	P50 float64 `json:"p50"`
-	P95 float64 `json:"p95"`
-	P99 float64 `json:"p99"`
-	Max float64 `json:"max"`
+	N       int     `json:"n"`
+	P50     float64 `json:"p50"`
+	P95     float64 `json:"p95"`
+	P99     float64 `json:"p99"`
+	Max     float64 `json:"max"`
+	Buckets []int   `json:"buckets,omitempty"`
+}
+
+// LatencyBuckets are the upper bounds of Latency.Buckets, in ms.
+var LatencyBuckets = []float64{10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000, 120_000}
+
+// TimelineSample is the workload at one moment: items (shares to a target,
+// requests, answers) sent and delivered so far, and nodes offline.
+type TimelineSample struct {
+	AtSeconds float64 `json:"at_s"`
+	Sent      int     `json:"sent"`
+	Delivered int     `json:"delivered"`
+	Offline   int     `json:"offline"`
 }
 
 func latencyOf(ds []time.Duration) Latency {
@@ -102,22 +120,37 @@ func latencyOf(ds []time.Duration) Latency {
 		i := int(p * float64(len(s)-1))
 		return float64(s[i].Microseconds()) / 1000
 	}
-	return Latency{N: len(s), P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: q(1)}
+	l := Latency{N: len(s), P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: q(1), Buckets: make([]int, len(LatencyBuckets)+1)}
+	for _, d := range s {
+		ms := float64(d.Microseconds()) / 1000
+		i := sort.SearchFloat64s(LatencyBuckets, ms) // the first bound >= ms
+		l.Buckets[i]++
+	}
+	return l
 }
 
-// DepthSample is the number of items waiting at all relays at a moment.
+// DepthSample is the number of items waiting at the relays at a moment:
+// in all, and at each (PerRelay[i] at relay i).
 type DepthSample struct {
 	AtSeconds float64 `json:"at_s"`
 	Items     int     `json:"items"`
+	PerRelay  []int   `json:"per_relay"`
 }
 
-// RelayLoad is one relay's protocol traffic.
+// RelayLoad is one relay in a run: its users, its mailboxes, what it
+// refused and its protocol traffic during the workload.
 type RelayLoad struct {
-	Relay       int   `json:"relay"`
-	MessagesIn  int64 `json:"messages_in"`
-	BytesIn     int64 `json:"bytes_in"`
-	MessagesOut int64 `json:"messages_out"`
-	BytesOut    int64 `json:"bytes_out"`
+	Relay       int            `json:"relay"`
+	Users       int            `json:"users"`        // nodes whose home relay it is
+	MailboxPeak int            `json:"mailbox_peak"` // the most items waiting there in one sample
+	MailboxEnd  int            `json:"mailbox_end"`  // items still waiting at the end (undelivered, or not yet acknowledged)
+	Refusals    map[string]int `json:"refusals"`     // by reason, as in Report.Refusals
+	Restarts    int            `json:"restarts"`
+	MessagesIn  int64          `json:"messages_in"` // requests, shares, logins, queries: not acknowledgements
+	BytesIn     int64          `json:"bytes_in"`
+	MessagesOut int64          `json:"messages_out"`
+	BytesOut    int64          `json:"bytes_out"`
+	Acked       int64          `json:"acked"` // mailbox items the relay's users acknowledged
 }
 
 func ratio(a, b int) float64 {
@@ -181,9 +214,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 	}
 	row("mailbox depth", fmt.Sprintf("peak %d items, %d samples", peak, len(r.MailboxDepth)))
-	for _, t := range r.RelayTraffic {
-		row(fmt.Sprintf("relay %d", t.Relay), fmt.Sprintf("in %d msgs / %d KiB, out %d msgs / %d KiB",
-			t.MessagesIn, t.BytesIn>>10, t.MessagesOut, t.BytesOut>>10))
+	for _, t := range r.PerRelay {
+		row(fmt.Sprintf("relay %d", t.Relay), fmt.Sprintf("%d users; mailboxes peak %d, end %d; in %d msgs / %d KiB, out %d msgs / %d KiB, %d acked; refused: %s",
+			t.Users, t.MailboxPeak, t.MailboxEnd, t.MessagesIn, t.BytesIn>>10, t.MessagesOut, t.BytesOut>>10, t.Acked, formatCounts(t.Refusals)))
 	}
 	row("disruptions", fmt.Sprintf("%d churn events, %d relay restarts, %d partitions healed", r.ChurnEvents, r.RelayRestarts, r.PartitionHeals))
 	row("time", fmt.Sprintf("%.0f s virtual, %.1f s wall, peak RSS %d MiB", r.VirtualSeconds, r.WallSeconds, r.PeakRSSBytes>>20))
@@ -205,6 +238,10 @@ What the counts mean:
   strangers' floods  requests on introductions sealed by sock puppets, and on a victim's invite,
                      and how many the relay stored (the strangers' room bounds them)
   latencies          from sending to the first arrival at the recipient's node, in virtual time
+  relay N            its users (nodes whose home it is); items waiting in its mailboxes (the most
+                     in one 10 s sample, and at the end); its traffic during the workload, in Kith
+                     messages (acknowledgements apart: "acked" counts the items they acknowledged);
+                     what it refused, by reason
 `
 
 func formatCounts(m map[string]int) string {

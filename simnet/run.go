@@ -68,12 +68,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	s.groups()
 	s.answering.Store(true)
+	// The workload starts on a whole 10 s of virtual time: the phases
+	// before it end a few milliseconds apart from run to run (requests and
+	// answers that arrive at the same virtual instant are handled in
+	// either order), and the workload's clock must not inherit that.
+	time.Sleep(time.Until(s.start.Add(time.Since(s.start).Truncate(10 * time.Second)).Add(10 * time.Second)))
 
 	// The workload.
 	stopSampling := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() { s.sample(stopSampling); close(sampled) }()
 	workStart := time.Now()
+	s.workStart = workStart
+	for _, rn := range w.relays {
+		rn.base = rn.traffic()
+	}
 	workEnd := workStart.Add(cfg.Workload)
 	for _, u := range w.users {
 		if u.churny {
@@ -103,8 +112,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// Drain: everyone comes back online; wait until every valid item has
 	// arrived (or the drain time is up).
-	idle := make(chan struct{})
-	go func() { s.wg.Wait(); close(idle) }()
 	drainEnd := time.Now().Add(cfg.Drain)
 	for _, u := range w.users {
 		w.up(ctx, u, s.onEvent) // no-op for those online
@@ -115,24 +122,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		total := len(s.shares) + len(s.requests) + len(s.answers)
 		s.mu.Unlock()
 		s.progress("drain", 1-float64(sh+rq+an)/float64(1+total))
-		select {
-		case <-idle:
-			if sh+rq+an == 0 {
-				// Nothing in flight, nothing missing: done. (Picks and
-				// answers triggered by late deliveries are in flight while
-				// the group is not idle.)
-				goto done
-			}
-			idle = make(chan struct{})
-			go func() { s.wg.Wait(); close(idle) }()
-		default:
+		if sh+rq+an == 0 && s.active.Load() == 0 {
+			// Nothing in flight, nothing missing: done. (Picks and answers
+			// triggered by late deliveries are in flight while any of the
+			// simulation's goroutines runs.)
+			break
 		}
 		if time.Now().After(drainEnd) {
 			break
 		}
 		time.Sleep(5 * time.Second)
 	}
-done:
 	close(stopSampling)
 	<-sampled
 	return s.report(), nil
@@ -210,13 +210,79 @@ func (s *sim) report() *Report {
 		}
 	}
 	for _, rn := range s.w.relays {
-		t := rn.traffic()
-		r.RelayTraffic = append(r.RelayTraffic, RelayLoad{Relay: rn.idx, MessagesIn: t.MessagesIn, BytesIn: t.BytesIn, MessagesOut: t.MessagesOut, BytesOut: t.BytesOut})
-		for k, v := range rn.refusals() {
+		t := subTraffic(rn.traffic(), rn.base)
+		rl := RelayLoad{Relay: rn.idx, MessagesIn: t.MessagesIn, BytesIn: t.BytesIn, MessagesOut: t.MessagesOut, BytesOut: t.BytesOut,
+			Acked: t.Acked, Refusals: rn.refusals(), MailboxEnd: rn.mailbox(), Restarts: rn.restarts}
+		for _, u := range s.w.users {
+			if u.home == rn.idx {
+				rl.Users++
+			}
+		}
+		for _, d := range s.depth {
+			if rn.idx < len(d.PerRelay) && d.PerRelay[rn.idx] > rl.MailboxPeak {
+				rl.MailboxPeak = d.PerRelay[rn.idx]
+			}
+		}
+		for k, v := range rl.Refusals {
 			r.Refusals[k] += v
 		}
+		r.PerRelay = append(r.PerRelay, rl)
 	}
+	r.Timeline = s.timeline()
 	return r
+}
+
+// timeline samples the workload every 10 s of virtual time, from its
+// start to now: items sent and delivered so far (each share counted once
+// per target), and nodes offline. Called with s.mu held.
+func (s *sim) timeline() []TimelineSample {
+	var sent, arrived []time.Time
+	for id, rec := range s.shares {
+		for p := range rec.targets {
+			sent = append(sent, rec.sentAt)
+			if at, ok := s.arrived[p.String()+"|share|"+id]; ok {
+				arrived = append(arrived, at)
+			}
+		}
+	}
+	for id, rec := range s.requests {
+		sent = append(sent, rec.at)
+		if at, ok := s.arrived[rec.to.String()+"|request|"+id]; ok {
+			arrived = append(arrived, at)
+		}
+	}
+	for id, rec := range s.answers {
+		sent = append(sent, rec.at)
+		if at, ok := s.arrived[rec.to.String()+"|answer|"+id]; ok {
+			arrived = append(arrived, at)
+		}
+	}
+	upTo := func(ts []time.Time, t time.Time) int {
+		n := 0
+		for _, x := range ts {
+			if !x.After(t) {
+				n++
+			}
+		}
+		return n
+	}
+	var out []TimelineSample
+	end := time.Now()
+	for t := s.workStart; ; t = t.Add(10 * time.Second) {
+		if t.After(end) {
+			t = end
+		}
+		off := 0
+		for _, c := range s.offline {
+			if !c.at.After(t) {
+				off += c.delta
+			}
+		}
+		out = append(out, TimelineSample{AtSeconds: t.Sub(s.start).Seconds(), Sent: upTo(sent, t), Delivered: upTo(arrived, t), Offline: off})
+		if !t.Before(end) {
+			return out
+		}
+	}
 }
 
 // refusals gathers a relay's refusals by reason, this incarnation and

@@ -22,11 +22,12 @@ import (
 // churns nodes, restarts a relay, partitions and heals, lets adversaries
 // attack, and records what was expected and what arrived.
 type sim struct {
-	w   *world
-	cfg Config
-	rng *rand.Rand
-	wg  sync.WaitGroup
-	ctx context.Context
+	w      *world
+	cfg    Config
+	rng    *rand.Rand
+	wg     sync.WaitGroup
+	active atomic.Int64 // goroutines of goDo still running
+	ctx    context.Context
 
 	mu           sync.Mutex
 	shares       map[string]*shareRec   // share id -> targets the relay accepted it for
@@ -43,13 +44,20 @@ type sim struct {
 	declined     int
 	depth        []DepthSample
 	churnEvents  int
+	offline      []offlineChange // nodes going down (+1) and up (-1), in order
 	restarts     int
 	heals        int
 	attempted    int
 	start        time.Time
+	workStart    time.Time
 	byID         map[peer.ID]*user
 	answering    atomic.Bool          // the workload answers requests; the friends phase accepts its own
 	arrived      map[string]time.Time // "node|type|id" -> first arrival
+}
+
+type offlineChange struct {
+	at    time.Time
+	delta int
 }
 
 type shareRec struct {
@@ -101,8 +109,10 @@ func (s *sim) progress(phase string, done float64) {
 // go runs f in the background, tracked so the run waits for it.
 func (s *sim) goDo(f func()) {
 	s.wg.Add(1)
+	s.active.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.active.Add(-1)
 		f()
 	}()
 }
@@ -143,24 +153,30 @@ func (s *sim) onEvent(u *user, e node.Event) {
 	}
 }
 
-// pick: the target ticks some or all of the shared friends.
+// pick: the target ticks some or all of the shared friends. The choices
+// are keyed on what was shared (sharer and items), never on the share's
+// id, which is random: the same seed then makes the same picks.
 func (s *sim) pick(u *user, shareID string) {
 	n := u.node()
 	if n == nil || u.adversary {
 		return
 	}
-	if s.chance("pick?", u.id, shareID) < 0.1 {
+	sv, err := n.ShareView(shareID)
+	if err != nil {
+		return
+	}
+	key := []any{u.id, sv.From}
+	for _, it := range sv.Items {
+		key = append(key, it.ID)
+	}
+	if s.chance(append(key, "pick?")...) < 0.1 {
 		return // some people never pick
 	}
 	args := node.PickArgs{Share: shareID, All: true}
-	if s.chance("pick-all", u.id, shareID) < 0.4 {
+	if s.chance(append(key, "pick-all")...) < 0.4 {
 		args.All = false
-		sv, err := n.ShareView(shareID)
-		if err != nil {
-			return
-		}
 		for _, it := range sv.Items {
-			if s.chance("pick-item", u.id, shareID, it.ID) < 0.5 {
+			if s.chance(append(key, "pick-item", it.ID)...) < 0.5 {
 				args.Peers = append(args.Peers, it.ID)
 			}
 		}
@@ -405,10 +421,15 @@ func (s *sim) churn(u *user, stop time.Time) {
 		s.w.down(u)
 		s.mu.Lock()
 		s.churnEvents++
+		s.offline = append(s.offline, offlineChange{at: time.Now(), delta: 1})
 		s.mu.Unlock()
 		time.Sleep(time.Duration(30+r.IntN(90)) * time.Second)
 		if err := s.w.up(s.ctx, u, s.onEvent); err != nil {
 			s.w.log.Warn("churn: restart failed", "user", u.name, "err", err)
+		} else {
+			s.mu.Lock()
+			s.offline = append(s.offline, offlineChange{at: time.Now(), delta: -1})
+			s.mu.Unlock()
 		}
 		time.Sleep(time.Duration(60+r.IntN(120)) * time.Second)
 	}
@@ -426,6 +447,7 @@ func (s *sim) restartRelay() {
 	}
 	s.mu.Lock()
 	s.restarts++
+	rn.restarts++
 	s.mu.Unlock()
 }
 
@@ -458,11 +480,13 @@ func (s *sim) sample(stop <-chan struct{}) {
 	defer t.Stop()
 	for {
 		total := 0
-		for _, rn := range s.w.relays {
-			total += rn.mailbox()
+		per := make([]int, len(s.w.relays))
+		for i, rn := range s.w.relays {
+			per[i] = rn.mailbox()
+			total += per[i]
 		}
 		s.mu.Lock()
-		s.depth = append(s.depth, DepthSample{AtSeconds: time.Since(s.start).Seconds(), Items: total})
+		s.depth = append(s.depth, DepthSample{AtSeconds: time.Since(s.start).Seconds(), Items: total, PerRelay: per})
 		s.mu.Unlock()
 		select {
 		case <-stop:

@@ -3,7 +3,9 @@ package simnet
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -52,6 +54,11 @@ type relayNode struct {
 	// traffic and refusals of earlier incarnations, added to the current one's
 	past         rendezvous.Traffic
 	pastRefusals map[string]int
+	// base is the traffic when the workload started: the report counts
+	// the workload's (the friend graph's construction runs many exchanges
+	// at once, and what they send depends on the order they happen in).
+	base     rendezvous.Traffic
+	restarts int // guarded by the sim's mu
 }
 
 type user struct {
@@ -83,6 +90,17 @@ func newWorld(cfg Config) *world {
 	return w
 }
 
+// spread gives host idx its own access latency, from base to 1.5 base,
+// to the nanosecond, chosen by the seed: no two hosts are exactly alike,
+// as on a real network, and two packets from different places seldom
+// arrive at the same virtual instant, where the order in which they are
+// handled would be up to the scheduler and a run would not repeat.
+func (w *world) spread(idx int, base time.Duration) time.Duration {
+	h := fnv.New64a()
+	fmt.Fprint(h, w.cfg.Seed, "|latency|", idx)
+	return base + time.Duration(h.Sum64()%uint64(base/2+1))
+}
+
 // packetLatency is the sum of both endpoints' access latencies.
 func (w *world) packetLatency(p *sn.Packet) time.Duration {
 	w.latMu.RLock()
@@ -108,6 +126,9 @@ func (w *world) newKey() crypto.PrivKey {
 }
 
 func linkSettings(l Link) sn.NodeBiDiLinkSettings {
+	if l.Bandwidth == 0 {
+		l.Bandwidth = math.MaxInt64
+	}
 	return sn.NodeBiDiLinkSettings{
 		Downlink: sn.LinkSettings{BitsPerSecond: int(l.Bandwidth)},
 		Uplink:   sn.LinkSettings{BitsPerSecond: int(l.Bandwidth)},
@@ -118,7 +139,7 @@ func linkSettings(l Link) sn.NodeBiDiLinkSettings {
 func (w *world) newHost(idx int, key crypto.PrivKey, link Link, relay bool) (host.Host, error) {
 	ip := sn.IntToPublicIPv4(idx)
 	w.latMu.Lock()
-	w.latency[ip.String()] = link.Latency
+	w.latency[ip.String()] = w.spread(idx, link.Latency)
 	w.latMu.Unlock()
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
@@ -182,11 +203,7 @@ func (w *world) startRelay(ctx context.Context, rn *relayNode) error {
 func (w *world) stopRelay(rn *relayNode) {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
-	t := rn.r.Traffic()
-	rn.past.MessagesIn += t.MessagesIn
-	rn.past.BytesIn += t.BytesIn
-	rn.past.MessagesOut += t.MessagesOut
-	rn.past.BytesOut += t.BytesOut
+	rn.past = addTraffic(rn.past, rn.r.Traffic())
 	if rn.pastRefusals == nil {
 		rn.pastRefusals = map[string]int{}
 	}
@@ -200,10 +217,22 @@ func (w *world) stopRelay(rn *relayNode) {
 func (rn *relayNode) traffic() rendezvous.Traffic {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
-	t := rn.r.Traffic()
+	return addTraffic(rn.past, rn.r.Traffic())
+}
+
+func subTraffic(a, b rendezvous.Traffic) rendezvous.Traffic {
 	return rendezvous.Traffic{
-		MessagesIn: rn.past.MessagesIn + t.MessagesIn, BytesIn: rn.past.BytesIn + t.BytesIn,
-		MessagesOut: rn.past.MessagesOut + t.MessagesOut, BytesOut: rn.past.BytesOut + t.BytesOut,
+		MessagesIn: a.MessagesIn - b.MessagesIn, BytesIn: a.BytesIn - b.BytesIn,
+		MessagesOut: a.MessagesOut - b.MessagesOut, BytesOut: a.BytesOut - b.BytesOut,
+		AckFrames: a.AckFrames - b.AckFrames, AckBytes: a.AckBytes - b.AckBytes, Acked: a.Acked - b.Acked,
+	}
+}
+
+func addTraffic(a, b rendezvous.Traffic) rendezvous.Traffic {
+	return rendezvous.Traffic{
+		MessagesIn: a.MessagesIn + b.MessagesIn, BytesIn: a.BytesIn + b.BytesIn,
+		MessagesOut: a.MessagesOut + b.MessagesOut, BytesOut: a.BytesOut + b.BytesOut,
+		AckFrames: a.AckFrames + b.AckFrames, AckBytes: a.AckBytes + b.AckBytes, Acked: a.Acked + b.Acked,
 	}
 }
 
