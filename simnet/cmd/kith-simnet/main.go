@@ -2,6 +2,7 @@
 //
 //	kith-simnet run [--nodes N] [--relays R] [--shares S] [--churn C]
 //	                [--adversaries A] [--seed N] [--relay-restart] [--partition] [--json]
+//	                [--html FILE]
 //
 // Every node and relay is the real code on a real libp2p host; the network
 // between them is simulated (github.com/marcopolo/simnet) and time is
@@ -73,13 +74,14 @@ func run(args []string) int {
 	fs.IntVar(&cfg.Shares, "shares", 0, "shares made during the workload (default 2 per node)")
 	fs.Float64Var(&cfg.Churn, "churn", 0, "fraction of nodes that go offline and come back, 0..1")
 	fs.IntVar(&cfg.Adversaries, "adversaries", 0, "nodes that forge, replay, claim introductions, seal them with sock-puppet keys and flood")
-	seed := fs.Uint64("seed", 1, "the same seed gives the same network and workload")
+	seed := fs.Uint64("seed", 1, "fixes the hosts, the friend graph and every choice of the workload")
 	fs.IntVar(&cfg.ClusterSize, "cluster", 10, "friends come in clusters (workplaces) of this size")
 	fs.DurationVar(&cfg.Workload, "workload", 10*time.Minute, "virtual time over which shares are made")
 	fs.DurationVar(&cfg.Drain, "drain", 20*time.Minute, "extra virtual time allowed for delivery")
 	fs.BoolVar(&cfg.RelayRestart, "relay-restart", false, "restart relay 0 halfway through the workload")
 	fs.BoolVar(&cfg.Partition, "partition", false, "cut a cluster off the relays for a minute, then heal")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
+	htmlOut := fs.String("html", "", "also write the report as one self-contained web page, with charts, to `file`")
 	quiet := fs.Bool("quiet", false, "no progress on standard error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	if err := fs.Parse(args); err != nil {
@@ -127,6 +129,12 @@ func run(args []string) int {
 			return 1
 		}
 		printReport(rep, *asJSON)
+		if *htmlOut != "" {
+			if err := writeHTML(rep, *htmlOut); err != nil {
+				fmt.Fprintln(os.Stderr, "kith-simnet:", err)
+				return 1
+			}
+		}
 		if !rep.OK() {
 			fmt.Fprintln(os.Stderr, "kith-simnet: the network broke a promise (see the report)")
 			return 1
@@ -167,6 +175,25 @@ func scriptCmd(args []string) int {
 		return 0
 	})
 	return 0 // MainScript exits
+}
+
+// writeHTML writes rep's page to path, whole or not at all.
+func writeHTML(rep *simnet.Report, path string) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteHTML(f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // printReport prints rep to standard output as one JSON object or as a
