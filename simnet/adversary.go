@@ -85,7 +85,7 @@ func (s *sim) aFriend(rng *mrand.Rand, n *node.Node) *user {
 	return s.byID[fs[rng.IntN(len(fs))]]
 }
 
-func (s *sim) relayOf(u *user) peer.ID { return s.w.relays[u.home].info.ID }
+func (s *sim) relayOf(u *user) peer.ID { return s.w.relays[u.home].addrInfo().ID }
 
 func (s *sim) forgedShare(rng *mrand.Rand, u *user, n *node.Node) {
 	victim, target := s.stranger(rng, u, n), s.aFriend(rng, n)

@@ -338,7 +338,7 @@ func (sc *scenario) forge(from, target, victim string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := client.Share(sc.ctx, n.Host(), sc.w.relays[t.home].info.ID, sh.Raw)
+	resp, err := client.Share(sc.ctx, n.Host(), sc.w.relays[t.home].addrInfo().ID, sh.Raw)
 	sc.forgedOK = err == nil && resp.Status == pb.Status_OK
 	return nil
 }

@@ -236,6 +236,13 @@ func addTraffic(a, b rendezvous.Traffic) rendezvous.Traffic {
 	}
 }
 
+// addrInfo is where the relay listens now (a restart sets it again).
+func (rn *relayNode) addrInfo() peer.AddrInfo {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	return rn.info
+}
+
 func (rn *relayNode) mailbox() int {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
@@ -267,8 +274,7 @@ func (w *world) up(ctx context.Context, u *user, onEvent func(*user, node.Event)
 	if err != nil {
 		return fmt.Errorf("%s host: %w", u.name, err)
 	}
-	home := w.relays[u.home]
-	n, err := node.New(ctx, h, u.ds, u.key, node.WithName(u.name), node.WithRendezvous(home.info),
+	n, err := node.New(ctx, h, u.ds, u.key, node.WithName(u.name), node.WithRendezvous(w.relays[u.home].addrInfo()),
 		node.WithLogger(w.log), node.WithDirectTimeout(3*time.Second))
 	if err != nil {
 		h.Close()
