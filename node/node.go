@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +44,7 @@ type options struct {
 	retry      time.Duration
 	directWait time.Duration
 	refresh    time.Duration
+	jitterSeed *uint64
 }
 
 // Option configures a Node.
@@ -69,6 +71,11 @@ func WithRetryInterval(d time.Duration) Option { return func(o *options) { o.ret
 // found, is trusted before it is asked for again (default 1h).
 func WithProfileRefresh(d time.Duration) Option { return func(o *options) { o.refresh = d } }
 
+// WithJitterSeed makes the random spread of the node's reconnect
+// backoffs come from seed, the same every run (default: random). A
+// simulation uses it so that a seed gives the same run.
+func WithJitterSeed(seed uint64) Option { return func(o *options) { o.jitterSeed = &seed } }
+
 // WithDirectTimeout bounds one attempt to reach a peer directly (default 5s).
 func WithDirectTimeout(d time.Duration) Option { return func(o *options) { o.directWait = d } }
 
@@ -88,7 +95,9 @@ type Node struct {
 	book     *book.Book
 	resolved map[peer.ID]time.Time     // when each peer's profile was last asked for
 	sending  map[identity.ShareID]bool // shares being sent now, which flush leaves alone
-	making   map[string]bool           // work in flight, by key: shares made for an approval or a pack, requests and answers being sent
+	jitterMu sync.Mutex
+	jitter   *mrand.Rand     // the spread of backoffs, when WithJitterSeed set it
+	making   map[string]bool // work in flight, by key: shares made for an approval or a pack, requests and answers being sent
 
 	events *hub
 
@@ -130,6 +139,9 @@ func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, op
 	}
 	n := &Node{h: h, key: key, ds: d, clock: o.clock, log: o.log.With("node", id.String()), opts: o,
 		book: bk, events: newHub(), relays: map[peer.ID]*relayState{}, kickC: make(chan struct{}, 1)}
+	if o.jitterSeed != nil {
+		n.jitter = mrand.New(mrand.NewPCG(*o.jitterSeed, uint64(len(o.rendezvous))))
+	}
 	if err := n.load(ctx); err != nil {
 		return nil, err
 	}
@@ -408,7 +420,7 @@ func (n *Node) runRelay(ai peer.AddrInfo) {
 		select {
 		case <-n.ctx.Done():
 			return
-		case <-time.After(bo.NextBackOff()):
+		case <-time.After(n.nextBackOff(bo)):
 		}
 		if err == nil {
 			bo.Reset()
@@ -459,7 +471,14 @@ func (n *Node) session(ai peer.AddrInfo) error {
 	n.h.ConnManager().Protect(ai.ID, "kith-rendezvous")
 	n.setRelay(ai.ID, true, nil)
 	n.log.Debug("logged in", "relay", ai.ID, "waiting", in.Result.Waiting)
-	n.kick()
+	// Flush and refresh once what waited here is in: sending requests
+	// the inbox answers, or asking for profiles of friends it is about to
+	// add, is work thrown away (and races the inbox). Should fewer items
+	// come (some expired meanwhile), the retry tick does it.
+	waiting, handled := in.Result.Waiting, uint64(0)
+	if waiting == 0 {
+		n.kick()
+	}
 	var acks []uint64
 	for {
 		it, err := in.Next()
@@ -470,6 +489,9 @@ func (n *Node) session(ai peer.AddrInfo) error {
 			return err
 		}
 		n.handleItem(it)
+		if handled++; handled == waiting {
+			n.kick()
+		}
 		// Each item is stored before it is acknowledged; a burst is
 		// acknowledged in one frame.
 		acks = append(acks, it.Seq)
@@ -480,6 +502,20 @@ func (n *Node) session(ai peer.AddrInfo) error {
 			acks = acks[:0]
 		}
 	}
+}
+
+// nextBackOff is bo's next wait, spread by ±50% as backoff's own
+// randomization does, from the node's seeded source if it has one.
+func (n *Node) nextBackOff(bo *backoff.ExponentialBackOff) time.Duration {
+	if n.jitter == nil {
+		return bo.NextBackOff()
+	}
+	bo.RandomizationFactor = 0
+	d := bo.NextBackOff()
+	n.jitterMu.Lock()
+	u := n.jitter.Float64()
+	n.jitterMu.Unlock()
+	return time.Duration(float64(d) * (0.5 + u))
 }
 
 // errRelogin ends a session whose login carried a profile that is no
@@ -574,7 +610,7 @@ func (n *Node) drainRelay(ai peer.AddrInfo, giveUp time.Time) {
 		select {
 		case <-n.ctx.Done():
 			return
-		case <-time.After(bo.NextBackOff()):
+		case <-time.After(n.nextBackOff(bo)):
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package book
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -286,5 +288,16 @@ func (b *Book) UnsentAsks(now time.Time) (send, share []*Ask) {
 			share = append(share, a)
 		}
 	}
+	byAge := func(a, b *Ask) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		if c := strings.Compare(string(a.Friend)+string(a.Target), string(b.Friend)+string(b.Target)); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.ID[:], b.ID[:])
+	}
+	slices.SortFunc(send, byAge)
+	slices.SortFunc(share, byAge)
 	return send, share
 }

@@ -287,6 +287,7 @@ func (b *Book) PacksToShare() []*Request {
 			out = append(out, r)
 		}
 	}
+	sortRequests(out)
 	return out
 }
 

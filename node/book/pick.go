@@ -1,9 +1,11 @@
 package book
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -435,5 +437,21 @@ func (b *Book) Unsent(now time.Time) (requests, answers []*Request) {
 			answers = append(answers, r)
 		}
 	}
+	sortRequests(requests)
+	sortRequests(answers)
 	return requests, answers
+}
+
+// sortRequests orders rs oldest first, then by peer (ids are random):
+// what is sent in turn goes in the same order every time.
+func sortRequests(rs []*Request) {
+	slices.SortFunc(rs, func(a, b *Request) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		if c := strings.Compare(string(a.Peer), string(b.Peer)); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.ID[:], b.ID[:])
+	})
 }
