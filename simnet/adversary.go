@@ -41,7 +41,7 @@ func (s *sim) adversary(u *user, stop time.Time) {
 	kinds := []string{"forged-share", "replayed-share", "claimed-introduction", "mailbox-flood", "sock-puppet-flood", "invite-flood"}
 	rng := mrand.New(mrand.NewPCG(s.cfg.Seed, uint64(u.idx)+2<<32))
 	for i := 0; time.Now().Before(stop); i++ {
-		time.Sleep(time.Duration(20+rng.IntN(40)) * time.Second)
+		time.Sleep(between(rng, 20*time.Second, 60*time.Second))
 		n := u.node()
 		if n == nil {
 			continue
@@ -227,6 +227,10 @@ func (s *sim) flood(rng *mrand.Rand, u *user, n *node.Node) {
 	sem := make(chan struct{}, 12)
 	for range 60 {
 		sem <- struct{}{}
+		// A few milliseconds apart, each at its own instant: shares started
+		// at one instant would be packed into QUIC packets in whatever
+		// order their goroutines ran.
+		time.Sleep(between(rng, 2*time.Millisecond, 8*time.Millisecond))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"testing"
 	"testing/synctest"
@@ -100,8 +101,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.Shares > 0 {
 		gap := cfg.Workload / time.Duration(cfg.Shares)
+		jitter := rand.New(rand.NewPCG(cfg.Seed, 0x736861726573))
 		for i := range cfg.Shares {
-			s.goDo(func() { s.share(i) })
+			// Each share at its own instant, somewhere in its slot.
+			at := workStart.Add(time.Duration(i)*gap + between(jitter, 0, gap))
+			s.goDo(func() { time.Sleep(time.Until(at)); s.share(i) })
 			time.Sleep(gap)
 			if i%(cfg.Shares/20+1) == 0 {
 				s.progress("workload", float64(i)/float64(cfg.Shares))

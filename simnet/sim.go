@@ -97,7 +97,18 @@ func (s *sim) chance(parts ...any) float64 {
 	for _, p := range parts {
 		fmt.Fprint(h, p, "|")
 	}
-	return float64(h.Sum64()>>11) / (1 << 53)
+	return float64(mix(h.Sum64())>>11) / (1 << 53)
+}
+
+// mix is splitmix64's finalizer: FNV-1a alone leaves the high bits of
+// hashes of inputs that differ only at their end nearly alike (with seed 9
+// no user of 40 came out churny).
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 func (s *sim) progress(phase string, done float64) {
@@ -135,13 +146,13 @@ func (s *sim) onEvent(u *user, e node.Event) {
 		s.mu.Unlock()
 		switch e.Type {
 		case "share":
-			s.goDo(func() { s.pick(u, e.ID) })
+			s.goDo(func() { time.Sleep(s.think(u, e)); s.pick(u, e.ID) })
 		case "request":
 			s.mu.Lock()
 			spam := s.flooded[e.ID]
 			s.mu.Unlock()
 			if s.answering.Load() && !spam {
-				s.goDo(func() { s.answer(u, e.ID, e.Peer) })
+				s.goDo(func() { time.Sleep(s.think(u, e)); s.answer(u, e.ID, e.Peer) })
 			}
 		}
 	case "duplicate":
@@ -151,6 +162,15 @@ func (s *sim) onEvent(u *user, e node.Event) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// think is how long u takes to act on e: from half a second to 20 s,
+// chosen by the seed, who u is and who e is from. People do not act in
+// the instant a share arrives, and a simulated user who did would race
+// the node's own work on the same arrival (its login, its profile
+// refresh), which the scheduler orders as it likes.
+func (s *sim) think(u *user, e node.Event) time.Duration {
+	return 500*time.Millisecond + time.Duration(s.chance("think", u.id, e.Type, e.Peer)*float64(19500*time.Millisecond))
 }
 
 // pick: the target ticks some or all of the shared friends. The choices
@@ -413,17 +433,24 @@ func (s *sim) share(i int) {
 	_ = err // a refusal (e.g. a group that is now empty) is not a delivery failure
 }
 
+// between returns a duration in [lo, hi), to the nanosecond: events
+// scheduled on whole seconds would meet others at the same virtual
+// instant, where the scheduler orders them as it likes.
+func between(r *rand.Rand, lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(r.Int64N(int64(hi-lo)))
+}
+
 // churn takes a churny user offline and back, on a schedule, until stop.
 func (s *sim) churn(u *user, stop time.Time) {
 	r := rand.New(rand.NewPCG(s.cfg.Seed, uint64(u.idx)))
-	time.Sleep(time.Duration(r.IntN(120)) * time.Second)
+	time.Sleep(between(r, 0, 120*time.Second))
 	for time.Now().Before(stop) {
 		s.w.down(u)
 		s.mu.Lock()
 		s.churnEvents++
 		s.offline = append(s.offline, offlineChange{at: time.Now(), delta: 1})
 		s.mu.Unlock()
-		time.Sleep(time.Duration(30+r.IntN(90)) * time.Second)
+		time.Sleep(between(r, 30*time.Second, 120*time.Second))
 		if err := s.w.up(s.ctx, u, s.onEvent); err != nil {
 			s.w.log.Warn("churn: restart failed", "user", u.name, "err", err)
 		} else {
@@ -431,7 +458,7 @@ func (s *sim) churn(u *user, stop time.Time) {
 			s.offline = append(s.offline, offlineChange{at: time.Now(), delta: -1})
 			s.mu.Unlock()
 		}
-		time.Sleep(time.Duration(60+r.IntN(120)) * time.Second)
+		time.Sleep(between(r, 60*time.Second, 180*time.Second))
 	}
 }
 

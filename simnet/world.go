@@ -73,6 +73,7 @@ type user struct {
 	churny    bool
 
 	mu     sync.Mutex
+	starts int // times its node started: each start spreads its backoffs anew
 	host   host.Host
 	n      *node.Node
 	online bool
@@ -98,7 +99,7 @@ func newWorld(cfg Config) *world {
 func (w *world) spread(idx int, base time.Duration) time.Duration {
 	h := fnv.New64a()
 	fmt.Fprint(h, w.cfg.Seed, "|latency|", idx)
-	return base + time.Duration(h.Sum64()%uint64(base/2+1))
+	return base + time.Duration(mix(h.Sum64())%uint64(base/2+1))
 }
 
 // packetLatency is the sum of both endpoints' access latencies.
@@ -275,7 +276,9 @@ func (w *world) up(ctx context.Context, u *user, onEvent func(*user, node.Event)
 		return fmt.Errorf("%s host: %w", u.name, err)
 	}
 	n, err := node.New(ctx, h, u.ds, u.key, node.WithName(u.name), node.WithRendezvous(w.relays[u.home].addrInfo()),
-		node.WithLogger(w.log), node.WithDirectTimeout(3*time.Second))
+		node.WithLogger(w.log), node.WithDirectTimeout(3*time.Second),
+		node.WithJitterSeed(w.cfg.Seed^uint64(u.idx)<<20^uint64(u.starts)))
+	u.starts++
 	if err != nil {
 		h.Close()
 		return fmt.Errorf("%s: %w", u.name, err)
