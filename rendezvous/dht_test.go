@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	ds "github.com/ipfs/go-datastore"
@@ -259,5 +261,48 @@ func TestUnsyncedDatastore(t *testing.T) {
 	}
 	if _, ok := unsynced(dssync.MutexWrap(ds.NewMapDatastore())).(*unsyncedDS); ok {
 		t.Fatal("a datastore without unsynced batches was wrapped")
+	}
+}
+
+// TestMovedAnswersFromTheDHT: a share for a user who never logged in at
+// this relay, whose profile in the DHT names other home relays, is
+// answered MOVED with that profile and not stored (it would wait for a
+// login that never comes). A sender that does not know where a friend
+// lives sends to its own relay: a simulation with two home relays per
+// user found such shares waiting forever.
+func TestMovedAnswersFromTheDHT(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DHT.FindInterval = Duration(time.Second)
+	keys := federation(&cfg, 2)
+	a := startRelayWithKey(t, keys[0], nil, WithConfig(cfg))
+	c := cfg
+	c.Peers = []string{fmt.Sprintf("%s/p2p/%s", a.h.Addrs()[0], a.h.ID())}
+	b := startRelayWithKey(t, keys[1], nil, WithConfig(c))
+	waitLong(t, "the relays' DHTs joined", func() bool {
+		return a.routing.dht.RoutingTable().Size() > 0 && b.routing.dht.RoutingTable().Size() > 0
+	})
+	cast := newCast(t)
+	home, err := identity.NewProfile(cast.bob.key, identity.ProfileInfo{Name: "Bob", Seq: 2,
+		Relays: []ma.Multiaddr{ma.StringCast(fmt.Sprintf("%s/p2p/%s", a.h.Addrs()[0], a.h.ID()))}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cast.bob.profile = home
+	cast.bob.login(a)
+	waitLong(t, "Bob's profile put", func() bool { return testutil.ToFloat64(a.prom().dht.WithLabelValues("put")) > 0 })
+
+	cast.alice.meet(b)
+	resp, _ := cast.alice.share(b, cast.buildShare(t, []*tuser{cast.bob}, []*tuser{cast.carol}).Raw)
+	if len(resp.GetFailures()) != 1 || resp.Failures[0].Reason != pb.Reason_MOVED || !bytes.Equal(resp.Failures[0].Profile, home) {
+		t.Fatalf("a share to Bob at a relay he never used: %v", resp)
+	}
+	if n := b.Waiting(cast.bob.id); n != 0 {
+		t.Fatalf("%d items stored for Bob at a relay he never used", n)
+	}
+	// A user nobody knows anywhere is stored for as before: they may log
+	// in here for the first time.
+	resp, _ = cast.alice.share(b, cast.buildShare(t, []*tuser{cast.dave}, []*tuser{cast.carol}).Raw)
+	if len(resp.GetTargets()) != 1 || resp.Targets[0].Delivery != pb.Delivery_STORED {
+		t.Fatalf("a share to Dave, unknown everywhere: %v", resp)
 	}
 }

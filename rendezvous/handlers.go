@@ -167,7 +167,7 @@ func (r *Relay) acceptShare(ctx context.Context, remote peer.ID, raw []byte, rea
 	// A target whose home relays are elsewhere now is not stored for
 	// here: the sender hears MOVED with the newer profile, and sends there.
 	verdict.Targets = slices.DeleteFunc(verdict.Targets, func(t protocols.ShareTarget) bool {
-		if prof := r.movedAway(t.Peer); prof != nil {
+		if prof := r.movedAway(ctx, t.Peer); prof != nil {
 			verdict.Failures = append(verdict.Failures, movedFailure(t.Peer, pb.Role_TARGET, prof))
 			return true
 		}
@@ -262,9 +262,16 @@ func (r *Relay) deliveries(ctx context.Context, items []newItem, results []putRe
 // movedAway returns p's newest profile known here if it names home relays
 // and this relay is not one of them: p has moved (their node logged in
 // here once more to collect what waited, or the profile came another
-// way). Nil otherwise.
-func (r *Relay) movedAway(p peer.ID) *identity.Profile {
+// way), or p never was a user here and the DHT has their profile (a
+// sender that did not know where p lives sent to its own relay; stored
+// here, it would wait for a login that never comes). Nil otherwise.
+func (r *Relay) movedAway(ctx context.Context, p peer.ID) *identity.Profile {
 	prof := r.store.profile(p)
+	if prof == nil && r.routing != nil && !r.sessions.registered(p) {
+		lctx, cancel := context.WithTimeout(ctx, r.cfg.DHT.LookupTimeout.D())
+		prof = r.routing.lookup(lctx, p)
+		cancel()
+	}
 	if prof == nil || len(prof.Relays) == 0 {
 		return nil
 	}
@@ -337,7 +344,7 @@ func (r *Relay) acceptAdd(ctx context.Context, remote peer.ID, frame []byte, rea
 		res := &pb.AddResult{RequestId: u.ID[:], To: []byte(u.To)}
 		resp.Results = append(resp.Results, res)
 		deps, err := r.verifyAdd(u, now)
-		if prof := r.movedAway(u.To); err == nil && prof != nil {
+		if prof := r.movedAway(ctx, u.To); err == nil && prof != nil {
 			res.Delivery, res.Reason, res.Profile = pb.Delivery_NOT_SENT, pb.Reason_MOVED, prof.Raw
 			res.Detail = movedDetail(prof)
 			r.trace.addOutcome("moved")
@@ -465,7 +472,7 @@ func (r *Relay) acceptAnswer(ctx context.Context, remote peer.ID, ans *pb.AddAns
 	if to == "" {
 		return &pb.AddResponse{Status: pb.Status_UNAUTHORIZED, Text: "the answer's attestation does not name the sender"}
 	}
-	if prof := r.movedAway(to); prof != nil {
+	if prof := r.movedAway(ctx, to); prof != nil {
 		r.trace.addOutcome("moved")
 		return &pb.AddResponse{Status: pb.Status_REFUSED, Text: movedDetail(prof), Results: []*pb.AddResult{{
 			RequestId: id[:], To: []byte(to), Delivery: pb.Delivery_NOT_SENT, Reason: pb.Reason_MOVED, Detail: movedDetail(prof), Profile: prof.Raw}}}
@@ -514,7 +521,7 @@ func (r *Relay) acceptConsent(ctx context.Context, remote peer.ID, m *pb.Consent
 		return &pb.AddResponse{Status: pb.Status_REFUSED, Text: err.Error(),
 			Results: []*pb.AddResult{{RequestId: c.ID[:], To: []byte(c.To), Delivery: pb.Delivery_NOT_SENT, Reason: protocols.WireReason(identity.ReasonOf(err)), Detail: err.Error()}}}
 	}
-	if prof := r.movedAway(c.To); prof != nil {
+	if prof := r.movedAway(ctx, c.To); prof != nil {
 		return &pb.AddResponse{Status: pb.Status_REFUSED, Text: movedDetail(prof), Results: []*pb.AddResult{{
 			RequestId: c.ID[:], To: []byte(c.To), Delivery: pb.Delivery_NOT_SENT, Reason: pb.Reason_MOVED, Detail: movedDetail(prof), Profile: prof.Raw}}}
 	}

@@ -448,6 +448,23 @@ func (a circuitACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool
 }
 
 // MailboxItems returns how many items wait in all mailboxes.
+// KnowsRevocation reports whether the relay holds the revocation of the
+// friendship attestation id (received from its user or from the other
+// relays).
+func (r *Relay) KnowsRevocation(id identity.AttestationID) bool { return r.store.revoked.Revoked(id) }
+
+// RelayPeers returns how many other relays of the federation this one
+// is connected to now.
+func (r *Relay) RelayPeers() int {
+	n := 0
+	for _, p := range r.h.Network().Peers() {
+		if r.peers.has(p) {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *Relay) MailboxItems() int {
 	_, total := r.store.depth("")
 	return total
