@@ -127,7 +127,7 @@ func (s *sim) replayedShare(rng *mrand.Rand, u *user, n *node.Node) {
 	s.mu.Lock()
 	s.attempted++
 	if t.Status == "delivered" || t.Status == "stored" {
-		s.shares[t.Share] = &shareRec{sentAt: at, targets: map[peer.ID]bool{target.id: false}}
+		s.shares[t.Share] = &shareRec{sharer: u.id, sentAt: at, targets: map[peer.ID]bool{target.id: false}}
 	}
 	s.mu.Unlock()
 	id, err := identity.ParseShareID(t.Share)
@@ -242,7 +242,7 @@ func (s *sim) flood(rng *mrand.Rand, u *user, n *node.Node) {
 			s.attempted++
 			if res != nil && len(res.Targets) == 1 && res.Targets[0].Share != "" &&
 				(res.Targets[0].Status == "delivered" || res.Targets[0].Status == "stored") {
-				s.shares[res.Targets[0].Share] = &shareRec{sentAt: at, targets: map[peer.ID]bool{victim.id: false}}
+				s.shares[res.Targets[0].Share] = &shareRec{sharer: u.id, sentAt: at, targets: map[peer.ID]bool{victim.id: false}}
 			}
 		}()
 	}

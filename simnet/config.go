@@ -32,6 +32,13 @@ type Config struct {
 	RelayRestart bool // restart relay 0 in the middle of the workload
 	Partition    bool // cut a cluster off its relay for a while, then heal
 
+	// Federation stories.
+	Unfriend  float64  // fraction of users who end one friendship during the workload; default 0
+	Move      float64  // fraction of users who move to another home relay during the workload (Relays >= 2); default 0
+	RelayDown Duration // the last relay is down this long from the middle of the workload; default 0 (never)
+	Homes     int      // home relays per user (at most Relays); default 1
+	Discover  bool     // relays know only relay 0 and find the others through the DHT (else a full mesh of peers)
+
 	Progress func(Progress) // called as the run advances; optional
 	Log      *slog.Logger   // default: discard
 	// Quiet keeps Main from printing the testing framework's PASS or
@@ -74,6 +81,9 @@ func (c *Config) defaults() {
 	if c.Workload == 0 {
 		c.Workload = 10 * time.Minute
 	}
+	if c.Homes == 0 {
+		c.Homes = 1
+	}
 	if c.Drain == 0 {
 		c.Drain = 20 * time.Minute
 	}
@@ -95,6 +105,21 @@ func (c *Config) validate() error {
 	}
 	if c.Adversaries < 0 || c.Adversaries > c.Nodes/2 {
 		errs = append(errs, fmt.Errorf("adversaries must be 0..nodes/2, not %d", c.Adversaries))
+	}
+	if c.Unfriend < 0 || c.Unfriend > 1 {
+		errs = append(errs, fmt.Errorf("unfriend must be 0..1, not %v", c.Unfriend))
+	}
+	if c.Move < 0 || c.Move > 1 {
+		errs = append(errs, fmt.Errorf("move must be 0..1, not %v", c.Move))
+	}
+	if c.Move > 0 && c.Relays < 2 {
+		errs = append(errs, fmt.Errorf("move needs at least 2 relays to move between"))
+	}
+	if c.Homes < 1 || c.Homes > c.Relays {
+		errs = append(errs, fmt.Errorf("homes must be 1..relays (%d), not %d", c.Relays, c.Homes))
+	}
+	if c.RelayDown < 0 || c.RelayDown > c.Workload/2 {
+		errs = append(errs, fmt.Errorf("relay-down must be 0..half the workload (%v), not %v", c.Workload/2, c.RelayDown))
 	}
 	if c.ClusterSize < 3 {
 		errs = append(errs, fmt.Errorf("cluster size must be at least 3, not %d", c.ClusterSize))

@@ -33,6 +33,12 @@ type Report struct {
 	AnswersDelivered      int     `json:"answers_delivered"`
 	AnswersDeliveryRatio  float64 `json:"answers_delivery_ratio"`
 	Declined              int     `json:"declined"`
+	// Withdrawn counts items not delivered because the friendship they
+	// rested on ended first (Config.Unfriend): the relays withdraw them.
+	Withdrawn int `json:"withdrawn"`
+
+	Moves       int         `json:"moves"`       // users who moved to another home relay
+	Revocations Revocations `json:"revocations"` // the friendships users ended, followed to every relay
 
 	Duplicates     int `json:"duplicates"`      // an item shown to a user twice (must be 0)
 	Redeliveries   int `json:"redeliveries"`    // items received again and absorbed by their ids
@@ -98,6 +104,21 @@ type Latency struct {
 	Buckets []int   `json:"buckets,omitempty"`
 }
 
+// Revocations is how the ends of friendships spread through the
+// federation: Made by users, known at Everywhere relay by the end (every
+// relay that was running), Late if that took more than LateAfterSeconds,
+// Missing if some relay still did not know at the end; P50 and Max of the
+// time it took.
+type Revocations struct {
+	Made             int     `json:"made"`
+	Everywhere       int     `json:"everywhere"`
+	Late             int     `json:"late"`
+	Missing          int     `json:"missing"`
+	LateAfterSeconds float64 `json:"late_after_s"`
+	P50Seconds       float64 `json:"p50_s"`
+	MaxSeconds       float64 `json:"max_s"`
+}
+
 // LatencyBuckets are the upper bounds of Latency.Buckets, in ms.
 var LatencyBuckets = []float64{10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000, 120_000}
 
@@ -146,6 +167,8 @@ type RelayLoad struct {
 	MailboxEnd  int            `json:"mailbox_end"`  // items still waiting at the end (undelivered, or not yet acknowledged)
 	Refusals    map[string]int `json:"refusals"`     // by reason, as in Report.Refusals
 	Restarts    int            `json:"restarts"`
+	DownSeconds float64        `json:"down_s"`      // virtual time it was down
+	RelayPeers  int            `json:"relay_peers"` // other relays it is connected to at the end
 	MessagesIn  int64          `json:"messages_in"` // requests, shares, logins, queries: not acknowledgements
 	BytesIn     int64          `json:"bytes_in"`
 	MessagesOut int64          `json:"messages_out"`
@@ -163,7 +186,7 @@ func ratio(a, b int) float64 {
 // OK reports whether the run met the system's promises: everything valid
 // delivered, nothing twice, nothing forged accepted.
 func (r *Report) OK() bool {
-	return r.SharesDeliveryRatio == 1 && r.RequestsDeliveryRatio == 1 && r.AnswersDeliveryRatio == 1 &&
+	return r.SharesDeliveryRatio == 1 && r.RequestsDeliveryRatio == 1 && r.AnswersDeliveryRatio == 1 && r.Revocations.Missing == 0 &&
 		r.Duplicates == 0 && r.ForgedAccepted == 0 && r.Strangers.PuppetStored == 0 && r.Strangers.Peak <= r.Strangers.Limit
 }
 
@@ -193,6 +216,16 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("shares delivered", fmt.Sprintf("%d/%d (%.4f) of %d shares made", r.SharesDelivered, r.SharesExpected, r.SharesDeliveryRatio, r.SharesAttempted))
 	row("requests delivered", fmt.Sprintf("%d/%d (%.4f)", r.RequestsDelivered, r.RequestsExpected, r.RequestsDeliveryRatio))
 	row("answers delivered", fmt.Sprintf("%d/%d (%.4f), %d declined (never sent)", r.AnswersDelivered, r.AnswersExpected, r.AnswersDeliveryRatio, r.Declined))
+	if r.Withdrawn > 0 {
+		row("withdrawn", fmt.Sprintf("%d items whose friendship ended before they arrived", r.Withdrawn))
+	}
+	if rv := r.Revocations; rv.Made > 0 {
+		row("friendships ended", fmt.Sprintf("%d; known at every relay: %d (p50 %.1f s, max %.1f s), late (> %.0f s) %d, missing %d",
+			rv.Made, rv.Everywhere, rv.P50Seconds, rv.MaxSeconds, rv.LateAfterSeconds, rv.Late, rv.Missing))
+	}
+	if r.Moves > 0 {
+		row("moves", fmt.Sprintf("%d users moved to another home relay", r.Moves))
+	}
 	row("duplicates shown", r.Duplicates)
 	row("redeliveries absorbed", r.Redeliveries)
 	row("forged or replayed accepted", r.ForgedAccepted)
@@ -215,8 +248,8 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	row("mailbox depth", fmt.Sprintf("peak %d items, %d samples", peak, len(r.MailboxDepth)))
 	for _, t := range r.PerRelay {
-		row(fmt.Sprintf("relay %d", t.Relay), fmt.Sprintf("%d users; mailboxes peak %d, end %d; in %d msgs / %d KiB, out %d msgs / %d KiB, %d acked; refused: %s",
-			t.Users, t.MailboxPeak, t.MailboxEnd, t.MessagesIn, t.BytesIn>>10, t.MessagesOut, t.BytesOut>>10, t.Acked, formatCounts(t.Refusals)))
+		row(fmt.Sprintf("relay %d", t.Relay), fmt.Sprintf("%d users, %d relay peers, down %.0f s; mailboxes peak %d, end %d; in %d msgs / %d KiB, out %d msgs / %d KiB, %d acked; refused: %s",
+			t.Users, t.RelayPeers, t.DownSeconds, t.MailboxPeak, t.MailboxEnd, t.MessagesIn, t.BytesIn>>10, t.MessagesOut, t.BytesOut>>10, t.Acked, formatCounts(t.Refusals)))
 	}
 	row("disruptions", fmt.Sprintf("%d churn events, %d relay restarts, %d partitions healed", r.ChurnEvents, r.RelayRestarts, r.PartitionHeals))
 	row("time", fmt.Sprintf("%.0f s virtual, %.1f s wall, peak RSS %d MiB", r.VirtualSeconds, r.WallSeconds, r.PeakRSSBytes>>20))
@@ -238,7 +271,11 @@ What the counts mean:
   strangers' floods  requests on introductions sealed by sock puppets, and on a victim's invite,
                      and how many the relay stored (the strangers' room bounds them)
   latencies          from sending to the first arrival at the recipient's node, in virtual time
-  relay N            its users (nodes whose home it is); items waiting in its mailboxes (the most
+  withdrawn          items that were not delivered because the friendship they rested on ended
+                     first (the relays withdraw them); they are not counted as expected
+  friendships ended  revocations users made, and how soon every running relay knew each
+  relay N            its users (nodes whose home it is, one of their homes with --homes), the other
+                     relays it is connected to at the end, how long it was down; items waiting in its mailboxes (the most
                      in one 10 s sample, and at the end); its traffic during the workload, in Kith
                      messages (acknowledgements apart: "acked" counts the items they acknowledged);
                      what it refused, by reason

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -93,6 +94,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			s.goDo(func() { s.adversary(u, workEnd) })
 		}
 	}
+	for _, u := range w.users {
+		if u.adversary {
+			continue
+		}
+		if s.chance("unfriends", u.idx) < cfg.Unfriend {
+			s.goDo(func() { s.unfriend(u, workStart) })
+		}
+		if !u.churny && s.chance("moves", u.idx) < cfg.Move { // churn would restart them with the old home
+			s.goDo(func() { s.move(u, workStart) })
+		}
+	}
+	if cfg.RelayDown > 0 {
+		s.goDo(func() { time.Sleep(cfg.Workload / 2); s.relayDown() })
+	}
+	followed := make(chan struct{})
+	go func() { s.followRevocations(stopSampling); close(followed) }()
 	if cfg.RelayRestart {
 		s.goDo(func() { time.Sleep(cfg.Workload / 2); s.restartRelay() })
 	}
@@ -126,7 +143,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		total := len(s.shares) + len(s.requests) + len(s.answers)
 		s.mu.Unlock()
 		s.progress("drain", 1-float64(sh+rq+an)/float64(1+total))
-		if sh+rq+an == 0 && s.active.Load() == 0 {
+		if sh+rq+an == 0 && s.active.Load() == 0 && s.revocationsOpen() == 0 {
 			// Nothing in flight, nothing missing: done. (Picks and answers
 			// triggered by late deliveries are in flight while any of the
 			// simulation's goroutines runs.)
@@ -139,6 +156,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	close(stopSampling)
 	<-sampled
+	<-followed
 	return s.report(), nil
 }
 
@@ -162,7 +180,7 @@ func (s *sim) report() *Report {
 		SharesAttempted: s.attempted, Redeliveries: s.redeliveries, ForgedAccepted: s.forgedOK,
 		Attacks: s.attacks, Declined: s.declined, ChurnEvents: s.churnEvents, RelayRestarts: s.restarts,
 		PartitionHeals: s.heals, MailboxDepth: s.depth, Refusals: map[string]int{}, Strangers: s.strangers,
-		VirtualSeconds: time.Since(s.start).Seconds(),
+		VirtualSeconds: time.Since(s.start).Seconds(), Moves: s.moves, Revocations: s.revocationReport(),
 	}
 	// Latencies: from when an item was sent to its first arrival, for the
 	// items whose arrival was observed as an event.
@@ -187,6 +205,10 @@ func (s *sim) report() *Report {
 	r.ShareLatency, r.RequestLatency, r.AnswerLatency = latencyOf(shareLat), latencyOf(requestLat), latencyOf(answerLat)
 	for _, rec := range s.shares {
 		for _, seen := range rec.targets {
+			if !seen && rec.excused {
+				r.Withdrawn++
+				continue
+			}
 			r.SharesExpected++
 			if seen {
 				r.SharesDelivered++
@@ -194,12 +216,20 @@ func (s *sim) report() *Report {
 		}
 	}
 	for _, rec := range s.requests {
+		if !rec.seen && rec.excused {
+			r.Withdrawn++
+			continue
+		}
 		r.RequestsExpected++
 		if rec.seen {
 			r.RequestsDelivered++
 		}
 	}
 	for _, rec := range s.answers {
+		if !rec.seen && rec.excused {
+			r.Withdrawn++
+			continue
+		}
 		r.AnswersExpected++
 		if rec.seen {
 			r.AnswersDelivered++
@@ -218,10 +248,14 @@ func (s *sim) report() *Report {
 		rl := RelayLoad{Relay: rn.idx, MessagesIn: t.MessagesIn, BytesIn: t.BytesIn, MessagesOut: t.MessagesOut, BytesOut: t.BytesOut,
 			Acked: t.Acked, Refusals: rn.refusals(), MailboxEnd: rn.mailbox(), Restarts: rn.restarts}
 		for _, u := range s.w.users {
-			if u.home == rn.idx {
+			if slices.Contains(u.homes(), rn.idx) {
 				rl.Users++
 			}
 		}
+		rl.RelayPeers = rn.relayPeers()
+		rn.mu.Lock()
+		rl.DownSeconds = rn.downFor.Seconds()
+		rn.mu.Unlock()
 		for _, d := range s.depth {
 			if rn.idx < len(d.PerRelay) && d.PerRelay[rn.idx] > rl.MailboxPeak {
 				rl.MailboxPeak = d.PerRelay[rn.idx]

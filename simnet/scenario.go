@@ -47,6 +47,10 @@ import (
 //	restart-relay N                  relay N stops and starts again on the same data
 //	stop-relay N / start-relay N     relay N stops, and starts again later, on the same data
 //	move NAME N                      NAME's home relay becomes relay N (the node restarts with it)
+//	homes NAME N...                  NAME's home relays become these, in order (the node restarts)
+//	relays N discover                (as the first line) the relays know only relay 0, and find the rest in the DHT
+//	expect relay-peers N COUNT       relay N is connected to COUNT other relays (within 2 min)
+//	expect revoked everywhere        every running relay knows the last unfriend (within 1 min)
 //	expect shares NAME N             NAME holds N received shares
 //	expect waiting N NAME COUNT      COUNT items wait for NAME at relay N
 //	wait DURATION                    let virtual time pass
@@ -60,6 +64,7 @@ type scenario struct {
 	lastPick []node.PickView
 	forgedOK bool
 	line     int
+	revoked  identity.AttestationID // the friendship the last unfriend ended
 }
 
 // RunScript runs a scenario. It must run inside a synctest bubble.
@@ -131,7 +136,8 @@ func (sc *scenario) do(f []string) error {
 		var n int
 		fmt.Sscan(f[1], &n)
 		sc.w = newWorld(Config{Nodes: 2, Relays: n, Seed: 1, NodeLink: Link{Latency: 20 * time.Millisecond, Bandwidth: 20_000_000},
-			RelayLink: Link{Latency: 5 * time.Millisecond, Bandwidth: 1_000_000_000}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			RelayLink: Link{Latency: 5 * time.Millisecond, Bandwidth: 1_000_000_000}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Discover: len(f) > 2 && f[2] == "discover"})
 		sc.w.nw.Start()
 		return sc.w.startRelays(ctx)
 	case "users":
@@ -246,7 +252,38 @@ func (sc *scenario) do(f []string) error {
 		if err != nil {
 			return err
 		}
+		other, err := sc.user(f[2])
+		if err != nil {
+			return err
+		}
+		if att, err := identity.NewVerifier().Attestation(n.FriendAttestation(other.id), time.Now()); err == nil {
+			sc.revoked = att.ID
+		}
 		return n.Unfriend(ctx, f[2])
+	case "homes":
+		u, err := sc.user(f[1])
+		if err != nil {
+			return err
+		}
+		var homes []int
+		for _, a := range f[2:] {
+			var i int
+			if _, err := fmt.Sscan(a, &i); err != nil || i < 0 || i >= len(sc.w.relays) {
+				return fmt.Errorf("no relay %q", a)
+			}
+			homes = append(homes, i)
+		}
+		if len(homes) == 0 {
+			return fmt.Errorf("want homes NAME RELAY...")
+		}
+		sc.w.down(u)
+		u.mu.Lock()
+		u.home, u.homeList = homes[0], homes
+		u.mu.Unlock()
+		if err := sc.w.up(ctx, u, func(*user, node.Event) {}); err != nil {
+			return err
+		}
+		return waitUntil(time.Minute, u.node().LoggedIn)
 	case "forge-share":
 		from, targets, items, err := splitArrow(f[1:])
 		if err != nil || len(targets) != 1 || len(items) != 1 {
@@ -376,6 +413,33 @@ func (sc *scenario) check(f []string) error {
 				what = append(what, fmt.Sprintf("%s from %s: %s", s.ID[:8], s.FromName, strings.Join(items, ",")))
 			}
 			return fmt.Errorf("%s holds %d shares (%s), want %d", f[1], len(got), strings.Join(what, "; "), want)
+		}
+		return nil
+	case "relay-peers":
+		var i, want int
+		fmt.Sscan(f[1], &i)
+		fmt.Sscan(f[2], &want)
+		if i < 0 || i >= len(sc.w.relays) {
+			return fmt.Errorf("no relay %d", i)
+		}
+		rn := sc.w.relays[i]
+		if err := waitUntil(2*time.Minute, func() bool { return rn.relayPeers() == want }); err != nil {
+			return fmt.Errorf("relay %d is connected to %d other relays, want %d", i, rn.relayPeers(), want)
+		}
+		return nil
+	case "revoked":
+		if sc.revoked == (identity.AttestationID{}) {
+			return fmt.Errorf("no unfriend before")
+		}
+		s := &sim{w: sc.w}
+		if err := waitUntil(time.Minute, func() bool { return s.knownEverywhere(sc.revoked) }); err != nil {
+			var missing []string
+			for _, rn := range sc.w.relays {
+				if !rn.knows(sc.revoked) {
+					missing = append(missing, fmt.Sprint(rn.idx))
+				}
+			}
+			return fmt.Errorf("relays %s do not know the revocation", strings.Join(missing, ", "))
 		}
 		return nil
 	case "waiting":

@@ -45,6 +45,8 @@ type sim struct {
 	depth        []DepthSample
 	churnEvents  int
 	offline      []offlineChange // nodes going down (+1) and up (-1), in order
+	revocations  []*revocationRec
+	moves        int
 	restarts     int
 	heals        int
 	attempted    int
@@ -61,20 +63,25 @@ type offlineChange struct {
 }
 
 type shareRec struct {
+	sharer  peer.ID
 	sentAt  time.Time
 	targets map[peer.ID]bool // -> seen
+	excused bool             // rested on a friendship that ended before it arrived
 }
 
 type requestRec struct {
-	from, to peer.ID
-	at       time.Time
-	seen     bool
+	from, to   peer.ID
+	introducer peer.ID // whose share it was picked from
+	at         time.Time
+	seen       bool
+	excused    bool // rested on a friendship that ended before it arrived
 }
 
 type answerRec struct {
 	from, to peer.ID // from: the accepter; to: the requester
 	at       time.Time
 	seen     bool
+	excused  bool // the friendship it made ended before it arrived
 }
 
 func newSim(w *world) *sim {
@@ -216,7 +223,8 @@ func (s *sim) pick(u *user, shareID string) {
 			continue
 		}
 		to, _ := peer.Decode(p.Peer)
-		s.requests[p.Request] = &requestRec{from: u.id, to: to, at: at}
+		intro, _ := peer.Decode(sv.From)
+		s.requests[p.Request] = &requestRec{from: u.id, to: to, introducer: intro, at: at}
 	}
 }
 
@@ -422,7 +430,7 @@ func (s *sim) share(i int) {
 		}
 		rec := s.shares[t.Share]
 		if rec == nil {
-			rec = &shareRec{sentAt: at, targets: map[peer.ID]bool{}}
+			rec = &shareRec{sharer: sharer.id, sentAt: at, targets: map[peer.ID]bool{}}
 			s.shares[t.Share] = rec
 		}
 		p, _ := peer.Decode(t.Peer)
@@ -540,7 +548,9 @@ func (s *sim) outstanding() (shares, requests, answers int) {
 					continue
 				}
 			}
-			shares++
+			if !rec.excused { // withdrawn, unless it arrives anyway (counted then)
+				shares++
+			}
 		}
 	}
 	for id, rec := range s.requests {
@@ -556,7 +566,9 @@ func (s *sim) outstanding() (shares, requests, answers int) {
 				}
 			}
 		}
-		requests++
+		if !rec.excused {
+			requests++
+		}
 	}
 	for id, rec := range s.answers {
 		if rec.seen {
@@ -571,7 +583,9 @@ func (s *sim) outstanding() (shares, requests, answers int) {
 				}
 			}
 		}
-		answers++
+		if !rec.excused {
+			answers++
+		}
 	}
 	return
 }

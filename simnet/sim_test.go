@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSmallNetwork(t *testing.T) {
@@ -69,5 +70,31 @@ func TestSameSeedSameReport(t *testing.T) {
 	json.Unmarshal(reports[0], &rep)
 	if rep.ChurnEvents == 0 || len(rep.Attacks) == 0 || rep.SharesDelivered == 0 || rep.AnswersDelivered == 0 {
 		t.Fatalf("the run did too little to prove anything: %s", reports[0])
+	}
+}
+
+// TestFederationWorkload: the workload's federation stories together, on
+// three relays that find each other through the DHT, with users of two
+// home relays each: friendships end (each revocation reaches every
+// relay), users move, the last relay is down for a minute; every promise
+// holds.
+func TestFederationWorkload(t *testing.T) {
+	rep := RunTest(t, Config{Nodes: 40, Relays: 3, Shares: 60, Churn: 0.2, Seed: 5,
+		Homes: 2, Discover: true, Unfriend: 0.2, Move: 0.1, RelayDown: time.Minute})
+	if !rep.OK() {
+		rep.WriteTable(os.Stderr)
+		t.Fatal("the network broke a promise")
+	}
+	rv := rep.Revocations
+	if rv.Made == 0 || rv.Everywhere != rv.Made || rep.Moves == 0 {
+		t.Fatalf("revocations %+v, moves %d: the stories did not run", rv, rep.Moves)
+	}
+	for _, r := range rep.PerRelay {
+		if r.RelayPeers != 2 {
+			t.Fatalf("relay %d ends connected to %d other relays, not 2", r.Relay, r.RelayPeers)
+		}
+	}
+	if last := rep.PerRelay[2]; last.DownSeconds < 60 || last.Restarts != 1 {
+		t.Fatalf("the last relay was down %.0f s, restarted %d times", last.DownSeconds, last.Restarts)
 	}
 }

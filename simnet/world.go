@@ -58,7 +58,9 @@ type relayNode struct {
 	// the workload's (the friend graph's construction runs many exchanges
 	// at once, and what they send depends on the order they happen in).
 	base     rendezvous.Traffic
-	restarts int // guarded by the sim's mu
+	restarts int           // guarded by the sim's mu
+	downAt   time.Time     // when it stopped, while it is down
+	downFor  time.Duration // time spent down before
 }
 
 type user struct {
@@ -67,7 +69,10 @@ type user struct {
 	key       crypto.PrivKey
 	id        peer.ID
 	ds        ds.Batching
-	home      int
+	home      int // the first home relay (user.homes lists them all)
+	nhomes    int
+	nrelays   int
+	homeList  []int // set by a script's homes
 	cluster   int
 	adversary bool
 	churny    bool
@@ -185,9 +190,21 @@ func (w *world) startRelay(ctx context.Context, rn *relayNode) error {
 	cfg.StrangerItems = StrangerRoom                         // likewise for strangers' floods
 	cfg.ShareRate = rendezvous.Rate{PerSecond: 5, Burst: 20} // people share a few times a day; floods hit it
 	for _, other := range w.relays {
-		if other != rn {
-			cfg.Peers = append(cfg.Peers, fmt.Sprintf("/ip4/%s/udp/8000/quic-v1/p2p/%s", sn.IntToPublicIPv4(other.idx), peerOf(other.key)))
+		if other == rn {
+			continue
 		}
+		if w.cfg.Discover {
+			// Every relay admits the others, but knows where only relay 0
+			// is: the rest it finds through the DHT.
+			cfg.Admit = append(cfg.Admit, peerOf(other.key).String())
+			if other.idx != 0 {
+				continue
+			}
+		}
+		cfg.Peers = append(cfg.Peers, fmt.Sprintf("/ip4/%s/udp/8000/quic-v1/p2p/%s", sn.IntToPublicIPv4(other.idx), peerOf(other.key)))
+	}
+	if w.cfg.Discover {
+		cfg.DHT.FindInterval = rendezvous.Duration(30 * time.Second)
 	}
 	r, err := rendezvous.New(ctx, h, rn.ds, rendezvous.WithConfig(cfg), rendezvous.WithLogger(w.log))
 	if err != nil {
@@ -197,8 +214,19 @@ func (w *world) startRelay(ctx context.Context, rn *relayNode) error {
 	rn.mu.Lock()
 	rn.host, rn.r = h, r
 	rn.info = peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}
+	if !rn.downAt.IsZero() {
+		rn.downFor += time.Since(rn.downAt)
+		rn.downAt = time.Time{}
+	}
 	rn.mu.Unlock()
 	return nil
+}
+
+// up reports whether the relay is running.
+func (rn *relayNode) up() bool {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	return rn.downAt.IsZero()
 }
 
 func (w *world) stopRelay(rn *relayNode) {
@@ -213,6 +241,7 @@ func (w *world) stopRelay(rn *relayNode) {
 	}
 	rn.r.Close()
 	rn.host.Close()
+	rn.downAt = time.Now()
 }
 
 func (rn *relayNode) traffic() rendezvous.Traffic {
@@ -259,7 +288,7 @@ func (w *world) newUsers() {
 	for i := range w.cfg.Nodes {
 		k := w.newKey()
 		u := &user{idx: w.cfg.Relays + i, name: fmt.Sprintf("user%04d", i), key: k, id: peerOf(k),
-			ds: dssync.MutexWrap(ds.NewMapDatastore()), home: i % w.cfg.Relays, cluster: i / w.cfg.ClusterSize}
+			ds: dssync.MutexWrap(ds.NewMapDatastore()), home: i % w.cfg.Relays, nhomes: w.cfg.Homes, nrelays: w.cfg.Relays, cluster: i / w.cfg.ClusterSize}
 		w.users = append(w.users, u)
 	}
 }
@@ -275,7 +304,11 @@ func (w *world) up(ctx context.Context, u *user, onEvent func(*user, node.Event)
 	if err != nil {
 		return fmt.Errorf("%s host: %w", u.name, err)
 	}
-	n, err := node.New(ctx, h, u.ds, u.key, node.WithName(u.name), node.WithRendezvous(w.relays[u.home].addrInfo()),
+	var homes []peer.AddrInfo
+	for _, i := range u.homes() {
+		homes = append(homes, w.relays[i].addrInfo())
+	}
+	n, err := node.New(ctx, h, u.ds, u.key, node.WithName(u.name), node.WithRendezvous(homes...),
 		node.WithLogger(w.log), node.WithDirectTimeout(3*time.Second),
 		node.WithJitterSeed(w.cfg.Seed^uint64(u.idx)<<20^uint64(u.starts)))
 	u.starts++
@@ -307,6 +340,19 @@ func (w *world) down(u *user) {
 	u.n.Close()
 	u.host.Close()
 	u.stop()
+}
+
+// homes are u's home relays: the list a script set, else u.home first,
+// then the next ones round.
+func (u *user) homes() []int {
+	if u.homeList != nil {
+		return u.homeList
+	}
+	out := []int{u.home}
+	for k := 1; k < u.nhomes; k++ {
+		out = append(out, (u.home+k)%u.nrelays)
+	}
+	return out
 }
 
 // node returns u's node if it is online.

@@ -2,6 +2,7 @@
 //
 //	kith-simnet run [--nodes N] [--relays R] [--shares S] [--churn C]
 //	                [--adversaries A] [--seed N] [--relay-restart] [--partition] [--json]
+//	                [--unfriend F] [--move F] [--relay-down D] [--homes K] [--discover]
 //	                [--html FILE]
 //
 // Every node and relay is the real code on a real libp2p host; the network
@@ -80,6 +81,11 @@ func run(args []string) int {
 	fs.DurationVar(&cfg.Drain, "drain", 20*time.Minute, "extra virtual time allowed for delivery")
 	fs.BoolVar(&cfg.RelayRestart, "relay-restart", false, "restart relay 0 halfway through the workload")
 	fs.BoolVar(&cfg.Partition, "partition", false, "cut a cluster off the relays for a minute, then heal")
+	fs.Float64Var(&cfg.Unfriend, "unfriend", 0, "fraction of users who end one friendship during the workload")
+	fs.Float64Var(&cfg.Move, "move", 0, "fraction of users who move to another home relay during the workload (needs --relays 2 or more)")
+	fs.DurationVar(&cfg.RelayDown, "relay-down", 0, "keep the last relay down this long from the middle of the workload")
+	fs.IntVar(&cfg.Homes, "homes", 1, "home relays per user")
+	fs.BoolVar(&cfg.Discover, "discover", false, "relays know only relay 0 and find each other through the DHT")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	htmlOut := fs.String("html", "", "also write the report as one self-contained web page, with charts, to `file`")
 	quiet := fs.Bool("quiet", false, "no progress on standard error")
