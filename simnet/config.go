@@ -3,6 +3,7 @@ package simnet
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 )
@@ -44,6 +45,10 @@ type Config struct {
 	// Quiet keeps Main from printing the testing framework's PASS or
 	// FAIL lines (the report and the exit code say it).
 	Quiet bool
+	// HeapProfile, if set, receives a heap profile (runtime/pprof) taken
+	// when the workload ends, with every node and relay up: what a run's
+	// memory is made of.
+	HeapProfile io.Writer
 }
 
 // Duration is a time.Duration (a separate name keeps flag parsing simple).

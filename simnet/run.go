@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -130,6 +132,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	time.Sleep(time.Until(workEnd))
+
+	if cfg.HeapProfile != nil {
+		runtime.GC()
+		if err := pprof.WriteHeapProfile(cfg.HeapProfile); err != nil {
+			cfg.Log.Warn("writing the heap profile", "err", err)
+		}
+	}
 
 	// Drain: everyone comes back online; wait until every valid item has
 	// arrived (or the drain time is up).

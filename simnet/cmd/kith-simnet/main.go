@@ -90,12 +90,22 @@ func run(args []string) int {
 	htmlOut := fs.String("html", "", "also write the report as one self-contained web page, with charts, to `file`")
 	quiet := fs.Bool("quiet", false, "no progress on standard error")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	memProfile := fs.String("memprofile", "", "write a heap profile, taken when the workload ends, to `file`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		fmt.Fprintln(os.Stderr, "kith-simnet:", err)
 		return 2
+	}
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kith-simnet:", err)
+			return 1
+		}
+		defer f.Close() // simnet.Main exits; the profile is written before the drain
+		cfg.HeapProfile = f
 	}
 	cfg.Seed = *seed
 	cfg.Quiet = *quiet
