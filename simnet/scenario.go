@@ -274,7 +274,7 @@ func (sc *scenario) do(f []string) error {
 			homes = append(homes, i)
 		}
 		if len(homes) == 0 {
-			return fmt.Errorf("want homes NAME RELAY...")
+			return fmt.Errorf("want: homes NAME RELAY [RELAY]")
 		}
 		sc.w.down(u)
 		u.mu.Lock()

@@ -222,13 +222,6 @@ func (w *world) startRelay(ctx context.Context, rn *relayNode) error {
 	return nil
 }
 
-// up reports whether the relay is running.
-func (rn *relayNode) up() bool {
-	rn.mu.Lock()
-	defer rn.mu.Unlock()
-	return rn.downAt.IsZero()
-}
-
 func (w *world) stopRelay(rn *relayNode) {
 	rn.mu.Lock()
 	defer rn.mu.Unlock()
