@@ -111,6 +111,7 @@ func (s *sim) relayDown() {
 // followRevocations checks every second which revocations every running
 // relay knows, until stop.
 func (s *sim) followRevocations(stop <-chan struct{}) {
+	time.Sleep(offBeat)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {

@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 	}
-	time.Sleep(time.Until(workEnd))
+	time.Sleep(time.Until(workEnd.Add(offBeat)))
 
 	if cfg.HeapProfile != nil {
 		runtime.GC()

@@ -441,6 +441,12 @@ func (s *sim) share(i int) {
 	_ = err // a refusal (e.g. a group that is now empty) is not a delivery failure
 }
 
+// offBeat shifts the simulation's own observations (mailbox samples,
+// revocation checks, drain polls) off the whole seconds on which relays'
+// and nodes' tickers fire: an observation at the instant something
+// changes would see it or not as the scheduler ordered them.
+const offBeat = 1234567 * time.Nanosecond
+
 // between returns a duration in [lo, hi), to the nanosecond: events
 // scheduled on whole seconds would meet others at the same virtual
 // instant, where the scheduler orders them as it likes.
@@ -511,6 +517,7 @@ func (s *sim) partition() {
 
 // sample records the mailbox depth every 10 virtual seconds until stop.
 func (s *sim) sample(stop <-chan struct{}) {
+	time.Sleep(offBeat)
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
