@@ -41,7 +41,11 @@ func (s *sim) adversary(u *user, stop time.Time) {
 	kinds := []string{"forged-share", "replayed-share", "claimed-introduction", "mailbox-flood", "sock-puppet-flood", "invite-flood"}
 	rng := mrand.New(mrand.NewPCG(s.cfg.Seed, uint64(u.idx)+2<<32))
 	for i := 0; time.Now().Before(stop); i++ {
-		time.Sleep(between(rng, 20*time.Second, 60*time.Second))
+		wake := time.Now().Add(between(rng, 20*time.Second, 60*time.Second))
+		if wake.After(stop) {
+			return // the drain waits for this goroutine
+		}
+		time.Sleep(time.Until(wake))
 		n := u.node()
 		if n == nil {
 			continue

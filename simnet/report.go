@@ -36,6 +36,10 @@ type Report struct {
 	// Withdrawn counts items not delivered because the friendship they
 	// rested on ended first (Config.Unfriend): the relays withdraw them.
 	Withdrawn int `json:"withdrawn"`
+	// Merged counts requests replaced, before they arrived, by a newer one
+	// to the same person that carries every introduction (a second
+	// friend's share of them was picked): only the newer is expected.
+	Merged int `json:"merged"`
 
 	Moves       int         `json:"moves"`       // users who moved to another home relay
 	Revocations Revocations `json:"revocations"` // the friendships users ended, followed to every relay
@@ -216,6 +220,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("shares delivered", fmt.Sprintf("%d/%d (%.4f) of %d shares made", r.SharesDelivered, r.SharesExpected, r.SharesDeliveryRatio, r.SharesAttempted))
 	row("requests delivered", fmt.Sprintf("%d/%d (%.4f)", r.RequestsDelivered, r.RequestsExpected, r.RequestsDeliveryRatio))
 	row("answers delivered", fmt.Sprintf("%d/%d (%.4f), %d declined (never sent)", r.AnswersDelivered, r.AnswersExpected, r.AnswersDeliveryRatio, r.Declined))
+	if r.Merged > 0 {
+		row("merged", fmt.Sprintf("%d requests replaced before they arrived by one carrying more introductions", r.Merged))
+	}
 	if r.Withdrawn > 0 {
 		row("withdrawn", fmt.Sprintf("%d items whose friendship ended before they arrived", r.Withdrawn))
 	}
@@ -271,6 +278,8 @@ What the counts mean:
   strangers' floods  requests on introductions sealed by sock puppets, and on a victim's invite,
                      and how many the relay stored (the strangers' room bounds them)
   latencies          from sending to the first arrival at the recipient's node, in virtual time
+  merged             requests replaced, before they arrived, by a newer one to the same person
+                     carrying every introduction (only the newer is expected)
   withdrawn          items that were not delivered because the friendship they rested on ended
                      first (the relays withdraw them); they are not counted as expected
   friendships ended  revocations users made, and how soon every running relay knew each

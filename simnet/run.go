@@ -225,6 +225,10 @@ func (s *sim) report() *Report {
 		}
 	}
 	for _, rec := range s.requests {
+		if !rec.seen && rec.merged {
+			r.Merged++
+			continue
+		}
 		if !rec.seen && rec.excused {
 			r.Withdrawn++
 			continue

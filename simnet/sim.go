@@ -75,6 +75,7 @@ type requestRec struct {
 	at         time.Time
 	seen       bool
 	excused    bool // rested on a friendship that ended before it arrived
+	merged     bool // replaced by a newer request to the same person before it arrived
 }
 
 type answerRec struct {
@@ -224,6 +225,15 @@ func (s *sim) pick(u *user, shareID string) {
 		}
 		to, _ := peer.Decode(p.Peer)
 		intro, _ := peer.Decode(sv.From)
+		if p.Merged {
+			// It replaces the pending request to the same person (it carries
+			// every introduction now): the old one need not arrive.
+			for _, old := range s.requests {
+				if old.from == u.id && old.to == to && !old.seen {
+					old.merged = true
+				}
+			}
+		}
 		s.requests[p.Request] = &requestRec{from: u.id, to: to, introducer: intro, at: at}
 	}
 }
@@ -464,7 +474,7 @@ func (s *sim) churn(u *user, stop time.Time) {
 		s.churnEvents++
 		s.offline = append(s.offline, offlineChange{at: time.Now(), delta: 1})
 		s.mu.Unlock()
-		time.Sleep(between(r, 30*time.Second, 120*time.Second))
+		time.Sleep(min(between(r, 30*time.Second, 120*time.Second), time.Until(stop)))
 		if err := s.w.up(s.ctx, u, s.onEvent); err != nil {
 			s.w.log.Warn("churn: restart failed", "user", u.name, "err", err)
 		} else {
@@ -472,7 +482,8 @@ func (s *sim) churn(u *user, stop time.Time) {
 			s.offline = append(s.offline, offlineChange{at: time.Now(), delta: -1})
 			s.mu.Unlock()
 		}
-		time.Sleep(between(r, 60*time.Second, 180*time.Second))
+		// Never past the workload's end: the drain waits for this goroutine.
+		time.Sleep(min(between(r, 60*time.Second, 180*time.Second), time.Until(stop)))
 	}
 }
 
@@ -573,7 +584,7 @@ func (s *sim) outstanding() (shares, requests, answers int) {
 				}
 			}
 		}
-		if !rec.excused {
+		if !rec.excused && !rec.merged {
 			requests++
 		}
 	}
