@@ -504,6 +504,17 @@ func (n *Node) session(ai peer.AddrInfo) error {
 	}
 }
 
+// claimUnsent returns the queued requests and answers nobody is sending
+// now, claimed for the caller (sendRequests and sendAnswer release them).
+// What a pick, an invite or an accept is sending is theirs to send: sent
+// twice, it would reach its recipient twice. Called with n.mu held.
+func (n *Node) claimUnsent() (reqs, answers []*book.Request) {
+	reqs, answers = n.book.Unsent(n.clock())
+	reqs = slices.DeleteFunc(reqs, func(r *book.Request) bool { return n.claimMaking(requestKey(r)) })
+	answers = slices.DeleteFunc(answers, func(r *book.Request) bool { return n.claimMaking(answerKey(r)) })
+	return reqs, answers
+}
+
 // nextBackOff is bo's next wait, spread by ±50% as backoff's own
 // randomization does, from the node's seeded source if it has one.
 func (n *Node) nextBackOff(bo *backoff.ExponentialBackOff) time.Duration {
@@ -1016,11 +1027,7 @@ func (n *Node) flush(ctx context.Context) {
 	}
 	n.mu.Lock()
 	shares := n.book.UnansweredShares()
-	reqs, answers := n.book.Unsent(n.clock())
-	// What a pick, an invite or an accept is sending right now is theirs
-	// to send: sent twice, it would reach its recipient twice.
-	reqs = slices.DeleteFunc(reqs, func(r *book.Request) bool { return n.claimMaking(requestKey(r)) })
-	answers = slices.DeleteFunc(answers, func(r *book.Request) bool { return n.claimMaking(answerKey(r)) })
+	reqs, answers := n.claimUnsent()
 	revs := n.book.QueuedRevocations()
 	n.mu.Unlock()
 	for _, s := range shares {
