@@ -204,7 +204,9 @@ type DHTConfig struct {
 	// Republish is how often every stored profile is put again; DHT
 	// records expire after 36h. Default 12h.
 	Republish Duration `json:"republish"`
-	// LookupTimeout bounds the DHT lookups that one presence query makes.
+	// LookupTimeout bounds the DHT lookups that one presence query makes,
+	// and the one made for a share's target or a request's recipient
+	// who never logged in here.
 	// Default 5s.
 	LookupTimeout Duration `json:"lookup_timeout"`
 	// PutRate limits the records one relay may store in this one's DHT.
