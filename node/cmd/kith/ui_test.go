@@ -182,9 +182,12 @@ func TestWebInterface(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
+	// text reads sel's text in one step in the page, as click does: a
+	// live re-render between finding the node and reading it would leave
+	// the read on a node gone.
 	text := func(c context.Context, sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(c, chromedp.Text(chromedp.CSS(sel)))
+		s, err := chromedp.Run(c, chromedp.Poll[string](fmt.Sprintf(`(() => { const e = document.querySelector(%s); return e ? e.innerText : null; })()`, strconv.Quote(sel))))
 		if err != nil {
 			t.Fatalf("reading %s: %v", sel, err)
 		}
