@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/kithnet/kith/identity"
 	"github.com/kithnet/kith/node/book"
 	"github.com/kithnet/kith/protocols"
 	"github.com/kithnet/kith/protocols/pb"
@@ -205,10 +206,11 @@ func (n *Node) claimMaking(key string) bool {
 	return false
 }
 
-// requestKey and answerKey name the sending of r's request and of its
-// answer among the claims.
-func requestKey(r *book.Request) string { return "request/" + r.ID.String() }
-func answerKey(r *book.Request) string  { return "answer/" + r.ID.String() }
+// shareKey, requestKey and answerKey name the sending of a share, of
+// r's request and of its answer among the claims.
+func shareKey(id identity.ShareID) string { return "share/" + id.String() }
+func requestKey(r *book.Request) string   { return "request/" + r.ID.String() }
+func answerKey(r *book.Request) string    { return "answer/" + r.ID.String() }
 
 func (n *Node) releaseMaking(key string) {
 	n.mu.Lock()

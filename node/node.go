@@ -93,11 +93,10 @@ type Node struct {
 
 	mu       sync.Mutex // guards book and the datastore writes that follow it, and resolved
 	book     *book.Book
-	resolved map[peer.ID]time.Time     // when each peer's profile was last asked for
-	sending  map[identity.ShareID]bool // shares being sent now, which flush leaves alone
+	resolved map[peer.ID]time.Time // when each peer's profile was last asked for
 	jitterMu sync.Mutex
 	jitter   *mrand.Rand     // the spread of backoffs, when WithJitterSeed set it
-	making   map[string]bool // work in flight, by key: shares made for an approval or a pack, requests and answers being sent
+	making   map[string]bool // work in flight, by key: shares, requests and answers being sent, shares made for an approval or a pack
 
 	events *hub
 
@@ -140,7 +139,7 @@ func New(ctx context.Context, h host.Host, d ds.Batching, key crypto.PrivKey, op
 	n := &Node{h: h, key: key, ds: d, clock: o.clock, log: o.log.With("node", id.String()), opts: o,
 		book: bk, events: newHub(), relays: map[peer.ID]*relayState{}, kickC: make(chan struct{}, 1)}
 	if o.jitterSeed != nil {
-		n.jitter = mrand.New(mrand.NewPCG(*o.jitterSeed, uint64(len(o.rendezvous))))
+		n.jitter = mrand.New(mrand.NewPCG(*o.jitterSeed, 0))
 	}
 	if err := n.load(ctx); err != nil {
 		return nil, err

@@ -455,22 +455,13 @@ func (n *Node) sendShare(ctx context.Context, ss *book.SentShare) (*ShareResult,
 // not both send it (after a MOVED, one would reshare it while the other
 // sent the original to the new relay too). Called with mu held; the
 // claim ends with sendClaimed.
-func (n *Node) claim(id identity.ShareID) bool {
-	if n.sending == nil {
-		n.sending = map[identity.ShareID]bool{}
-	}
-	if n.sending[id] {
-		return false
-	}
-	n.sending[id] = true
-	return true
-}
+func (n *Node) claim(id identity.ShareID) bool { return !n.claimMaking(shareKey(id)) }
 
 // sendClaimed is sendShare for a share claimed already.
 func (n *Node) sendClaimed(ctx context.Context, ss *book.SentShare) (*ShareResult, error) {
 	defer func() {
 		n.mu.Lock()
-		delete(n.sending, ss.ID)
+		delete(n.making, shareKey(ss.ID))
 		n.mu.Unlock()
 	}()
 	res, err := n.sendShareOnce(ctx, ss)
@@ -491,7 +482,7 @@ func (n *Node) sendClaimed(ctx context.Context, ss *book.SentShare) (*ShareResul
 	}
 	more, merr := n.sendShareOnce(ctx, again)
 	n.mu.Lock()
-	delete(n.sending, again.ID)
+	delete(n.making, shareKey(again.ID))
 	n.mu.Unlock()
 	total := res.result()
 	if more != nil {

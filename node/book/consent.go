@@ -1,7 +1,6 @@
 package book
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -289,13 +288,7 @@ func (b *Book) UnsentAsks(now time.Time) (send, share []*Ask) {
 		}
 	}
 	byAge := func(a, b *Ask) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		if c := strings.Compare(string(a.Friend)+string(a.Target), string(b.Friend)+string(b.Target)); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.ID[:], b.ID[:])
+		return oldestFirst(a.CreatedAt, b.CreatedAt, string(a.Friend)+string(a.Target), string(b.Friend)+string(b.Target), a.ID[:], b.ID[:])
 	}
 	slices.SortFunc(send, byAge)
 	slices.SortFunc(share, byAge)

@@ -446,12 +446,17 @@ func (b *Book) Unsent(now time.Time) (requests, answers []*Request) {
 // what is sent in turn goes in the same order every time.
 func sortRequests(rs []*Request) {
 	slices.SortFunc(rs, func(a, b *Request) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		if c := strings.Compare(string(a.Peer), string(b.Peer)); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.ID[:], b.ID[:])
+		return oldestFirst(a.CreatedAt, b.CreatedAt, string(a.Peer), string(b.Peer), a.ID[:], b.ID[:])
 	})
+}
+
+// oldestFirst orders by time, then by key, then by id.
+func oldestFirst(at, bt time.Time, ak, bk string, aid, bid []byte) int {
+	if c := at.Compare(bt); c != 0 {
+		return c
+	}
+	if c := strings.Compare(ak, bk); c != 0 {
+		return c
+	}
+	return bytes.Compare(aid, bid)
 }
